@@ -1,0 +1,51 @@
+/**
+ * The contract's training batch: what the loader produces and the model consumes.
+ *
+ * Shapes use B = batch size, N = tokens per window (padded to a fixed maximum for the config),
+ * P = patch, Q = queries per window, L = latents. All typed arrays are row-major and dense.
+ *
+ * @module
+ */
+
+/** Where one batch row came from: enough to rebuild the data-hash ledger. */
+export interface WindowRef {
+  /** sha256 of the source recording's canonical signal bytes. */
+  recordingHash: string;
+  /** Window start/end in seconds from the start of the recording. */
+  start: number;
+  end: number;
+  /** Derived assets whose samples were read for this window. */
+  derivedAssetIds: string[];
+  /** Participant id, e.g. `p042`. */
+  participant: string;
+}
+
+/** One batch in the exact layout of the model contract (`../shared/spec/poyo.md`). */
+export interface PoyoBatch {
+  batchSize: number; // B
+  numTokens: number; // N
+  patch: number; // P
+  numQueries: number; // Q
+  /** [B, N, P] value patches (cleaned, derived signal). Padding tokens are zero. */
+  value: Float32Array;
+  /** [B, N] channel vocabulary index (0 = padding). */
+  unit: Int32Array;
+  /** [B, N] index into the sorted modality names. */
+  modality: Int32Array;
+  /** [B, N] seconds since the window start of the patch's first sample. */
+  time: Float32Array;
+  /** [B] number of real tokens of each row (padding is at the end). */
+  kvLen: Int32Array;
+  /** [L] latent times, time-major: `(floor(j / M) + 0.5) * latentStep`. */
+  latentTime: Float32Array;
+  /** [B, Q] session vocabulary index. */
+  querySession: Int32Array;
+  /** [B, Q] query times in seconds since the window start. */
+  queryTime: Float32Array;
+  /** [B, Q] integer class labels. */
+  label: Int32Array;
+  /** [B, Q] loss weights (0 for padded or unlabelled queries). */
+  weight: Float32Array;
+  /** Provenance of each of the B rows. */
+  windows: WindowRef[];
+}
