@@ -1,0 +1,45 @@
+/**
+ * `QuerySpec`: how a researcher selects data from the catalog (participants × modalities × derived
+ * versions). Resolution against the catalog lives in `resolve_query.ts`.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** The zod schema of a query: the single source of truth for its fields and defaults. */
+export const QuerySpecSchema = z.strictObject({
+  participants: z.union([z.literal("*"), z.array(z.string().min(1)).min(1)]).default("*").describe(
+    'participant ids such as "p042", or "*" for every participant in the catalog',
+  ),
+  excludeParticipants: z.array(z.string().min(1)).default([]).describe(
+    "participants removed after `participants` is expanded (e.g. hold out p042 for finetuning)",
+  ),
+  sessions: z.array(z.string().min(1)).optional().describe("restrict to these session ids (default: all)"),
+  modalities: z.array(z.string().min(1)).min(1).default(["eeg", "pupil"]).describe(
+    'recording modalities, e.g. "eeg", "pupil"',
+  ),
+  derived: z.array(z.string().min(1)).default([
+    "standard_v2026q2.eeg_clean",
+    "standard_v2026q2.pupil_dilation",
+  ]).describe("derived-signal versions to read, one per modality (`<set>.<derivation>`)"),
+  labels: z.string().min(1).default("cognitive_load").describe("label track whose intervals define windows"),
+});
+
+/** A query as written by a user. */
+export type QuerySpecInput = z.input<typeof QuerySpecSchema>;
+/** A query with every default filled in. */
+export type QuerySpec = z.output<typeof QuerySpecSchema>;
+
+/**
+ * Builds a validated query.
+ *
+ * @example
+ * ```ts
+ * import { QuerySpec } from "./query_spec.ts";
+ * const q = QuerySpec({ participants: ["p001", "p002"], modalities: ["eeg"] });
+ * console.log(q.derived);
+ * ```
+ */
+export function QuerySpec(spec: QuerySpecInput = {}): QuerySpec {
+  return QuerySpecSchema.parse(spec);
+}
