@@ -19,7 +19,9 @@ const registry = new Map<string, ModelClass>();
 export function registerModelClass(cls: ModelClass): void {
   const existing = registry.get(cls.modelName);
   if (existing && existing !== cls) {
-    throw new Error(`Cannot register model class "${cls.modelName}" as that name is already taken by another class`);
+    throw new Error(
+      `Cannot register model class "${cls.modelName}" as that name is already taken by another class`,
+    );
   }
   registry.set(cls.modelName, cls);
 }

@@ -25,7 +25,9 @@ export const PoyoKwargsSchema = z.strictObject({
   ffnDropout: z.number().min(0).max(1).default(0.2).describe("dropout inside every FFN"),
   linDropout: z.number().min(0).max(1).default(0.4).describe("dropout on processing-layer residual branches"),
   atnDropout: z.number().min(0).max(1).default(0.0).describe("dropout on attention probabilities"),
-  numClasses: z.number().int().positive().optional().describe("readout width C; default from the task labels"),
+  numClasses: z.number().int().positive().optional().describe(
+    "readout width C; default from the task labels",
+  ),
 });
 
 /** POYO kwargs as a user writes them (every field optional). */

@@ -1,0 +1,417 @@
+/**
+ * The GPU runtime: a device with its buffer pool, pipeline cache, uniform and bind-group caches, and a
+ * recorder that puts every dispatch of a step into one command encoder and one `queue.submit`.
+ *
+ * Nothing here waits on the GPU except {@linkcode Gpu.sync} and the promises returned by
+ * {@linkcode Gpu.readback}, which resolve after the submit that carries the copy (Deno's `mapAsync`
+ * costs ≥ ~11 ms, so callers batch read-backs and keep steps in flight).
+ *
+ * @module
+ */
+import { acquireDevice, type AcquireOptions, type AdapterDescription, type GpuFeatures } from "./device.ts";
+import { BufferPool, type GpuBuffer, sizeClass } from "./buffer_pool.ts";
+import { type CompiledKernel, KernelError, type KernelSpec, PipelineCache } from "./kernel.ts";
+
+/** A binding: a whole pooled buffer, or a byte range of one (offset aligned to 256). */
+export type BufferBinding = GpuBuffer | { buffer: GpuBuffer; offset: number; size: number };
+
+/** Per-kernel-family GPU time of the submits recorded while timing was on. */
+export interface FamilyTimings {
+  /** Nanoseconds per family, summed over timed submits. */
+  ns: Record<string, number>;
+  /** Number of timed submits summed. */
+  submits: number;
+}
+
+interface PendingReadback {
+  staging: GPUBuffer;
+  size: number;
+  resolve: (data: ArrayBuffer) => void;
+  reject: (error: Error) => void;
+}
+
+const MAX_QUERIES = 4096;
+
+/**
+ * Orion's handle on one GPU device.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./gpu.ts";
+ * const gpu = await Gpu.create();
+ * const buf = gpu.pool.acquire(16);
+ * gpu.write(buf, new Float32Array([1, 2, 3, 4]));
+ * const back = new Float32Array(await gpu.readback(buf, 0, 16));
+ * console.log(back); // Float32Array [1, 2, 3, 4]
+ * gpu.destroy();
+ * ```
+ */
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly features: GpuFeatures;
+  readonly description: AdapterDescription;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  /** Counters: submits, dispatches recorded, and dispatches in the last submit. */
+  readonly counters = { submits: 0, dispatches: 0, dispatchesLastSubmit: 0, bindGroupsCreated: 0 };
+
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #passFamily: string | undefined;
+  #dispatchesThisSubmit = 0;
+  readonly #uniforms = new Map<string, GpuBuffer>();
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  #readbacks: PendingReadback[] = [];
+  readonly #stagingFree = new Map<number, GPUBuffer[]>();
+  readonly #errors: Error[] = [];
+  #lastKernel = "(none)";
+  #destroyed = false;
+  /** Submit every dispatch on its own inside an error scope, so errors name their exact kernel. */
+  readonly #debug: boolean;
+  /** A small buffer for bindings a kernel declares but a particular entry point does not use. */
+  readonly scratch: GpuBuffer;
+
+  // Timestamp queries (per kernel family, pass granularity).
+  #timing = false;
+  #querySet: GPUQuerySet | null = null;
+  #queryResolve: GPUBuffer | null = null;
+  #queryCount = 0;
+  #queryFamilies: string[] = [];
+  #timings: FamilyTimings = { ns: {}, submits: 0 };
+  #timingReads: Promise<void>[] = [];
+
+  private constructor(device: GPUDevice, features: GpuFeatures, description: AdapterDescription) {
+    this.device = device;
+    this.features = features;
+    this.description = description;
+    this.pool = new BufferPool(device);
+    this.pipelines = new PipelineCache(device, (e) => this.#errors.push(e));
+    this.scratch = this.pool.acquire(256, "orion.scratch");
+    let debug = false;
+    try {
+      debug = Deno.env.get("ORION_GPU_DEBUG") === "1";
+    } catch { /* no env permission: not in debug mode */ }
+    this.#debug = debug;
+    device.addEventListener("uncapturederror", (event) => {
+      const message = (event as GPUUncapturedErrorEvent).error?.message ?? String(event);
+      this.#errors.push(
+        new KernelError(
+          `GPU error in a submit whose last kernel was "${this.#lastKernel}" (set ORION_GPU_DEBUG=1 to ` +
+            `name the exact kernel): ${message}`,
+        ),
+      );
+    });
+  }
+
+  /** Acquires a device (see {@linkcode acquireDevice}) and wraps it. */
+  static async create(options: AcquireOptions = {}): Promise<Gpu> {
+    const { device, features, description } = await acquireDevice(options);
+    return new Gpu(device, features, description);
+  }
+
+  /** Throws the first GPU error seen since the last check (compilation or validation), naming the kernel. */
+  checkErrors(): void {
+    if (this.#errors.length) {
+      const [first, ...rest] = this.#errors.splice(0);
+      if (rest.length) first.message += ` (and ${rest.length} more GPU errors)`;
+      throw first;
+    }
+  }
+
+  /** A uniform buffer holding `bytes`, shared by every dispatch with the same parameter bytes. */
+  uniform(bytes: Uint8Array): GpuBuffer {
+    let key = "";
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    for (let i = 0; i < words.length; i++) key += words[i].toString(36) + ",";
+    let buf = this.#uniforms.get(key);
+    if (!buf) {
+      const buffer = this.device.createBuffer({
+        size: Math.max(16, bytes.byteLength),
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        mappedAtCreation: true,
+        label: "orion.uniform",
+      });
+      new Uint8Array(buffer.getMappedRange()).set(bytes);
+      buffer.unmap();
+      buf = this.pool.adopt(buffer);
+      this.#uniforms.set(key, buf);
+    }
+    return buf;
+  }
+
+  /** Writes host data into a buffer (queue-ordered before the next submit). */
+  write(target: BufferBinding, data: ArrayBufferView, byteOffset = 0): void {
+    const { buffer, offset } = asRange(target);
+    this.device.queue.writeBuffer(buffer.buffer, offset + byteOffset, data as ArrayBufferView<ArrayBuffer>);
+  }
+
+  /** Turns per-family GPU timing on or off (needs `timestamp-query`; a no-op without it). */
+  setTiming(on: boolean): void {
+    if (on && !this.features.timestampQuery) return;
+    this.#endPass();
+    this.#timing = on;
+    if (on && !this.#querySet) {
+      this.#querySet = this.device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
+      this.#queryResolve = this.device.createBuffer({
+        size: MAX_QUERIES * 8,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+    }
+  }
+
+  /** Collected per-family timings (after the timed submits' read-backs finished), then resets them. */
+  async takeTimings(): Promise<FamilyTimings> {
+    await Promise.all(this.#timingReads.splice(0));
+    const t = this.#timings;
+    this.#timings = { ns: {}, submits: 0 };
+    return t;
+  }
+
+  #encoderOrNew(): GPUCommandEncoder {
+    this.#encoder ??= this.device.createCommandEncoder({ label: "orion.step" });
+    return this.#encoder;
+  }
+
+  #passFor(family: string): GPUComputePassEncoder {
+    if (this.#pass && (!this.#timing || this.#passFamily === family)) return this.#pass;
+    this.#endPass();
+    const encoder = this.#encoderOrNew();
+    let timestampWrites: GPUComputePassTimestampWrites | undefined;
+    if (this.#timing && this.#querySet && this.#queryCount + 2 <= MAX_QUERIES) {
+      timestampWrites = {
+        querySet: this.#querySet,
+        beginningOfPassWriteIndex: this.#queryCount,
+        endOfPassWriteIndex: this.#queryCount + 1,
+      };
+      this.#queryFamilies.push(family);
+      this.#queryCount += 2;
+    }
+    this.#pass = encoder.beginComputePass({ label: family, timestampWrites });
+    this.#passFamily = family;
+    return this.#pass;
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+      this.#passFamily = undefined;
+    }
+  }
+
+  #bindGroup(kernel: CompiledKernel, resources: readonly BufferBinding[]): GPUBindGroup {
+    let key = `${kernel.spec.bindings.join(",")}`;
+    for (const r of resources) {
+      const { buffer, offset, size } = asRange(r);
+      key += `|${buffer.id}:${offset}:${size}`;
+    }
+    let group = this.#bindGroups.get(key);
+    if (!group) {
+      if (this.#bindGroups.size > 200_000) this.#bindGroups.clear();
+      group = this.device.createBindGroup({
+        layout: kernel.layout,
+        entries: resources.map((r, binding) => {
+          const { buffer, offset, size } = asRange(r);
+          return { binding, resource: { buffer: buffer.buffer, offset, size } };
+        }),
+      });
+      this.#bindGroups.set(key, group);
+      this.counters.bindGroupsCreated++;
+    }
+    return group;
+  }
+
+  /**
+   * Records one dispatch into the current step's command encoder.
+   *
+   * @param spec the kernel
+   * @param resources one binding per entry of `spec.bindings` (the uniform one included, e.g. from
+   *   {@linkcode Gpu.uniform})
+   * @param workgroups workgroup counts (x, y, z), each ≤ maxComputeWorkgroupsPerDimension
+   */
+  dispatch(spec: KernelSpec, resources: readonly BufferBinding[], workgroups: readonly number[]): void {
+    if (resources.length !== spec.bindings.length) {
+      throw new KernelError(
+        `Cannot dispatch kernel "${spec.name}" as it declares ${spec.bindings.length} bindings: ` +
+          `current value is ${resources.length} resources`,
+      );
+    }
+    const [x, y = 1, z = 1] = workgroups;
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) {
+      throw new KernelError(
+        `Cannot dispatch kernel "${spec.name}" with workgroups [${x}, ${y}, ${z}] as a dimension exceeds ` +
+          `maxComputeWorkgroupsPerDimension: current value is ${maxDim}`,
+      );
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const kernel = this.pipelines.get(spec);
+    if (this.#debug) {
+      this.#dispatchChecked(kernel, resources, x, y, z);
+      return;
+    }
+    const pass = this.#passFor(spec.family ?? "other");
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, this.#bindGroup(kernel, resources));
+    pass.dispatchWorkgroups(x, y, z);
+    this.#lastKernel = spec.name;
+    this.counters.dispatches++;
+    this.#dispatchesThisSubmit++;
+  }
+
+  #dispatchChecked(
+    kernel: CompiledKernel,
+    resources: readonly BufferBinding[],
+    x: number,
+    y: number,
+    z: number,
+  ): void {
+    this.submit();
+    this.device.pushErrorScope("validation");
+    const encoder = this.device.createCommandEncoder({ label: kernel.spec.name });
+    const pass = encoder.beginComputePass({ label: kernel.spec.name });
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, this.#bindGroup(kernel, resources));
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    this.device.queue.submit([encoder.finish()]);
+    this.counters.dispatches++;
+    const name = kernel.spec.name;
+    this.device.popErrorScope().then((error) => {
+      if (error) this.#errors.push(new KernelError(`Cannot run kernel "${name}": ${error.message}`));
+    });
+  }
+
+  /** Records a buffer-to-buffer copy (ends the current compute pass). */
+  copy(src: BufferBinding, dst: BufferBinding, bytes: number, srcOffset = 0, dstOffset = 0): void {
+    const s = asRange(src);
+    const d = asRange(dst);
+    this.#endPass();
+    this.#encoderOrNew().copyBufferToBuffer(
+      s.buffer.buffer,
+      s.offset + srcOffset,
+      d.buffer.buffer,
+      d.offset + dstOffset,
+      bytes,
+    );
+  }
+
+  /** Records zero-filling a byte range (ends the current compute pass). */
+  clear(target: BufferBinding, bytes?: number): void {
+    const { buffer, offset, size } = asRange(target);
+    this.#endPass();
+    this.#encoderOrNew().clearBuffer(buffer.buffer, offset, bytes ?? size);
+  }
+
+  /**
+   * Records a copy of `size` bytes into a mappable staging buffer; the promise resolves with the bytes
+   * after the next {@linkcode Gpu.submit} and the map complete. Never awaited inside a step.
+   */
+  readback(src: BufferBinding, byteOffset: number, size: number): Promise<ArrayBuffer> {
+    const cls = sizeClass(size);
+    const staging = this.#stagingFree.get(cls)?.pop() ??
+      this.device.createBuffer({
+        size: cls,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: "orion.staging",
+      });
+    const s = asRange(src);
+    this.#endPass();
+    this.#encoderOrNew().copyBufferToBuffer(
+      s.buffer.buffer,
+      s.offset + byteOffset,
+      staging,
+      0,
+      Math.ceil(size / 4) * 4,
+    );
+    return new Promise((resolve, reject) => this.#readbacks.push({ staging, size, resolve, reject }));
+  }
+
+  /** Ends the step: finishes the command encoder and submits it (one `queue.submit`). */
+  submit(): void {
+    this.checkErrors();
+    this.#endPass();
+    const encoder = this.#encoder;
+    this.#encoder = null;
+    let timed: { families: string[]; read: GPUBuffer } | undefined;
+    if (encoder && this.#timing && this.#queryCount > 0 && this.#querySet && this.#queryResolve) {
+      encoder.resolveQuerySet(this.#querySet, 0, this.#queryCount, this.#queryResolve, 0);
+      const read = this.device.createBuffer({
+        size: this.#queryCount * 8,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      encoder.copyBufferToBuffer(this.#queryResolve, 0, read, 0, this.#queryCount * 8);
+      timed = { families: this.#queryFamilies, read };
+    }
+    this.#queryCount = 0;
+    this.#queryFamilies = [];
+    if (encoder) {
+      this.device.queue.submit([encoder.finish()]);
+      this.counters.submits++;
+    }
+    this.counters.dispatchesLastSubmit = this.#dispatchesThisSubmit;
+    this.#dispatchesThisSubmit = 0;
+    const readbacks = this.#readbacks;
+    this.#readbacks = [];
+    for (const r of readbacks) {
+      r.staging.mapAsync(GPUMapMode.READ, 0, sizeClass(r.size)).then(() => {
+        const data = r.staging.getMappedRange(0, sizeClass(r.size)).slice(0, r.size);
+        r.staging.unmap();
+        const cls = sizeClass(r.size);
+        let list = this.#stagingFree.get(cls);
+        if (!list) this.#stagingFree.set(cls, list = []);
+        list.push(r.staging);
+        if (this.#errors.length) {
+          try {
+            this.checkErrors();
+          } catch (e) {
+            r.reject(e as Error);
+            return;
+          }
+        }
+        r.resolve(data);
+      }, (e) => r.reject(e instanceof Error ? e : new Error(String(e))));
+    }
+    if (timed) {
+      const { families, read } = timed;
+      this.#timingReads.push(
+        read.mapAsync(GPUMapMode.READ).then(() => {
+          const stamps = new BigUint64Array(read.getMappedRange().slice(0));
+          read.unmap();
+          read.destroy();
+          families.forEach((family, i) => {
+            const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
+            this.#timings.ns[family] = (this.#timings.ns[family] ?? 0) + ns;
+          });
+          this.#timings.submits++;
+        }),
+      );
+    }
+  }
+
+  /** Submits pending work and waits until the GPU finished it; throws GPU errors naming the kernel. */
+  async sync(): Promise<void> {
+    if (this.#encoder || this.#readbacks.length) this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkErrors();
+  }
+
+  /** Convenience for tests and tooling: submit and read a range back (waits on the GPU). */
+  async read(src: BufferBinding, byteOffset: number, size: number): Promise<ArrayBuffer> {
+    const p = this.readback(src, byteOffset, size);
+    this.submit();
+    return await p;
+  }
+
+  /** Releases the device. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.device.destroy();
+  }
+}
+
+/** Normalizes a binding to (buffer, offset, size). */
+export function asRange(b: BufferBinding): { buffer: GpuBuffer; offset: number; size: number } {
+  return "offset" in b ? b : { buffer: b, offset: 0, size: b.size };
+}

@@ -1,0 +1,14 @@
+/**
+ * Orion's differentiable GPU ops. Importing this module also installs the gradient-summing kernels the
+ * autograd engine uses.
+ *
+ * @module
+ */
+import { installGradAdder } from "../tensor/autograd.ts";
+import { accumulateInto, add, fullLike, persistentCopy } from "./elementwise.ts";
+
+installGradAdder({ add, accumulate: accumulateInto, onesLike: (t) => fullLike(t, 1), persistentCopy });
+
+export * from "./elementwise.ts";
+export * from "./reduce.ts";
+export * from "./matmul.ts";

@@ -1,0 +1,134 @@
+/**
+ * Tape-based reverse-mode autograd.
+ *
+ * Every op that runs while gradient recording is on and has an input that requires a gradient attaches
+ * a {@linkcode GradNode} to its output. {@linkcode backward} walks the graph from the loss in reverse
+ * creation order (deterministic), calls each node's backward, and sums gradients that meet at a tensor.
+ * Leaf tensors with an attached `grad` buffer (parameters) accumulate into it, so several backward
+ * passes before an optimizer step accumulate gradients (gradient accumulation).
+ *
+ * @module
+ */
+import { type GradNode, Tensor } from "./tensor.ts";
+
+let recording = true;
+
+/** Whether ops currently record tape nodes. */
+export function isGradEnabled(): boolean {
+  return recording;
+}
+
+/**
+ * Runs `fn` without recording tape nodes (evaluation, optimizer updates).
+ *
+ * @example
+ * ```ts
+ * import { noGrad } from "./autograd.ts";
+ * const n = noGrad(() => 1 + 1);
+ * console.log(n); // 2
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = recording;
+  recording = false;
+  try {
+    return fn();
+  } finally {
+    recording = prev;
+  }
+}
+
+/** Whether an op over `inputs` must record a node. */
+export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boolean {
+  if (!recording) return false;
+  for (const t of inputs) if (t && t.requiresGrad) return true;
+  return false;
+}
+
+/**
+ * Attaches a tape node to `output` when any input requires a gradient; returns `output`.
+ * `backward` receives the output's gradient and returns one gradient (or null) per input.
+ */
+export function record(
+  op: string,
+  inputs: readonly Tensor[],
+  output: Tensor,
+  backward: (gradOutput: Tensor) => (Tensor | null)[],
+): Tensor {
+  if (!needsGrad(inputs)) return output;
+  output.requiresGrad = true;
+  const node: GradNode = { op, inputs, backward };
+  output.node = node;
+  return output;
+}
+
+/** The function that sums two gradients of the same shape (provided by the ops layer to avoid a cycle). */
+export type GradAdder = {
+  /** `a + b` as a new tensor. */
+  add(a: Tensor, b: Tensor): Tensor;
+  /** `target += g` in place. */
+  accumulate(target: Tensor, g: Tensor): void;
+  /** A tensor of ones shaped like `t`. */
+  onesLike(t: Tensor): Tensor;
+  /** A fresh copy of `t` that outlives the current scope (a leaf's first gradient). */
+  persistentCopy(t: Tensor): Tensor;
+};
+
+let adder: GradAdder | null = null;
+
+/** Installs the gradient-summing kernels (done once by `src/ops/mod.ts`). */
+export function installGradAdder(a: GradAdder): void {
+  adder = a;
+}
+
+/**
+ * Back-propagates from `root` (a scalar loss unless `gradRoot` is given) into every leaf that requires a
+ * gradient. Leaves with a `grad` tensor accumulate into it; other leaves get a fresh `grad`.
+ *
+ * @example
+ * ```ts ignore
+ * const loss = crossEntropy(logits, labels, weights);
+ * backward(loss);
+ * ```
+ */
+export function backward(root: Tensor, gradRoot?: Tensor): void {
+  if (!adder) throw new Error("Cannot run backward as the ops layer is not loaded: import src/ops/mod.ts");
+  const add = adder;
+  if (!root.requiresGrad) {
+    throw new Error(
+      `Cannot run backward from a tensor that does not require a gradient (shape [${root.shape}])`,
+    );
+  }
+  // Collect every tensor reachable through nodes; process in decreasing creation id (a valid reverse
+  // topological order, since an op's output is created after its inputs).
+  const seen = new Map<number, Tensor>();
+  const stack: Tensor[] = [root];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t.id)) continue;
+    seen.set(t.id, t);
+    if (t.node) { for (const i of t.node.inputs) if (i.requiresGrad && !seen.has(i.id)) stack.push(i); }
+  }
+  const order = [...seen.values()].sort((a, b) => b.id - a.id);
+  const grads = new Map<number, Tensor>();
+  grads.set(root.id, gradRoot ?? noGrad(() => add.onesLike(root)));
+  noGrad(() => {
+    for (const t of order) {
+      const g = grads.get(t.id);
+      if (!g) continue;
+      grads.delete(t.id);
+      if (!t.node) {
+        if (t.grad) add.accumulate(t.grad, g);
+        else t.grad = add.persistentCopy(g);
+        continue;
+      }
+      const inputGrads = t.node.backward(g);
+      t.node.inputs.forEach((input, i) => {
+        const gi = inputGrads[i];
+        if (!gi || !input.requiresGrad) return;
+        const prev = grads.get(input.id);
+        grads.set(input.id, prev ? add.add(prev, gi) : gi);
+      });
+    }
+  });
+}
