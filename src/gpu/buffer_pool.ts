@@ -57,6 +57,10 @@ export interface PoolStats {
 export class BufferPool {
   readonly #device: GPUDevice;
   readonly #free = new Map<number, GpuBuffer[]>();
+  /** Released while recorded-but-unsubmitted commands may still use them; free after the next submit. */
+  #pendingRelease: GpuBuffer[] = [];
+  /** Whether commands are recorded but not yet submitted (set by the owning Gpu). */
+  hasUnsubmittedWork: () => boolean = () => false;
   readonly #maxBufferSize: number;
   #nextId = 1;
   readonly stats: PoolStats = { created: 0, reused: 0, bytesAllocated: 0, bytesInUse: 0 };
@@ -89,15 +93,31 @@ export class BufferPool {
     return { id: this.#nextId++, buffer, size };
   }
 
-  /** Returns a buffer for reuse. GPU work already recorded on it stays valid (queue order). */
+  /**
+   * Returns a buffer for reuse. If commands using it are recorded but not yet submitted, it becomes
+   * reusable only after the next submit: a later `queue.writeBuffer` into it would otherwise land before
+   * those commands run.
+   */
   release(buf: GpuBuffer): void {
+    this.stats.bytesInUse -= buf.size;
+    if (this.hasUnsubmittedWork()) this.#pendingRelease.push(buf);
+    else this.#toFreeList(buf);
+  }
+
+  /** Makes buffers released before the submit that just happened reusable. */
+  recycle(): void {
+    const pending = this.#pendingRelease;
+    this.#pendingRelease = [];
+    for (const b of pending) this.#toFreeList(b);
+  }
+
+  #toFreeList(buf: GpuBuffer): void {
     let list = this.#free.get(buf.size);
     if (!list) {
       list = [];
       this.#free.set(buf.size, list);
     }
     list.push(buf);
-    this.stats.bytesInUse -= buf.size;
   }
 
   /** Destroys every free buffer (memory pressure or shutdown). */

@@ -87,6 +87,7 @@ export class Gpu {
     this.pool = new BufferPool(device);
     this.pipelines = new PipelineCache(device, (e) => this.#errors.push(e));
     this.scratch = this.pool.acquire(256, "orion.scratch");
+    this.pool.hasUnsubmittedWork = () => this.#encoder !== null;
     let debug = false;
     try {
       debug = Deno.env.get("ORION_GPU_DEBUG") === "1";
@@ -349,6 +350,7 @@ export class Gpu {
       this.device.queue.submit([encoder.finish()]);
       this.counters.submits++;
     }
+    this.pool.recycle();
     this.counters.dispatchesLastSubmit = this.#dispatchesThisSubmit;
     this.#dispatchesThisSubmit = 0;
     const readbacks = this.#readbacks;

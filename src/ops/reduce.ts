@@ -77,7 +77,7 @@ export function mean(x: Tensor, axis: number, keepDim = false): Tensor {
 /** Sum of every element, as a [1] tensor. */
 export function sumAll(x: Tensor): Tensor {
   const out = sumMiddle(x, 1, x.size, 1).viewAs([1]);
-  return record("sumAll", [x], out, (g) => [broadcastTo(g, x.shape)]);
+  return record("sumAll", [x], out, (g) => [broadcastTo(g.viewAs(x.shape.map(() => 1)), x.shape)]);
 }
 
 /**

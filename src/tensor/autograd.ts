@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type GradNode, Tensor } from "./tensor.ts";
+import type { GradNode, Tensor } from "./tensor.ts";
 
 let recording = true;
 
