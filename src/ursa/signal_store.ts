@@ -1,0 +1,205 @@
+/**
+ * Columnar storage of signal samples in the catalog's `signals` table: one row per (asset, chunk) holding
+ * every channel of `chunk_samples` consecutive samples as float32 little-endian, channel-major. A window
+ * read fetches only the rows of the chunks it overlaps (filter on `asset_id` and `chunk_index`), and an
+ * LRU cache of decoded chunks bounded in bytes makes repeated reads (later epochs) memory-speed.
+ *
+ * @module
+ */
+import type { Catalog } from "./catalog.ts";
+import { sqlString } from "./catalog.ts";
+import { type SignalChunkRow, SIGNALS_SCHEMA, SIGNALS_TABLE } from "./catalog_tables.ts";
+
+/** Default chunk length: 2 seconds of samples. */
+export const DEFAULT_CHUNK_SECONDS = 2;
+
+/** Samples per chunk for a sampling rate (2 s, at least 1 sample). */
+export function chunkSamplesFor(samplingRate: number): number {
+  return Math.max(1, Math.round(samplingRate * DEFAULT_CHUNK_SECONDS));
+}
+
+/** Splits channel-major samples into `signals` rows. `channels[c]` all have the same length. */
+export function signalChunkRows(
+  assetId: string,
+  channels: Float32Array[],
+  chunkSamples: number,
+): SignalChunkRow[] {
+  const numSamples = channels.length === 0 ? 0 : channels[0].length;
+  const rows: SignalChunkRow[] = [];
+  for (let start = 0, index = 0; start < numSamples; start += chunkSamples, index++) {
+    const n = Math.min(chunkSamples, numSamples - start);
+    const block = new Float32Array(channels.length * n);
+    channels.forEach((channel, c) => block.set(channel.subarray(start, start + n), c * n));
+    rows.push({
+      asset_id: assetId,
+      chunk_index: index,
+      start_sample: start,
+      num_samples: n,
+      num_channels: channels.length,
+      samples: new Uint8Array(block.buffer),
+    });
+  }
+  return rows;
+}
+
+/** Writes an asset's samples (one append, so one Lance commit). */
+export async function writeSignal(
+  catalog: Catalog,
+  assetId: string,
+  channels: Float32Array[],
+  chunkSamples: number,
+): Promise<void> {
+  await catalog.ensureTable(SIGNALS_TABLE, SIGNALS_SCHEMA);
+  const rows = signalChunkRows(assetId, channels, chunkSamples);
+  if (rows.length > 0) await catalog.insert(SIGNALS_TABLE, rows as unknown as Record<string, unknown>[]);
+}
+
+/** Removes every chunk of an asset. */
+export async function deleteSignal(catalog: Catalog, assetId: string): Promise<void> {
+  await catalog.delete(SIGNALS_TABLE, `asset_id = ${sqlString(assetId)}`);
+}
+
+/** Shape of an asset, as needed to read it. */
+export interface SignalLayout {
+  assetId: string;
+  numChannels: number;
+  numSamples: number;
+  chunkSamples: number;
+}
+
+/** A request for samples [start, start + length) of an asset. */
+export interface SampleRange {
+  layout: SignalLayout;
+  start: number;
+  length: number;
+}
+
+function decodeChunk(samples: Uint8Array): Float32Array {
+  // Binary values may sit at any byte offset; copy into an aligned buffer.
+  const copy = samples.byteOffset % 4 === 0 ? samples : new Uint8Array(samples);
+  return new Float32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4).slice();
+}
+
+/**
+ * Reads sample ranges of assets through an LRU chunk cache.
+ *
+ * @example
+ * ```ts
+ * const reader = new SignalReader(catalog, { cacheBytes: 256 << 20 });
+ * const samples = await reader.read({ layout, start: 0, length: 1280 }); // [channels][1280]
+ * ```
+ */
+export class SignalReader {
+  readonly #catalog: Catalog;
+  readonly #cacheBytes: number;
+  readonly #cache = new Map<string, Float32Array>();
+  #bytes = 0;
+  /** Number of `signals` queries issued (for tests and benchmarks). */
+  queries = 0;
+
+  constructor(catalog: Catalog, options: { cacheBytes?: number } = {}) {
+    this.#catalog = catalog;
+    this.#cacheBytes = options.cacheBytes ?? 2 * 1024 ** 3;
+  }
+
+  /** Bytes of decoded chunks currently cached. */
+  get cachedBytes(): number {
+    return this.#bytes;
+  }
+
+  /** Makes sure every chunk the ranges touch is cached, with one query per batch of ranges. */
+  async prefetch(ranges: SampleRange[]): Promise<void> {
+    const missing = new Map<string, Set<number>>();
+    for (const { layout, start, length } of ranges) {
+      const first = Math.max(0, Math.floor(start / layout.chunkSamples));
+      const last = Math.min(
+        Math.ceil(layout.numSamples / layout.chunkSamples) - 1,
+        Math.floor((start + length - 1) / layout.chunkSamples),
+      );
+      for (let chunk = first; chunk <= last; chunk++) {
+        if (this.#cache.has(`${layout.assetId}#${chunk}`)) continue;
+        let set = missing.get(layout.assetId);
+        if (!set) missing.set(layout.assetId, set = new Set());
+        set.add(chunk);
+      }
+    }
+    if (missing.size === 0) return;
+    const clauses: string[] = [];
+    for (const [assetId, chunks] of missing) {
+      const sorted = [...chunks].sort((a, b) => a - b);
+      // Contiguous runs become BETWEEN clauses.
+      let runStart = sorted[0];
+      for (let i = 1; i <= sorted.length; i++) {
+        if (i === sorted.length || sorted[i] !== sorted[i - 1] + 1) {
+          clauses.push(
+            `(asset_id = ${sqlString(assetId)} AND chunk_index BETWEEN ${runStart} AND ${sorted[i - 1]})`,
+          );
+          if (i < sorted.length) runStart = sorted[i];
+        }
+      }
+    }
+    this.queries++;
+    const rows = await this.#catalog.query(SIGNALS_TABLE, clauses.join(" OR "), {
+      columns: ["asset_id", "chunk_index", "samples"],
+    });
+    for (const row of rows) {
+      this.#put(`${row.asset_id}#${row.chunk_index}`, decodeChunk(row.samples as Uint8Array));
+    }
+  }
+
+  /** Samples [start, start + length) of every channel, as one Float32Array per channel (NaN past the end). */
+  async read(range: SampleRange): Promise<Float32Array[]> {
+    await this.prefetch([range]);
+    return this.readCached(range);
+  }
+
+  /** Like {@link read} but synchronous: every chunk must already be cached (see {@link prefetch}). */
+  readCached({ layout, start, length }: SampleRange): Float32Array[] {
+    const out = Array.from({ length: layout.numChannels }, () => new Float32Array(length).fill(Number.NaN));
+    this.copyCached({ layout, start, length }, (c, offset, values) => out[c].set(values, offset));
+    return out;
+  }
+
+  /** Calls `sink(channel, offsetInRange, values)` for every cached piece of the range, without copying. */
+  copyCached(
+    { layout, start, length }: SampleRange,
+    sink: (channel: number, offset: number, values: Float32Array) => void,
+  ): void {
+    const { chunkSamples, numChannels, assetId } = layout;
+    const end = Math.min(start + length, layout.numSamples);
+    let position = Math.max(0, start);
+    while (position < end) {
+      const chunk = Math.floor(position / chunkSamples);
+      const key = `${assetId}#${chunk}`;
+      const data = this.#cache.get(key);
+      if (!data) {
+        throw new Error(
+          `Cannot read samples of asset ${assetId} as chunk ${chunk} is not cached: call prefetch() first`,
+        );
+      }
+      this.#cache.delete(key); // LRU: move to the most recent end
+      this.#cache.set(key, data);
+      const chunkStart = chunk * chunkSamples;
+      const chunkLength = data.length / numChannels;
+      const from = position - chunkStart;
+      const to = Math.min(chunkLength, end - chunkStart);
+      for (let c = 0; c < numChannels; c++) {
+        sink(c, position - start, data.subarray(c * chunkLength + from, c * chunkLength + to));
+      }
+      position = chunkStart + to;
+    }
+  }
+
+  #put(key: string, data: Float32Array): void {
+    const old = this.#cache.get(key);
+    if (old) this.#bytes -= old.byteLength;
+    this.#cache.delete(key);
+    this.#cache.set(key, data);
+    this.#bytes += data.byteLength;
+    while (this.#bytes > this.#cacheBytes && this.#cache.size > 1) {
+      const [oldest, value] = this.#cache.entries().next().value as [string, Float32Array];
+      this.#cache.delete(oldest);
+      this.#bytes -= value.byteLength;
+    }
+  }
+}
