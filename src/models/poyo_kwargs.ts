@@ -28,7 +28,7 @@ export const PoyoKwargsSchema = z.strictObject({
   numClasses: z.number().int().positive().optional().describe(
     "readout width C; default from the task labels",
   ),
-});
+}).check(poyoCoherenceCheck());
 
 /** POYO kwargs as a user writes them (every field optional). */
 export type PoyoKwargsInput = z.input<typeof PoyoKwargsSchema>;
@@ -48,3 +48,109 @@ export const POYO_PRESETS = {
 
 /** Name of a POYO preset. */
 export type PoyoPresetName = keyof typeof POYO_PRESETS;
+
+/** One incoherence in POYO kwargs; `path` is relative to the kwargs object. */
+export interface PoyoKwargsProblem {
+  path: string[];
+  message: string;
+  fix: string;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * Coherence problems of POYO kwargs on their own (the schema checks types and ranges). Reads defensively, so it
+ * also works on raw, partly invalid input: dim even; dimHead a multiple of 4 and ≥ 8 (the rotary embedding needs
+ * F = dimHead / 4 ≥ 2 frequencies); tMin < tMax; dropout probabilities below 1.
+ */
+export function poyoKwargsProblems(kwargs: Record<string, unknown>): PoyoKwargsProblem[] {
+  const out: PoyoKwargsProblem[] = [];
+  const dim = num(kwargs.dim);
+  if (dim !== undefined && dim % 2 !== 0) {
+    out.push({
+      path: ["dim"],
+      message:
+        `Cannot use POYO dim = ${dim} as the channel embedding takes D/2 and the value map D/2: current value is odd`,
+      fix: `set model.kwargs.dim to an even number, e.g. ${dim + 1}`,
+    });
+  }
+  const dimHead = num(kwargs.dimHead);
+  if (dimHead !== undefined && (dimHead % 4 !== 0 || dimHead < 8)) {
+    const suggestion = Math.max(8, Math.round(dimHead / 4) * 4);
+    out.push({
+      path: ["dimHead"],
+      message:
+        `Cannot use POYO dimHead = ${dimHead} as the rotary embedding needs a multiple of 4 with at least 2 frequencies (≥ 8): current value is ${dimHead}`,
+      fix: `set model.kwargs.dimHead to a multiple of 4 that is at least 8, e.g. ${suggestion}`,
+    });
+  }
+  const tMin = num(kwargs.tMin) ?? 1e-4;
+  const tMax = num(kwargs.tMax) ?? 2.0627;
+  if (tMin >= tMax) {
+    out.push({
+      path: [num(kwargs.tMax) !== undefined ? "tMax" : "tMin"],
+      message:
+        `Cannot use rotary periods tMin = ${tMin} s and tMax = ${tMax} s as tMin must be below tMax: current values are reversed or equal`,
+      fix: "set model.kwargs.tMin < model.kwargs.tMax (defaults 1e-4 and 2.0627 seconds)",
+    });
+  }
+  for (const key of ["ffnDropout", "linDropout", "atnDropout"]) {
+    const p = num(kwargs[key]);
+    if (p !== undefined && p >= 1) {
+      out.push({
+        path: [key],
+        message: `Cannot use ${key} = ${p} as a dropout of 1 drops everything: current value is ${p}`,
+        fix: `set model.kwargs.${key} to a probability in [0, 1)`,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Problems of POYO kwargs against the training window (seconds): the latent layout must fit the window
+ * (`latentStep ≤ trainWindow`). When `latentStep` is absent the default `trainWindow / 8` always fits.
+ */
+export function poyoWindowProblems(
+  kwargs: Record<string, unknown>,
+  trainWindow: number,
+): PoyoKwargsProblem[] {
+  const latentStep = num(kwargs.latentStep);
+  if (latentStep === undefined || latentStep <= trainWindow) return [];
+  return [{
+    path: ["latentStep"],
+    message:
+      `Cannot place latents every ${latentStep} s in a ${trainWindow} s window as the first latent step would already lie outside it: current value is ${latentStep}`,
+    fix: `set model.kwargs.latentStep ≤ data.trainWindow (${trainWindow}), e.g. ${
+      trainWindow / 8
+    }, or drop it for the default trainWindow / 8`,
+  }];
+}
+
+/** Fills the kwargs default that depends on the window: `latentStep = trainWindow / 8`. */
+export function resolvePoyoKwargs(
+  kwargs: Record<string, unknown>,
+  trainWindow: number,
+): Record<string, unknown> {
+  return kwargs.latentStep === undefined ? { ...kwargs, latentStep: trainWindow / 8 } : kwargs;
+}
+
+function poyoCoherenceCheck() {
+  const check = z.superRefine((value: unknown, ctx) => {
+    if (value === null || typeof value !== "object") return;
+    for (const p of poyoKwargsProblems(value as Record<string, unknown>)) {
+      ctx.addIssue({
+        code: "custom",
+        path: p.path,
+        message: p.message,
+        params: { fix: p.fix },
+        input: undefined,
+      });
+    }
+  });
+  // Run even when other kwargs already failed, so every problem is reported at once.
+  (check._zod.def as { when?: () => boolean }).when = () => true;
+  return check;
+}
