@@ -70,6 +70,12 @@ export class Gpu {
   readonly #debug: boolean;
   /** A small buffer for bindings a kernel declares but a particular entry point does not use. */
   readonly scratch: GpuBuffer;
+  /**
+   * The per-step uniform block `{ step: u32, seed: u32, rank: u32, stream_salt: u32 }` read by kernels
+   * that draw random numbers. Written once per step by {@linkcode Gpu.setStepState}, so kernels and bind
+   * groups stay identical from step to step.
+   */
+  readonly stepState: GpuBuffer;
 
   // Timestamp queries (per kernel family, pass granularity).
   #timing = false;
@@ -88,6 +94,13 @@ export class Gpu {
     this.pipelines = new PipelineCache(device, (e) => this.#errors.push(e));
     this.scratch = this.pool.acquire(256, "orion.scratch");
     this.pool.hasUnsubmittedWork = () => this.#encoder !== null;
+    this.stepState = this.pool.adopt(
+      device.createBuffer({
+        size: 16,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: "orion.step_state",
+      }),
+    );
     let debug = false;
     try {
       debug = Deno.env.get("ORION_GPU_DEBUG") === "1";
@@ -138,6 +151,18 @@ export class Gpu {
       this.#uniforms.set(key, buf);
     }
     return buf;
+  }
+
+  /**
+   * Sets the values of {@linkcode Gpu.stepState} for the commands recorded until the next submit. Call it
+   * once per step before recording (a queue write lands before the next submit's commands).
+   */
+  setStepState(state: { step: number; seed: number; rank: number; salt?: number }): void {
+    this.device.queue.writeBuffer(
+      this.stepState.buffer,
+      0,
+      new Uint32Array([state.step >>> 0, state.seed >>> 0, state.rank >>> 0, (state.salt ?? 0) >>> 0]),
+    );
   }
 
   /** Writes host data into a buffer (queue-ordered before the next submit). */

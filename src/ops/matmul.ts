@@ -15,6 +15,7 @@ import { fmtShape, Tensor } from "../tensor/tensor.ts";
 import { contiguous } from "./elementwise.ts";
 import { expectDtype } from "./launch.ts";
 import { sumTo } from "./reduce.ts";
+import { reshape } from "./shape.ts";
 
 const MATMUL: KernelSpec = {
   name: "matmul.tiled64",
@@ -163,11 +164,4 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   const x2 = reshape(x, [rows, inF]);
   const y = matmul(x2, weight, { transB: true, bias });
   return reshape(y, [...x.shape.slice(0, -1), weight.shape[0]]);
-}
-
-/** Reshape with a gradient link (contiguous tensors are viewed, others copied first). */
-export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const c = contiguous(x);
-  const out = c.viewAs(shape);
-  return record("reshape", [c], out, (g) => [contiguous(g).viewAs(c.shape)]);
 }

@@ -12,3 +12,11 @@ installGradAdder({ add, accumulate: accumulateInto, onesLike: (t) => fullLike(t,
 export * from "./elementwise.ts";
 export * from "./reduce.ts";
 export * from "./matmul.ts";
+export * from "./shape.ts";
+export * from "./layer_norm.ts";
+export * from "./gelu.ts";
+export * from "./softmax.ts";
+export * from "./embedding.ts";
+export * from "./dropout.ts";
+export * from "./loss.ts";
+export * from "./philox.ts";

@@ -4,8 +4,9 @@
  */
 import { checkOpCase, testGpu } from "./op_harness.ts";
 import { coreCases } from "./cases_core.ts";
+import { nnCases } from "./cases_nn.ts";
 
-const all = [...coreCases];
+const all = [...coreCases, ...nnCases];
 
 for (const c of all) {
   Deno.test({
