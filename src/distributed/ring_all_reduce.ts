@@ -1,0 +1,327 @@
+/**
+ * Ring all-reduce (mean) of Float32Array buckets: reduce-scatter, then all-gather, chunked and pipelined.
+ *
+ * ## Summation order (bit-exactness)
+ * A bucket of length L is cut into `n = worldSize` segments of `S = roundUp4(ceil(L / n))` elements
+ * (segment s covers `[min(L, s·S), min(L, (s+1)·S))`, trailing segments may be empty); segments are sent
+ * in chunks of at most `chunkElements`. Segment s starts at rank s and travels the ring s → s+1 → … → s−1
+ * (mod n); each rank adds its own values on arrival, so element i of segment s ends as
+ *
+ *     mean[i] = (((x_s[i] + x_{s+1}[i]) + x_{s+2}[i]) + … + x_{s−1}[i]) / n      (binary32, rank indices mod n)
+ *
+ * The rank owning the finished segment (rank s−1) divides it by n and the all-gather copies those exact bits
+ * to every rank. The order depends only on (L, n), never on timing or chunk size, so results are
+ * bit-identical on every rank and across runs with the same world size ({@link referenceRingMean}).
+ *
+ * ## Bucket order
+ * The k-th {@link RingAllReduce.start} call on every rank must name the same bucket (PyTorch DDP's rule);
+ * chunks carry the bucket index and a receiver refuses a mismatch with a {@link RingOrderError}.
+ *
+ * @module
+ */
+import {
+  type DataChunkHeader,
+  encodeDataFrame,
+  type Frame,
+  type FrameType,
+  MAX_CHUNK_ELEMENTS,
+  RingPhase,
+  writeDataHeader,
+} from "./frames.ts";
+import type { ReductionKernel, ReductionWorkspace } from "./simd_add.ts";
+
+/** A data frame as produced by `decodeFrame`. */
+export type DataFrame = Extract<Frame, { type: typeof FrameType.data }>;
+
+/** Half-open element ranges of the `worldSize` ring segments of a bucket of `length` elements. */
+export function ringSegmentBounds(length: number, worldSize: number): Array<{ start: number; end: number }> {
+  const perSegment = Math.ceil(Math.ceil(length / worldSize) / 4) * 4;
+  return Array.from({ length: worldSize }, (_, s) => ({
+    start: Math.min(length, s * perSegment),
+    end: Math.min(length, (s + 1) * perSegment),
+  }));
+}
+
+/**
+ * The exact result every rank of a ring all-reduce mean produces, computed directly from all ranks'
+ * inputs (the documented summation order). For tests and audits.
+ */
+export function referenceRingMean(inputs: readonly Float32Array[]): Float32Array {
+  const n = inputs.length;
+  const length = inputs[0]?.length ?? 0;
+  const out = new Float32Array(length);
+  for (const [s, { start, end }] of ringSegmentBounds(length, n).entries()) {
+    for (let i = start; i < end; i++) {
+      let acc = inputs[s][i];
+      for (let j = 1; j < n; j++) acc = Math.fround(acc + inputs[(s + j) % n][i]);
+      out[i] = Math.fround(acc / n);
+    }
+  }
+  return out;
+}
+
+/** Ranks started buckets in different orders (or with different lengths). */
+export class RingOrderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RingOrderError";
+  }
+}
+
+/** Options of {@link RingAllReduce}. */
+export interface RingAllReduceOptions {
+  rank: number;
+  worldSize: number;
+  /** Job generation stamped on every chunk; chunks from another generation are refused. */
+  generation: number;
+  /** f32 values per chunk (≤ {@link MAX_CHUNK_ELEMENTS}); default 262144 (1 MiB). */
+  chunkElements?: number;
+  kernel: ReductionKernel;
+  /** Queues one message to the right neighbour (rank + 1); messages must arrive in order. */
+  sendRight(message: ArrayBuffer): void;
+}
+
+interface Collective {
+  seq: number;
+  bucket: number;
+  data: Float32Array;
+  workspace: ReductionWorkspace | null;
+  segments: Array<{ start: number; end: number }>;
+  expected: number;
+  received: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** Largest number of collectives a left neighbour may run ahead of this rank. */
+const MAX_EARLY_COLLECTIVES = 1024;
+
+/**
+ * One rank's side of the ring. Feed it the data frames arriving from the left neighbour with
+ * {@link receive}; it calls `sendRight` for everything it forwards. Collectives may overlap.
+ *
+ * @example
+ * ```ts
+ * const ring = new RingAllReduce({ rank, worldSize, generation: 0, kernel: new WasmReductionKernel(), sendRight });
+ * leftSocket.onmessage = (e) => ring.receive(decodeFrame(e.data) as DataFrame);
+ * await ring.start(0, gradients); // gradients now holds the mean over ranks
+ * ```
+ */
+export class RingAllReduce {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly generation: number;
+  readonly chunkElements: number;
+  readonly #kernel: ReductionKernel;
+  readonly #sendRight: (message: ArrayBuffer) => void;
+  readonly #active = new Map<number, Collective>();
+  readonly #early = new Map<number, DataFrame[]>();
+  #nextSeq = 0;
+  #failure: Error | null = null;
+
+  constructor(options: RingAllReduceOptions) {
+    this.rank = options.rank;
+    this.worldSize = options.worldSize;
+    this.generation = options.generation;
+    this.chunkElements = options.chunkElements ?? 262_144;
+    if (
+      !Number.isInteger(this.chunkElements) || this.chunkElements < 4 ||
+      this.chunkElements > MAX_CHUNK_ELEMENTS
+    ) {
+      throw new RangeError(
+        `Cannot build the ring as chunkElements is out of range: current value is ${this.chunkElements}; ` +
+          `use 4..${MAX_CHUNK_ELEMENTS}`,
+      );
+    }
+    this.#kernel = options.kernel;
+    this.#sendRight = options.sendRight;
+  }
+
+  /** Collectives started and not yet finished. */
+  get inFlight(): number {
+    return this.#active.size;
+  }
+
+  /**
+   * Starts the mean all-reduce of `data` (in place) as the next collective; `bucket` is its index in the
+   * fixed bucket order. Resolves when `data` holds the mean (this rank's part; sends may still be queued).
+   */
+  start(bucket: number, data: Float32Array): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const seq = this.#nextSeq++;
+    const n = this.worldSize;
+    if (n === 1 || data.length === 0) return Promise.resolve();
+    const segments = ringSegmentBounds(data.length, n);
+    const chunks = (s: number) => Math.ceil((segments[s].end - segments[s].start) / this.chunkElements);
+    let expected = 0;
+    for (let k = 0; k < n - 1; k++) {
+      expected += chunks(this.#mod(this.rank - k - 1)) + chunks(this.#mod(this.rank - k));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const collective: Collective = {
+      seq,
+      bucket,
+      data,
+      workspace: this.#kernel.workspace(data),
+      segments,
+      expected,
+      received: 0,
+      resolve,
+      reject,
+    };
+    this.#active.set(seq, collective);
+    // Reduce-scatter step 0: this rank's own segment, raw.
+    const own = segments[this.rank];
+    const work = collective.workspace!.work;
+    for (let offset = own.start; offset < own.end; offset += this.chunkElements) {
+      const count = Math.min(this.chunkElements, own.end - offset);
+      this.#sendRight(
+        encodeDataFrame(
+          this.#header(collective, RingPhase.reduceScatter, 0, this.rank, offset, count),
+          work.subarray(offset, offset + count),
+        ),
+      );
+    }
+    const early = this.#early.get(seq);
+    if (early) {
+      this.#early.delete(seq);
+      for (const frame of early) {
+        this.#process(collective, frame);
+        if (this.#failure) break;
+      }
+    }
+    this.#maybeFinish(collective);
+    return promise;
+  }
+
+  /**
+   * Handles one data frame from the left neighbour. Throws {@link RingOrderError} (and fails every
+   * collective) when the frame does not fit the schedule.
+   */
+  receive(frame: DataFrame): void {
+    if (this.#failure) return;
+    try {
+      const h = frame.header;
+      if (h.generation !== this.generation) {
+        throw new RingOrderError(
+          `chunk from generation ${h.generation} arrived in generation ${this.generation}`,
+        );
+      }
+      const collective = this.#active.get(h.collective);
+      if (collective) {
+        this.#process(collective, frame);
+        this.#maybeFinish(collective);
+        return;
+      }
+      if (h.collective < this.#nextSeq) {
+        throw new RingOrderError(`chunk for finished collective #${h.collective}`);
+      }
+      if (h.collective - this.#nextSeq >= MAX_EARLY_COLLECTIVES) {
+        throw new RingOrderError(`left neighbour ran ${h.collective - this.#nextSeq} collectives ahead`);
+      }
+      let list = this.#early.get(h.collective);
+      if (!list) this.#early.set(h.collective, list = []);
+      list.push(frame);
+    } catch (error) {
+      this.abort(error as Error);
+      throw error;
+    }
+  }
+
+  /** Fails every pending and future collective with `error`. */
+  abort(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    for (const collective of this.#active.values()) {
+      collective.workspace?.release();
+      collective.reject(error);
+    }
+    this.#active.clear();
+    this.#early.clear();
+  }
+
+  #mod(x: number): number {
+    return ((x % this.worldSize) + this.worldSize) % this.worldSize;
+  }
+
+  #header(
+    c: Collective,
+    phase: RingPhase,
+    step: number,
+    segment: number,
+    offset: number,
+    count: number,
+  ): DataChunkHeader {
+    return {
+      generation: this.generation,
+      collective: c.seq,
+      bucket: c.bucket,
+      bucketLength: c.data.length,
+      phase,
+      step,
+      segment,
+      offset,
+      elementCount: count,
+    };
+  }
+
+  #process(c: Collective, frame: DataFrame): void {
+    const h = frame.header;
+    const n = this.worldSize;
+    if (h.bucket !== c.bucket || h.bucketLength !== c.data.length) {
+      throw new RingOrderError(
+        `Cannot all-reduce bucket ${c.bucket} (${c.data.length} values) at position #${c.seq} as rank ` +
+          `${
+            this.#mod(this.rank - 1)
+          } started bucket ${h.bucket} (${h.bucketLength} values) there: every rank must ` +
+          `start the same buckets in the same fixed order`,
+      );
+    }
+    if (h.step > n - 2) throw new RingOrderError(`ring step ${h.step} out of range for ${n} ranks`);
+    const expectedSegment = h.phase === RingPhase.reduceScatter
+      ? this.#mod(this.rank - h.step - 1)
+      : this.#mod(this.rank - h.step);
+    const seg = c.segments[expectedSegment];
+    if (
+      h.segment !== expectedSegment || h.offset < seg.start ||
+      (h.offset - seg.start) % this.chunkElements !== 0 ||
+      h.elementCount !== Math.min(this.chunkElements, seg.end - h.offset) || h.elementCount === 0
+    ) {
+      throw new RingOrderError(
+        `chunk (phase ${h.phase}, step ${h.step}, segment ${h.segment}, offset ${h.offset}, ${h.elementCount} values) ` +
+          `does not fit the ring schedule of rank ${this.rank}`,
+      );
+    }
+    const ws = c.workspace!;
+    const { offset, elementCount: count } = h;
+    if (h.phase === RingPhase.reduceScatter) {
+      ws.accumulate(offset, frame.values);
+      if (h.step < n - 2) {
+        frame.values.set(ws.work.subarray(offset, offset + count));
+        writeDataHeader(frame.buffer, { ...h, step: h.step + 1 });
+      } else {
+        // Last reduce-scatter step: this rank owns the finished segment.
+        ws.divide(offset, count, n);
+        ws.publish(offset, count);
+        frame.values.set(ws.work.subarray(offset, offset + count));
+        writeDataHeader(frame.buffer, { ...h, phase: RingPhase.allGather, step: 0 });
+      }
+      this.#sendRight(frame.buffer);
+    } else {
+      c.data.set(frame.values, offset);
+      if (h.step < n - 2) {
+        writeDataHeader(frame.buffer, { ...h, step: h.step + 1 });
+        this.#sendRight(frame.buffer);
+      }
+    }
+    c.received++;
+  }
+
+  #maybeFinish(c: Collective): void {
+    if (c.received < c.expected || !this.#active.has(c.seq)) return;
+    this.#active.delete(c.seq);
+    c.workspace?.release();
+    c.workspace = null;
+    c.resolve();
+  }
+}

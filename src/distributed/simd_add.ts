@@ -1,0 +1,394 @@
+/**
+ * Element-wise f32 kernels for the all-reduce, in WebAssembly SIMD (128-bit lanes) with a plain-JS twin.
+ *
+ * The module is emitted byte by byte from {@link buildSimdKernelWasm} (a tiny assembler, no toolchain),
+ * instantiated once per process, and works on staging areas inside its own linear memory. Both the SIMD and
+ * the JS paths round every lane exactly like IEEE-754 binary32 `a + b` and `a / d`, so results are
+ * bit-identical whichever path ran.
+ *
+ * @module
+ */
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+/** Unsigned LEB128. */
+function uleb(value: number): number[] {
+  const out: number[] = [];
+  let v = value >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+}
+
+/** Signed LEB128 for i32 constants. */
+function sleb(value: number): number[] {
+  const out: number[] = [];
+  let v = value | 0;
+  while (true) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    const done = (v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return out;
+  }
+}
+
+function vec(items: number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+function name(text: string): number[] {
+  const bytes = [...new TextEncoder().encode(text)];
+  return [...uleb(bytes.length), ...bytes];
+}
+
+// Instruction helpers (only what the two kernels need).
+const op = {
+  localGet: (i: number) => [0x20, ...uleb(i)],
+  localSet: (i: number) => [0x21, ...uleb(i)],
+  i32Const: (v: number) => [0x41, ...sleb(v)],
+  i32Add: [0x6a],
+  i32And: [0x71],
+  i32Shl: [0x74],
+  i32GeU: [0x4f],
+  block: [0x02, 0x40],
+  loop: [0x03, 0x40],
+  end: [0x0b],
+  br: (depth: number) => [0x0c, ...uleb(depth)],
+  brIf: (depth: number) => [0x0d, ...uleb(depth)],
+  f32Load: [0x2a, 2, 0],
+  f32Store: [0x38, 2, 0],
+  f32Add: [0x92],
+  f32Div: [0x95],
+  simd: (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm],
+};
+const v128Load = op.simd(0x00, 4, 0);
+const v128Store = op.simd(0x0b, 4, 0);
+const f32x4Splat = op.simd(0x13);
+const f32x4Add = op.simd(0xe4);
+const f32x4Div = op.simd(0xe7);
+
+/**
+ * `add_f32(dst, a, b, n)`: `dst[i] = a[i] + b[i]` for `n` floats at byte offsets dst/a/b (4-lane SIMD body
+ * unrolled twice, scalar tail). Params 0..3, locals: 4 = i (bytes), 5 = end32, 6 = end (bytes).
+ */
+function addBody(): number[] {
+  const [dst, a, b, n, i, end32, end] = [0, 1, 2, 3, 4, 5, 6];
+  const lane = (offset: number) => [
+    ...op.localGet(dst),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.localGet(a),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.simd(0x00, 4, ...uleb(offset)),
+    ...op.localGet(b),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.simd(0x00, 4, ...uleb(offset)),
+    ...f32x4Add,
+    ...op.simd(0x0b, 4, ...uleb(offset)),
+  ];
+  const code = [
+    ...op.localGet(n),
+    ...op.i32Const(2),
+    ...op.i32Shl,
+    ...op.localSet(end),
+    ...op.localGet(end),
+    ...op.i32Const(-32),
+    ...op.i32And,
+    ...op.localSet(end32),
+    ...op.block,
+    ...op.loop,
+    ...op.localGet(i),
+    ...op.localGet(end32),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...lane(0),
+    ...lane(16),
+    ...op.localGet(i),
+    ...op.i32Const(32),
+    ...op.i32Add,
+    ...op.localSet(i),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...op.block,
+    ...op.loop,
+    ...op.localGet(i),
+    ...op.localGet(end),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...op.localGet(dst),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.localGet(a),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.f32Load,
+    ...op.localGet(b),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.f32Load,
+    ...op.f32Add,
+    ...op.f32Store,
+    ...op.localGet(i),
+    ...op.i32Const(4),
+    ...op.i32Add,
+    ...op.localSet(i),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...op.end,
+  ];
+  return [...vec([[3, I32]]), ...code];
+}
+
+/**
+ * `div_f32(ptr, n, d)`: `x[i] = x[i] / d` in place. Params 0..2, locals: 3 = i, 4 = end16, 5 = end, 6 = splat.
+ */
+function divBody(): number[] {
+  const [ptr, n, d, i, end16, end, splat] = [0, 1, 2, 3, 4, 5, 6];
+  const code = [
+    ...op.localGet(n),
+    ...op.i32Const(2),
+    ...op.i32Shl,
+    ...op.localSet(end),
+    ...op.localGet(end),
+    ...op.i32Const(-16),
+    ...op.i32And,
+    ...op.localSet(end16),
+    ...op.localGet(d),
+    ...f32x4Splat,
+    ...op.localSet(splat),
+    ...op.block,
+    ...op.loop,
+    ...op.localGet(i),
+    ...op.localGet(end16),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...op.localGet(ptr),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.localGet(ptr),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...v128Load,
+    ...op.localGet(splat),
+    ...f32x4Div,
+    ...v128Store,
+    ...op.localGet(i),
+    ...op.i32Const(16),
+    ...op.i32Add,
+    ...op.localSet(i),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...op.block,
+    ...op.loop,
+    ...op.localGet(i),
+    ...op.localGet(end),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...op.localGet(ptr),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.localGet(ptr),
+    ...op.localGet(i),
+    ...op.i32Add,
+    ...op.f32Load,
+    ...op.localGet(d),
+    ...op.f32Div,
+    ...op.f32Store,
+    ...op.localGet(i),
+    ...op.i32Const(4),
+    ...op.i32Add,
+    ...op.localSet(i),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...op.end,
+  ];
+  return [...vec([[3, I32], [1, V128]]), ...code];
+}
+
+/**
+ * Emits the kernel module: exports `memory` (grown by the host), `add_f32(dst, a, b, n)` and
+ * `div_f32(ptr, n, d)`; pointers are byte offsets into `memory`.
+ */
+export function buildSimdKernelWasm(): Uint8Array {
+  const types = section(
+    1,
+    vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), 0], [0x60, ...vec([[I32], [I32], [F32]]), 0]]),
+  );
+  const funcs = section(3, vec([[0], [1]]));
+  const memory = section(5, vec([[0x00, ...uleb(1)]]));
+  const exports = section(
+    7,
+    vec([
+      [...name("memory"), 0x02, 0],
+      [...name("add_f32"), 0x00, 0],
+      [...name("div_f32"), 0x00, 1],
+    ]),
+  );
+  const bodies = [addBody(), divBody()].map((b) => [...uleb(b.length), ...b]);
+  const code = section(10, vec(bodies));
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...types,
+    ...funcs,
+    ...memory,
+    ...exports,
+    ...code,
+  ]);
+}
+
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  add_f32(dst: number, a: number, b: number, n: number): void;
+  div_f32(ptr: number, n: number, d: number): void;
+}
+
+let compiled: WebAssembly.Module | undefined;
+function kernelModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(buildSimdKernelWasm() as Uint8Array<ArrayBuffer>);
+  return compiled;
+}
+
+/**
+ * The working copy of one bucket during one collective: the ring accumulates received chunks into it and
+ * divides the owned segment by the world size.
+ */
+export interface ReductionWorkspace {
+  /** The working values (length = bucket length). */
+  readonly work: Float32Array;
+  /** `work[offset + i] = work[offset + i] + values[i]` (IEEE binary32, per element). */
+  accumulate(offset: number, values: Float32Array): void;
+  /** `work[offset + i] = work[offset + i] / divisor` (IEEE binary32). */
+  divide(offset: number, count: number, divisor: number): void;
+  /** Copies `work[offset, offset + count)` into the caller's bucket (no-op when `work` is the bucket). */
+  publish(offset: number, count: number): void;
+  /** Returns pooled memory; `work` must not be used afterwards. */
+  release(): void;
+}
+
+/** Where the element-wise arithmetic of the all-reduce runs. */
+export type ReductionKernelName = "wasm-simd" | "js";
+
+/** Makes {@link ReductionWorkspace}s for one kernel. */
+export interface ReductionKernel {
+  readonly name: ReductionKernelName;
+  /** A workspace whose `work` starts as a copy of (or is) `bucket`. */
+  workspace(bucket: Float32Array): ReductionWorkspace;
+}
+
+/** Plain JS loops operating on the caller's bucket in place. */
+export const jsReductionKernel: ReductionKernel = {
+  name: "js",
+  workspace(bucket: Float32Array): ReductionWorkspace {
+    return {
+      work: bucket,
+      accumulate(offset, values) {
+        const n = values.length;
+        for (let i = 0; i < n; i++) bucket[offset + i] = bucket[offset + i] + values[i];
+      },
+      divide(offset, count, divisor) {
+        const end = offset + count;
+        for (let i = offset; i < end; i++) bucket[i] = bucket[i] / divisor;
+      },
+      publish() {},
+      release() {},
+    };
+  },
+};
+
+const PAGE = 65536;
+/** Bytes reserved at the start of each kernel memory for one incoming chunk. */
+const SCRATCH_BYTES = 4 * 1024 * 1024;
+
+interface PooledInstance {
+  exports: KernelExports;
+  busy: boolean;
+}
+
+/**
+ * WebAssembly SIMD kernel. Each workspace owns one module instance (its own linear memory: a 4 MiB scratch
+ * area for the incoming chunk, then the bucket's working copy); instances are pooled and reused, so memory
+ * only grows to the largest bucket in flight.
+ */
+export class WasmReductionKernel implements ReductionKernel {
+  readonly name = "wasm-simd" as const;
+  readonly #pool: PooledInstance[] = [];
+
+  workspace(bucket: Float32Array): ReductionWorkspace {
+    const needed = SCRATCH_BYTES + bucket.length * 4;
+    const slot = this.#acquire(needed);
+    const { memory, add_f32, div_f32 } = slot.exports;
+    const work = new Float32Array(memory.buffer, SCRATCH_BYTES, bucket.length);
+    const scratch = new Float32Array(memory.buffer, 0, SCRATCH_BYTES / 4);
+    work.set(bucket);
+    return {
+      work,
+      accumulate(offset, values) {
+        if (values.length > scratch.length) {
+          throw new Error(`chunk of ${values.length} exceeds the scratch area`);
+        }
+        scratch.set(values);
+        const ptr = SCRATCH_BYTES + offset * 4;
+        add_f32(ptr, ptr, 0, values.length);
+      },
+      divide(offset, count, divisor) {
+        div_f32(SCRATCH_BYTES + offset * 4, count, divisor);
+      },
+      publish(offset, count) {
+        bucket.set(work.subarray(offset, offset + count), offset);
+      },
+      release() {
+        slot.busy = false;
+      },
+    };
+  }
+
+  #acquire(bytes: number): PooledInstance {
+    let best: PooledInstance | undefined;
+    for (const slot of this.#pool) {
+      if (slot.busy) continue;
+      if (slot.exports.memory.buffer.byteLength >= bytes) {
+        slot.busy = true;
+        return slot;
+      }
+      if (!best || slot.exports.memory.buffer.byteLength > best.exports.memory.buffer.byteLength) best = slot;
+    }
+    if (!best) {
+      const instance = new WebAssembly.Instance(kernelModule());
+      best = { exports: instance.exports as unknown as KernelExports, busy: false };
+      this.#pool.push(best);
+    }
+    const have = best.exports.memory.buffer.byteLength;
+    if (have < bytes) best.exports.memory.grow(Math.ceil((bytes - have) / PAGE));
+    best.busy = true;
+    return best;
+  }
+}
+
+/** Picks a kernel by name. */
+export function reductionKernel(name: ReductionKernelName = "wasm-simd"): ReductionKernel {
+  return name === "js" ? jsReductionKernel : new WasmReductionKernel();
+}
