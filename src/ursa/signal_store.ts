@@ -203,3 +203,27 @@ export class SignalReader {
     }
   }
 }
+
+/** Reads every sample of an asset (one query), one Float32Array per channel. */
+export async function readWholeSignal(catalog: Catalog, layout: SignalLayout): Promise<Float32Array[]> {
+  const rows = await catalog.query(SIGNALS_TABLE, `asset_id = ${sqlString(layout.assetId)}`, {
+    columns: ["start_sample", "num_samples", "samples"],
+  });
+  const out = Array.from(
+    { length: layout.numChannels },
+    () => new Float32Array(layout.numSamples).fill(Number.NaN),
+  );
+  let covered = 0;
+  for (const row of rows) {
+    const start = row.start_sample as number, n = row.num_samples as number;
+    const data = decodeChunk(row.samples as Uint8Array);
+    for (let c = 0; c < layout.numChannels; c++) out[c].set(data.subarray(c * n, (c + 1) * n), start);
+    covered += n;
+  }
+  if (covered !== layout.numSamples) {
+    throw new Error(
+      `Cannot read asset ${layout.assetId} as its stored chunks cover ${covered} of ${layout.numSamples} samples; re-import it`,
+    );
+  }
+  return out;
+}
