@@ -70,21 +70,19 @@ export function butterworthSos(
   return Float64Array.from(sections);
 }
 
-/** A second-order IIR notch (band-stop) at `f0` Hz with quality factor `q` (bandwidth f0 / q). */
+/**
+ * A second-order IIR notch at `f0` Hz whose −3 dB band is exactly f0 / q wide (SciPy's `iirnotch`: the
+ * bilinear transform of an analog notch with the bandwidth pre-warped, tan(bw/2)).
+ */
 export function notchSos(f0: number, q: number, fs: number): Sos {
   if (!(f0 > 0 && f0 < fs / 2)) {
     throw new Error(`Cannot design a notch at ${f0} Hz for ${fs} Hz sampling: it must lie in (0, ${fs / 2})`);
   }
   const w0 = 2 * Math.PI * f0 / fs;
-  const alpha = Math.sin(w0) / (2 * q);
-  const a0 = 1 + alpha;
-  return Float64Array.from([
-    1 / a0,
-    -2 * Math.cos(w0) / a0,
-    1 / a0,
-    -2 * Math.cos(w0) / a0,
-    (1 - alpha) / a0,
-  ]);
+  const bandwidth = w0 / q;
+  const gain = 1 / (1 + Math.tan(bandwidth / 2));
+  const c = -2 * Math.cos(w0);
+  return Float64Array.from([gain, gain * c, gain, gain * c, 2 * gain - 1]);
 }
 
 /** Concatenates cascades. */

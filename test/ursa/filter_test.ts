@@ -56,7 +56,7 @@ Deno.test("notch: zero at its frequency, passband elsewhere", () => {
     return f;
   };
   const bandwidth = edge(50, 1e-4) - edge(50, -1e-4);
-  assert.ok(Math.abs(bandwidth - 50 / 30) < 0.05 * (50 / 30), `bandwidth ${bandwidth}`);
+  assert.ok(Math.abs(bandwidth - 50 / 30) < 0.01 * (50 / 30), `bandwidth ${bandwidth}`);
 });
 
 Deno.test("filtering real signals: measured gains equal the designed response; filtfilt has zero phase", () => {
