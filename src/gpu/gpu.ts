@@ -225,22 +225,26 @@ export class Gpu {
     }
   }
 
-  #bindGroup(kernel: CompiledKernel, resources: readonly BufferBinding[]): GPUBindGroup {
-    let key = `${kernel.spec.bindings.join(",")}`;
+  #bindGroup(kernel: CompiledKernel, resources: readonly (BufferBinding | null)[]): GPUBindGroup {
+    let key = `${kernel.spec.bindings.map((b) => b ?? "-").join(",")}`;
     for (const r of resources) {
+      if (r === null) {
+        key += "|-";
+        continue;
+      }
       const { buffer, offset, size } = asRange(r);
       key += `|${buffer.id}:${offset}:${size}`;
     }
     let group = this.#bindGroups.get(key);
     if (!group) {
       if (this.#bindGroups.size > 200_000) this.#bindGroups.clear();
-      group = this.device.createBindGroup({
-        layout: kernel.layout,
-        entries: resources.map((r, binding) => {
-          const { buffer, offset, size } = asRange(r);
-          return { binding, resource: { buffer: buffer.buffer, offset, size } };
-        }),
+      const entries: GPUBindGroupEntry[] = [];
+      resources.forEach((r, binding) => {
+        if (r === null || kernel.spec.bindings[binding] === null) return;
+        const { buffer, offset, size } = asRange(r);
+        entries.push({ binding, resource: { buffer: buffer.buffer, offset, size } });
       });
+      group = this.device.createBindGroup({ layout: kernel.layout, entries });
       this.#bindGroups.set(key, group);
       this.counters.bindGroupsCreated++;
     }
@@ -255,7 +259,11 @@ export class Gpu {
    *   {@linkcode Gpu.uniform})
    * @param workgroups workgroup counts (x, y, z), each ≤ maxComputeWorkgroupsPerDimension
    */
-  dispatch(spec: KernelSpec, resources: readonly BufferBinding[], workgroups: readonly number[]): void {
+  dispatch(
+    spec: KernelSpec,
+    resources: readonly (BufferBinding | null)[],
+    workgroups: readonly number[],
+  ): void {
     if (resources.length !== spec.bindings.length) {
       throw new KernelError(
         `Cannot dispatch kernel "${spec.name}" as it declares ${spec.bindings.length} bindings: ` +
@@ -287,7 +295,7 @@ export class Gpu {
 
   #dispatchChecked(
     kernel: CompiledKernel,
-    resources: readonly BufferBinding[],
+    resources: readonly (BufferBinding | null)[],
     x: number,
     y: number,
     z: number,

@@ -21,8 +21,11 @@ export interface KernelSpec {
   entryPoint?: string;
   /** Values for the shader's `override` constants (part of the cache key). */
   constants?: Record<string, number>;
-  /** Binding kinds in binding order (binding i of group 0). */
-  bindings: readonly BindingKind[];
+  /**
+   * Binding kinds in binding order (binding i of group 0); `null` marks a slot the entry point does not
+   * use (left out of the layout; pass `null` as its resource).
+   */
+  bindings: readonly (BindingKind | null)[];
   /** Kernel family for per-family GPU timing (matmul, attention, norm, elementwise, optimizer, ...). */
   family?: string;
 }
@@ -94,14 +97,17 @@ export class Params {
   }
 }
 
-function layoutEntries(bindings: readonly BindingKind[]): GPUBindGroupLayoutEntry[] {
-  return bindings.map((kind, binding) => ({
-    binding,
-    visibility: GPUShaderStage.COMPUTE,
-    buffer: {
-      type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage",
-    },
-  }));
+function layoutEntries(bindings: readonly (BindingKind | null)[]): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  bindings.forEach((kind, binding) => {
+    if (kind === null) return;
+    entries.push({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage" },
+    });
+  });
+  return entries;
 }
 
 /** Errors raised while compiling or running a kernel name the kernel. */
@@ -139,7 +145,7 @@ export class PipelineCache {
     const hit = this.#cache.get(key);
     if (hit) return hit;
     const t0 = performance.now();
-    const layoutKey = spec.bindings.join(",");
+    const layoutKey = spec.bindings.map((b) => b ?? "-").join(",");
     let layout = this.#layouts.get(layoutKey);
     if (!layout) {
       layout = this.#device.createBindGroupLayout({
