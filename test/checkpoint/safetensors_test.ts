@@ -144,7 +144,7 @@ Deno.test("safetensors: reader refuses each kind of malformed header precisely",
   badUtf8[8 + 6] = 0xff;
   refused(badUtf8, "header_not_utf8");
   refused(
-    rawFile({ w: t("F32", [2], [0, 8]) }, data8).map((b, i, a) => (i === 8 ? 0x20 : a[i])),
+    rawFile({ w: t("F32", [2], [0, 8]) }, data8).map((byte, i) => (i === 8 ? 0x20 : byte)),
     "header_not_json",
   );
   refused(rawFile({ __metadata__: { a: 1 } }), "bad_metadata", /current value of "a" is 1/);
