@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""PyTorch implementation of Orion's POYO contract (../shared/spec/poyo.md), written independently of
+Orion's WGSL kernels, for two jobs:
+
+  compare     read a numerics dump written by `orion debug dump-step <config> --out step.safetensors`
+              (weights, batch, logits, loss and every gradient), rebuild the model from the weights, run
+              one forward/backward in float64 and float32 (dropout off), and report the max relative
+              error of the logits, the loss and every gradient against the dump.
+              Relative error of a tensor = max_i |orion_i − torch_i| / max_i |torch_i| (the scale of the
+              tensor, so entries near zero are judged against the tensor's magnitude).
+  throughput  train the same model on the dump's batch (repeated) with the contract's optimizer and report
+              samples/s after warm-up: PyTorch fp32 eager (TF32 off) and, as a second line, torch.compile.
+
+Usage:
+  python3 scripts/reference/poyo_torch.py compare step.safetensors [--tol 1e-4] [--json out.json]
+  python3 scripts/reference/poyo_torch.py throughput step.safetensors [--steps 50] [--warmup 10]
+        [--batch 32] [--optimizer sparse_lamb] [--no-compile] [--json out.json]
+"""
+import argparse
+import json
+import math
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "F16": np.float16,
+          "U8": np.uint8, "U32": np.uint32, "BF16": np.uint16}
+
+
+def read_safetensors(path):
+    """Minimal safetensors reader (8-byte LE header length, JSON header, data)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__", {}) or {}
+    base = 8 + n
+    tensors = {}
+    for name, info in header.items():
+        start, end = info["data_offsets"]
+        arr = np.frombuffer(raw[base + start:base + end], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+        tensors[name] = arr.copy()
+    return tensors, meta
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model (contract names and shapes)
+# ----------------------------------------------------------------------------------------------------
+
+def rotary_angles(t, dim_head, t_min, t_max):
+    """θ_i(t) = 2π · fract(t / P_i), P_i log-spaced in [t_min, t_max], F = dim_head / 4 frequencies."""
+    f = dim_head // 4
+    i = torch.arange(f, dtype=torch.float64, device=t.device)
+    periods = torch.exp(math.log(t_min) + (math.log(t_max) - math.log(t_min)) * i / max(f - 1, 1))
+    periods = periods.to(t.dtype)
+    ratio = t.unsqueeze(-1) / periods
+    return 2 * math.pi * (ratio - torch.floor(ratio))  # [..., F]
+
+
+def rotate(x, theta, sign=1.0):
+    """Rotate dims (2i, 2i+1), i < F, of the last axis by sign·θ_i; dims ≥ dh/2 pass through.
+    x: [..., dh]; theta broadcastable to [..., F]."""
+    f = theta.shape[-1]
+    cos, sin = torch.cos(theta), sign * torch.sin(theta)
+    x_rot = x[..., : 2 * f]
+    x_even, x_odd = x_rot[..., 0::2], x_rot[..., 1::2]
+    r_even = x_even * cos - x_odd * sin
+    r_odd = x_odd * cos + x_even * sin
+    rotated = torch.stack([r_even, r_odd], dim=-1).flatten(-2)
+    return torch.cat([rotated, x[..., 2 * f:]], dim=-1)
+
+
+class Linear(torch.nn.Module):
+    def __init__(self, w, b=None):
+        super().__init__()
+        self.weight = torch.nn.Parameter(w)
+        self.bias = torch.nn.Parameter(b) if b is not None else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class LayerNorm(torch.nn.Module):
+    def __init__(self, w, b):
+        super().__init__()
+        self.weight = torch.nn.Parameter(w)
+        self.bias = torch.nn.Parameter(b)
+
+    def forward(self, x):
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, 1e-5)
+
+
+class PoyoTorch(torch.nn.Module):
+    def __init__(self, weights, kw, modalities, dtype, device):
+        super().__init__()
+        self.kw = kw
+        self.modalities = modalities
+        P = lambda n: torch.tensor(weights[n], dtype=dtype, device=device)
+        self.names = []
+        mods = {}
+
+        def lin(name, bias=True):
+            mods[name] = Linear(P(f"{name}.weight"), P(f"{name}.bias") if bias else None)
+
+        def norm(name):
+            mods[name] = LayerNorm(P(f"{name}.weight"), P(f"{name}.bias"))
+
+        self.unit_emb = torch.nn.Parameter(P("unit_emb.weight"))
+        self.session_emb = torch.nn.Parameter(P("session_emb.weight"))
+        self.latent_emb = torch.nn.Parameter(P("latent_emb.weight"))
+        for m in modalities:
+            lin(f"value_map.{m}")
+        for a in ("enc_atn", "dec_atn"):
+            norm(f"{a}.norm"); norm(f"{a}.norm_context")
+            lin(f"{a}.to_q", False); lin(f"{a}.to_kv", False); lin(f"{a}.to_out")
+        for f in ["enc_ffn", "dec_ffn"] + [f"proc.{i}.ffn" for i in range(kw["depth"])]:
+            norm(f"{f}.norm"); lin(f"{f}.w1"); lin(f"{f}.w2")
+        for i in range(kw["depth"]):
+            norm(f"proc.{i}.atn.norm"); lin(f"proc.{i}.atn.to_qkv", False); lin(f"proc.{i}.atn.to_out")
+        lin("readout")
+        self.mods = torch.nn.ModuleDict({k.replace(".", "__"): v for k, v in mods.items()})
+
+    def m(self, name):
+        return self.mods[name.replace(".", "__")]
+
+    def named_contract_parameters(self):
+        out = {"unit_emb.weight": self.unit_emb, "session_emb.weight": self.session_emb,
+               "latent_emb.weight": self.latent_emb}
+        for k, mod in self.mods.items():
+            base = k.replace("__", ".")
+            out[f"{base}.weight"] = mod.weight
+            if mod.bias is not None:
+                out[f"{base}.bias"] = mod.bias
+        return out
+
+    def ffn(self, name, x):
+        h = self.m(f"{name}.w1")(self.m(f"{name}.norm")(x))
+        a, g = h.chunk(2, dim=-1)
+        return self.m(f"{name}.w2")(a * F.gelu(g, approximate="none"))
+
+    def attention(self, q, k, v, q_time, k_time, kv_len, heads, rotate_value):
+        """q [B, Lq, h·dh], k/v [B, Lk, h·dh]; times [B, L] ; kv_len [B]."""
+        kw = self.kw
+        dh = kw["dim_head"]
+        B, Lq, _ = q.shape
+        Lk = k.shape[1]
+        split = lambda x, L: x.view(B, L, heads, dh).transpose(1, 2)  # [B, h, L, dh]
+        q, k, v = split(q, Lq), split(k, Lk), split(v, Lk)
+        tq = rotary_angles(q_time, dh, kw["t_min"], kw["t_max"]).unsqueeze(1)  # [B, 1, Lq, F]
+        tk = rotary_angles(k_time, dh, kw["t_min"], kw["t_max"]).unsqueeze(1)
+        q = rotate(q, tq)
+        k = rotate(k, tk)
+        if rotate_value:
+            v = rotate(v, tk)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(dh)  # [B, h, Lq, Lk]
+        mask = torch.arange(Lk, device=q.device)[None, :] >= kv_len[:, None]  # [B, Lk]
+        scores = scores.masked_fill(mask[:, None, None, :], float("-inf"))
+        p = torch.softmax(scores, dim=-1)
+        p = torch.nan_to_num(p, nan=0.0)  # kv_len = 0 rows
+        o = p @ v
+        if rotate_value:
+            o = rotate(o, tq, sign=-1.0)
+        return o.transpose(1, 2).reshape(B, Lq, heads * dh)
+
+    def cross_attn(self, name, query, context, q_time, k_time, kv_len, rotate_value):
+        kw = self.kw
+        hd = kw["cross_heads"] * kw["dim_head"]
+        q = self.m(f"{name}.to_q")(self.m(f"{name}.norm")(query))
+        kv = self.m(f"{name}.to_kv")(self.m(f"{name}.norm_context")(context))
+        k, v = kv[..., :hd], kv[..., hd:]
+        return self.m(f"{name}.to_out")(self.attention(q, k, v, q_time, k_time, kv_len, kw["cross_heads"], rotate_value))
+
+    def self_attn(self, i, z, t_lat, kv_len):
+        kw = self.kw
+        hd = kw["self_heads"] * kw["dim_head"]
+        qkv = self.m(f"proc.{i}.atn.to_qkv")(self.m(f"proc.{i}.atn.norm")(z))
+        q, k, v = qkv[..., :hd], qkv[..., hd:2 * hd], qkv[..., 2 * hd:]
+        return self.m(f"proc.{i}.atn.to_out")(self.attention(q, k, v, t_lat, t_lat, kv_len, kw["self_heads"], True))
+
+    def forward(self, b):
+        kw = self.kw
+        D = kw["dim"]
+        B, N, _ = b["value"].shape
+        value_emb = torch.zeros(B, N, D // 2, dtype=b["value"].dtype, device=b["value"].device)
+        real = (b["unit"] != 0).to(value_emb.dtype)
+        for mi, m in enumerate(self.modalities):
+            mask = (b["modality"] == mi).to(value_emb.dtype) * real
+            value_emb = value_emb + self.m(f"value_map.{m}")(b["value"]) * mask.unsqueeze(-1)
+        unit_emb = self.unit_emb[b["unit"].long()]
+        x = torch.cat([value_emb, unit_emb], dim=-1)
+        L = b["latent_time"].shape[0]
+        M = kw["num_latents"]
+        z = self.latent_emb[torch.arange(L, device=x.device) % M].unsqueeze(0).expand(B, L, D)
+        y = self.session_emb[b["query_session"].long()]
+        t_lat = b["latent_time"].unsqueeze(0).expand(B, L)
+        lat_len = torch.full((B,), L, dtype=torch.long, device=x.device)
+        z = z + self.cross_attn("enc_atn", z, x, t_lat, b["time"], b["kv_len"].long(), True)
+        z = z + self.ffn("enc_ffn", z)
+        for i in range(kw["depth"]):
+            z = z + self.self_attn(i, z, t_lat, lat_len)
+            z = z + self.ffn(f"proc.{i}.ffn", z)
+        y = y + self.cross_attn("dec_atn", y, z, b["query_time"], t_lat, lat_len, False)
+        y = y + self.ffn("dec_ffn", y)
+        return self.m("readout")(y)
+
+
+def weighted_ce(logits, label, weight):
+    C = logits.shape[-1]
+    z = logits.reshape(-1, C)
+    y = label.reshape(-1).long()
+    w = weight.reshape(-1)
+    valid = (y >= 0) & (y < C)
+    nll = torch.logsumexp(z, dim=-1) - z.gather(1, y.clamp(0, C - 1).unsqueeze(1)).squeeze(1)
+    nll = torch.where(valid, nll, torch.zeros_like(nll))
+    return (w * nll).sum() / w.sum()
+
+
+def load_dump(path):
+    tensors, meta = read_safetensors(path)
+    kw = json.loads(meta["kwargs"])
+    modalities = json.loads(meta["modalities"])
+    return tensors, meta, kw, modalities
+
+
+def batch_tensors(t, dtype, device):
+    conv = lambda n, dt: torch.tensor(t[n], dtype=dt, device=device)
+    return {
+        "value": conv("batch.value", dtype), "unit": conv("batch.unit", torch.int64),
+        "modality": conv("batch.modality", torch.int64), "time": conv("batch.time", dtype),
+        "kv_len": conv("batch.kv_len", torch.int64), "latent_time": conv("batch.latent_time", dtype),
+        "query_session": conv("batch.query_session", torch.int64), "query_time": conv("batch.query_time", dtype),
+        "label": conv("batch.label", torch.int64), "weight": conv("batch.weight", dtype),
+    }
+
+
+def rel_err(got, want):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    scale = np.max(np.abs(want)) if want.size else 0.0
+    if scale == 0.0:
+        return float(np.max(np.abs(got))) if got.size else 0.0
+    return float(np.max(np.abs(got - want)) / scale)
+
+
+def compare(args):
+    t, meta, kw, modalities = load_dump(args.dump)
+    weights = {k: v for k, v in t.items() if not k.startswith(("batch.", "out.", "grad."))}
+    rows = []
+    results = {}
+    for dtype in (torch.float64, torch.float32):
+        device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        model = PoyoTorch(weights, kw, modalities, dtype, device)
+        b = batch_tensors(t, dtype, device)
+        logits = model(b)
+        loss = weighted_ce(logits, b["label"], b["weight"])
+        loss.backward()
+        name = "f64" if dtype == torch.float64 else "f32"
+        errs = {"out.logits": rel_err(t["out.logits"], logits.detach().cpu().numpy()),
+                "out.loss": rel_err(t["out.loss"], loss.detach().cpu().numpy())}
+        for pname, p in model.named_contract_parameters().items():
+            errs[f"grad.{pname}"] = rel_err(t[f"grad.{pname}"], p.grad.detach().cpu().numpy())
+        results[name] = errs
+    worst = max(results["f64"].items(), key=lambda kv: kv[1])
+    print(f"device: {'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() and not args.cpu else 'cpu'}; "
+          f"torch {torch.__version__}; tensors compared: {len(results['f64'])}")
+    print(f"{'tensor':48s} {'rel err vs f64':>15s} {'rel err vs f32':>15s}")
+    for k in results["f64"]:
+        if k.startswith("out.") or args.verbose or results["f64"][k] > args.tol:
+            print(f"{k:48s} {results['f64'][k]:15.3e} {results['f32'][k]:15.3e}")
+    print(f"max relative error vs torch f64: {worst[1]:.3e} ({worst[0]})")
+    w32 = max(results["f32"].items(), key=lambda kv: kv[1])
+    print(f"max relative error vs torch f32: {w32[1]:.3e} ({w32[0]})")
+    ok = worst[1] <= args.tol
+    print("PASS" if ok else "FAIL", f"(tolerance {args.tol})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"tolerance": args.tol, "results": results, "pass": ok}, f, indent=1)
+    return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Optimizers of the contract (for throughput runs)
+# ----------------------------------------------------------------------------------------------------
+
+class SparseLamb(torch.optim.Optimizer):
+    """The contract's sparse_lamb: no bias correction, u = m/(√v+eps) + wd·p, r = clamp(‖p‖,0,10)/‖u‖;
+    sparse tensors skip rows with an all-zero gradient (their m, v reset to 0)."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, sparse=False))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                st = self.state[p]
+                if not st:
+                    st["m"] = torch.zeros_like(p)
+                    st["v"] = torch.zeros_like(p)
+                m, v = st["m"], st["v"]
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                u = m / (v.sqrt() + group["eps"]) + group["weight_decay"] * p
+                if group["sparse"]:
+                    touched = (g != 0).any(dim=-1, keepdim=True)
+                    m.mul_(touched)
+                    v.mul_(touched)
+                    u = torch.where(touched, u, group["weight_decay"] * p)
+                pn, un = p.norm().clamp(0, 10), u.norm()
+                r = torch.where((pn > 0) & (un > 0), pn / un, torch.ones_like(pn))
+                if group["sparse"]:
+                    p.sub_(group["lr"] * r * u * touched)
+                else:
+                    p.sub_(group["lr"] * r * u)
+
+
+def throughput(args):
+    t, meta, kw, modalities = load_dump(args.dump)
+    weights = {k: v for k, v in t.items() if not k.startswith(("batch.", "out.", "grad."))}
+    device = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    b = batch_tensors(t, torch.float32, device)
+    B0 = b["value"].shape[0]
+    reps = max(1, math.ceil(args.batch / B0))
+    for k in ("value", "unit", "modality", "time", "kv_len", "query_session", "query_time", "label", "weight"):
+        b[k] = b[k].repeat(reps, *([1] * (b[k].dim() - 1)))[: args.batch]
+    results = {}
+    for mode in (["eager"] + ([] if args.no_compile else ["compile"])):
+        model = PoyoTorch(weights, kw, modalities, torch.float32, device)
+        model.train()
+        params = model.named_contract_parameters()
+        sparse = [p for n, p in params.items() if n in ("unit_emb.weight", "session_emb.weight")]
+        dense = [p for n, p in params.items() if n not in ("unit_emb.weight", "session_emb.weight")]
+        if args.optimizer == "adamw":
+            opt = torch.optim.AdamW(list(params.values()), lr=1e-4, weight_decay=1e-4)
+        else:
+            opt = SparseLamb([{"params": dense}, {"params": sparse, "sparse": True}], lr=1e-4, weight_decay=1e-4)
+        step_fn = model
+        if mode == "compile":
+            step_fn = torch.compile(model)
+
+        def one_step():
+            loss = weighted_ce(step_fn(b), b["label"], b["weight"])
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return loss
+
+        for _ in range(args.warmup):
+            one_step()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            one_step()
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        sps = args.batch * args.steps / dt
+        results[mode] = {"samples_per_s": sps, "ms_per_step": 1000 * dt / args.steps}
+        print(f"pytorch fp32 {mode:8s} (TF32 off): {sps:10.1f} samples/s  {1000 * dt / args.steps:8.2f} ms/step "
+              f"(batch {args.batch}, {args.steps} steps after {args.warmup} warm-up)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"batch": args.batch, "results": results, "kwargs": kw,
+                       "device": torch.cuda.get_device_name(), "torch": torch.__version__}, f, indent=1)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compare")
+    c.add_argument("dump")
+    c.add_argument("--tol", type=float, default=1e-4)
+    c.add_argument("--json")
+    c.add_argument("--cpu", action="store_true")
+    c.add_argument("--verbose", action="store_true")
+    tp = sub.add_parser("throughput")
+    tp.add_argument("dump")
+    tp.add_argument("--steps", type=int, default=50)
+    tp.add_argument("--warmup", type=int, default=10)
+    tp.add_argument("--batch", type=int, default=32)
+    tp.add_argument("--optimizer", default="sparse_lamb")
+    tp.add_argument("--no-compile", action="store_true")
+    tp.add_argument("--json")
+    args = ap.parse_args()
+    return compare(args) if args.cmd == "compare" else throughput(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
