@@ -187,15 +187,15 @@ Deno.test("ckpt show and ckpt verify report content and failures", async () => {
     const dir = join(runDir, "ckpt-step000000200");
     const shown = await run(["show", dir]);
     assert.equal(shown.code, 0, shown.err);
-    assert.match(shown.out, /^checkpoint  .*ckpt-step000000200$/m);
-    assert.match(shown.out, /^step        200$/m);
-    assert.match(shown.out, /^parent      [0-9a-f]{64}$/m);
+    assert.match(shown.out, /^checkpoint {2}.*ckpt-step000000200$/m);
+    assert.match(shown.out, /^step {8}200$/m);
+    assert.match(shown.out, /^parent {6}[0-9a-f]{64}$/m);
     assert.match(shown.out, /model\/weights\.safetensors/);
     assert.match(shown.out, /^ {2}val_loss: 0\.1$/m);
     assert.match(shown.out, /^ {2}decoding_r2: \{"at":1,"r2":0\.5\}$/m);
     assert.match(shown.out, /^ {2}stepsConsumed: 1$/m);
     assert.match(shown.out, /^ {2}recordings: \[1 items\]$/m);
-    assert.match(shown.out, /^verified    ok$/m);
+    assert.match(shown.out, /^verified {4}ok$/m);
     const asJson = JSON.parse((await run(["show", dir, "--json"])).out);
     assert.equal(asJson.manifest.step, 200);
     assert.equal(asJson.verification.ok, true);
@@ -208,11 +208,11 @@ Deno.test("ckpt show and ckpt verify report content and failures", async () => {
     assert.equal(bad.code, 1);
     assert.match(
       bad.out,
-      /FAILED  ckpt-step000000200\n {2}rng\/cpu\.json: has 2 bytes but the manifest says/,
+      /FAILED {2}ckpt-step000000200\n {2}rng\/cpu\.json: has 2 bytes but the manifest says/,
     );
     const badShow = await run(["show", dir]);
     assert.equal(badShow.code, 1);
-    assert.match(badShow.out, /^verified    FAILED: rng\/cpu\.json/m);
+    assert.match(badShow.out, /^verified {4}FAILED: rng\/cpu\.json/m);
     assert.equal((await run(["verify", join(runDir, "nope")])).code, 1);
     assert.equal((await run(["frobnicate"])).code, 2);
     assert.equal((await run(["help"])).code, 0);
