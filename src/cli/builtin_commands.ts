@@ -1,0 +1,10 @@
+/**
+ * The commands `orion` knows. Each module registers its own commands at import (`registerCommand`); add one
+ * import line here per module that provides commands (e.g. `import "../data/data_command.ts";`).
+ *
+ * @module
+ */
+import "../models/poyo.ts"; // registers the POYO model class (serialized configs name it)
+import "./help_command.ts";
+import "./train_command.ts";
+import "./resume_command.ts";

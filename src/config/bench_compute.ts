@@ -1,0 +1,37 @@
+/**
+ * `BenchCompute`: how benchmark suites are computed during training.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { buildConfig } from "./config_builder.ts";
+
+/** The zod schema of {@link BenchCompute}: fields, defaults and their documentation. */
+export const BenchComputeSchema = z.strictObject({
+  mode: z.enum(["async", "inline"]).default("async").describe(
+    '"async": benchmark a checkpoint snapshot beside training without pausing it; "inline": pause training while the suites run',
+  ),
+  partialSubset: z.number().gt(0).max(1).default(1).describe(
+    "fraction of each suite evaluated at intermediate benches (a fixed subset keyed by the run seed); 1 = the whole suite",
+  ),
+  fullAtEnd: z.boolean().default(true).describe("evaluate the whole suite on the final checkpoint"),
+}).brand<"BenchCompute">();
+
+/** Bench computation settings as a user writes them. */
+export type BenchComputeInput = z.input<typeof BenchComputeSchema>;
+/** Validated bench computation settings with every default filled in. */
+export type BenchCompute = z.output<typeof BenchComputeSchema>;
+
+/**
+ * Validates bench computation settings.
+ *
+ * @example
+ * ```ts
+ * import { BenchCompute } from "./bench_compute.ts";
+ * const b = BenchCompute({ mode: "async", partialSubset: 0.1 });
+ * console.log(b.fullAtEnd); // true
+ * ```
+ */
+export function BenchCompute(input: BenchComputeInput = {}): BenchCompute {
+  return buildConfig("BenchCompute", BenchComputeSchema, input);
+}
