@@ -1,0 +1,638 @@
+/**
+ * A rank process's side of the job: joins the coordinator, connects the ring data plane, and exposes the
+ * {@link DistributedContext} the training loop uses.
+ *
+ * Data plane: every rank runs its own small WebSocket server. Rank r+1 dials rank r's server, so rank r
+ * *sends* its bulk chunks on the accepted (server-side) socket and receives on the socket it dialed. Bulk
+ * data therefore never leaves through a client `new WebSocket()`, whose small messages stall ~44 ms.
+ *
+ * @module
+ */
+import {
+  decodeToRank,
+  encodeControl,
+  type PeerAddress,
+  type ToCoordinator,
+  type ToRank,
+} from "./control_messages.ts";
+import {
+  checkOwnRank,
+  type DistributedContext,
+  DistributedStopError,
+  type Json,
+  type StopEvent,
+} from "./context.ts";
+import { CloseCode, closeReason, decodeFrame, FrameError, FrameType, MAX_CHUNK_ELEMENTS } from "./frames.ts";
+import { bearerToken, JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
+import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
+import { SendQueue } from "./send_queue.ts";
+import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
+
+/** Options of {@link joinJob}. */
+export interface JoinOptions {
+  /** `ws://host:port/join` of the coordinator. */
+  coordinatorUrl: string;
+  jobId: string;
+  /** Shared join secret (`ORION_JOIN_SECRET`). */
+  secret: string;
+  /** Host name used to order and group ranks; default `Deno.hostname()`. */
+  host?: string;
+  /** Address peers dial for this rank's data server; default: the address the coordinator sees. */
+  advertiseHost?: string | null;
+  /** Node index from the scheduler (SLURM_PROCID, PMI_RANK, SKYPILOT_NODE_RANK); orders ranks. */
+  nodeRank?: number | null;
+  /** GPU index on this host; orders ranks within a host. */
+  localRank?: number | null;
+  /** Bind address of the data server; default "0.0.0.0". */
+  dataHostname?: string;
+  /** Heartbeat period; default 1000 ms. */
+  heartbeatIntervalMs?: number;
+  /** The coordinator counts as lost after this much silence; default 5000 ms. */
+  coordinatorTimeoutMs?: number;
+  /** How long to wait for the rendezvous and ring setup; default 15 min. */
+  joinTimeoutMs?: number;
+  /** All-reduce chunk size in bytes (≤ 4 MiB − 48); default 1 MiB. */
+  chunkBytes?: number;
+  /** Reduction arithmetic; default "wasm-simd". */
+  kernel?: ReductionKernelName;
+  /** Cap on bytes buffered in the send socket; default 16 MiB. */
+  sendCapBytes?: number;
+  /** Log sink; default `console.error` with a "[orion rank]" prefix. */
+  log?: (line: string) => void;
+}
+
+type Assignment = Extract<ToRank, { t: "assign" }>;
+
+/** The connection could not be made or the job refused this process. */
+export class JoinError extends Error {
+  constructor(message: string, readonly jobOver = false) {
+    super(message);
+    this.name = "JoinError";
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new JoinError(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function wsHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * The networked {@link DistributedContext}; obtained from {@link joinJob}.
+ */
+export class RankSession implements DistributedContext {
+  readonly jobId: string;
+  #assignment: Assignment | null = null;
+  #options: Required<Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank">> & {
+    advertiseHost: string | null;
+    nodeRank: number | null;
+    localRank: number | null;
+  };
+  #control!: WebSocket;
+  #dataServer: Deno.HttpServer<Deno.NetAddr> | null = null;
+  #peerVerifier: JoinTokenVerifier;
+  #left: WebSocket | null = null;
+  #right: WebSocket | null = null;
+  #rightQueue: SendQueue | null = null;
+  #ring: RingAllReduce | null = null;
+  #stopEvent: StopEvent | null = null;
+  #stopCallbacks = new Set<(event: StopEvent) => void>();
+  #closing = false;
+  #finished = false;
+  #lastCoordinatorMessage = Date.now();
+  #lastHeartbeatSent = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #peerLossTimer: ReturnType<typeof setTimeout> | undefined;
+  #nextBarrier = 0;
+  #nextBroadcast = 0;
+  #barrierWaiters = new Map<number, { name: string; resolve(): void; reject(e: Error): void }>();
+  #broadcastValues = new Map<number, { root: number; value: unknown }>();
+  #broadcastWaiters = new Map<number, { root: number; resolve(v: unknown): void; reject(e: Error): void }>();
+  #committed = new Set<number>();
+  #commitWaiters = new Map<number, Array<{ resolve(): void; reject(e: Error): void }>>();
+  #assigned = Promise.withResolvers<Assignment>();
+  #started = Promise.withResolvers<void>();
+  #rightConnected = Promise.withResolvers<void>();
+  #shutdown = Promise.withResolvers<void>();
+
+  /** @internal use {@link joinJob}. */
+  constructor(options: JoinOptions) {
+    this.jobId = options.jobId;
+    this.#options = {
+      coordinatorUrl: options.coordinatorUrl,
+      jobId: options.jobId,
+      secret: options.secret,
+      host: options.host ?? Deno.hostname(),
+      advertiseHost: options.advertiseHost ?? null,
+      nodeRank: options.nodeRank ?? null,
+      localRank: options.localRank ?? null,
+      dataHostname: options.dataHostname ?? "0.0.0.0",
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
+      coordinatorTimeoutMs: options.coordinatorTimeoutMs ?? 5000,
+      joinTimeoutMs: options.joinTimeoutMs ?? 15 * 60_000,
+      chunkBytes: options.chunkBytes ?? 1024 * 1024,
+      kernel: options.kernel ?? "wasm-simd",
+      sendCapBytes: options.sendCapBytes ?? 16 * 1024 * 1024,
+      log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
+    };
+    this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
+    // Rejections of these internal promises are observed through joinJob / close; never unhandled.
+    for (const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown]) {
+      p.promise.catch(() => {});
+    }
+  }
+
+  #a(): Assignment {
+    if (!this.#assignment) throw new Error("Cannot read the rank before the rendezvous assigned one");
+    return this.#assignment;
+  }
+
+  get rank(): number {
+    return this.#a().rank;
+  }
+  get worldSize(): number {
+    return this.#a().worldSize;
+  }
+  get localRank(): number {
+    return this.#a().localRank;
+  }
+  get localWorldSize(): number {
+    return this.#a().localWorldSize;
+  }
+  get generation(): number {
+    return this.#a().generation;
+  }
+  get restartCount(): number {
+    return this.#a().restartCount;
+  }
+  get resumeStep(): number | null {
+    return this.#a().resumeStep;
+  }
+  get config(): unknown {
+    return this.#a().config;
+  }
+  /** Data-plane addresses of every rank. */
+  get peers(): PeerAddress[] {
+    return this.#a().peers;
+  }
+  /** The stop event, once stopped. */
+  get stopEvent(): StopEvent | null {
+    return this.#stopEvent;
+  }
+  /** Port of this rank's data server. */
+  get dataPort(): number {
+    return this.#dataServer?.addr.port ?? 0;
+  }
+  /** Bytes this rank queued to its right neighbour. */
+  get bytesSent(): number {
+    return this.#rightQueue?.bytesSent ?? 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Join sequence
+
+  /** @internal */
+  async join(): Promise<void> {
+    const o = this.#options;
+    this.#dataServer = Deno.serve(
+      { hostname: o.dataHostname, port: 0, onListen: () => {} },
+      (request) => this.#handlePeerRequest(request),
+    );
+    const token = await mintJoinToken(o.secret, { job: o.jobId, role: "rank", rank: o.localRank });
+    const control = new WebSocket(o.coordinatorUrl, { headers: { authorization: `Bearer ${token}` } });
+    control.binaryType = "arraybuffer";
+    this.#control = control;
+    const opened = Promise.withResolvers<void>();
+    control.onopen = () => opened.resolve();
+    control.onerror = () =>
+      opened.reject(
+        new JoinError(
+          `Cannot join job "${o.jobId}" at ${o.coordinatorUrl} as the connection failed: coordinator unreachable, ` +
+            `or the join token was refused (check ORION_JOIN_SECRET, the job id, and the coordinator's log)`,
+        ),
+      );
+    control.onclose = (event) => this.#onControlClose(event.code, event.reason);
+    control.onmessage = (event) => this.#onControlMessage(event.data);
+    try {
+      await withTimeout(
+        opened.promise,
+        30_000,
+        `the coordinator at ${o.coordinatorUrl} to accept the connection`,
+      );
+      control.onerror = () => {};
+      this.#watchdog = setInterval(() => this.#sweep(), 250);
+      this.#sendControl({
+        t: "hello",
+        role: "rank",
+        host: o.host,
+        advertiseHost: o.advertiseHost,
+        nodeRank: o.nodeRank,
+        localRank: o.localRank,
+        dataPort: this.dataPort,
+        pid: Deno.pid,
+      });
+      const assignment = await withTimeout(this.#assigned.promise, o.joinTimeoutMs, "the rendezvous");
+      if (assignment.worldSize > 1) await this.#connectRing(assignment);
+      this.#sendControl({ t: "ready", generation: assignment.generation });
+      await withTimeout(this.#started.promise, o.joinTimeoutMs, "every rank to connect its ring");
+    } catch (error) {
+      this.#teardown();
+      if (this.#stopEvent && !(error instanceof DistributedStopError)) {
+        throw new DistributedStopError(this.#stopEvent);
+      }
+      throw error;
+    }
+  }
+
+  async #connectRing(a: Assignment): Promise<void> {
+    const n = a.worldSize;
+    this.#ring = new RingAllReduce({
+      rank: a.rank,
+      worldSize: n,
+      generation: a.generation,
+      chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
+      kernel: reductionKernel(this.#options.kernel),
+      sendRight: (message) => this.#rightQueue!.send(message),
+    });
+    const leftRank = (a.rank - 1 + n) % n;
+    const left = a.peers[leftRank];
+    const token = await mintJoinToken(this.#options.secret, { job: this.jobId, role: "peer", rank: a.rank });
+    const url = `ws://${wsHost(left.host)}:${left.port}/peer?gen=${a.generation}`;
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+    socket.binaryType = "arraybuffer";
+    this.#left = socket;
+    const opened = Promise.withResolvers<void>();
+    socket.onopen = () => opened.resolve();
+    socket.onerror = () =>
+      opened.reject(new JoinError(`Cannot connect to rank ${leftRank}'s data server at ${url}`));
+    socket.onmessage = (event) => this.#onLeftMessage(event.data, leftRank);
+    socket.onclose = (event) =>
+      this.#peerLost(leftRank, `link from rank ${leftRank} closed (code ${event.code} ${event.reason})`);
+    await Promise.all([
+      withTimeout(opened.promise, this.#options.joinTimeoutMs, `the link to rank ${leftRank}`),
+      withTimeout(
+        this.#rightConnected.promise,
+        this.#options.joinTimeoutMs,
+        `rank ${(a.rank + 1) % n} to connect`,
+      ),
+    ]);
+    socket.onerror = () => {};
+  }
+
+  async #handlePeerRequest(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname !== "/peer" || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("not found", { status: 404 });
+    }
+    const check = await this.#peerVerifier.verify(bearerToken(request), "peer");
+    if (!check.ok) {
+      this.#options.log(`refused peer connection: ${check.status} ${check.reason}`);
+      return new Response(check.reason, { status: check.status });
+    }
+    let a: Assignment;
+    try {
+      a = await withTimeout(this.#assigned.promise, 60_000, "this rank's assignment");
+    } catch {
+      return new Response("this rank has no assignment", { status: 409 });
+    }
+    const expectedRank = (a.rank + 1) % a.worldSize;
+    if (
+      check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) ||
+      this.#right
+    ) {
+      const reason =
+        `peer connection from rank ${check.claims.rank} (gen ${url.searchParams.get("gen")}) refused: ` +
+        `expected rank ${expectedRank} of generation ${a.generation}, once`;
+      this.#options.log(reason);
+      return new Response(reason, { status: 403 });
+    }
+    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+    socket.binaryType = "arraybuffer";
+    this.#right = socket;
+    this.#rightQueue = new SendQueue(socket, this.#options.sendCapBytes);
+    socket.onopen = () => this.#rightConnected.resolve();
+    socket.onmessage = () => {
+      socket.close(CloseCode.protocolError, "the right neighbour sends nothing on this link");
+    };
+    socket.onclose = (event) =>
+      this.#peerLost(
+        expectedRank,
+        `link to rank ${expectedRank} closed (code ${event.code} ${event.reason})`,
+      );
+    socket.onerror = () => {};
+    return response;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Incoming
+
+  #onLeftMessage(data: unknown, leftRank: number): void {
+    if (this.#stopEvent) return;
+    try {
+      const frame = decodeFrame(data);
+      if (frame.type !== FrameType.data) throw new FrameError("control frame on the data link");
+      this.#ring!.receive(frame as DataFrame);
+    } catch (error) {
+      const reason = error instanceof FrameError ? error.reason : (error as Error).message;
+      this.#options.log(`bad data from rank ${leftRank}: ${reason}`);
+      this.#left?.close(CloseCode.protocolError, closeReason(reason));
+      this.#peerLost(leftRank, reason);
+    }
+  }
+
+  #onControlMessage(data: unknown): void {
+    let message: ToRank;
+    try {
+      message = decodeToRank(data);
+    } catch (error) {
+      this.#stop({
+        kind: "coordinator_lost",
+        reason: `coordinator sent a malformed message: ${(error as Error).message}`,
+        restartPlanned: false,
+      });
+      return;
+    }
+    this.#lastCoordinatorMessage = Date.now();
+    switch (message.t) {
+      case "assign":
+        if (this.#assignment) return;
+        this.#assignment = message;
+        this.#assigned.resolve(message);
+        return;
+      case "start":
+        this.#started.resolve();
+        return;
+      case "heartbeat":
+      case "generation_failed":
+        return;
+      case "barrier_release": {
+        const waiter = this.#barrierWaiters.get(message.seq);
+        this.#barrierWaiters.delete(message.seq);
+        waiter?.resolve();
+        return;
+      }
+      case "broadcast_value": {
+        const waiter = this.#broadcastWaiters.get(message.seq);
+        if (waiter) {
+          this.#broadcastWaiters.delete(message.seq);
+          waiter.resolve(message.value);
+        } else this.#broadcastValues.set(message.seq, { root: message.root, value: message.value });
+        return;
+      }
+      case "ckpt_committed": {
+        this.#committed.add(message.step);
+        for (const waiter of this.#commitWaiters.get(message.step) ?? []) waiter.resolve();
+        this.#commitWaiters.delete(message.step);
+        return;
+      }
+      case "stop":
+        this.#stop({ kind: "stopped", reason: message.reason, restartPlanned: message.restartPlanned });
+        return;
+      case "shutdown":
+        if (message.status === "completed" && this.#closing) {
+          this.#finished = true;
+          this.#shutdown.resolve();
+          this.#teardown();
+          return;
+        }
+        this.#stop({
+          kind: "job_failed",
+          reason: message.status === "completed"
+            ? `job completed while this rank was still running (${message.reason})`
+            : message.reason,
+          restartPlanned: false,
+        });
+        return;
+    }
+  }
+
+  #onControlClose(code: number, reason: string): void {
+    if (this.#stopEvent || this.#finished) return;
+    this.#stop({
+      kind: "coordinator_lost",
+      reason: `the coordinator at ${this.#options.coordinatorUrl} closed the connection (code ${code}` +
+        `${reason ? `: ${reason}` : ""}); the launcher's restart policy and \`resume\` continue the job`,
+      restartPlanned: false,
+    });
+  }
+
+  #peerLost(peerRank: number, reason: string): void {
+    if (this.#stopEvent || this.#closing) return;
+    this.#options.log(`lost data link with rank ${peerRank}: ${reason}`);
+    this.#sendControl({ t: "peer_lost", peerRank, reason: reason.slice(0, 500) });
+    if (this.#peerLossTimer === undefined) {
+      this.#peerLossTimer = setTimeout(() => {
+        this.#stop({
+          kind: "coordinator_lost",
+          reason:
+            `lost rank ${peerRank} and the coordinator did not answer within ${this.#options.coordinatorTimeoutMs} ms`,
+          restartPlanned: false,
+        });
+      }, this.#options.coordinatorTimeoutMs);
+    }
+  }
+
+  #sweep(): void {
+    if (this.#stopEvent) return;
+    const now = Date.now();
+    if (now - this.#lastHeartbeatSent >= this.#options.heartbeatIntervalMs) {
+      this.#lastHeartbeatSent = now;
+      this.#sendControl({ t: "heartbeat" });
+    }
+    const silent = now - this.#lastCoordinatorMessage;
+    if (silent > this.#options.coordinatorTimeoutMs) {
+      this.#stop({
+        kind: "coordinator_lost",
+        reason:
+          `no message from the coordinator at ${this.#options.coordinatorUrl} for ${silent} ms (hung or unreachable)`,
+        restartPlanned: false,
+      });
+    }
+  }
+
+  #sendControl(message: ToCoordinator): void {
+    if (this.#control?.readyState !== WebSocket.OPEN) return;
+    this.#control.send(encodeControl(message));
+  }
+
+  #stop(event: StopEvent): void {
+    if (this.#stopEvent) return;
+    this.#stopEvent = event;
+    this.#options.log(`stopping: ${event.kind}: ${event.reason}`);
+    const error = new DistributedStopError(event);
+    this.#ring?.abort(error);
+    for (const waiter of this.#barrierWaiters.values()) waiter.reject(error);
+    for (const waiter of this.#broadcastWaiters.values()) waiter.reject(error);
+    for (const list of this.#commitWaiters.values()) for (const waiter of list) waiter.reject(error);
+    this.#barrierWaiters.clear();
+    this.#broadcastWaiters.clear();
+    this.#commitWaiters.clear();
+    this.#assigned.reject(error);
+    this.#started.reject(error);
+    this.#rightConnected.reject(error);
+    this.#shutdown.reject(error);
+    this.#teardown();
+    for (const callback of this.#stopCallbacks) {
+      try {
+        callback(event);
+      } catch (e) {
+        this.#options.log(`onStop callback threw (ignored): ${(e as Error).message}`);
+      }
+    }
+  }
+
+  #teardown(): void {
+    clearInterval(this.#watchdog);
+    clearTimeout(this.#peerLossTimer);
+    this.#rightQueue?.close();
+    for (const socket of [this.#left, this.#right, this.#control]) {
+      if (socket && (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING)) {
+        try {
+          socket.close(CloseCode.normal, "rank leaving");
+        } catch { /* closing anyway */ }
+      }
+    }
+    const server = this.#dataServer;
+    this.#dataServer = null;
+    server?.shutdown().catch(() => {});
+  }
+
+  #requireLive(): void {
+    if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
+    if (this.#closing) throw new Error("Cannot use the distributed context after close()");
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // DistributedContext
+
+  async allReduceMean(buckets: readonly Float32Array[]): Promise<void> {
+    await Promise.all(buckets.map((bucket, index) => this.startBucket(index, bucket)));
+    await this.flush();
+  }
+
+  startBucket(index: number, data: Float32Array): Promise<void> {
+    try {
+      this.#requireLive();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.worldSize === 1) return Promise.resolve();
+    return this.#ring!.start(index, data);
+  }
+
+  async flush(): Promise<void> {
+    this.#requireLive();
+    await this.#rightQueue?.drain();
+    if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
+  }
+
+  barrier(name: string): Promise<void> {
+    try {
+      this.#requireLive();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const seq = this.#nextBarrier++;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#barrierWaiters.set(seq, { name, resolve, reject });
+    this.#sendControl({ t: "barrier", seq, name });
+    return promise;
+  }
+
+  broadcastJson<T extends Json>(value: T | undefined, root: number): Promise<T> {
+    try {
+      this.#requireLive();
+      if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) {
+        throw new RangeError(
+          `Cannot broadcast from root ${root} as it is not a rank: use 0..${this.worldSize - 1}`,
+        );
+      }
+      if (root === this.rank && value === undefined) {
+        throw new TypeError(
+          `Cannot broadcast as root rank ${root} passed no value: pass the value on the root`,
+        );
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const seq = this.#nextBroadcast++;
+    if (root === this.rank) this.#sendControl({ t: "broadcast", seq, root, value });
+    const arrived = this.#broadcastValues.get(seq);
+    if (arrived) {
+      this.#broadcastValues.delete(seq);
+      return this.#checkRoot(arrived.root, root, seq).then(() => arrived.value as T);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#broadcastWaiters.set(seq, { root, resolve, reject });
+    return promise as Promise<T>;
+  }
+
+  #checkRoot(actual: number, expected: number, seq: number): Promise<void> {
+    return actual === expected ? Promise.resolve() : Promise.reject(
+      new Error(`Cannot complete broadcast #${seq} as ranks disagree on its root: ${actual} vs ${expected}`),
+    );
+  }
+
+  reportCheckpointPart(step: number, rank?: number): Promise<void> {
+    try {
+      this.#requireLive();
+      checkOwnRank(rank, this.rank);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#sendControl({ t: "ckpt_part", step, rank: this.rank });
+    return Promise.resolve();
+  }
+
+  waitCheckpointCommitted(step: number): Promise<void> {
+    if (this.#committed.has(step)) return Promise.resolve();
+    try {
+      this.#requireLive();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const list = this.#commitWaiters.get(step) ?? [];
+    list.push({ resolve, reject });
+    this.#commitWaiters.set(step, list);
+    return promise;
+  }
+
+  onStop(callback: (event: StopEvent) => void): () => void {
+    this.#stopCallbacks.add(callback);
+    return () => this.#stopCallbacks.delete(callback);
+  }
+
+  async close(): Promise<void> {
+    if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
+    if (this.#closing) return this.#shutdown.promise;
+    await this.#rightQueue?.drain();
+    this.#closing = true;
+    this.#sendControl({ t: "done" });
+    await this.#shutdown.promise;
+  }
+}
+
+/**
+ * Joins a job: starts this rank's data server, authenticates to the coordinator, waits for the rendezvous,
+ * connects the ring and waits until every rank did. Rejects with {@link JoinError} (connection/refusal) or
+ * `DistributedStopError` (the generation failed while forming).
+ *
+ * @example
+ * ```ts
+ * const ctx = await joinJob({ coordinatorUrl: "ws://10.0.0.1:29400/join", jobId, secret: joinSecretFromEnv() });
+ * await ctx.allReduceMean(buckets);
+ * await ctx.close();
+ * ```
+ */
+export async function joinJob(options: JoinOptions): Promise<RankSession> {
+  const session = new RankSession(options);
+  await session.join();
+  return session;
+}

@@ -1,0 +1,276 @@
+/**
+ * Multi-process tests: every rank is its own Deno process on loopback, started by the real local launcher
+ * (coordinator + node agent) running the synthetic program.
+ */
+import assert from "node:assert/strict";
+import { referenceRingMean } from "../../src/distributed/ring_all_reduce.ts";
+import { Coordinator } from "../../src/distributed/coordinator.ts";
+import { generateJoinSecret } from "../../src/distributed/join_token.ts";
+import {
+  bytesOf,
+  DENO_FLAGS,
+  launchSynthetic,
+  makeJob,
+  readProgress,
+  readStops,
+  referenceFinalParams,
+  spawnCollect,
+  stepInputs,
+  SYNTHETIC_PROGRAM,
+  waitFor,
+} from "./fixtures/harness.ts";
+
+const finals = new Map<string, Uint8Array>();
+
+async function checkRun(worldSize: number, kernel: "wasm-simd" | "js") {
+  const job = await makeJob({ gpusPerNode: worldSize, steps: 6, recordSteps: 2 });
+  try {
+    const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`, "--kernel", kernel]);
+    const { code, output } = await run.done;
+    assert.equal(code, 0, output);
+    assert.match(output, /job completed/);
+    for (let step = 1; step <= 2; step++) {
+      const inputs = stepInputs(job.settings, step, worldSize);
+      for (const [b, perRank] of inputs.entries()) {
+        const expected = bytesOf(referenceRingMean(perRank));
+        for (let r = 0; r < worldSize; r++) {
+          const got = await Deno.readFile(`${job.settings.outDir}/allreduce/s${step}_r${r}_b${b}.bin`);
+          assert.deepEqual(
+            got,
+            expected,
+            `step ${step} bucket ${b} rank ${r} differs from the reference sum order`,
+          );
+        }
+      }
+    }
+    const expectedFinal = bytesOf(referenceFinalParams(job.settings, worldSize));
+    for (let r = 0; r < worldSize; r++) {
+      assert.deepEqual(await Deno.readFile(`${job.settings.outDir}/final/rank${r}.bin`), expectedFinal);
+    }
+    const mapping = JSON.parse(await Deno.readTextFile(`${job.dir}/run/distributed/node0_gpus.json`));
+    assert.equal(mapping.ranks.length, worldSize);
+    finals.set(`${worldSize}`, expectedFinal);
+  } finally {
+    await Deno.remove(job.dir, { recursive: true });
+  }
+}
+
+Deno.test("2 ranks (processes): ring all-reduce is bitwise the reference order and identical on every rank", async () => {
+  await checkRun(2, "wasm-simd");
+});
+
+Deno.test("3 ranks (processes, JS kernel): same bits as the reference, identical on every rank", async () => {
+  await checkRun(3, "js");
+});
+
+Deno.test("uninterrupted 2-rank run (reference for the kill test) equals the in-test reference", async () => {
+  const job = await makeJob({
+    gpusPerNode: 2,
+    steps: 12,
+    checkpointEvery: 3,
+    stepDelayMs: 0,
+    recordSteps: 0,
+  });
+  try {
+    const { code, output } = await launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`]).done;
+    assert.equal(code, 0, output);
+    const got = await Deno.readFile(`${job.settings.outDir}/final/rank0.bin`);
+    assert.deepEqual(got, bytesOf(referenceFinalParams(job.settings, 2)));
+    assert.deepEqual(await Deno.readFile(`${job.settings.outDir}/final/rank1.bin`), got);
+    finals.set("2-long", got);
+  } finally {
+    await Deno.remove(job.dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGKILLed rank: detected at once, others stop, restart from the committed checkpoint ends bit-exact", async () => {
+  const job = await makeJob({
+    gpusPerNode: 2,
+    steps: 12,
+    checkpointEvery: 3,
+    stepDelayMs: 60,
+    recordSteps: 0,
+  });
+  try {
+    const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`, "--max-restarts", "2"]);
+    const out = job.settings.outDir;
+    const victim = await waitFor(
+      async () => {
+        const p = await readProgress(out, 1);
+        return p && p.generation === 0 && p.step >= 5 ? p : undefined;
+      },
+      60_000,
+      "rank 1 to reach step 5",
+    );
+    const killedAt = Date.now();
+    Deno.kill(victim.pid, "SIGKILL");
+    const stop = await waitFor(
+      async () => (await readStops(out)).find((s) => s.rank === 0),
+      10_000,
+      "rank 0 to stop",
+    );
+    const detectionMs = stop.at - killedAt;
+    console.log(`killed rank detected and rank 0 stopped after ${detectionMs} ms: ${stop.reason}`);
+    assert.ok(detectionMs < 1000, `detection took ${detectionMs} ms`);
+    assert.equal(stop.kind, "stopped");
+    const { code, output } = await run.done;
+    assert.equal(code, 0, output);
+    assert.match(output, /generation 0 failed: rank 1 .* disconnected \(connection dropped\)/);
+    assert.match(output, /generation 1: assigned 2 ranks .* resume step 3/);
+    const expected = bytesOf(referenceFinalParams(job.settings, 2));
+    for (let r = 0; r < 2; r++) assert.deepEqual(await Deno.readFile(`${out}/final/rank${r}.bin`), expected);
+    // Byte-identical to the uninterrupted run of the previous test (same settings, stepDelayMs aside).
+    const uninterrupted = finals.get("2-long");
+    assert.ok(uninterrupted, "the uninterrupted run must run first");
+    for (let r = 0; r < 2; r++) {
+      assert.deepEqual(await Deno.readFile(`${out}/final/rank${r}.bin`), uninterrupted);
+    }
+  } finally {
+    await Deno.remove(job.dir, { recursive: true });
+  }
+});
+
+Deno.test("hung rank (SIGSTOP): detected within 5 s, others stop, the agent reaps it and the job restarts", async () => {
+  const job = await makeJob({
+    gpusPerNode: 2,
+    steps: 9,
+    checkpointEvery: 3,
+    stepDelayMs: 40,
+    recordSteps: 0,
+  });
+  try {
+    const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`, "--max-restarts", "2"]);
+    const out = job.settings.outDir;
+    const victim = await waitFor(
+      async () => {
+        const p = await readProgress(out, 1);
+        return p && p.generation === 0 && p.step >= 4 ? p : undefined;
+      },
+      60_000,
+      "rank 1 to reach step 4",
+    );
+    const frozenAt = Date.now();
+    Deno.kill(victim.pid, "SIGSTOP");
+    const stop = await waitFor(
+      async () => (await readStops(out)).find((s) => s.rank === 0),
+      10_000,
+      "rank 0 to stop",
+    );
+    const detectionMs = stop.at - frozenAt;
+    console.log(`hung rank detected and rank 0 stopped after ${detectionMs} ms: ${stop.reason}`);
+    assert.ok(detectionMs <= 5000, `detection took ${detectionMs} ms`);
+    assert.match(stop.reason, /missed heartbeats/);
+    const { code, output } = await run.done;
+    assert.equal(code, 0, output);
+    assert.match(output, /SIGKILL/);
+    const expected = bytesOf(referenceFinalParams(job.settings, 2));
+    for (let r = 0; r < 2; r++) assert.deepEqual(await Deno.readFile(`${out}/final/rank${r}.bin`), expected);
+  } finally {
+    await Deno.remove(job.dir, { recursive: true });
+  }
+});
+
+Deno.test("frozen coordinator (launcher SIGSTOPped): ranks detect the silence and exit with a clear message", async () => {
+  const job = await makeJob({
+    gpusPerNode: 2,
+    steps: 10_000,
+    checkpointEvery: 1000,
+    stepDelayMs: 20,
+    recordSteps: 0,
+  });
+  const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`]);
+  try {
+    const out = job.settings.outDir;
+    await waitFor(async () => ((await readProgress(out, 0))?.step ?? 0) >= 3 || undefined, 60_000, "step 3");
+    const frozenAt = Date.now();
+    Deno.kill(run.child.pid, "SIGSTOP");
+    const stops = await waitFor(
+      async () => {
+        const s = await readStops(out);
+        return s.length === 2 ? s : undefined;
+      },
+      15_000,
+      "both ranks to stop",
+    );
+    for (const stop of stops) {
+      assert.equal(stop.kind, "coordinator_lost");
+      assert.match(stop.reason, /no message from the coordinator/);
+      const ms = stop.at - frozenAt;
+      console.log(`rank ${stop.rank} detected the frozen coordinator after ${ms} ms`);
+      assert.ok(ms < 7000, `${ms} ms`);
+    }
+  } finally {
+    Deno.kill(run.child.pid, "SIGKILL");
+    await run.done;
+    await Deno.remove(job.dir, { recursive: true });
+  }
+});
+
+Deno.test("coordinator crash (sockets dropped): rank processes exit 76 with a clear message", async () => {
+  const job = await makeJob({
+    gpusPerNode: 2,
+    steps: 10_000,
+    checkpointEvery: 1000,
+    stepDelayMs: 20,
+    recordSteps: 0,
+  });
+  const secret = generateJoinSecret();
+  const config = JSON.parse(await Deno.readTextFile(job.configPath));
+  const coordinator = await Coordinator.start({
+    jobId: "crash-test",
+    secret,
+    worldSize: 2,
+    config,
+    hostname: "127.0.0.1",
+    log: () => {},
+  });
+  const workers = [0, 1].map((i) =>
+    spawnCollect(
+      [
+        Deno.execPath(),
+        "run",
+        ...DENO_FLAGS,
+        SYNTHETIC_PROGRAM,
+        "worker",
+        "--coordinator",
+        coordinator.url(),
+        "--job-id",
+        "crash-test",
+        "--local-rank",
+        String(i),
+      ],
+      { ORION_JOIN_SECRET: secret },
+    )
+  );
+  try {
+    await waitFor(
+      async () => ((await readProgress(job.settings.outDir, 1))?.step ?? 0) >= 3 || undefined,
+      60_000,
+      "step 3",
+    );
+    const crashedAt = Date.now();
+    await coordinator.abort();
+    for (const worker of workers) {
+      const { code, output } = await worker.done;
+      assert.equal(code, 76, output);
+      assert.match(
+        output,
+        /coordinator lost, exiting: the coordinator at ws:\/\/127\.0\.0\.1:\d+\/join closed the connection/,
+      );
+    }
+    const stops = await readStops(job.settings.outDir);
+    assert.equal(stops.length, 2);
+    for (const stop of stops) {
+      console.log(`rank ${stop.rank} saw the coordinator crash after ${stop.at - crashedAt} ms`);
+      assert.ok(stop.at - crashedAt < 1000);
+    }
+  } finally {
+    for (const worker of workers) {
+      try {
+        worker.child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await worker.done;
+    }
+    await Deno.remove(job.dir, { recursive: true });
+  }
+});
