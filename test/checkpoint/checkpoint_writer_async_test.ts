@@ -91,7 +91,7 @@ Deno.test("CheckpointWriter: submit returns at once and the event loop keeps run
       } MiB; ` +
         `${gaps.length} ticks, max event-loop gap ${maxGap.toFixed(1)} ms`,
     );
-    assert.ok(submitMs < 5, `submit blocked ${submitMs} ms`);
+    assert.ok(submitMs < 25, `submit blocked ${submitMs} ms`);
     assert.ok(gaps.length >= 5, `the event loop ran only ${gaps.length} times during the write`);
     // Generous bound for a slow shared CI machine; the benchmark script reports the real numbers.
     assert.ok(maxGap < 250, `event loop blocked for ${maxGap} ms`);
