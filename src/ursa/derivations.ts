@@ -39,10 +39,45 @@ export interface Derivation {
   run(input: SignalData): SignalData;
 }
 
-function median(values: Float64Array): number {
-  const sorted = values.slice().sort();
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+/** k-th smallest value (0-based) of `a`, reordering `a` in place (Hoare quickselect, median-of-three). */
+function selectInPlace(a: Float64Array, k: number): number {
+  let lo = 0, hi = a.length - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >> 1;
+    // Median of three as the pivot.
+    let x = a[lo], y = a[mid], z = a[hi];
+    if (x > y) [x, y] = [y, x];
+    if (y > z) [y, z] = [z, y];
+    if (x > y) [x, y] = [y, x];
+    const pivot = y;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k];
+  }
+  return a[k];
+}
+
+/** Median (mean of the two middle values for even lengths), without sorting. */
+export function median(values: ArrayLike<number>): number {
+  const a = Float64Array.from(values);
+  const n = a.length;
+  const upper = selectInPlace(a, n >> 1);
+  if (n % 2) return upper;
+  let lower = -Infinity;
+  for (let i = 0; i < n >> 1; i++) if (a[i] > lower) lower = a[i];
+  return (lower + upper) / 2;
 }
 
 const EEG_CLEAN_PARAMS = {

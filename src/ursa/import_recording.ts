@@ -1,7 +1,7 @@
 /**
- * Importing recordings into the catalog, all-or-nothing: a file is parsed and validated completely before
- * anything is written; then its samples (`signals`), its labels (`labels`) and finally its `recordings` row
- * are written. Readers find recordings through the `recordings` row only, so a failure before that row
+ * Importing recordings into the catalog, all-or-nothing: files are parsed and validated completely before
+ * anything is written (`prepare*`, pure, also run in workers); then a batch's samples (`signals`), labels
+ * (`labels`) and finally its `recordings` rows are written, one Lance commit per table. Readers find recordings through the `recordings` row only, so a failure before that row
  * leaves nothing visible, and the partial rows are deleted before the error is rethrown.
  *
  * @module
@@ -15,12 +15,15 @@ import {
   type RecordingRow,
   RECORDINGS_SCHEMA,
   RECORDINGS_TABLE,
+  type SignalChunkRow,
+  SIGNALS_SCHEMA,
+  SIGNALS_TABLE,
 } from "./catalog_tables.ts";
 import type { EdfAnnotation } from "./edf_format.ts";
 import { parseEdf } from "./edf_reader.ts";
 import { parsePupilCsv } from "./pupil_csv.ts";
 import { hashJson, recordingHashOf } from "./signal_hash.ts";
-import { chunkSamplesFor, deleteSignal, writeSignal } from "./signal_store.ts";
+import { chunkSamplesFor, signalChunkRows } from "./signal_store.ts";
 
 /** A recording ready to import (already parsed). */
 export interface RecordingInput {
@@ -38,6 +41,11 @@ export interface RecordingInput {
   labels: Omit<LabelRow, "label_id" | "participant" | "session" | "source_recording_hash">[];
 }
 
+/** A recording parsed, validated and hashed: ready to write. */
+export interface PreparedRecording extends RecordingInput {
+  recordingHash: string;
+}
+
 /** What an import did. */
 export interface ImportResult {
   recordingHash: string;
@@ -48,6 +56,7 @@ export interface ImportResult {
   status: "imported" | "already_imported";
   numLabels: number;
   durationS: number;
+  sourcePath: string;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9_.-]+$/;
@@ -60,8 +69,8 @@ function checkId(kind: string, value: string): void {
   }
 }
 
-/** Imports one parsed recording atomically (see the module documentation). */
-export async function importRecording(catalog: Catalog, input: RecordingInput): Promise<ImportResult> {
+/** Validates ids and samples and computes the recording hash (pure; runs in workers too). */
+export function prepareRecording(input: RecordingInput): PreparedRecording {
   checkId("participant", input.participant);
   checkId("session", input.session);
   checkId("modality", input.modality);
@@ -69,95 +78,147 @@ export async function importRecording(catalog: Catalog, input: RecordingInput): 
   if (input.samples.length === 0 || numSamples === 0) {
     throw new Error(`Cannot import ${input.sourcePath} as it holds no samples`);
   }
-  const recordingHash = recordingHashOf(input.channels, input.samplingRate, input.samples);
-  const result: ImportResult = {
-    recordingHash,
+  return { ...input, recordingHash: recordingHashOf(input.channels, input.samplingRate, input.samples) };
+}
+
+/** Imports one parsed recording atomically (see the module documentation). */
+export async function importRecording(catalog: Catalog, input: RecordingInput): Promise<ImportResult> {
+  return (await importRecordings(catalog, [prepareRecording(input)]))[0];
+}
+
+const sessionKey = (r: { participant: string; session: string; modality: string }) =>
+  `${r.participant}/${r.session} ${r.modality}`;
+
+/**
+ * Imports prepared recordings as one all-or-nothing batch: one Lance commit per table. Conflicts (the same
+ * signal under another session, or a session that already has a different recording of the modality) are
+ * all collected and thrown together before anything is written. Recordings already imported identically
+ * are reported as "already_imported".
+ */
+export async function importRecordings(
+  catalog: Catalog,
+  batch: PreparedRecording[],
+): Promise<ImportResult[]> {
+  const results: ImportResult[] = batch.map((input) => ({
+    recordingHash: input.recordingHash,
     participant: input.participant,
     session: input.session,
     modality: input.modality,
     status: "imported",
     numLabels: input.labels.length,
-    durationS: numSamples / input.samplingRate,
-  };
-  const existing = (await catalog.get(RECORDINGS_TABLE, recordingHash, "recording_hash")) as
-    | RecordingRow
-    | undefined;
-  if (existing) {
-    if (
-      existing.participant === input.participant && existing.session === input.session &&
-      existing.modality === input.modality
-    ) {
-      return { ...result, status: "already_imported" };
+    durationS: input.samples[0].length / input.samplingRate,
+    sourcePath: input.sourcePath,
+  }));
+  if (batch.length === 0) return results;
+  const participants = [...new Set(batch.map((b) => b.participant))];
+  const known =
+    (await catalog.query(RECORDINGS_TABLE, `participant IN (${participants.map(sqlString).join(", ")})`, {
+      columns: ["recording_hash", "participant", "session", "modality", "source_path"],
+    })) as unknown as RecordingRow[];
+  const sameHash = new Map<string, RecordingRow>();
+  for (const hash of new Set(batch.map((b) => b.recordingHash))) {
+    const row = (await catalog.get(RECORDINGS_TABLE, hash, "recording_hash")) as RecordingRow | undefined;
+    if (row) sameHash.set(hash, row);
+  }
+  const bySession = new Map(known.map((r) => [sessionKey(r), r]));
+  const problems: string[] = [];
+  const fresh: PreparedRecording[] = [];
+  batch.forEach((input, i) => {
+    const existing = sameHash.get(input.recordingHash);
+    const what = `${input.sourcePath} as ${sessionKey(input)}`;
+    if (existing) {
+      if (sessionKey(existing) === sessionKey(input)) {
+        results[i].status = "already_imported";
+        return;
+      }
+      problems.push(
+        `Cannot import ${what}: the same signal (recording ${
+          input.recordingHash.slice(0, 12)
+        }) is already imported as ` +
+          `${sessionKey(existing)} from ${existing.source_path}`,
+      );
+      return;
     }
-    throw new Error(
-      `Cannot import ${input.sourcePath} as ${input.participant}/${input.session} ${input.modality}: the same signal ` +
-        `(recording ${
-          recordingHash.slice(0, 12)
-        }) is already imported as ${existing.participant}/${existing.session} ` +
-        `${existing.modality} from ${existing.source_path}`,
+    const clash = bySession.get(sessionKey(input));
+    if (clash) {
+      problems.push(
+        `Cannot import ${what}: that session already has a different ${input.modality} recording ` +
+          `(${
+            clash.recording_hash.slice(0, 12)
+          } from ${clash.source_path}); import it under another --session`,
+      );
+      return;
+    }
+    bySession.set(
+      sessionKey(input),
+      { recording_hash: input.recordingHash, source_path: input.sourcePath } as RecordingRow,
     );
-  }
-  const clash = await catalog.query(
-    RECORDINGS_TABLE,
-    `participant = ${sqlString(input.participant)} AND session = ${sqlString(input.session)} AND modality = ${
-      sqlString(input.modality)
-    }`,
-    { columns: ["recording_hash", "source_path"] },
-  );
-  if (clash.length > 0) {
-    throw new Error(
-      `Cannot import ${input.sourcePath} as ${input.participant}/${input.session} ${input.modality}: that session already ` +
-        `has a different ${input.modality} recording (${String(clash[0].recording_hash).slice(0, 12)} from ${
-          clash[0].source_path
-        }); ` +
-        `import it under another --session`,
-    );
-  }
-  const chunkSamples = chunkSamplesFor(input.samplingRate);
-  const labelRows: LabelRow[] = input.labels.map((l) => {
-    const row = {
-      ...l,
+    sameHash.set(input.recordingHash, {
       participant: input.participant,
       session: input.session,
-      source_recording_hash: recordingHash,
-    };
-    return { label_id: hashJson(row), ...row };
+      modality: input.modality,
+      source_path: input.sourcePath,
+    } as RecordingRow);
+    fresh.push(input);
   });
-  const recordingRow: RecordingRow = {
-    recording_hash: recordingHash,
-    participant: input.participant,
-    session: input.session,
-    modality: input.modality,
-    channels: input.channels,
-    units: input.units,
-    sampling_rate: input.samplingRate,
-    num_samples: numSamples,
-    duration_s: numSamples / input.samplingRate,
-    time_offset_s: input.timeOffset,
-    chunk_samples: chunkSamples,
-    source_path: input.sourcePath,
-    source_format: input.sourceFormat,
-    imported_at: new Date().toISOString(),
-    source_meta: JSON.stringify(input.sourceMeta),
-  };
+  if (problems.length > 0) throw new Error(problems.join("\n"));
+  if (fresh.length === 0) return results;
+
+  const labelRows: LabelRow[] = [];
+  const recordingRows: RecordingRow[] = [];
+  const signalRows: SignalChunkRow[] = [];
+  for (const input of fresh) {
+    const numSamples = input.samples[0].length;
+    const chunkSamples = chunkSamplesFor(input.samplingRate);
+    signalRows.push(...signalChunkRows(input.recordingHash, input.samples, chunkSamples));
+    for (const l of input.labels) {
+      const row = {
+        ...l,
+        participant: input.participant,
+        session: input.session,
+        source_recording_hash: input.recordingHash,
+      };
+      labelRows.push({ label_id: hashJson(row), ...row });
+    }
+    recordingRows.push({
+      recording_hash: input.recordingHash,
+      participant: input.participant,
+      session: input.session,
+      modality: input.modality,
+      channels: input.channels,
+      units: input.units,
+      sampling_rate: input.samplingRate,
+      num_samples: numSamples,
+      duration_s: numSamples / input.samplingRate,
+      time_offset_s: input.timeOffset,
+      chunk_samples: chunkSamples,
+      source_path: input.sourcePath,
+      source_format: input.sourceFormat,
+      imported_at: new Date().toISOString(),
+      source_meta: JSON.stringify(input.sourceMeta),
+    });
+  }
+  const uniqueLabels = [...new Map(labelRows.map((l) => [l.label_id, l])).values()];
   try {
-    await writeSignal(catalog, recordingHash, input.samples, chunkSamples);
-    if (labelRows.length > 0) {
+    await catalog.ensureTable(SIGNALS_TABLE, SIGNALS_SCHEMA);
+    await catalog.insert(SIGNALS_TABLE, signalRows as unknown as Record<string, unknown>[]);
+    if (uniqueLabels.length > 0) {
       await catalog.ensureTable(LABELS_TABLE, LABELS_SCHEMA);
-      await catalog.upsert(LABELS_TABLE, labelRows as unknown as Record<string, unknown>[], "label_id");
+      await catalog.upsert(LABELS_TABLE, uniqueLabels as unknown as Record<string, unknown>[], "label_id");
     }
     await catalog.ensureTable(RECORDINGS_TABLE, RECORDINGS_SCHEMA);
     await catalog.upsert(
       RECORDINGS_TABLE,
-      [recordingRow as unknown as Record<string, unknown>],
+      recordingRows as unknown as Record<string, unknown>[],
       "recording_hash",
     );
   } catch (error) {
-    await deleteSignal(catalog, recordingHash).catch(() => {});
-    await catalog.delete(LABELS_TABLE, `source_recording_hash = ${sqlString(recordingHash)}`).catch(() => {});
+    const ids = fresh.map((f) => sqlString(f.recordingHash)).join(", ");
+    await catalog.delete(SIGNALS_TABLE, `asset_id IN (${ids})`).catch(() => {});
+    await catalog.delete(LABELS_TABLE, `source_recording_hash IN (${ids})`).catch(() => {});
     throw error;
   }
-  return result;
+  return results;
 }
 
 /**
@@ -210,7 +271,17 @@ export async function importEdfFile(
   path: string,
   options: ImportEdfOptions,
 ): Promise<ImportResult> {
-  const edf = parseEdf(await Deno.readFile(path), path);
+  const prepared = prepareEdfRecording(await Deno.readFile(path), path, options);
+  return (await importRecordings(catalog, [prepared]))[0];
+}
+
+/** Parses, validates and hashes an EDF/BDF file's bytes (pure; runs in workers too). */
+export function prepareEdfRecording(
+  bytes: Uint8Array,
+  path: string,
+  options: ImportEdfOptions,
+): PreparedRecording {
+  const edf = parseEdf(bytes, path);
   let signals = edf.signals;
   if (options.channels) {
     const wanted = new Set(options.channels);
@@ -241,7 +312,7 @@ export async function importEdfFile(
     labels.add(s.header.label);
   }
   const session = options.session ?? path.split("/").pop()!.replace(/\.[^.]+$/, "");
-  return await importRecording(catalog, {
+  return prepareRecording({
     participant: options.participant,
     session,
     modality: options.modality ?? "eeg",
@@ -281,9 +352,19 @@ export async function importPupilCsvFile(
   path: string,
   options: ImportPupilOptions,
 ): Promise<ImportResult> {
-  const pupil = parsePupilCsv(await Deno.readTextFile(path), path, { samplingRate: options.samplingRate });
+  const prepared = preparePupilRecording(await Deno.readTextFile(path), path, options);
+  return (await importRecordings(catalog, [prepared]))[0];
+}
+
+/** Parses, validates and hashes pupil CSV text (pure; runs in workers too). */
+export function preparePupilRecording(
+  text: string,
+  path: string,
+  options: ImportPupilOptions,
+): PreparedRecording {
+  const pupil = parsePupilCsv(text, path, { samplingRate: options.samplingRate });
   const session = options.session ?? path.split("/").pop()!.replace(/\.[^.]+$/, "");
-  return await importRecording(catalog, {
+  return prepareRecording({
     participant: options.participant,
     session,
     modality: options.modality ?? "pupil",

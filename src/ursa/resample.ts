@@ -105,11 +105,17 @@ export function resamplePoly(
     const center = m * down + half;
     let k = center % up;
     let acc = 0;
-    for (; k < h.length; k += up) {
-      let index = (center - k) / up;
-      if (index < 0) index = 0;
-      else if (index >= n) index = n - 1;
-      acc += h[k] * x[index];
+    const firstIndex = (center - k) / up; // index of tap k; later taps step back by 1
+    const lastIndex = firstIndex - Math.floor((h.length - 1 - k) / up);
+    if (lastIndex >= 0 && firstIndex < n) {
+      for (let index = firstIndex; k < h.length; k += up, index--) acc += h[k] * x[index];
+    } else {
+      for (; k < h.length; k += up) {
+        let index = (center - k) / up;
+        if (index < 0) index = 0;
+        else if (index >= n) index = n - 1;
+        acc += h[k] * x[index];
+      }
     }
     y[m] = acc * up;
   }

@@ -190,3 +190,14 @@ Deno.test("derived asset ids are content addresses of derivation@version, params
   );
   assert.match(a, /^[0-9a-f]{64}$/);
 });
+
+Deno.test("median by selection equals the sorted median", async () => {
+  const { median } = await import("../../src/ursa/derivations.ts");
+  for (const n of [1, 2, 3, 10, 101, 1000]) {
+    const values = Float64Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 7);
+    const sorted = values.slice().sort();
+    const expected = n % 2 ? sorted[n >> 1] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    assert.equal(median(values), expected, `n = ${n}`);
+  }
+  assert.equal(median([5, 5, 5, 5]), 5);
+});
