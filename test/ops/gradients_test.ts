@@ -5,8 +5,9 @@
 import { checkOpCase, testGpu } from "./op_harness.ts";
 import { coreCases } from "./cases_core.ts";
 import { nnCases } from "./cases_nn.ts";
+import { attentionCases } from "./cases_attention.ts";
 
-const all = [...coreCases, ...nnCases];
+const all = [...coreCases, ...nnCases, ...attentionCases];
 
 for (const c of all) {
   Deno.test({
