@@ -9,15 +9,18 @@ import { buildConfig } from "./config_builder.ts";
 import { RunNameSchema } from "./run_name.ts";
 
 /** `"best"`, `"last"`, a step number, or a checkpoint content hash (8–64 lowercase hex digits). */
+const CHECKPOINT_SELECTOR_ERROR =
+  'Cannot select a checkpoint this way as it must be "best", "last", a step number or a checkpoint hash (8-64 lowercase hex digits)';
+
+/** `"best"`, `"last"`, a step number, or a checkpoint content hash (8–64 lowercase hex digits). */
 export const CheckpointSelectorSchema = z.union([
   z.literal("best"),
   z.literal("last"),
-  z.number().int().nonnegative(),
-  z.string().regex(/^[0-9a-f]{8,64}$/),
-], {
-  error:
-    'Cannot select a checkpoint this way as it must be "best", "last", a step number or a checkpoint hash (8-64 hex digits)',
-});
+  z.number({ error: CHECKPOINT_SELECTOR_ERROR }).int({ error: CHECKPOINT_SELECTOR_ERROR }).nonnegative({
+    error: CHECKPOINT_SELECTOR_ERROR,
+  }),
+  z.string().regex(/^[0-9a-f]{8,64}$/, { error: CHECKPOINT_SELECTOR_ERROR }),
+], { error: CHECKPOINT_SELECTOR_ERROR });
 
 /** Which checkpoint of the source run to start from. */
 export type CheckpointSelector = z.output<typeof CheckpointSelectorSchema>;
