@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { relative } from "node:path";
+import { isAbsolute, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type ClusterLaunchPlan, shellQuote } from "./cluster_plan.ts";
@@ -230,9 +230,18 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
     return exitCode;
   }
 
+  // Nodes run from the working directory (SkyPilot workdir, the submit directory): prefer a relative path.
+  const artifactConfigPath = isAbsolute(configPath) && !relative(Deno.cwd(), configPath).startsWith("..")
+    ? relative(Deno.cwd(), configPath)
+    : configPath;
+  if (isAbsolute(artifactConfigPath)) {
+    console.error(
+      `[orion launch] note: config path ${artifactConfigPath} is absolute; it must exist on every node`,
+    );
+  }
   const plan: ClusterLaunchPlan = {
     jobName,
-    configPath,
+    configPath: artifactConfigPath,
     nodes,
     gpusPerNode,
     port: positiveInt(values.port, "--port", 29400),

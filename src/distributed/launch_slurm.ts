@@ -38,7 +38,9 @@ export function slurmBatchScript(plan: ClusterLaunchPlan): string {
     ': "${ORION_JOIN_SECRET:?export ORION_JOIN_SECRET (same value on every node) before sbatch}"',
     'HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)',
     "export HEAD_NODE ORION_JOIN_SECRET",
-    `srun --nodes=${plan.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c ${shellQuote(agent)}`,
+    `srun --nodes=${plan.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c ${
+      shellQuote(`exec ${agent}`)
+    }`,
     "",
   ].join("\n");
 }
