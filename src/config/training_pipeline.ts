@@ -65,7 +65,7 @@ export function pipelineStageProblems(pipeline: unknown): PipelineStageProblem[]
 /** The pipeline's own fields, with stages left unchecked (pre-flight checks each stage as a run). */
 export const PipelineShapeSchema = z.strictObject({
   name: RunNameSchema.describe("pipeline name"),
-  stages: z.array(z.unknown()).min(1).describe("run configs trained in order"),
+  stages: z.array(z.unknown().describe("RunConfig")).min(1).describe("run configs trained in order"),
 });
 
 /** The zod schema of {@link TrainingPipeline}: stage names unique; a stage only starts from an earlier stage. */
