@@ -81,7 +81,13 @@ export {
   problem,
   type ProblemSeverity,
 } from "./problem.ts";
-export { parseRunConfig, RunConfig, type RunConfigInput, RunConfigSchema } from "./run_config.ts";
+export {
+  parseRunConfig,
+  type ResolvedRunConfig,
+  RunConfig,
+  type RunConfigInput,
+  RunConfigSchema,
+} from "./run_config.ts";
 export { RUN_NAME_PATTERN, RunNameSchema } from "./run_name.ts";
 export {
   configHash,

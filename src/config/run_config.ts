@@ -100,6 +100,8 @@ export type RunConfigInput = Omit<z.input<typeof RunConfigSchema>, "model"> & {
 };
 /** A validated, fully resolved run config: every default filled in, model kwargs resolved by the class. */
 export type RunConfig = z.output<typeof RunConfigSchema>;
+/** Same as {@link RunConfig}: a valid run config is always fully resolved. */
+export type ResolvedRunConfig = RunConfig;
 
 /**
  * Validates a run config. When it is invalid, the result is a placeholder that reports every problem at once
