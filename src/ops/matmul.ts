@@ -1,6 +1,8 @@
 /**
  * Matrix multiply (batched, transposed operands, bias epilogue) and `linear` (PyTorch layout:
- * `y = x · Wᵀ + b`, W is [out, in]). Kernel: `shaders/matmul.wgsl`.
+ * `y = x · Wᵀ + b`, W is [out, in]). Kernels: the generated straight-line kernel of
+ * `src/ops/matmul_codegen.ts` for problems it suits, `shaders/matmul.wgsl` for the rest (both give
+ * bitwise-identical results; see `chooseMatmulConfig`).
  *
  * Backward, with op(X) meaning X or Xᵀ as stored:
  *   dA = dC · op(B)ᵀ (or its transpose when A is stored transposed), dB = op(A)ᵀ · dC, dbias = Σ_rows dC.
@@ -16,6 +18,7 @@ import { contiguous } from "./elementwise.ts";
 import { expectDtype } from "./launch.ts";
 import { sumTo } from "./reduce.ts";
 import { reshape } from "./shape.ts";
+import { chooseMatmulConfig, dispatchGeneratedMatmul, type MatmulKernelChoice } from "./matmul_codegen.ts";
 
 const MATMUL: KernelSpec = {
   name: "matmul.tiled64",
@@ -32,6 +35,8 @@ export interface MatmulOptions {
   transB?: boolean;
   /** Bias [N] added to every row. */
   bias?: Tensor;
+  /** Which kernel runs (default `"auto"`); backward products use the same choice. */
+  kernel?: MatmulKernelChoice;
 }
 
 interface Dims {
@@ -98,6 +103,29 @@ export function matmulInto(
     throw new RangeError(`Cannot add a bias of shape ${fmtShape(bias.shape)} to a product with ${n} columns`);
   }
   const gpu = a.gpu;
+  const problem = {
+    batch,
+    m,
+    n,
+    k,
+    transA,
+    transB,
+    strideA: a.rank === 3 ? m * k : 0,
+    strideB: b.rank === 3 ? k * n : 0,
+    bias: Boolean(bias),
+    alpha: options.alpha ?? 1,
+    beta: options.beta ?? 0,
+  };
+  const config = chooseMatmulConfig(gpu, problem, options.kernel ?? "auto");
+  if (config) {
+    dispatchGeneratedMatmul(gpu, config, problem, {
+      a: ac.binding(),
+      b: bc.binding(),
+      bias: bias?.binding(),
+      c: out.binding(),
+    });
+    return;
+  }
   const u = gpu.uniform(
     new Params().u32(m).u32(n).u32(k).u32(transA ? 1 : 0).u32(transB ? 1 : 0).u32(bias ? 1 : 0)
       .u32(a.rank === 3 ? m * k : 0).u32(b.rank === 3 ? k * n : 0).f32(options.alpha ?? 1).f32(
@@ -123,6 +151,7 @@ export function matmulInto(
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
+  const kernel = options.kernel;
   const { batch, m, n } = dims(a, b, transA, transB);
   const out = Tensor.empty(a.gpu, a.rank === 3 ? [batch, m, n] : [m, n]);
   matmulInto(out, a, b, options);
@@ -131,13 +160,13 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     const da = !a.requiresGrad
       ? null
       : transA
-      ? matmul(b, g, { transA: transB, transB: true })
-      : matmul(g, b, { transB: !transB });
+      ? matmul(b, g, { transA: transB, transB: true, kernel })
+      : matmul(g, b, { transB: !transB, kernel });
     const db = !b.requiresGrad
       ? null
       : transB
-      ? matmul(g, a, { transA: true, transB: transA })
-      : matmul(a, g, { transA: !transA });
+      ? matmul(g, a, { transA: true, transB: transA, kernel })
+      : matmul(a, g, { transA: !transA, kernel });
     const grads: (Tensor | null)[] = [da, db];
     if (bias) grads.push(bias.requiresGrad ? sumTo(g, [n]).viewAs(bias.shape) : null);
     return grads;

@@ -6,8 +6,9 @@ import { checkOpCase, testGpu } from "./op_harness.ts";
 import { coreCases } from "./cases_core.ts";
 import { nnCases } from "./cases_nn.ts";
 import { attentionCases } from "./cases_attention.ts";
+import { matmulFastCases } from "./cases_matmul_fast.ts";
 
-const all = [...coreCases, ...nnCases, ...attentionCases];
+const all = [...coreCases, ...nnCases, ...attentionCases, ...matmulFastCases];
 
 for (const c of all) {
   Deno.test({

@@ -1,0 +1,795 @@
+/**
+ * The fast matmul path: a TypeScript generator that emits straight-line WGSL for one tile configuration
+ * and one problem variant (transpose flags, 128-bit access per operand, which edges need bounds checks,
+ * bias/alpha/beta epilogue), plus the choice of kernel that `matmulInto` makes.
+ *
+ * Why generated: wgpu's shader translator adds loop guards and index clamps to loops over
+ * function-local arrays, which keeps NVIDIA's compiler from unrolling and register-allocating them
+ * (measured: 1.9–2.1 TFLOP/s with loops, 41 TFLOP/s straight-line at 4096³ on an H200). So the only loop
+ * left in the kernel is the one over K tiles; accumulators are named `vec4<f32>` variables and every
+ * workgroup-memory index is a per-thread base plus a constant.
+ *
+ * Technique (for the 128×128 configuration): 256 threads, 8×8 outputs per thread held as 16 `vec4`
+ * accumulators; thread (tx, ty) owns rows {ty·4 + i, 64 + ty·4 + i} and columns {tx·4 .. +3, 64 + tx·4 ..}
+ * so a warp reads 2 distinct A vectors (broadcast) and 16 consecutive B vectors (conflict-free) from
+ * workgroup memory. Both tiles are stored k-major (`As[k][m]`, `Bs[k][n]`) with optional padding; the next
+ * global tile is prefetched into registers while the current one is multiplied, and with two workgroup
+ * buffers there is one barrier per K tile.
+ *
+ * Numerics: every configuration and the general kernel (`shaders/matmul.wgsl`) compute each output as the
+ * same sequence `acc = fma(a_k, b_k, acc)` for k = 0, 1, .., K−1 starting from 0, then
+ * `alpha·acc (+ bias) (+ beta·C)`, so results are bitwise identical whichever kernel or tile
+ * configuration runs (tested), and the autotuner's choice never changes numbers.
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu/gpu.ts";
+import { Params } from "../gpu/kernel.ts";
+import type { KernelSpec } from "../gpu/kernel.ts";
+
+/** A tile configuration of the generated kernel. */
+export interface MatmulTileConfig {
+  /** Output rows per workgroup (multiple of 4·(tileM / threadM)). */
+  tileM: number;
+  /** Output columns per workgroup. */
+  tileN: number;
+  /** K per workgroup-memory tile (multiple of 4). */
+  tileK: number;
+  /** Output rows per thread (4 or 8): threadM/4 groups of 4 rows, `tileM/(threadM/4)` apart. */
+  threadM: number;
+  /** Output columns per thread (4 or 8). */
+  threadN: number;
+  /** Workgroup-memory buffers: 2 = prefetch into the other buffer, one barrier per K tile. */
+  buffers: 1 | 2;
+  /** Floats of padding after each k-row of a tile in workgroup memory (multiple of 4). */
+  pad: number;
+  /** Workgroup rows per swizzle group (0 = row-major order of workgroups) for L2 reuse. */
+  groupM: number;
+}
+
+/** What a particular problem needs of the kernel (besides the tile configuration). */
+export interface MatmulVariant {
+  /** A stored [K, M]. */
+  transA: boolean;
+  /** B stored [N, K]. */
+  transB: boolean;
+  /** 128-bit loads of A (its contiguous dimension and batch stride are multiples of 4). */
+  vecA: boolean;
+  /** 128-bit loads of B. */
+  vecB: boolean;
+  /** 128-bit stores of C and loads of bias (N is a multiple of 4). */
+  vecC: boolean;
+  /** M is not a multiple of tileM: rows are bounds-checked. */
+  checkM: boolean;
+  /** N is not a multiple of tileN. */
+  checkN: boolean;
+  /** K is not a multiple of tileK. */
+  checkK: boolean;
+  /** Adds bias[N] to every row. */
+  bias: boolean;
+  /** Multiplies the product by `alpha` (left out when alpha = 1). */
+  alpha: boolean;
+  /** Adds `beta·C` (left out when beta = 0, C is then not read). */
+  beta: boolean;
+}
+
+/** One product `C[b] = alpha·op(A[b])·op(B[b]) (+ bias) (+ beta·C[b])` as `matmulInto` sees it. */
+export interface MatmulProblem {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  /** Elements between consecutive batches of A (0 = shared across the batch). */
+  strideA: number;
+  /** Elements between consecutive batches of B (0 = shared). */
+  strideB: number;
+  bias: boolean;
+  alpha: number;
+  beta: number;
+}
+
+/** Version of the generator; part of autotune cache keys so a generator change re-tunes. */
+export const MATMUL_CODEGEN_VERSION = 1;
+
+/** A config from its fields with the defaults `buffers: 2, pad: 4, groupM: 8`. */
+export function tileConfig(
+  tileM: number,
+  tileN: number,
+  tileK: number,
+  threadM: number,
+  threadN: number,
+  options: Partial<Pick<MatmulTileConfig, "buffers" | "pad" | "groupM">> = {},
+): MatmulTileConfig {
+  return {
+    tileM,
+    tileN,
+    tileK,
+    threadM,
+    threadN,
+    buffers: options.buffers ?? 2,
+    pad: options.pad ?? 4,
+    groupM: options.groupM ?? 8,
+  };
+}
+
+/**
+ * Candidate configurations, best first for large problems on a GPU with ≥ 34 KiB of workgroup storage.
+ * The autotuner times all that fit; without a tuning table `matmulInto` takes the first that fits the
+ * device and suits the problem's size (see {@linkcode chooseMatmulConfig}).
+ */
+export const MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = [
+  tileConfig(128, 128, 16, 8, 8),
+  tileConfig(128, 128, 16, 8, 8, { pad: 0 }),
+  tileConfig(128, 128, 32, 8, 8, { buffers: 1 }),
+  tileConfig(128, 128, 8, 8, 8),
+  tileConfig(128, 128, 8, 8, 8, { pad: 0 }),
+  tileConfig(128, 128, 16, 8, 8, { buffers: 1 }),
+  tileConfig(128, 64, 16, 8, 4),
+  tileConfig(64, 128, 16, 4, 8),
+  tileConfig(64, 64, 16, 4, 4),
+  tileConfig(64, 64, 16, 4, 4, { pad: 0 }),
+  tileConfig(64, 64, 16, 4, 4, { buffers: 1 }),
+];
+
+/** A short stable name, e.g. `128x128x16_t8x8_b2_p4_g8`. */
+export function matmulConfigName(c: MatmulTileConfig): string {
+  return `${c.tileM}x${c.tileN}x${c.tileK}_t${c.threadM}x${c.threadN}_b${c.buffers}_p${c.pad}_g${c.groupM}`;
+}
+
+/** Parses {@linkcode matmulConfigName}'s output (and validates it). */
+export function parseMatmulConfigName(name: string): MatmulTileConfig {
+  const m = /^(\d+)x(\d+)x(\d+)_t(\d+)x(\d+)_b([12])_p(\d+)_g(\d+)$/.exec(name);
+  if (!m) {
+    throw new RangeError(
+      `Cannot parse matmul tile config name "${name}": expected the form 128x128x16_t8x8_b2_p4_g8`,
+    );
+  }
+  const [tm, tn, tk, thm, thn, b, pad, g] = m.slice(1).map(Number);
+  const c = tileConfig(tm, tn, tk, thm, thn, { buffers: b as 1 | 2, pad, groupM: g });
+  validateTileConfig(c);
+  return c;
+}
+
+/** Threads per workgroup of a configuration. */
+export function threadsOf(c: MatmulTileConfig): number {
+  return (c.tileM / c.threadM) * (c.tileN / c.threadN);
+}
+
+/** Bytes of workgroup memory a configuration declares. */
+export function workgroupBytes(c: MatmulTileConfig): number {
+  return c.buffers * c.tileK * (c.tileM + c.pad + c.tileN + c.pad) * 4;
+}
+
+/** Throws a RangeError naming the first structural problem of a configuration. */
+export function validateTileConfig(c: MatmulTileConfig): void {
+  const name = matmulConfigName(c);
+  const fail = (why: string) => {
+    throw new RangeError(`Cannot use matmul tile config ${name} as ${why}`);
+  };
+  for (const [k, v] of Object.entries(c)) {
+    if (!Number.isInteger(v) || v < 0) fail(`${k} must be an integer ≥ 0: current value is ${v}`);
+  }
+  if (c.threadM !== 4 && c.threadM !== 8) fail(`threadM must be 4 or 8: current value is ${c.threadM}`);
+  if (c.threadN !== 4 && c.threadN !== 8) fail(`threadN must be 4 or 8: current value is ${c.threadN}`);
+  if (c.tileK % 4 !== 0 || c.tileK === 0) {
+    fail(`tileK must be a positive multiple of 4: current value is ${c.tileK}`);
+  }
+  if (c.pad % 4 !== 0) fail(`pad must be a multiple of 4: current value is ${c.pad}`);
+  if (c.tileM % c.threadM !== 0 || c.tileN % c.threadN !== 0) {
+    fail("tileM/tileN must be multiples of threadM/threadN");
+  }
+  const threads = threadsOf(c);
+  if (threads < 32 || threads > 1024) fail(`it has ${threads} threads: it must have 32 to 1024`);
+  // Every thread loads the same whole number of 4-float slots of each tile.
+  const slotsA = (c.tileM * c.tileK) / 4;
+  const slotsB = (c.tileN * c.tileK) / 4;
+  if (slotsA % threads !== 0 || slotsB % threads !== 0) {
+    fail(
+      `its tiles hold ${slotsA} and ${slotsB} 4-float slots: both must be multiples of ${threads} threads`,
+    );
+  }
+  // Loader mappings (see loaderSetup): k-contiguous needs threads % (tileK/4) = 0 and a row step that is
+  // a multiple of 4; outer-contiguous needs threads % (tile/4) = 0.
+  for (const outer of [c.tileM, c.tileN]) {
+    if (threads % (c.tileK / 4) !== 0 || ((threads * 4) / c.tileK) % 4 !== 0) {
+      fail(`threads (${threads}) must be a multiple of tileK (${c.tileK})`);
+    }
+    if (threads % (outer / 4) !== 0) fail(`threads (${threads}) must be a multiple of tile/4 (${outer / 4})`);
+  }
+}
+
+/** Whether the configuration's workgroup memory and threads fit the device limits. */
+export function configFits(
+  c: MatmulTileConfig,
+  limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
+): boolean {
+  return workgroupBytes(c) <= limits.maxComputeWorkgroupStorageSize &&
+    threadsOf(c) <= limits.maxComputeInvocationsPerWorkgroup;
+}
+
+/** The variant of the generated kernel a problem needs under a configuration. */
+export function matmulVariantFor(p: MatmulProblem, c: MatmulTileConfig): MatmulVariant {
+  const contigA = p.transA ? p.m : p.k;
+  const contigB = p.transB ? p.k : p.n;
+  return {
+    transA: p.transA,
+    transB: p.transB,
+    vecA: contigA % 4 === 0 && p.strideA % 4 === 0,
+    vecB: contigB % 4 === 0 && p.strideB % 4 === 0,
+    vecC: p.n % 4 === 0,
+    checkM: p.m % c.tileM !== 0,
+    checkN: p.n % c.tileN !== 0,
+    checkK: p.k % c.tileK !== 0,
+    bias: p.bias,
+    alpha: p.alpha !== 1,
+    beta: p.beta !== 0,
+  };
+}
+
+function variantTag(v: MatmulVariant): string {
+  const f = (b: boolean, s: string) => (b ? s : "");
+  return `${v.transA ? "t" : "n"}${v.transB ? "t" : "n"}_v${f(v.vecA, "a")}${f(v.vecB, "b")}${
+    f(v.vecC, "c")
+  }` +
+    `_c${f(v.checkM, "m")}${f(v.checkN, "n")}${f(v.checkK, "k")}_e${f(v.bias, "b")}${f(v.alpha, "a")}${
+      f(v.beta, "c")
+    }`;
+}
+
+const COMPONENTS = ["x", "y", "z", "w"];
+
+/** One operand's loader: global → registers → workgroup memory (see generateMatmulWgsl). */
+interface Loader {
+  /** Statements run once (per-thread indices). */
+  setup: string[];
+  /** Statements loading K tile `kt` (a u32 expression) into the prefetch registers. */
+  load(kt: string): string[];
+  /** Statements storing the prefetch registers into the buffer at vec4 offset `base`. */
+  store(base: string): string[];
+  /** Declarations of the prefetch registers. */
+  regs: string[];
+}
+
+/**
+ * Builds the loader of operand X (A or B) whose tile is `outer` (tileM or tileN) × tileK, stored in
+ * workgroup memory k-major with row stride `stride4` vec4s.
+ *
+ * kContiguous: X is stored with K as its contiguous dimension (A plain, B transposed): a thread reads 4
+ * consecutive k of one outer index and scatters them to 4 k-rows. Otherwise (A transposed, B plain) a
+ * thread reads 4 consecutive outer indices of one k and stores them as one vec4.
+ */
+function loader(opts: {
+  x: "a" | "b";
+  buf: string;
+  smem: string;
+  outer: number;
+  outerDim: string;
+  origin: string;
+  tileK: number;
+  threads: number;
+  stride4: number;
+  kContiguous: boolean;
+  vec: boolean;
+  checkOuter: boolean;
+  checkK: boolean;
+}): Loader {
+  const { x, buf, smem, outer, outerDim, origin, tileK, threads, stride4, kContiguous, vec } = opts;
+  const slots = (outer * tileK) / 4 / threads;
+  const regs = Array.from({ length: slots }, (_, r) => `${x}_reg${r}`);
+  const setup: string[] = [];
+  const base = vec ? `${x}_base4` : `${x}_base`;
+  setup.push(
+    vec ? `let ${x}_base4 = wg.z * (p.stride_${x} / 4u);` : `let ${x}_base = wg.z * p.stride_${x};`,
+  );
+  const conds = (parts: string[]) => parts.filter((s) => s !== "").join(" && ");
+  if (kContiguous) {
+    // Slot e = li + r·threads → outer index o = e / (tileK/4), k quad q = e % (tileK/4).
+    const perRow = tileK / 4;
+    const rowStep = threads / perRow; // outer rows between a thread's slots (multiple of 4)
+    setup.push(`let ${x}_o = li / ${perRow}u;`, `let ${x}_q = li % ${perRow}u;`);
+    setup.push(`let ${x}_st = ${x}_q * ${4 * stride4}u + ${x}_o / 4u;`, `let ${x}_sc = ${x}_o % 4u;`);
+    if (vec) {
+      setup.push(
+        `let ${x}_ld = ${base} + (${origin} + ${x}_o) * (p.k / 4u) + ${x}_q;`,
+        `let ${x}_rstep = ${rowStep}u * (p.k / 4u);`,
+      );
+    } else {
+      setup.push(
+        `let ${x}_ld = ${base} + (${origin} + ${x}_o) * p.k + ${x}_q * 4u;`,
+        `let ${x}_rstep = ${rowStep}u * p.k;`,
+      );
+    }
+    return {
+      regs,
+      setup,
+      load(kt) {
+        const out: string[] = [];
+        const kq = `${kt} * ${tileK}u + ${x}_q * 4u`;
+        if (opts.checkK) out.push(`let ${x}_k = ${kq};`);
+        for (let r = 0; r < slots; r++) {
+          const reg = regs[r];
+          const o = `${origin} + ${x}_o + ${r * rowStep}u`;
+          const oCond = opts.checkOuter ? `${o} < ${outerDim}` : "";
+          const idx = vec
+            ? `${x}_ld + ${kt} * ${tileK / 4}u + ${r}u * ${x}_rstep`
+            : `${x}_ld + ${kt} * ${tileK}u + ${r}u * ${x}_rstep`;
+          if (vec) {
+            const c = conds([oCond, opts.checkK ? `${x}_k < p.k` : ""]);
+            if (c) out.push(`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`);
+            else out.push(`${reg} = ${buf}[${idx}];`);
+          } else {
+            out.push(`{`, `  let i = ${idx};`);
+            for (let c = 0; c < 4; c++) {
+              const cc = conds([oCond, opts.checkK ? `${x}_k + ${c}u < p.k` : ""]);
+              const ld = `${buf}[i + ${c}u]`;
+              out.push(
+                cc
+                  ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});`
+                  : `  ${reg}.${COMPONENTS[c]} = ${ld};`,
+              );
+            }
+            out.push(`}`);
+          }
+        }
+        return out;
+      },
+      store(sbase) {
+        const out: string[] = [];
+        for (let r = 0; r < slots; r++) {
+          for (let c = 0; c < 4; c++) {
+            const off = c * stride4 + (r * rowStep) / 4;
+            out.push(`${smem}[${sbase} + ${x}_st + ${off}u][${x}_sc] = ${regs[r]}.${COMPONENTS[c]};`);
+          }
+        }
+        return out;
+      },
+    };
+  }
+  // Outer-contiguous: slot e → k row kk = e / (outer/4), outer quad q = e % (outer/4).
+  const perRow = outer / 4;
+  const kStep = threads / perRow; // k rows between a thread's slots
+  setup.push(`let ${x}_kr = li / ${perRow}u;`, `let ${x}_q = li % ${perRow}u;`);
+  setup.push(`let ${x}_st = ${x}_kr * ${stride4}u + ${x}_q;`);
+  if (vec) {
+    setup.push(
+      `let ${x}_ld = ${base} + ${x}_kr * (${outerDim} / 4u) + ${origin} / 4u + ${x}_q;`,
+      `let ${x}_rstep = ${kStep}u * (${outerDim} / 4u);`,
+      `let ${x}_tstep = ${tileK}u * (${outerDim} / 4u);`,
+    );
+  } else {
+    setup.push(
+      `let ${x}_ld = ${base} + ${x}_kr * ${outerDim} + ${origin} + ${x}_q * 4u;`,
+      `let ${x}_rstep = ${kStep}u * ${outerDim};`,
+      `let ${x}_tstep = ${tileK}u * ${outerDim};`,
+    );
+  }
+  if (opts.checkOuter) setup.push(`let ${x}_oq = ${origin} + ${x}_q * 4u;`);
+  return {
+    regs,
+    setup,
+    load(kt) {
+      const out: string[] = [];
+      for (let r = 0; r < slots; r++) {
+        const reg = regs[r];
+        const kCond = opts.checkK ? `${kt} * ${tileK}u + ${x}_kr + ${r * kStep}u < p.k` : "";
+        const idx = `${x}_ld + ${kt} * ${x}_tstep + ${r}u * ${x}_rstep`;
+        if (vec) {
+          const c = conds([kCond, opts.checkOuter ? `${x}_oq < ${outerDim}` : ""]);
+          if (c) out.push(`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`);
+          else out.push(`${reg} = ${buf}[${idx}];`);
+        } else {
+          out.push(`{`, `  let i = ${idx};`);
+          for (let c = 0; c < 4; c++) {
+            const cc = conds([kCond, opts.checkOuter ? `${x}_oq + ${c}u < ${outerDim}` : ""]);
+            const ld = `${buf}[i + ${c}u]`;
+            out.push(
+              cc
+                ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});`
+                : `  ${reg}.${COMPONENTS[c]} = ${ld};`,
+            );
+          }
+          out.push(`}`);
+        }
+      }
+      return out;
+    },
+    store(sbase) {
+      return regs.map((reg, r) => `${smem}[${sbase} + ${x}_st + ${r * kStep * stride4}u] = ${reg};`);
+    },
+  };
+}
+
+/** Binding kinds of a generated kernel: Params, A, B, [bias], C. */
+export function generatedBindings(v: Pick<MatmulVariant, "bias">): ("uniform" | "read" | "rw")[] {
+  return v.bias ? ["uniform", "read", "read", "read", "rw"] : ["uniform", "read", "read", "rw"];
+}
+
+/**
+ * Emits the WGSL of one (configuration, variant). Only the K-tile loop remains a loop; everything else
+ * is straight-line code with named `vec4<f32>` variables.
+ */
+export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): string {
+  validateTileConfig(c);
+  const threads = threadsOf(c);
+  const TX = c.tileN / c.threadN; // threads along N
+  const TY = c.tileM / c.threadM; // threads along M
+  const GM = c.threadM / 4; // row groups per thread
+  const GN = c.threadN / 4; // column groups per thread
+  const SA = (c.tileM + c.pad) / 4; // vec4s per k-row of the A tile
+  const SB = (c.tileN + c.pad) / 4;
+  const sizeA = c.tileK * SA; // vec4s per A buffer
+  const sizeB = c.tileK * SB;
+  const elemA = v.vecA ? "vec4<f32>" : "f32";
+  const elemB = v.vecB ? "vec4<f32>" : "f32";
+  const elemC = v.vecC ? "vec4<f32>" : "f32";
+  const L: string[] = [];
+  const name = `matmul.gen.${matmulConfigName(c)}.${variantTag(v)}`;
+  L.push(
+    `// Generated by src/ops/matmul_codegen.ts (v${MATMUL_CODEGEN_VERSION}): ${name}`,
+    `// C[b] = ${v.alpha ? "alpha · " : ""}op(A[b]) · op(B[b])${v.bias ? " + bias" : ""}${
+      v.beta ? " + beta · C[b]" : ""
+    }; op(A) = ${v.transA ? "Aᵀ (A stored [K, M])" : "A (stored [M, K])"}, op(B) = ${
+      v.transB ? "Bᵀ (B stored [N, K])" : "B (stored [K, N])"
+    }.`,
+    `// Bindings: 0 Params; 1 A (${elemA}, batch stride p.stride_a floats, 0 = shared); 2 B (${elemB}, ` +
+      `stride p.stride_b);`,
+    v.bias
+      ? `//   3 bias (${elemC} [N]); 4 C (${elemC} [batch, M, N], read_write).`
+      : `//   3 C (${elemC} [batch, M, N], read_write).`,
+    `// Workgroup: ${threads} threads, a ${c.tileM}×${c.tileN} tile of C, ${c.threadM}×${c.threadN} outputs per thread ` +
+      `as ${GM * c.threadN} vec4 accumulators; K in tiles of ${c.tileK} through ${c.buffers} workgroup ` +
+      `buffer(s) (${workgroupBytes(c)} bytes), next tile prefetched into registers.`,
+    `// Bounds checks: ${v.checkM ? "M " : ""}${v.checkN ? "N " : ""}${v.checkK ? "K" : ""}${
+      v.checkM || v.checkN || v.checkK ? "" : "none (M, N, K are tile multiples)"
+    }. Grid: (tiles_n · tiles_m folded as (tiles_n, tiles_m), batch); workgroups are swizzled in groups of ` +
+      `${c.groupM} tile rows for L2 reuse.`,
+    `// Each output accumulates fma over k = 0..K-1 in order: bitwise equal to shaders/matmul.wgsl.`,
+    "",
+    "struct Params {",
+    "  m: u32,",
+    "  n: u32,",
+    "  k: u32,",
+    "  stride_a: u32,",
+    "  stride_b: u32,",
+    "  num_tiles: u32,",
+    "  tiles_m: u32,",
+    "  tiles_n: u32,",
+    "  alpha: f32,",
+    "  beta: f32,",
+    "}",
+    "",
+    "@group(0) @binding(0) var<uniform> p: Params;",
+    `@group(0) @binding(1) var<storage, read> A: array<${elemA}>;`,
+    `@group(0) @binding(2) var<storage, read> B: array<${elemB}>;`,
+  );
+  if (v.bias) {
+    L.push(`@group(0) @binding(3) var<storage, read> bias: array<${elemC}>;`);
+    L.push(`@group(0) @binding(4) var<storage, read_write> C: array<${elemC}>;`);
+  } else {
+    L.push(`@group(0) @binding(3) var<storage, read_write> C: array<${elemC}>;`);
+  }
+  L.push(
+    "",
+    `var<workgroup> As: array<vec4<f32>, ${sizeA * c.buffers}>; // [buffer][k][m/4], k-row stride ${SA}`,
+    `var<workgroup> Bs: array<vec4<f32>, ${sizeB * c.buffers}>; // [buffer][k][n/4], k-row stride ${SB}`,
+    "",
+    `@compute @workgroup_size(${threads})`,
+    "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {",
+  );
+  const body: string[] = [];
+  // Workgroup swizzle: consecutive workgroups walk down groupM tile rows before moving right.
+  if (c.groupM > 0) {
+    body.push(
+      "let pid = wg.y * p.tiles_n + wg.x;",
+      `let width = ${c.groupM}u * p.tiles_n;`,
+      "let grp = pid / width;",
+      `let first_m = grp * ${c.groupM}u;`,
+      `let group_rows = min(p.tiles_m - first_m, ${c.groupM}u);`,
+      "let in_group = pid - grp * width;",
+      "let tile_m = first_m + in_group % group_rows;",
+      "let tile_n = in_group / group_rows;",
+    );
+  } else {
+    body.push("let tile_m = wg.y;", "let tile_n = wg.x;");
+  }
+  body.push(
+    `let row0 = tile_m * ${c.tileM}u;`,
+    `let col0 = tile_n * ${c.tileN}u;`,
+    `let tx = li % ${TX}u;`,
+    `let ty = li / ${TX}u;`,
+  );
+  const la = loader({
+    x: "a",
+    buf: "A",
+    smem: "As",
+    outer: c.tileM,
+    outerDim: "p.m",
+    origin: "row0",
+    tileK: c.tileK,
+    threads,
+    stride4: SA,
+    kContiguous: !v.transA,
+    vec: v.vecA,
+    checkOuter: v.checkM,
+    checkK: v.checkK,
+  });
+  const lb = loader({
+    x: "b",
+    buf: "B",
+    smem: "Bs",
+    outer: c.tileN,
+    outerDim: "p.n",
+    origin: "col0",
+    tileK: c.tileK,
+    threads,
+    stride4: SB,
+    kContiguous: v.transB,
+    vec: v.vecB,
+    checkOuter: v.checkN,
+    checkK: v.checkK,
+  });
+  body.push(...la.setup, ...lb.setup);
+  for (const r of [...la.regs, ...lb.regs]) body.push(`var ${r}: vec4<f32>;`);
+  const acc = (row: number, h: number) => `acc${row}_${h}`;
+  for (let row = 0; row < c.threadM; row++) {
+    for (let h = 0; h < GN; h++) body.push(`var ${acc(row, h)} = vec4<f32>(0.0);`);
+  }
+  // Per-thread workgroup-memory read bases.
+  body.push(`let ra = ty;`, `let rb = tx;`);
+
+  const computeTile = (curA: string, curB: string): string[] => {
+    const out: string[] = [];
+    for (let kk = 0; kk < c.tileK; kk++) {
+      out.push("{");
+      for (let g = 0; g < GM; g++) out.push(`  let a${g} = As[${curA}ra + ${kk * SA + g * TY}u];`);
+      for (let h = 0; h < GN; h++) out.push(`  let b${h} = Bs[${curB}rb + ${kk * SB + h * TX}u];`);
+      for (let g = 0; g < GM; g++) {
+        for (let i = 0; i < 4; i++) {
+          const row = g * 4 + i;
+          for (let h = 0; h < GN; h++) {
+            out.push(`  ${acc(row, h)} = fma(vec4<f32>(a${g}.${COMPONENTS[i]}), b${h}, ${acc(row, h)});`);
+          }
+        }
+      }
+      out.push("}");
+    }
+    return out;
+  };
+
+  const indent = (lines: string[], n = 2) => lines.map((s) => " ".repeat(n) + s);
+  if (c.buffers === 2) {
+    body.push("// Prologue: K tile 0 into buffer 0.");
+    body.push(...la.load("0u"), ...lb.load("0u"));
+    body.push(...la.store("0u"), ...lb.store("0u"));
+    body.push("workgroupBarrier();");
+    body.push("for (var t = 0u; t < p.num_tiles; t++) {");
+    body.push(`  let cur_a = (t & 1u) * ${sizeA}u;`, `  let cur_b = (t & 1u) * ${sizeB}u;`);
+    body.push("  let more = t + 1u < p.num_tiles;");
+    body.push("  if (more) {", ...indent([...la.load("(t + 1u)"), ...lb.load("(t + 1u)")], 4), "  }");
+    body.push(...indent(computeTile("cur_a + ", "cur_b + ")));
+    body.push(
+      "  if (more) {",
+      `    let nxt_a = ${sizeA}u - cur_a;`,
+      `    let nxt_b = ${sizeB}u - cur_b;`,
+      ...indent([...la.store("nxt_a"), ...lb.store("nxt_b")], 4),
+      "  }",
+    );
+    body.push("  workgroupBarrier();", "}");
+  } else {
+    body.push("// Prologue: K tile 0 into registers.");
+    body.push(...la.load("0u"), ...lb.load("0u"));
+    body.push("for (var t = 0u; t < p.num_tiles; t++) {");
+    body.push(...indent([...la.store("0u"), ...lb.store("0u")]));
+    body.push("  workgroupBarrier();");
+    body.push(
+      "  if (t + 1u < p.num_tiles) {",
+      ...indent([...la.load("(t + 1u)"), ...lb.load("(t + 1u)")], 4),
+      "  }",
+    );
+    body.push(...indent(computeTile("", "")));
+    body.push("  workgroupBarrier();", "}");
+  }
+
+  // Epilogue.
+  body.push("let base_c = wg.z * p.m * p.n;");
+  for (let g = 0; g < GM; g++) {
+    for (let i = 0; i < 4; i++) {
+      const row = g * 4 + i;
+      body.push("{");
+      body.push(`  let row = row0 + ${g * TY * 4 + i}u + ty * 4u;`);
+      const inner: string[] = [];
+      for (let h = 0; h < GN; h++) {
+        const colExpr = `col0 + ${h * TX * 4}u + tx * 4u`;
+        inner.push("{", `  let col = ${colExpr};`);
+        let val = acc(row, h);
+        if (v.vecC) {
+          const body2: string[] = [];
+          body2.push(`let idx = (base_c + row * p.n + col) / 4u;`);
+          body2.push(`var v = ${v.alpha ? `p.alpha * ${val}` : val};`);
+          if (v.bias) body2.push(`v += bias[col / 4u];`);
+          if (v.beta) body2.push(`v += p.beta * C[idx];`);
+          body2.push(`C[idx] = v;`);
+          if (v.checkN) inner.push(`  if (col < p.n) {`, ...indent(body2, 4), "  }");
+          else inner.push(...indent(body2));
+        } else {
+          inner.push(`  let idx = base_c + row * p.n + col;`);
+          for (let cc = 0; cc < 4; cc++) {
+            val = `${acc(row, h)}.${COMPONENTS[cc]}`;
+            const b2: string[] = [`var v = ${v.alpha ? `p.alpha * ${val}` : val};`];
+            if (v.bias) b2.push(`v += bias[col + ${cc}u];`);
+            if (v.beta) b2.push(`v += p.beta * C[idx + ${cc}u];`);
+            b2.push(`C[idx + ${cc}u] = v;`);
+            // N is not a multiple of 4 here, so the last column group can be partial.
+            inner.push(`  if (col + ${cc}u < p.n) {`, ...indent(b2, 4), "  }");
+          }
+        }
+        inner.push("}");
+      }
+      if (v.checkM) body.push("  if (row < p.m) {", ...indent(inner, 4), "  }");
+      else body.push(...indent(inner));
+      body.push("}");
+    }
+  }
+  L.push(...indent(body));
+  L.push("}", "");
+  return L.join("\n");
+}
+
+const specCache = new Map<string, KernelSpec>();
+
+/** The (cached) kernel spec of one configuration and variant. */
+export function generatedMatmulSpec(c: MatmulTileConfig, v: MatmulVariant): KernelSpec {
+  const name = `matmul.gen.${matmulConfigName(c)}.${variantTag(v)}`;
+  let spec = specCache.get(name);
+  if (!spec) {
+    spec = { name, code: generateMatmulWgsl(c, v), bindings: generatedBindings(v), family: "matmul" };
+    specCache.set(name, spec);
+  }
+  return spec;
+}
+
+/** Tensor bindings of one generated-matmul dispatch. */
+export interface MatmulBindings {
+  a: { buffer: import("../gpu/buffer_pool.ts").GpuBuffer; offset: number; size: number };
+  b: MatmulBindings["a"];
+  bias?: MatmulBindings["a"];
+  c: MatmulBindings["a"];
+}
+
+/** Grid of the generated kernel: (tiles_n, tiles_m, batch). */
+export function generatedGrid(c: MatmulTileConfig, p: MatmulProblem): [number, number, number] {
+  return [Math.ceil(p.n / c.tileN), Math.ceil(p.m / c.tileM), p.batch];
+}
+
+/**
+ * Records one generated-kernel dispatch of problem `p` under configuration `c` (validated by the
+ * caller to fit the device). Throws when the grid exceeds the device's workgroup-count limit.
+ */
+export function dispatchGeneratedMatmul(
+  gpu: Gpu,
+  c: MatmulTileConfig,
+  p: MatmulProblem,
+  bindings: MatmulBindings,
+  family?: string,
+): void {
+  const v = matmulVariantFor(p, c);
+  if (v.bias !== Boolean(bindings.bias)) {
+    throw new RangeError(
+      `Cannot dispatch the generated matmul as the problem says bias=${p.bias}: ` +
+        `current value of bindings.bias is ${bindings.bias ? "set" : "missing"}`,
+    );
+  }
+  let spec = generatedMatmulSpec(c, v);
+  if (family) spec = { ...spec, family };
+  const grid = generatedGrid(c, p);
+  const u = gpu.uniform(
+    new Params().u32(p.m).u32(p.n).u32(p.k).u32(p.strideA).u32(p.strideB)
+      .u32(Math.ceil(p.k / c.tileK)).u32(grid[1]).u32(grid[0]).f32(p.alpha).f32(p.beta).bytes(),
+  );
+  const resources = bindings.bias
+    ? [u, bindings.a, bindings.b, bindings.bias, bindings.c]
+    : [u, bindings.a, bindings.b, bindings.c];
+  gpu.dispatch(spec, resources, grid);
+}
+
+/** How `matmulInto` picks its kernel. */
+export type MatmulKernelChoice =
+  /** The device's tuning table if one is installed and holds the shape, else the size heuristic. */
+  | "auto"
+  /** Always the general kernel (`shaders/matmul.wgsl`). */
+  | "general"
+  /** The generated kernel under the best default configuration that fits the device. */
+  | "generated"
+  /** The generated kernel under exactly this configuration (throws if it does not fit). */
+  | MatmulTileConfig;
+
+/** Tuned choices per problem key ({@linkcode matmulProblemKey}): a config name or `"general"`. */
+export type MatmulTuningTable = Record<string, string>;
+
+const tuning = new WeakMap<Gpu, Map<string, MatmulTileConfig | "general">>();
+
+/**
+ * The key of a problem in tuning tables: batch, sizes and transposes (the epilogue costs little and is
+ * left out), e.g. `b1_m4096_n4096_k4096_nn`.
+ */
+export function matmulProblemKey(
+  p: Pick<MatmulProblem, "batch" | "m" | "n" | "k" | "transA" | "transB">,
+): string {
+  return `b${p.batch}_m${p.m}_n${p.n}_k${p.k}_${p.transA ? "t" : "n"}${p.transB ? "t" : "n"}`;
+}
+
+/**
+ * Installs (or with `null` removes) the tuning table `matmulInto` consults under `"auto"` on this
+ * device. Entries naming configurations that do not fit the device are ignored.
+ *
+ * @example
+ * ```ts ignore
+ * setMatmulTuning(gpu, { "b1_m4096_n4096_k4096_nn": "128x128x16_t8x8_b2_p4_g8" });
+ * ```
+ */
+export function setMatmulTuning(gpu: Gpu, table: MatmulTuningTable | null): void {
+  if (!table) {
+    tuning.delete(gpu);
+    return;
+  }
+  const map = new Map<string, MatmulTileConfig | "general">();
+  for (const [key, value] of Object.entries(table)) {
+    if (value === "general") {
+      map.set(key, "general");
+      continue;
+    }
+    const c = parseMatmulConfigName(value);
+    if (configFits(c, gpu.device.limits)) map.set(key, c);
+  }
+  tuning.set(gpu, map);
+}
+
+/** Problems smaller than this many multiply-adds run the general kernel under `"auto"`. */
+export const GENERATED_MIN_WORK = 64 * 64 * 64;
+
+/**
+ * The default configuration for a problem on a device with the given limits: the first candidate that
+ * fits whose tile is not much larger than the output (128-row/column tiles need ≥ 128 rows/columns).
+ */
+export function defaultMatmulConfig(
+  p: Pick<MatmulProblem, "m" | "n">,
+  limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
+): MatmulTileConfig | null {
+  const suits = (c: MatmulTileConfig) =>
+    (c.tileM <= 64 || p.m >= c.tileM) && (c.tileN <= 64 || p.n >= c.tileN);
+  for (const c of MATMUL_TILE_CONFIGS) if (suits(c) && configFits(c, limits)) return c;
+  for (const c of MATMUL_TILE_CONFIGS) if (configFits(c, limits)) return c;
+  return null;
+}
+
+/**
+ * The configuration `matmulInto` runs for problem `p` under `choice`, or null for the general kernel.
+ * Deterministic: it depends only on the problem, the device limits and the installed tuning table.
+ */
+export function chooseMatmulConfig(
+  gpu: Gpu,
+  p: MatmulProblem,
+  choice: MatmulKernelChoice = "auto",
+): MatmulTileConfig | null {
+  const limits = gpu.device.limits;
+  if (choice === "general" || p.m === 0 || p.n === 0 || p.k === 0) return null;
+  if (typeof choice === "object") {
+    validateTileConfig(choice);
+    if (!configFits(choice, limits)) {
+      throw new RangeError(
+        `Cannot run matmul tile config ${matmulConfigName(choice)} as it needs ${
+          workgroupBytes(choice)
+        } bytes of workgroup memory and ${threadsOf(choice)} threads: the device allows ` +
+          `${limits.maxComputeWorkgroupStorageSize} bytes and ${limits.maxComputeInvocationsPerWorkgroup} threads`,
+      );
+    }
+    return choice;
+  }
+  if (choice === "generated") return defaultMatmulConfig(p, limits);
+  const tuned = tuning.get(gpu)?.get(matmulProblemKey(p));
+  if (tuned) return tuned === "general" ? null : tuned;
+  if (p.m * p.n * p.k < GENERATED_MIN_WORK || p.k < 16) return null;
+  return defaultMatmulConfig(p, limits);
+}
