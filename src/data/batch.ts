@@ -18,6 +18,24 @@ export interface WindowRef {
   derivedAssetIds: string[];
   /** Participant id, e.g. `p042`. */
   participant: string;
+  /** Session vocabulary word, `participant/session`. */
+  session: string;
+  /**
+   * Every recording read for this window (one per modality, sorted by modality), with the window in that
+   * recording's own time (seconds from its first sample). `recordingHash`/`start`/`end` above repeat the
+   * first entry.
+   */
+  recordings: RecordingWindow[];
+}
+
+/** One recording's part of a window. */
+export interface RecordingWindow {
+  recordingHash: string;
+  derivedAssetId: string;
+  modality: string;
+  /** Seconds from the recording's first sample. */
+  start: number;
+  end: number;
 }
 
 /** One batch in the exact layout of the model contract (`../shared/spec/poyo.md`). */

@@ -147,6 +147,21 @@ export class SignalReader {
     }
   }
 
+  /** Whether every chunk the ranges touch is cached now. */
+  hasAll(ranges: SampleRange[]): boolean {
+    for (const { layout, start, length } of ranges) {
+      const first = Math.max(0, Math.floor(start / layout.chunkSamples));
+      const last = Math.min(
+        Math.ceil(layout.numSamples / layout.chunkSamples) - 1,
+        Math.floor((start + length - 1) / layout.chunkSamples),
+      );
+      for (let chunk = first; chunk <= last; chunk++) {
+        if (!this.#cache.has(`${layout.assetId}#${chunk}`)) return false;
+      }
+    }
+    return true;
+  }
+
   /** Samples [start, start + length) of every channel, as one Float32Array per channel (NaN past the end). */
   async read(range: SampleRange): Promise<Float32Array[]> {
     await this.prefetch([range]);

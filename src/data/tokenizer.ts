@@ -1,0 +1,131 @@
+/**
+ * Tokenization of windows into the contract's batch (`shared/spec/poyo.md`, "Inputs of one window").
+ * Every channel of every modality contributes K = floor(S · fs / P) patches of P consecutive samples of its
+ * derived signal; patch k of a window starting at session time t0 begins at the first sample at or after
+ * t0 (index i0 = ceil((t0 − offset) · fs)) plus k·P, and its token time is that sample's time minus t0.
+ * Tokens are ordered modality (sorted) → channel (recording order) → patch; patches that would leave the
+ * recording are dropped; padding tokens (unit 0, zeros) fill each row up to the dataset's fixed N.
+ *
+ * @module
+ */
+import type { PoyoBatch } from "./batch.ts";
+import type { SampleRange, SignalReader } from "../ursa/signal_store.ts";
+
+/** What the tokenizer needs about one asset of a session. */
+export interface TokenSource {
+  modalityIndex: number;
+  /** Channel vocabulary index of each channel. */
+  units: Int32Array;
+  samplingRate: number;
+  timeOffset: number;
+  /** Patches per channel in a window. */
+  patchesPerChannel: number;
+  layout: SampleRange["layout"];
+}
+
+/** Shape constants of a dataset's batches. */
+export interface TokenShape {
+  window: number;
+  patch: number;
+  numTokens: number;
+  numQueries: number;
+  latentTime: Float32Array;
+}
+
+/** One row to tokenize. */
+export interface TokenRow {
+  start: number;
+  sources: TokenSource[];
+  sessionIndex: number;
+  label: number;
+  weight: number;
+}
+
+/** First sample index at or after session time `t` (with a 1e-6-sample tolerance against rounding). */
+export function firstSampleAt(t: number, source: { samplingRate: number; timeOffset: number }): number {
+  return Math.ceil((t - source.timeOffset) * source.samplingRate - 1e-6);
+}
+
+/** Sample ranges the rows will read (for prefetching). */
+export function rangesOf(rows: TokenRow[], patch: number): SampleRange[] {
+  const out: SampleRange[] = [];
+  for (const row of rows) {
+    for (const s of row.sources) {
+      out.push({ layout: s.layout, start: firstSampleAt(row.start, s), length: s.patchesPerChannel * patch });
+    }
+  }
+  return out;
+}
+
+/** Allocates a zeroed batch of `rows` rows. */
+export function allocateBatch(rows: number, shape: TokenShape): PoyoBatch {
+  const { numTokens: n, patch: p, numQueries: q } = shape;
+  return {
+    batchSize: rows,
+    numTokens: n,
+    patch: p,
+    numQueries: q,
+    value: new Float32Array(rows * n * p),
+    unit: new Int32Array(rows * n),
+    modality: new Int32Array(rows * n),
+    time: new Float32Array(rows * n),
+    kvLen: new Int32Array(rows),
+    latentTime: shape.latentTime,
+    querySession: new Int32Array(rows * q),
+    queryTime: new Float32Array(rows * q),
+    label: new Int32Array(rows * q),
+    weight: new Float32Array(rows * q),
+    windows: [],
+  };
+}
+
+/**
+ * Writes row `b` of `batch` from cached samples (call `reader.prefetch(rangesOf(...))` first). Returns the
+ * number of real tokens.
+ */
+export function tokenizeRow(
+  batch: PoyoBatch,
+  b: number,
+  row: TokenRow,
+  shape: TokenShape,
+  reader: SignalReader,
+): number {
+  const { patch: p, numTokens: n, numQueries: q } = shape;
+  let token = 0;
+  for (const s of row.sources) {
+    const i0 = firstSampleAt(row.start, s);
+    const k0 = i0 >= 0 ? 0 : Math.ceil(-i0 / p);
+    const k1 = Math.min(s.patchesPerChannel, Math.floor((s.layout.numSamples - i0) / p));
+    if (k1 <= k0) continue;
+    const count = k1 - k0;
+    const first = token;
+    if (first + s.units.length * count > n) {
+      throw new Error(
+        `Cannot tokenize a window into ${n} tokens: it needs more; the dataset's numTokens is too small`,
+      );
+    }
+    reader.copyCached({ layout: s.layout, start: i0 + k0 * p, length: count * p }, (c, offset, values) => {
+      batch.value.set(values, (b * n + first + c * count) * p + offset);
+    });
+    for (let c = 0; c < s.units.length; c++) {
+      for (let k = k0; k < k1; k++) {
+        const t = b * n + token;
+        batch.unit[t] = s.units[c];
+        batch.modality[t] = s.modalityIndex;
+        batch.time[t] = s.timeOffset + (i0 + k * p) / s.samplingRate - row.start;
+        token++;
+      }
+    }
+  }
+  // Non-finite samples (should not occur after derivation) become 0.
+  const values = batch.value.subarray(b * n * p, (b * n + token) * p);
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) values[i] = 0;
+  batch.kvLen[b] = token;
+  for (let j = 0; j < q; j++) {
+    batch.querySession[b * q + j] = row.sessionIndex;
+    batch.queryTime[b * q + j] = ((j + 0.5) / q) * shape.window;
+    batch.label[b * q + j] = row.label;
+    batch.weight[b * q + j] = row.weight;
+  }
+  return token;
+}

@@ -1,0 +1,387 @@
+/**
+ * The windowed dataset over a resolved query: window grids, splits, vocabularies, static shapes, and batch
+ * assembly. Windows of `trainWindow` seconds lie entirely inside one labelled interval (a class label ≥ 0
+ * of the query's label track): for an interval [a, b) the training grid is a, a + S, a + 2S, … (stride = S,
+ * no overlap) while start + S ≤ b; evaluation grids use stride S/2 (50 % overlap). Every window of a
+ * session belongs to that session's split (see `split.ts`).
+ *
+ * @module
+ */
+import type { PoyoBatch, WindowRef } from "./batch.ts";
+import { buildVocabulary, vocabularyIndex } from "./vocabulary.ts";
+import { type SplitName, splitOf } from "./split.ts";
+import {
+  allocateBatch,
+  rangesOf,
+  tokenizeRow,
+  type TokenRow,
+  type TokenShape,
+  type TokenSource,
+} from "./tokenizer.ts";
+import { WindowLoader, type WindowLoaderOptions } from "./window_loader.ts";
+import type { Catalog } from "../ursa/catalog.ts";
+import type { ResolvedQuery, ResolvedSession } from "../ursa/resolve_query.ts";
+import { SignalReader } from "../ursa/signal_store.ts";
+
+/** Options of {@link openWindowDataset}. */
+export interface WindowDatasetOptions {
+  /** Window length S, seconds. */
+  trainWindow: number;
+  /** Fraction of sessions in the training split. */
+  trainSplit: number;
+  /** Fraction of sessions in the validation split (default 0; the rest is test). */
+  valSplit?: number;
+  /** Split salt (default ""). */
+  splitSalt?: string;
+  /** Samples per token P. */
+  patch: number;
+  /** Latent spacing, seconds. */
+  latentStep: number;
+  /** Latents per step M. */
+  numLatents: number;
+  /** Queries per window (default 1, at S/2). */
+  numQueries?: number;
+  /** Vocabularies to extend (finetuning): known words keep their index, new words are appended. */
+  vocab?: { channels?: readonly string[]; sessions?: readonly string[] };
+  /** Decoded-chunk cache budget in bytes (default 2 GiB). */
+  cacheBytes?: number;
+}
+
+/** One window of the dataset. */
+export interface DatasetWindow {
+  /** Index into `dataset.sessions`. */
+  session: number;
+  /** Index into that session's labels. */
+  interval: number;
+  /** Session-clock seconds. */
+  start: number;
+  end: number;
+  label: number;
+}
+
+/** The windows of one split. */
+export interface DatasetSplit {
+  name: SplitName;
+  /** Session keys of the split, sorted. */
+  sessions: string[];
+  /** Training-grid windows (stride = window), sorted by session then start. */
+  windows: DatasetWindow[];
+  numWindows: number;
+}
+
+/** A group of evaluation windows sharing one labelled interval of one session (one label). */
+export interface EvalGroup {
+  /** `participant/session#interval`. */
+  id: string;
+  session: string;
+  participant: string;
+  label: number;
+  recordingHashes: string[];
+  windows: DatasetWindow[];
+}
+
+/** One evaluation batch: rows past `validRows` are padding (weight 0, group −1). */
+export interface EvalBatch {
+  batch: PoyoBatch;
+  /** Index into the groups of `evalWindows` for each row (−1 for padding rows). */
+  groupIndex: Int32Array;
+  validRows: number;
+}
+
+/**
+ * Opens the dataset of a resolved query.
+ *
+ * @example
+ * ```ts
+ * const ds = await openWindowDataset(catalog, resolved, {
+ *   trainWindow: 1, trainSplit: 0.8, patch: 16, latentStep: 0.125, numLatents: 16,
+ * });
+ * const loader = ds.loader("train", { batchSize: 32, seed: 0, rank: 0, worldSize: 1 });
+ * const batch = await loader.next();
+ * ```
+ */
+// deno-lint-ignore require-await
+export async function openWindowDataset(
+  catalog: Catalog,
+  resolved: ResolvedQuery,
+  options: WindowDatasetOptions,
+): Promise<WindowDataset> {
+  return new WindowDataset(catalog, resolved, options);
+}
+
+/** See {@link openWindowDataset}. */
+export class WindowDataset {
+  readonly resolved: ResolvedQuery;
+  readonly options: Required<Omit<WindowDatasetOptions, "vocab" | "cacheBytes">>;
+  /** Sorted modality names; a token's modality is an index here. */
+  readonly modalities: string[];
+  readonly vocab: { channels: string[]; sessions: string[] };
+  readonly numClasses: number;
+  /** Fixed tokens per window N (the largest session's count). */
+  readonly numTokens: number;
+  readonly numQueries: number;
+  /** L = numLatents · ceil(S / latentStep). */
+  readonly numLatentTokens: number;
+  readonly latentTime: Float32Array;
+  readonly sessions: ResolvedSession[];
+  readonly reader: SignalReader;
+  readonly #sources: TokenSource[][];
+  readonly #sessionIndex: Int32Array;
+  readonly #splits = new Map<SplitName, DatasetSplit>();
+  readonly #splitOfSession: SplitName[];
+
+  constructor(catalog: Catalog, resolved: ResolvedQuery, options: WindowDatasetOptions) {
+    const S = options.trainWindow, P = options.patch;
+    if (!(S > 0)) {
+      throw new Error(`Cannot window with trainWindow ${S}: it must be a positive number of seconds`);
+    }
+    if (!Number.isInteger(P) || P < 1) {
+      throw new Error(`Cannot tokenize with patch ${P}: it must be a positive integer`);
+    }
+    if (!(options.latentStep > 0)) {
+      throw new Error(`Cannot place latents with latentStep ${options.latentStep}: it must be positive`);
+    }
+    if (!Number.isInteger(options.numLatents) || options.numLatents < 1) {
+      throw new Error(
+        `Cannot place latents with numLatents ${options.numLatents}: it must be a positive integer`,
+      );
+    }
+    this.resolved = resolved;
+    this.options = {
+      trainWindow: S,
+      trainSplit: options.trainSplit,
+      valSplit: options.valSplit ?? 0,
+      splitSalt: options.splitSalt ?? "",
+      patch: P,
+      latentStep: options.latentStep,
+      numLatents: options.numLatents,
+      numQueries: options.numQueries ?? 1,
+    };
+    this.modalities = resolved.modalities;
+    this.sessions = resolved.sessions;
+    this.numQueries = this.options.numQueries;
+    this.reader = new SignalReader(catalog, { cacheBytes: options.cacheBytes });
+    const channelWords = this.sessions.flatMap((s) =>
+      s.assets.flatMap((a) => a.channels.map((c) => `${s.participant}/${c}`))
+    );
+    this.vocab = {
+      channels: buildVocabulary(channelWords, options.vocab?.channels),
+      sessions: buildVocabulary(this.sessions.map((s) => s.key), options.vocab?.sessions),
+    };
+    const channelIndex = vocabularyIndex(this.vocab.channels);
+    const sessionIndex = vocabularyIndex(this.vocab.sessions);
+    this.#sessionIndex = Int32Array.from(this.sessions.map((s) => sessionIndex.get(s.key)!));
+    this.#sources = this.sessions.map((s) =>
+      s.assets.map((a) => {
+        const patches = Math.floor(S * a.samplingRate / P + 1e-9);
+        if (patches < 1) {
+          throw new Error(
+            `Cannot tokenize modality ${a.modality} as a ${S} s window holds ${
+              S * a.samplingRate
+            } samples at ` +
+              `${a.samplingRate} Hz, fewer than the patch of ${P}; use a longer trainWindow or a smaller patch`,
+          );
+        }
+        return {
+          modalityIndex: this.modalities.indexOf(a.modality),
+          units: Int32Array.from(a.channels.map((c) => channelIndex.get(`${s.participant}/${c}`)!)),
+          samplingRate: a.samplingRate,
+          timeOffset: a.timeOffset,
+          patchesPerChannel: patches,
+          layout: {
+            assetId: a.derivedAssetId,
+            numChannels: a.channels.length,
+            numSamples: a.numSamples,
+            chunkSamples: a.chunkSamples,
+          },
+        };
+      })
+    );
+    this.numTokens = Math.max(
+      ...this.#sources.map((ss) => ss.reduce((n, s) => n + s.units.length * s.patchesPerChannel, 0)),
+    );
+    let maxClass = -1;
+    for (const s of this.sessions) for (const l of s.labels) maxClass = Math.max(maxClass, l.classIndex);
+    this.numClasses = maxClass + 1;
+    if (this.numClasses < 1) {
+      throw new Error("Cannot train a classifier as no label interval has a class index ≥ 0");
+    }
+    const steps = Math.ceil(S / options.latentStep - 1e-9);
+    this.numLatentTokens = options.numLatents * steps;
+    this.latentTime = Float32Array.from(
+      { length: this.numLatentTokens },
+      (_, j) => (Math.floor(j / options.numLatents) + 0.5) * options.latentStep,
+    );
+    const rule = {
+      trainSplit: this.options.trainSplit,
+      valSplit: this.options.valSplit,
+      salt: this.options.splitSalt,
+    };
+    this.#splitOfSession = this.sessions.map((s) => splitOf(s.key, rule));
+  }
+
+  /** Shape constants shared by every batch. */
+  get shape(): TokenShape {
+    return {
+      window: this.options.trainWindow,
+      patch: this.options.patch,
+      numTokens: this.numTokens,
+      numQueries: this.numQueries,
+      latentTime: this.latentTime,
+    };
+  }
+
+  /** The split of session `i`. */
+  splitOfSession(i: number): SplitName {
+    return this.#splitOfSession[i];
+  }
+
+  /** Windows of session `i` on the grid of `stride` seconds. */
+  sessionWindows(i: number, stride: number): DatasetWindow[] {
+    const S = this.options.trainWindow;
+    const out: DatasetWindow[] = [];
+    this.sessions[i].labels.forEach((l, interval) => {
+      if (l.classIndex < 0) return;
+      for (let k = 0;; k++) {
+        const start = l.start + k * stride;
+        if (start + S > l.end + 1e-9) break;
+        out.push({ session: i, interval, start, end: start + S, label: l.classIndex });
+      }
+    });
+    return out;
+  }
+
+  /** The split `name` (training grid, stride = window). */
+  split(name: SplitName): DatasetSplit {
+    let split = this.#splits.get(name);
+    if (!split) {
+      const windows: DatasetWindow[] = [];
+      const keys: string[] = [];
+      this.sessions.forEach((s, i) => {
+        if (this.#splitOfSession[i] !== name) return;
+        keys.push(s.key);
+        windows.push(...this.sessionWindows(i, this.options.trainWindow));
+      });
+      split = { name, sessions: keys, windows, numWindows: windows.length };
+      this.#splits.set(name, split);
+    }
+    return split;
+  }
+
+  /**
+   * A deterministic, prefetching loader over split `name` (see `window_order.ts` for the order and the
+   * cursor).
+   */
+  loader(name: SplitName, options: WindowLoaderOptions): WindowLoader {
+    const split = this.split(name);
+    if (split.numWindows === 0) {
+      throw new Error(
+        `Cannot load split '${name}' as it has no windows (${split.sessions.length} sessions); ` +
+          `change trainSplit/valSplit or select more participants`,
+      );
+    }
+    return new WindowLoader(this, split.windows, options);
+  }
+
+  /**
+   * All windows of split `name` on a 50 %-overlap grid (stride S/2 unless given), grouped by labelled
+   * interval of a session (one label per group), groups sorted by session then start.
+   */
+  evalWindows(name: SplitName, options: { stride?: number } = {}): EvalGroup[] {
+    const stride = options.stride ?? this.options.trainWindow / 2;
+    const groups: EvalGroup[] = [];
+    this.sessions.forEach((s, i) => {
+      if (this.#splitOfSession[i] !== name) return;
+      const byInterval = new Map<number, DatasetWindow[]>();
+      for (const w of this.sessionWindows(i, stride)) {
+        let list = byInterval.get(w.interval);
+        if (!list) byInterval.set(w.interval, list = []);
+        list.push(w);
+      }
+      for (const [interval, windows] of byInterval) {
+        groups.push({
+          id: `${s.key}#${interval}`,
+          session: s.key,
+          participant: s.participant,
+          label: windows[0].label,
+          recordingHashes: s.assets.map((a) => a.recordingHash),
+          windows,
+        });
+      }
+    });
+    return groups;
+  }
+
+  /** Evaluation batches over `evalWindows(name)`, in order; the last batch is padded to `batchSize`. */
+  async *evalBatches(
+    name: SplitName,
+    options: { batchSize: number; stride?: number },
+  ): AsyncGenerator<EvalBatch> {
+    const groups = this.evalWindows(name, { stride: options.stride });
+    const flat: { window: DatasetWindow; group: number }[] = [];
+    groups.forEach((g, gi) => g.windows.forEach((window) => flat.push({ window, group: gi })));
+    for (let start = 0; start < flat.length; start += options.batchSize) {
+      const part = flat.slice(start, start + options.batchSize);
+      const validRows = part.length;
+      const windows = part.map((p) => p.window);
+      while (windows.length < options.batchSize) windows.push(windows[windows.length - 1]);
+      const batch = await this.makeBatch(windows);
+      for (let b = validRows; b < options.batchSize; b++) {
+        for (let q = 0; q < this.numQueries; q++) batch.weight[b * this.numQueries + q] = 0;
+      }
+      const groupIndex = Int32Array.from(
+        { length: options.batchSize },
+        (_, b) => (b < validRows ? part[b].group : -1),
+      );
+      yield { batch, groupIndex, validRows };
+    }
+  }
+
+  /** Reads and tokenizes `windows` into one batch (one row each). */
+  async makeBatch(windows: DatasetWindow[]): Promise<PoyoBatch> {
+    const rows: TokenRow[] = windows.map((w) => ({
+      start: w.start,
+      sources: this.#sources[w.session],
+      sessionIndex: this.#sessionIndex[w.session],
+      label: w.label,
+      weight: 1,
+    }));
+    const ranges = rangesOf(rows, this.options.patch);
+    // Concurrent prefetches may evict each other's chunks when the cache is small: check right before the
+    // synchronous tokenization and fetch again if needed.
+    for (let attempt = 0; attempt === 0 || !this.reader.hasAll(ranges); attempt++) {
+      if (attempt > 3) {
+        throw new Error(
+          `Cannot assemble a batch as the chunk cache (${this.reader.cachedBytes} bytes) cannot hold it; raise cacheBytes`,
+        );
+      }
+      await this.reader.prefetch(ranges);
+    }
+    const shape = this.shape;
+    const batch = allocateBatch(rows.length, shape);
+    rows.forEach((row, b) => tokenizeRow(batch, b, row, shape, this.reader));
+    batch.windows = windows.map((w) => this.windowRef(w));
+    return batch;
+  }
+
+  /** Provenance of a window (for the data-hash ledger). */
+  windowRef(w: DatasetWindow): WindowRef {
+    const s = this.sessions[w.session];
+    const recordings = s.assets.map((a) => ({
+      recordingHash: a.recordingHash,
+      derivedAssetId: a.derivedAssetId,
+      modality: a.modality,
+      start: w.start - a.timeOffset,
+      end: w.end - a.timeOffset,
+    }));
+    return {
+      recordingHash: recordings[0].recordingHash,
+      start: recordings[0].start,
+      end: recordings[0].end,
+      derivedAssetIds: recordings.map((r) => r.derivedAssetId),
+      participant: s.participant,
+      session: s.key,
+      recordings,
+    };
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The training loader: batches in the deterministic order of `window_order.ts`, assembled ahead of the
+ * consumer (a queue of `prefetch` batches whose chunk reads run asynchronously), with a resumable cursor.
+ *
+ * @module
+ */
+import type { PoyoBatch } from "./batch.ts";
+import { batchAt, epochPermutation, type LoaderCursor, parseCursor } from "./window_order.ts";
+import type { DatasetWindow, WindowDataset } from "./window_dataset.ts";
+
+/** Options of {@link WindowLoader}. */
+export interface WindowLoaderOptions {
+  /** Rows per batch on this rank. */
+  batchSize: number;
+  seed: number;
+  /** This process's rank (default 0) among `worldSize` (default 1). */
+  rank?: number;
+  worldSize?: number;
+  /** Resume point (from `cursor()` of an earlier loader, possibly as JSON text). */
+  cursor?: LoaderCursor | string;
+  /** Batches assembled ahead (default 4; 0 = none). */
+  prefetch?: number;
+}
+
+/**
+ * Yields batches forever (epochs concatenate); `cursor()` is the resume point after the last batch
+ * returned by `next()`.
+ *
+ * @example
+ * ```ts
+ * const loader = ds.loader("train", { batchSize: 32, seed: 1 });
+ * const batch = await loader.next();
+ * const saved = JSON.stringify(loader.cursor());
+ * const resumed = ds.loader("train", { batchSize: 32, seed: 1, cursor: saved });
+ * ```
+ */
+export class WindowLoader {
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly numWindows: number;
+  /** Global steps per epoch (windows / (batch · world), fractional when it does not divide). */
+  readonly stepsPerEpoch: number;
+  readonly #dataset: WindowDataset;
+  readonly #windows: DatasetWindow[];
+  readonly #prefetch: number;
+  readonly #permutations = new Map<number, Uint32Array>();
+  readonly #queue: { promise: Promise<PoyoBatch>; after: LoaderCursor }[] = [];
+  /** Cursor after the last batch handed out. */
+  #consumed: LoaderCursor;
+  /** Cursor after the last batch scheduled. */
+  #scheduled: LoaderCursor;
+
+  constructor(dataset: WindowDataset, windows: DatasetWindow[], options: WindowLoaderOptions) {
+    this.batchSize = options.batchSize;
+    this.seed = options.seed;
+    this.rank = options.rank ?? 0;
+    this.worldSize = options.worldSize ?? 1;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) {
+      throw new Error(
+        `Cannot load batches of ${this.batchSize} windows: batchSize must be a positive integer`,
+      );
+    }
+    if (
+      !Number.isInteger(this.worldSize) || this.worldSize < 1 || !Number.isInteger(this.rank) ||
+      this.rank < 0 || this.rank >= this.worldSize
+    ) {
+      throw new Error(`Cannot load as rank ${this.rank} of ${this.worldSize}: need 0 ≤ rank < worldSize`);
+    }
+    this.#dataset = dataset;
+    this.#windows = windows;
+    this.numWindows = windows.length;
+    this.stepsPerEpoch = this.numWindows / (this.batchSize * this.worldSize);
+    this.#prefetch = Math.max(0, options.prefetch ?? 4);
+    const start = options.cursor === undefined ? { epoch: 0, position: 0 } : parseCursor(options.cursor);
+    if (start.position >= this.numWindows) {
+      throw new Error(
+        `Cannot resume at position ${start.position} of epoch ${start.epoch}: the split has ${this.numWindows} windows; ` +
+          `the cursor belongs to another dataset or split`,
+      );
+    }
+    this.#consumed = start;
+    this.#scheduled = start;
+    this.#fill();
+  }
+
+  /** The resume point: the next batch `next()` would return starts here. JSON-serializable. */
+  cursor(): LoaderCursor {
+    return { ...this.#consumed };
+  }
+
+  /** Indices (into the split's windows) of this rank's batch at `cursor`. */
+  indicesAt(cursor: LoaderCursor): number[] {
+    return this.#plan(cursor).indices;
+  }
+
+  /** The next batch. */
+  async next(): Promise<PoyoBatch> {
+    if (this.#queue.length === 0) this.#schedule();
+    const item = this.#queue.shift()!;
+    this.#fill();
+    const batch = await item.promise;
+    this.#consumed = item.after;
+    return batch;
+  }
+
+  #plan(cursor: LoaderCursor) {
+    return batchAt(cursor, {
+      numWindows: this.numWindows,
+      batchSize: this.batchSize,
+      rank: this.rank,
+      worldSize: this.worldSize,
+      seed: this.seed,
+    }, (epoch) => this.#permutation(epoch));
+  }
+
+  #permutation(epoch: number): Uint32Array {
+    let p = this.#permutations.get(epoch);
+    if (!p) {
+      p = epochPermutation(this.numWindows, this.seed, epoch);
+      this.#permutations.set(epoch, p);
+      for (const e of this.#permutations.keys()) if (e < epoch - 1) this.#permutations.delete(e);
+    }
+    return p;
+  }
+
+  #schedule(): void {
+    const plan = this.#plan(this.#scheduled);
+    const windows = plan.indices.map((i) => this.#windows[i]);
+    const promise = this.#dataset.makeBatch(windows);
+    promise.catch(() => {}); // surfaced by next()
+    this.#queue.push({ promise, after: plan.next });
+    this.#scheduled = plan.next;
+  }
+
+  #fill(): void {
+    while (this.#queue.length < this.#prefetch) this.#schedule();
+  }
+}
