@@ -307,15 +307,25 @@ export class FlatOptimizer {
     }
   }
 
-  /** Reads the optimizer state back to the host (waits on the GPU). */
-  async readState(): Promise<OptimizerState> {
+  /** Reads the optimizer state back to the host (submits and waits on the GPU). */
+  readState(): Promise<OptimizerState> {
+    const state = this.readStateAsync();
+    this.#gpu.submit();
+    return state;
+  }
+
+  /**
+   * Records copies of the optimizer state into staging buffers at this point of the command stream; the
+   * promise resolves after the next submit (training may go on meanwhile).
+   */
+  async readStateAsync(): Promise<OptimizerState> {
     const gpu = this.#gpu;
     const bytes = this.store.totalElements * 4;
+    const step = this.stepCount;
     const [m, v, e] = await Promise.all([
       gpu.readback(this.#expAvg, 0, bytes),
       gpu.readback(this.#expAvgSq, 0, bytes),
       this.#ema ? gpu.readback(this.#ema, 0, bytes) : Promise.resolve(null),
-      Promise.resolve(gpu.submit()),
     ]);
     const split = (buf: ArrayBuffer) => {
       const flat = new Float32Array(buf);
@@ -323,7 +333,7 @@ export class FlatOptimizer {
       for (const s of this.store.slots) out.set(s.name, flat.slice(s.offset, s.offset + s.size));
       return out;
     };
-    return { step: this.stepCount, expAvg: split(m), expAvgSq: split(v), ema: e ? split(e) : null };
+    return { step, expAvg: split(m), expAvgSq: split(v), ema: e ? split(e) : null };
   }
 
   /** Restores the optimizer state (queue-ordered before the next submit). */

@@ -303,12 +303,31 @@ export class Tensor {
     return this.#disposed;
   }
 
-  /** Returns the buffer to the pool (views only drop their handle). */
+  /**
+   * Drops the tensor. A persistent tensor's buffer returns to the pool at once; a scoped tensor's buffer
+   * returns when its scope ends (it could not be reused before the step's submit anyway), which keeps the
+   * pool's order — and so every step's buffer assignment and bind groups — identical from step to step.
+   */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    if (this.#ownsBuffer) this.gpu.pool.release(this.buffer);
     this.node = null;
+    if (!this.#owner) this.#releaseBuffer();
+  }
+
+  /** Returns an owned buffer to the pool exactly once (called by dispose or by the owning scope). */
+  #released = false;
+  #releaseBuffer(): void {
+    if (this.#released || !this.#ownsBuffer) return;
+    this.#released = true;
+    this.gpu.pool.release(this.buffer);
+  }
+
+  /** Called by the owning scope when it ends. */
+  static endOfScope(t: Tensor): void {
+    t.#disposed = true;
+    t.node = null;
+    t.#releaseBuffer();
   }
 
   /** Moves this tensor out of its scope so it survives the scope's disposal. */
@@ -354,11 +373,16 @@ export class Scope {
     this.#tensors.delete(t);
   }
 
-  /** Pops the scope and disposes its tensors (their GPU work stays valid: the queue is ordered). */
+  /**
+   * Pops the scope and disposes its tensors (their GPU work stays valid: the queue is ordered). Buffers
+   * return to the pool in reverse allocation order, so the pool's LIFO free lists hand the next step the
+   * very same buffers in the same order — and every cached bind group keeps matching.
+   */
   end(): void {
     const i = scopeStack.lastIndexOf(this);
     if (i >= 0) scopeStack.splice(i, 1);
-    for (const t of this.#tensors) t.dispose();
+    const tensors = [...this.#tensors];
+    for (let j = tensors.length - 1; j >= 0; j--) Tensor.endOfScope(tensors[j]);
     this.#tensors.clear();
   }
 

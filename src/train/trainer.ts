@@ -1,0 +1,298 @@
+/**
+ * The training step engine: one command buffer per optimizer step (batch upload, forward, backward,
+ * gradient-sync hook, optimizer, EMA), losses and gradient norms copied into a GPU ring and read back
+ * asynchronously every few steps, so the CPU never waits on the GPU inside the loop.
+ *
+ * What it does not know about: configs, catalogs and files — `train_run.ts` wires those.
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu/gpu.ts";
+import type { GpuBuffer } from "../gpu/buffer_pool.ts";
+import type { PoyoBatch } from "../data/batch.ts";
+import { type DeviceBatch, POYO, type PoyoVocabulary, uploadBatch } from "../models/poyo.ts";
+import type { ResolvedPoyoKwargs } from "../models/poyo_kwargs.ts";
+import { FlatOptimizer, type OptimizerSettings, type OptimizerState } from "../optim/optimizer.ts";
+import { scheduledValues, type ScheduleSettings } from "../optim/scheduler.ts";
+import { backward, noGrad } from "../tensor/autograd.ts";
+import { Scope, type Tensor } from "../tensor/tensor.ts";
+import { scale } from "../ops/mod.ts";
+
+/** Exchanges gradients between ranks (a no-op on one rank). Called after backward, before the update. */
+export interface GradientSync {
+  readonly worldSize: number;
+  /** Averages the store's flat gradient buffer across ranks. May submit and await. */
+  allReduceGradients(grads: GpuBuffer, elements: number): Promise<void>;
+}
+
+/** Settings of the step engine. */
+export interface TrainerSettings {
+  seed: number;
+  rank: number;
+  optimizer: OptimizerSettings;
+  schedule: ScheduleSettings;
+  /** Steps whose losses are batched into one asynchronous read-back. */
+  readbackEvery: number;
+  /** Train only parameters for which this holds (others frozen); default all. */
+  trainable?: (name: string, step: number) => boolean;
+}
+
+/** Per-step values read back from the GPU. */
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+}
+
+/** Result of an evaluation pass. */
+export interface EvalResult {
+  loss: number;
+  /** Weighted accuracy of the argmax over queries. */
+  accuracy: number;
+  windows: number;
+  /** Logits [rows, C] per batch row (query), in batch order. */
+  logits: Float32Array[];
+}
+
+const RING_SLOTS = 4; // floats per step in the ring: loss, grad norm, lr, spare
+
+/**
+ * Owns the model and optimizer on one GPU and runs optimizer steps.
+ *
+ * @example
+ * ```ts ignore
+ * const trainer = new Trainer(gpu, kwargs, vocab, settings);
+ * for (const batch of batches) await trainer.step([batch]);
+ * const metrics = await trainer.flushMetrics();
+ * ```
+ */
+export class Trainer {
+  readonly gpu: Gpu;
+  readonly model: POYO;
+  readonly optimizer: FlatOptimizer;
+  readonly settings: TrainerSettings;
+  /** Optimizer steps completed (the next step's number). */
+  step = 0;
+  #ring: GpuBuffer;
+  #ringCapacity: number;
+  #ringStart = 0; // first step held in the ring
+  #pending: { promise: Promise<StepMetrics[]>; value: StepMetrics[] | null }[] = [];
+  #lrs = new Map<number, number>();
+  gradientSync: GradientSync | null = null;
+
+  constructor(gpu: Gpu, kwargs: ResolvedPoyoKwargs, vocab: PoyoVocabulary, settings: TrainerSettings) {
+    this.gpu = gpu;
+    this.settings = settings;
+    this.model = new POYO(gpu, kwargs, vocab, { seed: settings.seed });
+    this.optimizer = new FlatOptimizer(this.model.params, settings.optimizer);
+    this.#ringCapacity = Math.max(1, settings.readbackEvery);
+    this.#ring = gpu.pool.acquire(this.#ringCapacity * RING_SLOTS * 4, "orion.metrics_ring");
+    gpu.clear(this.#ring);
+  }
+
+  /**
+   * Records and submits one optimizer step over `microBatches` (gradient accumulation: the loss of each
+   * is scaled by 1/k). Returns without waiting on the GPU unless a gradient sync needs the gradients.
+   */
+  async trainStep(microBatches: readonly PoyoBatch[]): Promise<void> {
+    const gpu = this.gpu;
+    const step = this.step;
+    const { lr, beta1 } = scheduledValues(this.settings.schedule, step);
+    const trainable = this.settings.trainable;
+    if (trainable) this.optimizer.setTrainable((name) => trainable(name, step));
+    const scope = Scope.begin();
+    try {
+      gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank });
+      const k = microBatches.length;
+      const slot = (step - this.#ringStart) * RING_SLOTS * 4;
+      microBatches.forEach((mb, i) => {
+        const batch = uploadBatch(gpu, this.model, mb);
+        gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank, salt: i });
+        const { loss } = this.model.loss(batch, { training: true });
+        backward(k > 1 ? scale(loss, 1 / k) : loss);
+        // Loss of the first micro-batch goes to the ring (the mean over micro-batches would need a sum).
+        if (i === 0) gpu.copy(loss.binding(), this.#ring, 4, 0, slot);
+      });
+      if (this.gradientSync && this.gradientSync.worldSize > 1) {
+        await this.gradientSync.allReduceGradients(this.model.params.grads, this.model.params.totalElements);
+      }
+      this.optimizer.step({ lr, beta1 });
+      gpu.copy(this.optimizer.scalars, this.#ring, 4, 4, slot + 4);
+      this.model.params.zeroGrads();
+      this.#lrs.set(step, lr);
+      this.step++;
+      if (this.step - this.#ringStart >= this.#ringCapacity) this.#queueReadback();
+      gpu.submit();
+    } finally {
+      scope.end();
+    }
+  }
+
+  /** Queues the ring's read-back (resolves after the next submit). */
+  #queueReadback(): void {
+    const first = this.#ringStart;
+    const count = this.step - first;
+    if (count <= 0) return;
+    const bytes = this.gpu.readback(this.#ring, 0, count * RING_SLOTS * 4);
+    const lrs = this.#lrs;
+    const entry: { promise: Promise<StepMetrics[]>; value: StepMetrics[] | null } = {
+      promise: null!,
+      value: null,
+    };
+    entry.promise = bytes.then((b) => {
+      const f = new Float32Array(b);
+      const out: StepMetrics[] = [];
+      for (let i = 0; i < count; i++) {
+        const step = first + i;
+        out.push({
+          step,
+          loss: f[i * RING_SLOTS],
+          gradNorm: f[i * RING_SLOTS + 1],
+          lr: lrs.get(step) ?? NaN,
+        });
+        lrs.delete(step);
+      }
+      entry.value = out;
+      return out;
+    });
+    this.#pending.push(entry);
+    this.#ringStart = this.step;
+  }
+
+  /** Metrics whose read-back has completed, without waiting (in step order). */
+  takeReadyMetrics(): StepMetrics[] {
+    const out: StepMetrics[] = [];
+    while (this.#pending.length && this.#pending[0].value) out.push(...this.#pending.shift()!.value!);
+    return out;
+  }
+
+  /** Every metric up to the current step (submits and waits for outstanding read-backs). */
+  async flushMetrics(): Promise<StepMetrics[]> {
+    this.#queueReadback();
+    this.gpu.submit();
+    const all = await Promise.all(this.#pending.splice(0).map((e) => e.promise));
+    return all.flat();
+  }
+
+  /** Number of read-backs in flight (the loop keeps this bounded). */
+  get pendingReadbacks(): number {
+    return this.#pending.length;
+  }
+
+  /** Waits for the oldest outstanding read-back (back-pressure: never more than 2 in flight). */
+  async awaitOldest(): Promise<StepMetrics[]> {
+    const head = this.#pending.shift();
+    return head ? await head.promise : [];
+  }
+
+  /**
+   * Evaluates `batches` without dropout or gradients: weighted-mean loss, weighted accuracy, and the
+   * logits of every row (for window averaging). Waits on the GPU once at the end.
+   */
+  async evaluate(batches: readonly PoyoBatch[], useEma = false): Promise<EvalResult> {
+    const gpu = this.gpu;
+    const reads: Promise<ArrayBuffer>[] = [];
+    const shapes: { rows: number; c: number; batch: PoyoBatch }[] = [];
+    const restore = useEma ? this.#swapInEma() : null;
+    try {
+      for (const b of batches) {
+        const scope = Scope.begin();
+        try {
+          noGrad(() => {
+            const dev: DeviceBatch = uploadBatch(gpu, this.model, b);
+            const logits: Tensor = this.model.forward(dev, { training: false });
+            reads.push(gpu.readback(logits.binding(), 0, logits.byteLength));
+            shapes.push({ rows: b.batchSize * b.numQueries, c: this.model.kwargs.numClasses, batch: b });
+          });
+          gpu.submit();
+        } finally {
+          scope.end();
+        }
+      }
+      const results = await Promise.all(reads);
+      let lossSum = 0, weightSum = 0, correct = 0;
+      const logits: Float32Array[] = [];
+      results.forEach((buf, i) => {
+        const { rows, c, batch } = shapes[i];
+        const z = new Float32Array(buf, 0, rows * c);
+        for (let r = 0; r < rows; r++) {
+          const row = z.subarray(r * c, r * c + c);
+          logits.push(Float32Array.from(row));
+          const w = batch.weight[r];
+          const label = batch.label[r];
+          if (w === 0 || label < 0 || label >= c) continue;
+          let m = -Infinity, arg = 0;
+          for (let j = 0; j < c; j++) if (row[j] > m) (m = row[j], arg = j);
+          let s = 0;
+          for (let j = 0; j < c; j++) s += Math.exp(row[j] - m);
+          lossSum += w * (m + Math.log(s) - row[label]);
+          weightSum += w;
+          if (arg === label) correct += w;
+        }
+      });
+      return {
+        loss: weightSum > 0 ? lossSum / weightSum : NaN,
+        accuracy: weightSum > 0 ? correct / weightSum : NaN,
+        windows: logits.length,
+        logits,
+      };
+    } finally {
+      if (restore) await restore();
+    }
+  }
+
+  #swapInEma(): (() => Promise<void>) | null {
+    const ema = this.optimizer.emaBuffer;
+    if (!ema) return null;
+    const gpu = this.gpu;
+    const bytes = this.model.params.totalElements * 4;
+    const saved = gpu.pool.acquire(bytes, "orion.eval_swap");
+    gpu.copy(this.model.params.values, saved, bytes);
+    gpu.copy(ema, this.model.params.values, bytes);
+    gpu.submit();
+    return async () => {
+      gpu.copy(saved, this.model.params.values, bytes);
+      gpu.submit();
+      await gpu.sync();
+      gpu.pool.release(saved);
+    };
+  }
+
+  /**
+   * Records copies of the model and optimizer state into staging buffers at the current point of the
+   * stream and returns promises that resolve (after the next submit) with host copies: training goes on
+   * while the maps complete.
+   */
+  snapshot(): Promise<TrainerSnapshot> {
+    const gpu = this.gpu;
+    const store = this.model.params;
+    const bytes = store.totalElements * 4;
+    const step = this.step;
+    const values = gpu.readback(store.values, 0, bytes);
+    const optimizer = this.optimizer.readStateAsync();
+    gpu.submit();
+    return Promise.all([values, optimizer]).then(([v, opt]) => {
+      const flat = new Float32Array(v);
+      const weights = new Map<string, Float32Array>();
+      for (const s of store.slots) weights.set(s.name, flat.slice(s.offset, s.offset + s.size));
+      return { step, weights, optimizer: opt };
+    });
+  }
+
+  /** Restores a snapshot (weights, optimizer moments and step, EMA). */
+  restore(snapshot: TrainerSnapshot): void {
+    this.model.params.writeValues(snapshot.weights);
+    this.optimizer.loadState(snapshot.optimizer);
+    this.step = snapshot.step;
+    this.#ringStart = snapshot.step;
+    this.#lrs.clear();
+  }
+}
+
+/** Host copy of everything the step engine needs to continue bit-exactly. */
+export interface TrainerSnapshot {
+  step: number;
+  weights: Map<string, Float32Array>;
+  optimizer: OptimizerState;
+}
