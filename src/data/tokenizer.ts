@@ -4,7 +4,8 @@
  * derived signal; patch k of a window starting at session time t0 begins at the first sample at or after
  * t0 (index i0 = ceil((t0 − offset) · fs)) plus k·P, and its token time is that sample's time minus t0.
  * Tokens are ordered modality (sorted) → channel (recording order) → patch; patches that would leave the
- * recording are dropped; padding tokens (unit 0, zeros) fill each row up to the dataset's fixed N.
+ * recording are dropped; padding tokens (unit 0, zeros) fill each row up to the dataset's fixed N. Derived
+ * assets hold finite values only (checked when they are built), so values are copied unchecked.
  *
  * @module
  */
@@ -107,19 +108,16 @@ export function tokenizeRow(
     reader.copyCached({ layout: s.layout, start: i0 + k0 * p, length: count * p }, (c, offset, values) => {
       batch.value.set(values, (b * n + first + c * count) * p + offset);
     });
+    const times = new Float32Array(count);
+    for (let k = k0; k < k1; k++) times[k - k0] = s.timeOffset + (i0 + k * p) / s.samplingRate - row.start;
     for (let c = 0; c < s.units.length; c++) {
-      for (let k = k0; k < k1; k++) {
-        const t = b * n + token;
-        batch.unit[t] = s.units[c];
-        batch.modality[t] = s.modalityIndex;
-        batch.time[t] = s.timeOffset + (i0 + k * p) / s.samplingRate - row.start;
-        token++;
-      }
+      const at = b * n + token;
+      batch.unit.fill(s.units[c], at, at + count);
+      batch.time.set(times, at);
+      token += count;
     }
+    batch.modality.fill(s.modalityIndex, b * n + first, b * n + token);
   }
-  // Non-finite samples (should not occur after derivation) become 0.
-  const values = batch.value.subarray(b * n * p, (b * n + token) * p);
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) values[i] = 0;
   batch.kvLen[b] = token;
   for (let j = 0; j < q; j++) {
     batch.querySession[b * q + j] = row.sessionIndex;

@@ -128,7 +128,11 @@ export class WindowLoader {
   #schedule(): void {
     const plan = this.#plan(this.#scheduled);
     const windows = plan.indices.map((i) => this.#windows[i]);
-    const promise = this.#dataset.makeBatch(windows);
+    // Start on a fresh macrotask so the CPU part of assembly runs while the consumer awaits (GPU work,
+    // I/O), not inside the next() call that scheduled it.
+    const promise = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(() =>
+      this.#dataset.makeBatch(windows)
+    );
     promise.catch(() => {}); // surfaced by next()
     this.#queue.push({ promise, after: plan.next });
     this.#scheduled = plan.next;

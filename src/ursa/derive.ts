@@ -164,6 +164,18 @@ async function writeDerived(
   const rows: DerivedAssetRow[] = [];
   const chunks: SignalChunkRow[] = [];
   batch.forEach((recording, i) => {
+    outputs[i].samples.forEach((channel, c) => {
+      const bad = channel.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) {
+        throw new Error(
+          `Cannot store ${derivation.name} of recording ${recording.recording_hash.slice(0, 12)} ` +
+            `(${recording.participant}/${recording.session}) as channel ${
+              outputs[i].channels[c]
+            } has the non-finite value ` +
+            `${channel[bad]} at sample ${bad}; check the source recording`,
+        );
+      }
+    });
     const row = derivedRow(derivation, recording, outputs[i]);
     chunks.push(...signalChunkRows(row.derived_asset_id, outputs[i].samples, row.chunk_samples));
     rows.push(row);
