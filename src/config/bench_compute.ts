@@ -1,5 +1,6 @@
 /**
- * `BenchCompute`: how benchmark suites are computed during training.
+ * `BenchCompute`: how benchmark suites are computed during training. The modes are implemented by
+ * `src/bench/bench_runner.ts` (`BenchScheduler`); `docs/benchmarks.md` describes them.
  *
  * @module
  */
@@ -8,8 +9,8 @@ import { buildConfig } from "./config_builder.ts";
 
 /** The zod schema of {@link BenchCompute}: fields, defaults and their documentation. */
 export const BenchComputeSchema = z.strictObject({
-  mode: z.enum(["async", "inline"]).default("async").describe(
-    '"async": benchmark a checkpoint snapshot beside training without pausing it; "inline": pause training while the suites run',
+  mode: z.enum(["async", "inline", "separate"]).default("async").describe(
+    '"async": benchmark a weight snapshot in one side process beside training without pausing it; "inline": pause training while the suites run in the training process; "separate": one side process (or launcher job) per suite',
   ),
   partialSubset: z.number().gt(0).max(1).default(1).describe(
     "fraction of each suite evaluated at intermediate benches (a fixed subset keyed by the run seed); 1 = the whole suite",
