@@ -46,7 +46,7 @@ export const TEMP_DIR_PREFIX = ".tmp-ckpt-step";
 export const TRASH_DIR_PREFIX = ".trash-ckpt-step";
 
 const DIR_NAME = /^ckpt-step([0-9]{9,16})$/;
-const BENCHMARK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const BENCHMARK_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/; // "@": suite keys such as cognitive_load_eval@1
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
