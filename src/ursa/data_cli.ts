@@ -17,6 +17,7 @@ import { generateDemoCorpus } from "./demo_corpus.ts";
 import { DERIVATIONS } from "./derivations.ts";
 import { deriveAll } from "./derive.ts";
 import { importFiles, type ImportJob } from "./import_files.ts";
+import { ensureSignalIndex } from "./signal_store.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
 const USAGE = `orion data <command> [options]
@@ -199,7 +200,10 @@ async function importCommand(
         ),
     });
     for (const f of report.failures) console.error(`error: ${f.reason}`);
-    if (report.results.some((r) => r.status === "imported")) await catalog.optimize();
+    if (report.results.some((r) => r.status === "imported")) {
+      await ensureSignalIndex(catalog);
+      await catalog.optimize();
+    }
     return report.failures.length > 0 ? 1 : 0;
   } finally {
     pool.close();
@@ -223,6 +227,7 @@ async function deriveCommand(
       const built = results.filter((r) => r.status === "built").length;
       console.log(`${name}: built ${built}, already built ${results.length - built}`);
     }
+    await ensureSignalIndex(catalog);
     await catalog.optimize();
     return 0;
   } finally {

@@ -24,6 +24,7 @@ import { RandomStream } from "./counter_random.ts";
 import { EEG_CLEAN, PUPIL_DILATION } from "./derivations.ts";
 import { deriveAll } from "./derive.ts";
 import { importFiles, type ImportJob } from "./import_files.ts";
+import { ensureSignalIndex } from "./signal_store.ts";
 import { WorkerPool } from "./worker_pool.ts";
 import { writeEdf } from "./edf_writer.ts";
 
@@ -472,6 +473,7 @@ export async function generateDemoCorpus(catalog: Catalog, options: DemoOptions 
         derivedAssets += (await deriveAll(catalog, derivation.name, { participants }, { pool })).length;
       }
     }
+    await ensureSignalIndex(catalog);
     await catalog.optimize();
     const t3 = performance.now();
     log(`demo: built ${derivedAssets} derived assets in ${((t3 - t2) / 1000).toFixed(1)} s`);

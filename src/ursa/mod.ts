@@ -16,6 +16,7 @@ export {
 export * from "./catalog_tables.ts";
 export {
   chunkSamplesFor,
+  ensureSignalIndex,
   readWholeSignal,
   readWholeSignals,
   type SampleRange,

