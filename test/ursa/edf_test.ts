@@ -183,3 +183,61 @@ Deno.test("corrupt and truncated files are rejected with the reason", () => {
   broken[talStart] = "x".charCodeAt(0);
   assert.throws(() => parseEdf(broken, "tal.edf"), /malformed onset/);
 });
+
+Deno.test("reader against a file assembled by hand from the specification (not through the writer)", () => {
+  const f = (text: string, width: number) => text.padEnd(width, " ");
+  // 2 signals: "EEG Cz" (4 samples/record, digital -100..100 ↔ physical -50..50 uV) and "EDF Annotations".
+  let header = f("0", 8) + f("X M 02-AUG-1951 Jan_Smith", 80) +
+    f("Startdate 16-SEP-1987 PSG-1234/1987 NN Telemetry03", 80);
+  header += "16.09.87" + "20.35.00" + f(String(256 * 3), 8) + f("EDF+C", 44) + f("2", 8) + f("0.5", 8) +
+    f("2", 4);
+  header += f("EEG Cz", 16) + f("EDF Annotations", 16);
+  header += f("AgAgCl electrode", 80) + f("", 80);
+  header += f("uV", 8) + f("", 8);
+  header += f("-50", 8) + f("-1", 8);
+  header += f("50", 8) + f("1", 8);
+  header += f("-100", 8) + f("-32768", 8);
+  header += f("100", 8) + f("32767", 8);
+  header += f("HP:0.1Hz", 80) + f("", 80);
+  header += f("4", 8) + f("17", 8);
+  header += f("", 32) + f("", 32);
+  assert.equal(header.length, 768);
+  const tal = (text: string, bytes: number) => {
+    const out = new Uint8Array(bytes);
+    out.set(new TextEncoder().encode(text));
+    return out;
+  };
+  const samples = (values: number[]) => {
+    const out = new Uint8Array(values.length * 2);
+    const view = new DataView(out.buffer);
+    values.forEach((v, i) => view.setInt16(2 * i, v, true));
+    return out;
+  };
+  const records = [
+    [samples([-100, 0, 100, 50]), tal("+0\x14\x14\x00+0.25\x150.5\x14cognitive_load=1\x14\x00", 34)],
+    [samples([10, -10, 20, -20]), tal("+0.5\x14\x14\x00", 34)],
+  ];
+  const bytes = new Uint8Array(768 + 2 * (8 + 34));
+  for (let i = 0; i < 768; i++) bytes[i] = header.charCodeAt(i);
+  records.forEach(([s, a], r) => {
+    bytes.set(s, 768 + r * 42);
+    bytes.set(a, 768 + r * 42 + 8);
+  });
+  const edf = parseEdf(bytes, "hand.edf");
+  assert.equal(edf.header.format, "edf+");
+  assert.equal(edf.header.patientId, "X M 02-AUG-1951 Jan_Smith");
+  assert.equal(edf.header.startTime, "20.35.00");
+  assert.equal(edf.header.recordDuration, 0.5);
+  assert.equal(edf.signals.length, 1);
+  assert.equal(edf.signals[0].samplingRate, 8);
+  assert.equal(edf.signals[0].header.transducer, "AgAgCl electrode");
+  assert.deepEqual(Array.from(edf.signals[0].physical), [-50, 0, 50, 25, 5, -5, 10, -10]);
+  assert.deepEqual(edf.annotations, [{ onset: 0.25, duration: 0.5, text: "cognitive_load=1" }]);
+  // The second record's time-keeping TAL must say +0.5.
+  const wrongTime = bytes.slice();
+  wrongTime.set(tal("+0.7\x14\x14\x00", 34), 768 + 42 + 8);
+  assert.throws(
+    () => parseEdf(wrongTime, "hand.edf"),
+    /data record 1 of this EDF\+C file starts at 0\.7 s instead of 0\.5 s/,
+  );
+});
