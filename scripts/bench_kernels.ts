@@ -5,15 +5,16 @@
  *
  * Usage:
  *   deno run -A scripts/bench_kernels.ts [--json out/bench_kernels.json] [--small] [--sweep]
- *     [--configs NAMES] [--autotune] [--filter TEXT] [--target-ms 100] [--no-general]
+ *     [--configs NAMES] [--autotune] [--filter TEXT] [--target-ms 100] [--warmup-ms 300] [--no-general]
  *   --small      small shapes (the software adapter runs ~0.5 GFLOP/s; 4096³ would take minutes)
  *   --sweep      also time every candidate tile configuration of the generated kernel per matmul shape
  *   --configs    comma-separated config names to sweep instead (e.g. 128x128x16_t8x8_b2_p4_g8)
  *   --autotune   tune the matmul shapes first (cache under $ORION_HOME/autotune) and bench the tuned choice
  *   --no-general skip the general (fallback) matmul kernel rows
  *
- * Times are GPU timestamps around one compute pass of many dispatches when the device has
- * `timestamp-query` (column `via` = timestamp), else differenced wall time (`via` = wall).
+ * Times are GPU timestamps around one compute pass of many dispatches, queued right behind
+ * `--warmup-ms` of back-to-back warm-up dispatches (GPUs lower their clocks while idle), when the device
+ * has `timestamp-query` (column `via` = timestamp), else differenced wall time (`via` = wall).
  *
  * @module
  */
@@ -139,6 +140,8 @@ export async function benchKernels(options: {
   /** Sweep candidates (default MATMUL_TILE_CONFIGS). */
   configs?: readonly MatmulTileConfig[];
   targetMs: number;
+  /** Back-to-back warm-up before each measurement (GPUs clock down while idle). */
+  warmupMs: number;
   log: (line: string) => void;
 }): Promise<{ rows: KernelBenchRow[]; adapter: Record<string, unknown> }> {
   const gpu = await Gpu.create();
@@ -159,6 +162,7 @@ export async function benchKernels(options: {
     await autotuneMatmul(gpu, benches.map((b) => b.problem), {
       log: options.log,
       targetMs: options.targetMs,
+      warmupMs: options.warmupMs,
     });
   }
   for (const { name, problem: p } of benches) {
@@ -169,13 +173,14 @@ export async function benchKernels(options: {
       const chosen = chooseMatmulConfig(gpu, p, "auto");
       kernels.push(chosen ?? "general");
       if (options.sweep) {
-        for (const c of MATMUL_TILE_CONFIGS) {
-          if (c !== chosen && configFits(c, gpu.device.limits)) kernels.push(c);
+        const chosenName = chosen ? matmulConfigName(chosen) : "";
+        for (const c of options.configs ?? MATMUL_TILE_CONFIGS) {
+          if (matmulConfigName(c) !== chosenName && configFits(c, gpu.device.limits)) kernels.push(c);
         }
       }
       if (options.general && chosen) kernels.push("general");
       for (const kernel of kernels) {
-        const ms = await timeMatmul(gpu, p, kernel, ops, options.targetMs);
+        const ms = await timeMatmul(gpu, p, kernel, ops, options.targetMs, options.warmupMs);
         const label = kernel === "general" ? "general" : matmulConfigName(kernel);
         push({
           name: kernel === chosen || (kernel === "general" && !chosen) ? name : `${name} [alt]`,
@@ -204,14 +209,10 @@ export async function benchKernels(options: {
     record: () => void,
   ) => {
     if (!wanted(name)) return;
-    record();
-    await gpu.sync();
-    const t0 = performance.now();
-    record();
-    await gpu.sync();
-    const first = performance.now() - t0;
-    const reps = Math.max(3, Math.min(500, Math.round(options.targetMs / Math.max(first, 0.01))));
-    const t = await timeRecorded(gpu, record, family, reps);
+    const t = await timeRecorded(gpu, record, family, {
+      targetMs: options.targetMs,
+      warmupMs: options.warmupMs,
+    });
     push({ name, shape, kernel, ms: t.ms, gbps: bytes / t.ms / 1e6, via: t.source });
   };
   await bandwidth(
@@ -279,9 +280,16 @@ if (import.meta.main) {
       configs: { type: "string" },
       filter: { type: "string" },
       "target-ms": { type: "string", default: "100" },
+      "warmup-ms": { type: "string", default: "300" },
     },
   });
   const targetMs = Number(values["target-ms"]);
+  const warmupMs = Number(values["warmup-ms"]);
+  if (!(warmupMs >= 0)) {
+    throw new RangeError(
+      `Cannot run benchmarks with --warmup-ms ${values["warmup-ms"]}: it must be a number ≥ 0`,
+    );
+  }
   if (!(targetMs > 0)) {
     throw new RangeError(
       `Cannot run benchmarks with --target-ms ${values["target-ms"]}: it must be a number > 0`,
@@ -296,6 +304,7 @@ if (import.meta.main) {
     filter: values.filter,
     configs: values.configs?.split(",").map(parseMatmulConfigName),
     targetMs,
+    warmupMs,
     log: (line) => console.error(line),
   });
   console.log(`\nKernels on ${adapter.description} (Deno ${adapter.deno})${values.small ? ", --small" : ""}`);

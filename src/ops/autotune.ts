@@ -74,8 +74,10 @@ export interface AutotuneOptions {
   includeGeneral?: boolean;
   /** Re-time shapes already in the cache (default false). */
   force?: boolean;
-  /** Target GPU time per candidate measurement in ms (default 50; reps are derived from a first run). */
+  /** Target GPU time per candidate measurement in ms (default 50; reps are derived from an estimate). */
   targetMs?: number;
+  /** GPU time of back-to-back warm-up calls before each measurement in ms (default max(200, targetMs)). */
+  warmupMs?: number;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -214,44 +216,78 @@ export function matmulOperands(
 }
 
 /**
- * Records `record()` `reps` times in one step and returns the GPU milliseconds per call (timestamps
- * of the `family` pass) or, without `timestamp-query`, wall milliseconds per call from two waits
- * (`reps` and `reps/2` calls, differenced). `record` must dispatch kernels of family `family` only.
+ * Times `record()` (which must dispatch kernels of family `family` only): first a warm-up of
+ * `warmupReps` calls submitted without waiting (GPUs lower their clocks while idle, and our waits leave
+ * them idle; measured on an H200: 1980 MHz falling to 400–900 MHz between short bursts), then, right
+ * behind it in the queue, `reps` calls whose compute pass is timed with GPU timestamps when the device
+ * has `timestamp-query`. Without timestamps: wall milliseconds per call from two waits (`reps` and
+ * `reps/2` calls after the same warm-up, differenced, which cancels the fixed cost of a wait).
  */
 export async function timeRecorded(
   gpu: Gpu,
   record: () => void,
   family: string,
-  reps: number,
-): Promise<{ ms: number; wallMs: number; source: "timestamp" | "wall" }> {
-  const wall = async (n: number) => {
-    await gpu.sync();
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) record();
-    await gpu.sync();
-    return performance.now() - t0;
-  };
-  const half = Math.max(1, Math.floor(reps / 2));
-  const tHalf = await wall(half);
-  const tFull = await wall(reps);
-  // Differencing cancels the fixed cost of a wait; when timer noise swamps it, fall back to the mean.
-  const diff = reps > half ? (tFull - tHalf) / (reps - half) : 0;
-  const wallMs = diff > 0.05 * (tFull / reps) ? diff : tFull / reps;
+  options: { targetMs?: number; warmupMs?: number } = {},
+): Promise<{ ms: number; reps: number; source: "timestamp" | "wall" }> {
+  const targetMs = options.targetMs ?? 100;
+  const warmupMs = options.warmupMs ?? Math.max(200, targetMs);
+  // Estimate: one call (compiles pipelines), then two timed calls.
+  record();
+  await gpu.sync();
+  let estimate: number | undefined;
   if (gpu.features.timestampQuery) {
+    gpu.setTiming(true);
+    record();
+    record();
+    gpu.submit();
+    gpu.setTiming(false);
+    const ns = (await gpu.takeTimings()).ns[family];
+    if (ns !== undefined && ns > 0) estimate = ns / 1e6 / 2;
+  }
+  if (estimate === undefined) {
+    const t0 = performance.now();
+    record();
+    await gpu.sync();
+    estimate = performance.now() - t0; // includes a wait: an overestimate, so fewer reps
+  }
+  const per = Math.max(estimate, 0.002);
+  const reps = Math.max(3, Math.min(5000, Math.round(targetMs / per)));
+  const warmupReps = Math.max(1, Math.min(20000, Math.round(warmupMs / per)));
+  let stamped: number | undefined;
+  if (gpu.features.timestampQuery) {
+    await gpu.sync();
+    for (let i = 0; i < warmupReps; i++) record();
+    gpu.submit();
     gpu.setTiming(true);
     for (let i = 0; i < reps; i++) record();
     gpu.submit();
     gpu.setTiming(false);
     const timings = await gpu.takeTimings();
     const ns = timings.ns[family];
-    if (ns !== undefined && ns > 0) return { ms: ns / 1e6 / reps, wallMs, source: "timestamp" };
+    if (ns !== undefined && ns > 0) stamped = ns / 1e6 / reps;
   }
-  return { ms: wallMs, wallMs, source: "wall" };
+  if (stamped !== undefined) return { ms: stamped, reps, source: "timestamp" };
+  const wall = async (n: number, warm: number) => {
+    await gpu.sync();
+    for (let i = 0; i < warm; i++) record();
+    gpu.submit();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) record();
+    await gpu.sync();
+    return performance.now() - t0;
+  };
+  const half = Math.max(1, Math.floor(reps / 2));
+  const tHalf = await wall(half, warmupReps);
+  const tFull = await wall(reps, warmupReps);
+  // When timer noise swamps the difference, fall back to the mean.
+  const diff = reps > half ? (tFull - tHalf) / (reps - half) : 0;
+  const wallMs = diff > 0.05 * (tFull / reps) ? diff : tFull / reps;
+  return { ms: wallMs, reps, source: "wall" };
 }
 
 /**
  * Milliseconds per dispatch of problem `p` under `kernel` (a configuration or `"general"`), timed as
- * {@linkcode timeRecorded} does with a number of repetitions filling about `targetMs`.
+ * {@linkcode timeRecorded} does with repetitions filling about `targetMs` after `warmupMs` of warm-up.
  */
 export async function timeMatmul(
   gpu: Gpu,
@@ -259,6 +295,7 @@ export async function timeMatmul(
   kernel: MatmulTileConfig | "general",
   operands: { a: Tensor; b: Tensor; bias?: Tensor; c: Tensor },
   targetMs = 50,
+  warmupMs?: number,
 ): Promise<number> {
   const family = `tune.${kernel === "general" ? "general" : matmulConfigName(kernel)}`;
   const record = kernel === "general"
@@ -279,16 +316,8 @@ export async function timeMatmul(
         bias: operands.bias?.binding(),
         c: operands.c.binding(),
       }, family);
-  // Warm-up (compiles the pipeline) and a first estimate.
-  record();
-  await gpu.sync();
-  const t0 = performance.now();
-  record();
-  await gpu.sync();
-  const first = performance.now() - t0;
-  const reps = Math.max(3, Math.min(200, Math.round(targetMs / Math.max(first, 0.01))));
   const fam = kernel === "general" ? "matmul" : family;
-  const { ms } = await timeRecorded(gpu, record, fam, reps);
+  const { ms } = await timeRecorded(gpu, record, fam, { targetMs, warmupMs });
   return ms;
 }
 
@@ -339,7 +368,7 @@ export async function autotuneMatmul(
         const kernels: (MatmulTileConfig | "general")[] = [...candidates];
         if (options.includeGeneral ?? true) kernels.push("general");
         for (const kernel of kernels) {
-          const ms = await timeMatmul(gpu, p, kernel, ops, options.targetMs);
+          const ms = await timeMatmul(gpu, p, kernel, ops, options.targetMs, options.warmupMs);
           const name = kernel === "general" ? "general" : matmulConfigName(kernel);
           timings.push({ kernel: name, ms });
           options.log?.(

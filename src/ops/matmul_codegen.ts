@@ -91,7 +91,7 @@ export interface MatmulProblem {
 }
 
 /** Version of the generator; part of autotune cache keys so a generator change re-tunes. */
-export const MATMUL_CODEGEN_VERSION = 1;
+export const MATMUL_CODEGEN_VERSION = 2;
 
 /** A config from its fields with the defaults `buffers: 2, pad: 4, groupM: 8`. */
 export function tileConfig(
@@ -120,17 +120,19 @@ export function tileConfig(
  * device and suits the problem's size (see {@linkcode chooseMatmulConfig}).
  */
 export const MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = [
-  tileConfig(128, 128, 16, 8, 8),
-  tileConfig(128, 128, 16, 8, 8, { pad: 0 }),
-  tileConfig(128, 128, 32, 8, 8, { buffers: 1 }),
-  tileConfig(128, 128, 8, 8, 8),
-  tileConfig(128, 128, 8, 8, 8, { pad: 0 }),
-  tileConfig(128, 128, 16, 8, 8, { buffers: 1 }),
-  tileConfig(128, 64, 16, 8, 4),
-  tileConfig(64, 128, 16, 4, 8),
-  tileConfig(64, 64, 16, 4, 4),
-  tileConfig(64, 64, 16, 4, 4, { pad: 0 }),
-  tileConfig(64, 64, 16, 4, 4, { buffers: 1 }),
+  // H200 (Deno 2.9.6, wgpu, Vulkan) TFLOP/s at 4096³ nn / Aᵀ / Bᵀ, measured with scripts/bench_kernels.ts:
+  tileConfig(128, 128, 8, 8, 8, { buffers: 1 }), // 8.3 KiB: 41.9 / 37.6 / 42.1
+  tileConfig(128, 128, 16, 8, 8, { buffers: 1 }), // 16.5 KiB: 39.7 / 39.8 / 38.4
+  tileConfig(128, 128, 32, 8, 8, { buffers: 1 }), // 33 KiB, register-transposed loads: 38.1 / 40.7 / 35.5
+  tileConfig(128, 64, 16, 8, 4, { buffers: 1 }), // 12.5 KiB: best where 128×128 tiles leave SMs idle
+  tileConfig(128, 64, 32, 8, 4, { buffers: 1 }), // 25 KiB
+  tileConfig(64, 128, 16, 4, 8, { buffers: 1 }), // 12.5 KiB
+  tileConfig(64, 64, 16, 4, 4, { buffers: 1 }), // 8.5 KiB
+  tileConfig(64, 64, 32, 8, 4, { buffers: 1 }), // 17 KiB, 128 threads
+  tileConfig(128, 128, 16, 8, 8), // 33 KiB, double-buffered (one barrier per K tile): 29.7 at 4096³
+  tileConfig(128, 128, 8, 8, 8), // 16.5 KiB, double-buffered: 30.6
+  tileConfig(128, 128, 16, 8, 8, { buffers: 1, pad: 0 }), // 16 KiB
+  tileConfig(64, 64, 16, 4, 4, { pad: 0 }), // 16 KiB, double-buffered
 ];
 
 /** A short stable name, e.g. `128x128x16_t8x8_b2_p4_g8`. */
@@ -284,6 +286,74 @@ function loader(opts: {
     vec ? `let ${x}_base4 = wg.z * (p.stride_${x} / 4u);` : `let ${x}_base = wg.z * p.stride_${x};`,
   );
   const conds = (parts: string[]) => parts.filter((s) => s !== "").join(" && ");
+  if (kContiguous && slots % 4 === 0) {
+    // Register transpose: a thread loads 4 consecutive outer rows o..o+3 at one k quad per pass, then
+    // stores 4 vec4s, one per k, each holding the 4 rows (no scattered scalar stores).
+    const perRow = tileK / 4;
+    const groupStep = threads / perRow; // row groups (of 4) between a thread's passes
+    setup.push(`let ${x}_g = li / ${perRow}u;`, `let ${x}_q = li % ${perRow}u;`);
+    setup.push(`let ${x}_st = ${x}_q * ${4 * stride4}u + ${x}_g;`);
+    if (vec) {
+      setup.push(
+        `let ${x}_ld = ${base} + (${origin} + ${x}_g * 4u) * (p.k / 4u) + ${x}_q;`,
+        `let ${x}_row = p.k / 4u;`,
+      );
+    } else {
+      setup.push(
+        `let ${x}_ld = ${base} + (${origin} + ${x}_g * 4u) * p.k + ${x}_q * 4u;`,
+        `let ${x}_row = p.k;`,
+      );
+    }
+    return {
+      regs,
+      setup,
+      load(kt) {
+        const out: string[] = [];
+        if (opts.checkK) out.push(`let ${x}_k = ${kt} * ${tileK}u + ${x}_q * 4u;`);
+        for (let r = 0; r < slots; r++) {
+          const reg = regs[r];
+          const rowOff = (r >> 2) * groupStep * 4 + (r & 3); // outer offset from the thread's first row
+          const o = `${origin} + ${x}_g * 4u + ${rowOff}u`;
+          const oCond = opts.checkOuter ? `${o} < ${outerDim}` : "";
+          const idx = `${x}_ld + ${kt} * ${vec ? tileK / 4 : tileK}u + ${rowOff}u * ${x}_row`;
+          if (vec) {
+            const c = conds([oCond, opts.checkK ? `${x}_k < p.k` : ""]);
+            if (c) out.push(`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`);
+            else out.push(`${reg} = ${buf}[${idx}];`);
+          } else {
+            out.push(`{`, `  let i = ${idx};`);
+            for (let c = 0; c < 4; c++) {
+              const cc = conds([oCond, opts.checkK ? `${x}_k + ${c}u < p.k` : ""]);
+              const ld = `${buf}[i + ${c}u]`;
+              out.push(
+                cc
+                  ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});`
+                  : `  ${reg}.${COMPONENTS[c]} = ${ld};`,
+              );
+            }
+            out.push(`}`);
+          }
+        }
+        return out;
+      },
+      store(sbase) {
+        const out: string[] = [];
+        for (let j = 0; j < slots / 4; j++) {
+          const rs = regs.slice(4 * j, 4 * j + 4);
+          for (let c = 0; c < 4; c++) {
+            const comp = COMPONENTS[c];
+            const off = c * stride4 + j * groupStep;
+            out.push(
+              `${smem}[${sbase} + ${x}_st + ${off}u] = vec4<f32>(${
+                rs.map((r) => `${r}.${comp}`).join(", ")
+              });`,
+            );
+          }
+        }
+        return out;
+      },
+    };
+  }
   if (kContiguous) {
     // Slot e = li + r·threads → outer index o = e / (tileK/4), k quad q = e % (tileK/4).
     const perRow = tileK / 4;
@@ -539,12 +609,12 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
   // Per-thread workgroup-memory read bases.
   body.push(`let ra = ty;`, `let rb = tx;`);
 
-  const computeTile = (curA: string, curB: string): string[] => {
+  const computeTile = (offA: number, offB: number): string[] => {
     const out: string[] = [];
     for (let kk = 0; kk < c.tileK; kk++) {
       out.push("{");
-      for (let g = 0; g < GM; g++) out.push(`  let a${g} = As[${curA}ra + ${kk * SA + g * TY}u];`);
-      for (let h = 0; h < GN; h++) out.push(`  let b${h} = Bs[${curB}rb + ${kk * SB + h * TX}u];`);
+      for (let g = 0; g < GM; g++) out.push(`  let a${g} = As[ra + ${offA + kk * SA + g * TY}u];`);
+      for (let h = 0; h < GN; h++) out.push(`  let b${h} = Bs[rb + ${offB + kk * SB + h * TX}u];`);
       for (let g = 0; g < GM; g++) {
         for (let i = 0; i < 4; i++) {
           const row = g * 4 + i;
@@ -560,23 +630,34 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
 
   const indent = (lines: string[], n = 2) => lines.map((s) => " ".repeat(n) + s);
   if (c.buffers === 2) {
+    // The K loop is unrolled by two (buffer 0, then buffer 1) so every workgroup-memory index is a
+    // per-thread base plus a constant.
     body.push("// Prologue: K tile 0 into buffer 0.");
     body.push(...la.load("0u"), ...lb.load("0u"));
     body.push(...la.store("0u"), ...lb.store("0u"));
     body.push("workgroupBarrier();");
-    body.push("for (var t = 0u; t < p.num_tiles; t++) {");
-    body.push(`  let cur_a = (t & 1u) * ${sizeA}u;`, `  let cur_b = (t & 1u) * ${sizeB}u;`);
-    body.push("  let more = t + 1u < p.num_tiles;");
-    body.push("  if (more) {", ...indent([...la.load("(t + 1u)"), ...lb.load("(t + 1u)")], 4), "  }");
-    body.push(...indent(computeTile("cur_a + ", "cur_b + ")));
+    body.push("for (var t = 0u; t < p.num_tiles; t += 2u) {");
+    body.push("  let more1 = t + 1u < p.num_tiles;");
+    body.push("  if (more1) {", ...indent([...la.load("(t + 1u)"), ...lb.load("(t + 1u)")], 4), "  }");
+    body.push(...indent(computeTile(0, 0)));
     body.push(
-      "  if (more) {",
-      `    let nxt_a = ${sizeA}u - cur_a;`,
-      `    let nxt_b = ${sizeB}u - cur_b;`,
-      ...indent([...la.store("nxt_a"), ...lb.store("nxt_b")], 4),
+      "  if (more1) {",
+      ...indent([...la.store(`${sizeA}u`), ...lb.store(`${sizeB}u`)], 4),
       "  }",
     );
-    body.push("  workgroupBarrier();", "}");
+    body.push("  workgroupBarrier();");
+    body.push("  if (more1) {");
+    body.push("    let more2 = t + 2u < p.num_tiles;");
+    body.push("    if (more2) {", ...indent([...la.load("(t + 2u)"), ...lb.load("(t + 2u)")], 6), "    }");
+    body.push(...indent(computeTile(sizeA, sizeB), 4));
+    body.push(
+      "    if (more2) {",
+      ...indent([...la.store("0u"), ...lb.store("0u")], 6),
+      "    }",
+    );
+    body.push("    workgroupBarrier();");
+    body.push("  }");
+    body.push("}");
   } else {
     body.push("// Prologue: K tile 0 into registers.");
     body.push(...la.load("0u"), ...lb.load("0u"));
@@ -588,7 +669,7 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
       ...indent([...la.load("(t + 1u)"), ...lb.load("(t + 1u)")], 4),
       "  }",
     );
-    body.push(...indent(computeTile("", "")));
+    body.push(...indent(computeTile(0, 0)));
     body.push("  workgroupBarrier();", "}");
   }
 
@@ -750,17 +831,33 @@ export function setMatmulTuning(gpu: Gpu, table: MatmulTuningTable | null): void
 export const GENERATED_MIN_WORK = 64 * 64 * 64;
 
 /**
- * The default configuration for a problem on a device with the given limits: the first candidate that
- * fits whose tile is not much larger than the output (128-row/column tiles need ≥ 128 rows/columns).
+ * Below this many 128×128 output tiles (about one wave on a 132-SM GPU) the default prefers tiles of at
+ * most 128×64, which double the number of workgroups (measured on an H200: 1000² ×1000 went from 16 to
+ * 24 TFLOP/s, [16384,512]ᵀ·[16384,2048] from 20 to 32).
+ */
+export const SMALL_GRID_TILES = 128;
+
+/**
+ * The default configuration for a problem on a device with the given limits: the first candidate of
+ * {@linkcode MATMUL_TILE_CONFIGS} that fits and whose tile is not larger than the output (128-row or
+ * 128-column tiles need ≥ 128 rows or columns), taking tiles of ≤ 128×64 first when 128×128 tiles would
+ * give fewer than {@linkcode SMALL_GRID_TILES} workgroups.
  */
 export function defaultMatmulConfig(
-  p: Pick<MatmulProblem, "m" | "n">,
+  p: Pick<MatmulProblem, "m" | "n"> & { batch?: number },
   limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
 ): MatmulTileConfig | null {
   const suits = (c: MatmulTileConfig) =>
     (c.tileM <= 64 || p.m >= c.tileM) && (c.tileN <= 64 || p.n >= c.tileN);
-  for (const c of MATMUL_TILE_CONFIGS) if (suits(c) && configFits(c, limits)) return c;
-  for (const c of MATMUL_TILE_CONFIGS) if (configFits(c, limits)) return c;
+  const bigTiles = (p.batch ?? 1) * Math.ceil(p.m / 128) * Math.ceil(p.n / 128);
+  const order = bigTiles < SMALL_GRID_TILES
+    ? [
+      ...MATMUL_TILE_CONFIGS.filter((c) => c.tileM * c.tileN <= 128 * 64),
+      ...MATMUL_TILE_CONFIGS.filter((c) => c.tileM * c.tileN > 128 * 64),
+    ]
+    : MATMUL_TILE_CONFIGS;
+  for (const c of order) if (suits(c) && configFits(c, limits)) return c;
+  for (const c of order) if (configFits(c, limits)) return c;
   return null;
 }
 

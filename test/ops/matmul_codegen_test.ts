@@ -72,14 +72,15 @@ Deno.test("generated matmul source: one loop (over K tiles), no function-local a
       assert.equal(/array</.test(body), false, `${name}: no array declared inside the function`);
       assert.equal(code.match(/var<workgroup>/g)?.length, 2, `${name}: two workgroup arrays`);
       const fmas = code.match(/= fma\(/g)?.length ?? 0;
-      assert.equal(fmas, (c.threadM * c.threadN / 4) * c.tileK, `${name}: FMAs per K tile, unrolled`);
-      assert.equal(code.match(/workgroupBarrier\(\)/g)?.length, c.buffers === 2 ? 2 : 2, `${name}: barriers`);
-      const inLoop = body.slice(body.indexOf("for ("));
+      const unroll = c.buffers === 2 ? 2 : 1; // two buffers: the K loop is unrolled by two
       assert.equal(
-        inLoop.match(/workgroupBarrier\(\)/g)?.length,
-        c.buffers === 2 ? 1 : 2,
-        `${name}: barriers per K tile`,
+        fmas,
+        (c.threadM * c.threadN / 4) * c.tileK * unroll,
+        `${name}: FMAs per K tile, unrolled`,
       );
+      const inLoop = body.slice(body.indexOf("for ("));
+      assert.equal(inLoop.match(/workgroupBarrier\(\)/g)?.length, 2, `${name}: barriers in the loop`);
+      assert.equal(/\[[^\]]*\(t & 1u\)/.test(code), false, `${name}: no buffer index computed at run time`);
     }
   }
 });
@@ -196,6 +197,8 @@ async function checkProduct(
 const BIG = tileConfig(128, 128, 8, 8, 8, { pad: 0 });
 const SMALL = tileConfig(64, 64, 16, 4, 4, { buffers: 1 });
 const WIDE = tileConfig(64, 128, 16, 4, 8, { pad: 0, buffers: 1, groupM: 0 });
+/** 4 load slots per thread: k-contiguous operands are transposed in registers (16 KiB). */
+const DEEP = tileConfig(64, 64, 32, 8, 4, { buffers: 1, pad: 0 });
 
 for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
   Deno.test({
@@ -216,6 +219,16 @@ Deno.test({
     await checkProduct(BIG, 1, 132, 68, 36, false, true, { bias: true, alpha: 0.5, beta: 1 });
     await checkProduct(WIDE, 1, 70, 131, 21, true, false, { alpha: -2, beta: 0.25 });
     await checkProduct(SMALL, 3, 40, 20, 12, false, false, { bias: true, beta: 1 });
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "generated matmul with register-transposed loads (4 slots per thread): aligned and ragged",
+  fn: async () => {
+    await checkProduct(DEEP, 1, 128, 64, 64, false, true);
+    await checkProduct(DEEP, 1, 70, 67, 45, false, true, { bias: true });
+    await checkProduct(DEEP, 2, 68, 72, 36, false, false, { beta: 1 });
   },
 });
 
@@ -271,7 +284,7 @@ Deno.test({
     try {
       const p = problem(64, 64, 32, false, true);
       const candidates = [SMALL, WIDE];
-      const first = await autotuneMatmul(gpu, [p], { home, candidates, targetMs: 2 });
+      const first = await autotuneMatmul(gpu, [p], { home, candidates, targetMs: 2, warmupMs: 1 });
       assert.equal(first.length, 1);
       assert.equal(first[0].cached, false);
       assert.equal(first[0].timings.length, 3, "two configs and the general kernel timed");
@@ -283,7 +296,7 @@ Deno.test({
       const file = JSON.parse(await Deno.readTextFile(path));
       assert.equal(file.matmul[matmulProblemKey(p)].best, first[0].best);
       // Cached: not re-timed, same answer.
-      const second = await autotuneMatmul(gpu, [p], { home, candidates, targetMs: 2 });
+      const second = await autotuneMatmul(gpu, [p], { home, candidates, targetMs: 2, warmupMs: 1 });
       assert.deepEqual(second, [{ key: first[0].key, best: first[0].best, timings: [], cached: true }]);
       setMatmulTuning(gpu, null);
       assert.deepEqual(await loadMatmulTuning(gpu, home), { [matmulProblemKey(p)]: first[0].best });
