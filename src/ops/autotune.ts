@@ -268,9 +268,8 @@ export async function timeRecorded(
   }
   if (stamped !== undefined) return { ms: stamped, reps, source: "timestamp" };
   const wall = async (n: number, warm: number) => {
-    await gpu.sync();
     for (let i = 0; i < warm; i++) record();
-    gpu.submit();
+    await gpu.sync(); // the GPU idles at most one poll interval (~10 ms) before the timed calls
     const t0 = performance.now();
     for (let i = 0; i < n; i++) record();
     await gpu.sync();

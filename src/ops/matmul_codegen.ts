@@ -841,21 +841,25 @@ export const SMALL_GRID_TILES = 128;
  * The default configuration for a problem on a device with the given limits: the first candidate of
  * {@linkcode MATMUL_TILE_CONFIGS} that fits and whose tile is not larger than the output (128-row or
  * 128-column tiles need ≥ 128 rows or columns), taking tiles of ≤ 128×64 first when 128×128 tiles would
- * give fewer than {@linkcode SMALL_GRID_TILES} workgroups.
+ * give fewer than {@linkcode SMALL_GRID_TILES} workgroups, and the K-16 tile first when A is transposed.
  */
 export function defaultMatmulConfig(
-  p: Pick<MatmulProblem, "m" | "n"> & { batch?: number },
+  p: Pick<MatmulProblem, "m" | "n"> & { batch?: number; transA?: boolean },
   limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
 ): MatmulTileConfig | null {
   const suits = (c: MatmulTileConfig) =>
     (c.tileM <= 64 || p.m >= c.tileM) && (c.tileN <= 64 || p.n >= c.tileN);
   const bigTiles = (p.batch ?? 1) * Math.ceil(p.m / 128) * Math.ceil(p.n / 128);
-  const order = bigTiles < SMALL_GRID_TILES
-    ? [
+  let order: readonly MatmulTileConfig[] = MATMUL_TILE_CONFIGS;
+  if (bigTiles < SMALL_GRID_TILES) {
+    order = [
       ...MATMUL_TILE_CONFIGS.filter((c) => c.tileM * c.tileN <= 128 * 64),
       ...MATMUL_TILE_CONFIGS.filter((c) => c.tileM * c.tileN > 128 * 64),
-    ]
-    : MATMUL_TILE_CONFIGS;
+    ];
+  } else if (p.transA) {
+    // A stored [K, M]: BK 16 measured 39.8 vs 37.6 TFLOP/s (4096³) and 39.9 vs 37.5 (a weight gradient).
+    order = [MATMUL_TILE_CONFIGS[1], ...MATMUL_TILE_CONFIGS.filter((_, i) => i !== 1)];
+  }
   for (const c of order) if (suits(c) && configFits(c, limits)) return c;
   for (const c of order) if (configFits(c, limits)) return c;
   return null;

@@ -2,7 +2,8 @@
  * Shared-suite cases forcing the generated matmul kernel (src/ops/matmul_codegen.ts), forward and
  * backward (the backward products use the same forced configuration): every transpose combination,
  * the bias epilogue, batches, tile-aligned and ragged sizes (partial tiles, odd sizes that need scalar
- * loads). Both configurations fit 16 KiB of workgroup memory, so they run on every adapter.
+ * loads). Both configurations fit 16 KiB of workgroup memory, so they run on every adapter; one is
+ * single-buffered, the other double-buffered.
  */
 import { matmul } from "../../src/ops/mod.ts";
 import { matmulConfigName, type MatmulTileConfig, tileConfig } from "../../src/ops/matmul_codegen.ts";
@@ -10,10 +11,10 @@ import { REDUCTION } from "../reference/compare.ts";
 import { refMatmul } from "../reference/ops.ts";
 import type { OpCase } from "./op_harness.ts";
 
-/** 128×128 tile, BK 8, two buffers, no padding: 16 KiB. */
-const BIG: MatmulTileConfig = tileConfig(128, 128, 8, 8, 8, { pad: 0 });
-/** 64×64 tile, BK 16, one padded buffer: 8.5 KiB. */
-const SMALL: MatmulTileConfig = tileConfig(64, 64, 16, 4, 4, { buffers: 1 });
+/** The default for large problems: 128×128 tile, BK 8, one padded buffer (8.3 KiB). */
+const BIG: MatmulTileConfig = tileConfig(128, 128, 8, 8, 8, { buffers: 1 });
+/** 64×64 tile, BK 16, two unpadded buffers (16 KiB). */
+const SMALL: MatmulTileConfig = tileConfig(64, 64, 16, 4, 4, { pad: 0 });
 
 function fastCases(): OpCase[] {
   const out: OpCase[] = [];

@@ -111,6 +111,15 @@ Deno.test("tile configs: workgroup storage limits decide what runs", () => {
   assert.equal(configFits(tileConfig(128, 128, 16, 8, 8), h200), true);
   const big = defaultMatmulConfig({ m: 4096, n: 4096 }, h200)!;
   assert.equal(matmulConfigName(big), matmulConfigName(MATMUL_TILE_CONFIGS[0]));
+  const bigT = defaultMatmulConfig({ m: 4096, n: 4096, transA: true }, h200)!;
+  assert.equal(bigT.tileK, 16, `A transposed takes the K-16 tile: ${matmulConfigName(bigT)}`);
+  const fewTiles = defaultMatmulConfig({ m: 1000, n: 1000 }, h200)!;
+  assert.ok(
+    fewTiles.tileM * fewTiles.tileN <= 128 * 64,
+    `64 big tiles → smaller: ${matmulConfigName(fewTiles)}`,
+  );
+  const batched = defaultMatmulConfig({ m: 1000, n: 1000, batch: 4 }, h200)!;
+  assert.equal(batched.tileM * batched.tileN, 128 * 128, "4 batches fill the GPU with 128×128 tiles");
   const soft = defaultMatmulConfig({ m: 4096, n: 4096 }, software)!;
   assert.ok(workgroupBytes(soft) <= 16384, `${matmulConfigName(soft)} fits 16 KiB`);
   const narrow = defaultMatmulConfig({ m: 4096, n: 64 }, h200)!;
