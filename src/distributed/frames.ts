@@ -140,8 +140,15 @@ export function writeDataHeader(buffer: ArrayBuffer, header: DataChunkHeader): v
 /** Byte offset of the f32 values inside a data message. */
 export const DATA_VALUES_OFFSET = FRAME_HEADER_BYTES + DATA_HEADER_BYTES;
 
-/** Allocates a data message for `header` and copies `values` (length `header.elementCount`) into it. */
-export function encodeDataFrame(header: DataChunkHeader, values: Float32Array): ArrayBuffer {
+/**
+ * Builds a data message for `header` and copies `values` (length `header.elementCount`) into it; `allocate`
+ * supplies the buffer (default `new ArrayBuffer`).
+ */
+export function encodeDataFrame(
+  header: DataChunkHeader,
+  values: Float32Array,
+  allocate: (bytes: number) => ArrayBuffer = (bytes) => new ArrayBuffer(bytes),
+): ArrayBuffer {
   if (values.length !== header.elementCount) {
     throw new FrameError(
       `Cannot encode a data chunk as elementCount disagrees with the values: current value is ` +
@@ -154,7 +161,7 @@ export function encodeDataFrame(header: DataChunkHeader, values: Float32Array): 
         `limit ${MAX_CHUNK_ELEMENTS}`,
     );
   }
-  const buffer = new ArrayBuffer(DATA_VALUES_OFFSET + values.length * 4);
+  const buffer = allocate(DATA_VALUES_OFFSET + values.length * 4);
   writeDataHeader(buffer, header);
   new Float32Array(buffer, DATA_VALUES_OFFSET, values.length).set(values);
   return buffer;

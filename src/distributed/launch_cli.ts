@@ -118,6 +118,7 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
   --node-rank R --coordinator-host H --port P --host ADDR
   cluster backends: --accelerators H100:8 --partition P --account A --queue Q --walltime HH:MM:SS --filesystems F
   --kernel wasm-simd|js                reduction arithmetic (default wasm-simd)
+  --transport tcp-websocket|deno-websocket   ring links (default tcp-websocket)
   --heartbeat-timeout-ms MS            hung-rank detection (default 4000)
 Secret: env ${JOIN_SECRET_ENV} (generated for single-node local runs when unset).
 `;
@@ -147,6 +148,7 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
       "heartbeat-timeout-ms": { type: "string" },
       "run-dir": { type: "string" },
       kernel: { type: "string" },
+      transport: { type: "string" },
       "dry-run": { type: "boolean", default: false },
       out: { type: "string" },
       accelerators: { type: "string" },
@@ -221,6 +223,7 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
       workerArgv: hooks.workerArgv ?? defaultWorkerArgv,
       extraWorkerArgs: [
         ...(kernel ? ["--kernel", kernel] : []),
+        ...(values.transport ? ["--transport", values.transport] : []),
         ...(heartbeatTimeoutMs
           ? ["--coordinator-timeout-ms", String(Math.max(5000, heartbeatTimeoutMs))]
           : []),
@@ -322,6 +325,7 @@ Joins a job as one rank (normally started by the node agent of \`orion launch\`)
   --advertise-host ADDR     address peers dial for this rank's data server
   --bind ADDR               data server bind address (default 0.0.0.0)
   --kernel wasm-simd|js     reduction arithmetic (default wasm-simd)
+  --transport T             ring links: tcp-websocket (default) or deno-websocket
   --chunk-bytes N           all-reduce chunk size (default 1048576, max 4 MiB - 48)
   --coordinator-timeout-ms  coordinator silence before giving up (default 5000)
   --stop-grace-ms MS        time rankMain gets to return after a stop (default 5000)
@@ -349,6 +353,7 @@ export async function workerCommand(args: string[], hooks: DistributedHooks): Pr
       "advertise-host": { type: "string" },
       bind: { type: "string" },
       kernel: { type: "string" },
+      transport: { type: "string" },
       "chunk-bytes": { type: "string" },
       "coordinator-timeout-ms": { type: "string" },
       "stop-grace-ms": { type: "string" },
@@ -371,6 +376,13 @@ export async function workerCommand(args: string[], hooks: DistributedHooks): Pr
     );
     return 2;
   }
+  const transport = values.transport ?? "tcp-websocket";
+  if (transport !== "tcp-websocket" && transport !== "deno-websocket") {
+    console.error(
+      `Cannot start a worker as --transport is unknown: current value is "${transport}"; use tcp-websocket or deno-websocket`,
+    );
+    return 2;
+  }
   const tag = `[orion worker pid ${Deno.pid}]`;
   const log = (line: string) => console.error(`${tag} ${line}`);
   let ctx;
@@ -387,6 +399,7 @@ export async function workerCommand(args: string[], hooks: DistributedHooks): Pr
         : positiveInt(values["local-rank"], "--local-rank", 0),
       dataHostname: values.bind,
       kernel,
+      transport,
       chunkBytes: values["chunk-bytes"] ? positiveInt(values["chunk-bytes"], "--chunk-bytes", 0) : undefined,
       coordinatorTimeoutMs: values["coordinator-timeout-ms"]
         ? Number(values["coordinator-timeout-ms"])

@@ -30,7 +30,7 @@ export function skypilotTaskYaml(plan: ClusterLaunchPlan): string {
   ].join("\n");
   const run = [
     "set -euo pipefail",
-    'HEAD_IP=$(echo "$SKYPILOT_NODE_IPS" | head -n1)',
+    'HEAD_IP=$(echo "$SKYPILOT_NODE_IPS" | sed -n 1p)',
     'SELF_IP=$(echo "$SKYPILOT_NODE_IPS" | sed -n "$((SKYPILOT_NODE_RANK + 1))p")',
     'if [ "$SKYPILOT_NUM_GPUS_PER_NODE" != "' + plan.gpusPerNode + '" ]; then',
     `  echo "SkyPilot gave $SKYPILOT_NUM_GPUS_PER_NODE GPUs per node; the config asks for ${plan.gpusPerNode}" >&2; exit 1`,

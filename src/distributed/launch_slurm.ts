@@ -36,7 +36,7 @@ export function slurmBatchScript(plan: ClusterLaunchPlan): string {
     ...directives,
     "set -euo pipefail",
     ': "${ORION_JOIN_SECRET:?export ORION_JOIN_SECRET (same value on every node) before sbatch}"',
-    'HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)',
+    'HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
     "export HEAD_NODE ORION_JOIN_SECRET",
     `srun --nodes=${plan.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c ${
       shellQuote(`exec ${agent}`)

@@ -20,3 +20,5 @@ export * from "./launch_skypilot.ts";
 export * from "./launch_slurm.ts";
 export * from "./launch_pbs.ts";
 export * from "./launch_cli.ts";
+export * from "./raw_websocket.ts";
+export * from "./peer_transport.ts";

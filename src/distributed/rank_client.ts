@@ -4,7 +4,8 @@
  *
  * Data plane: every rank runs its own small WebSocket server. Rank r+1 dials rank r's server, so rank r
  * *sends* its bulk chunks on the accepted (server-side) socket and receives on the socket it dialed. Bulk
- * data therefore never leaves through a client `new WebSocket()`, whose small messages stall ~44 ms.
+ * data therefore never leaves through a client `new WebSocket()`, whose small messages stall ~44 ms; the
+ * default transport (peer_transport.ts) also sets TCP_NODELAY on both ends and recycles receive buffers.
  *
  * @module
  */
@@ -22,10 +23,27 @@ import {
   type Json,
   type StopEvent,
 } from "./context.ts";
-import { CloseCode, closeReason, decodeFrame, FrameError, FrameType, MAX_CHUNK_ELEMENTS } from "./frames.ts";
-import { bearerToken, JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
+import {
+  CloseCode,
+  closeReason,
+  decodeFrame,
+  FrameError,
+  FrameType,
+  MAX_CHUNK_ELEMENTS,
+  MAX_MESSAGE_BYTES,
+} from "./frames.ts";
+import { JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
+import {
+  dialPeer,
+  type LinkEvents,
+  type PeerServer,
+  type PeerTransportName,
+  type ReceivingLink,
+  type SendingLink,
+  startPeerServer,
+} from "./peer_transport.ts";
+import { BufferPool, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
-import { SendQueue } from "./send_queue.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 
 /** Options of {@link joinJob}. */
@@ -51,12 +69,14 @@ export interface JoinOptions {
   coordinatorTimeoutMs?: number;
   /** How long to wait for the rendezvous and ring setup; default 15 min. */
   joinTimeoutMs?: number;
+  /** How long to keep retrying while the coordinator is not listening yet; default 120 s. */
+  connectTimeoutMs?: number;
   /** All-reduce chunk size in bytes (≤ 4 MiB − 48); default 1 MiB. */
   chunkBytes?: number;
   /** Reduction arithmetic; default "wasm-simd". */
   kernel?: ReductionKernelName;
-  /** Cap on bytes buffered in the send socket; default 16 MiB. */
-  sendCapBytes?: number;
+  /** WebSocket implementation of the ring links; default "tcp-websocket" (see peer_transport.ts). */
+  transport?: PeerTransportName;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
@@ -79,8 +99,54 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-function wsHost(host: string): string {
-  return host.includes(":") ? `[${host}]` : host;
+/**
+ * Marks `promise` as handled so that a stop rejecting it while the caller has not awaited it yet (a bucket
+ * started during backward, awaited later) is not an unhandled rejection; awaiting it still throws.
+ */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+/**
+ * Polls the coordinator's `/health` until it answers (nodes start in any order), then checks the job is not
+ * over. Throws {@link JoinError} on timeout or when the job already ended.
+ */
+export async function waitForCoordinator(
+  coordinatorUrl: string,
+  timeoutMs: number,
+  log: (line: string) => void = () => {},
+): Promise<void> {
+  const health = new URL(coordinatorUrl);
+  health.protocol = health.protocol === "wss:" ? "https:" : "http:";
+  health.pathname = "/health";
+  const deadline = Date.now() + timeoutMs;
+  let attempts = 0;
+  while (true) {
+    try {
+      const response = await fetch(health, { signal: AbortSignal.timeout(5000) });
+      const body = await response.json() as { phase?: string };
+      if (body.phase === "finished") {
+        throw new JoinError(
+          `Cannot join the job at ${coordinatorUrl} as it is over (the coordinator finished)`,
+          true,
+        );
+      }
+      return;
+    } catch (error) {
+      if (error instanceof JoinError) throw error;
+      if (Date.now() >= deadline) {
+        throw new JoinError(
+          `Cannot reach the coordinator at ${coordinatorUrl} after ${timeoutMs} ms: ${
+            (error as Error).message
+          }; ` +
+            `check that node 0 runs and that --coordinator-host / --port point at it`,
+        );
+      }
+      if (++attempts === 1) log(`coordinator at ${coordinatorUrl} not reachable yet; retrying`);
+      await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempts)));
+    }
+  }
 }
 
 /**
@@ -95,11 +161,13 @@ export class RankSession implements DistributedContext {
     localRank: number | null;
   };
   #control!: WebSocket;
-  #dataServer: Deno.HttpServer<Deno.NetAddr> | null = null;
+  #peerServer: PeerServer | null = null;
   #peerVerifier: JoinTokenVerifier;
-  #left: WebSocket | null = null;
-  #right: WebSocket | null = null;
-  #rightQueue: SendQueue | null = null;
+  #left: ReceivingLink | null = null;
+  #right: SendingLink | null = null;
+  #rightClaimed = false;
+  #pool = new BufferPool();
+  #dataPort = 0;
   #ring: RingAllReduce | null = null;
   #stopEvent: StopEvent | null = null;
   #stopCallbacks = new Set<(event: StopEvent) => void>();
@@ -136,9 +204,10 @@ export class RankSession implements DistributedContext {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
       coordinatorTimeoutMs: options.coordinatorTimeoutMs ?? 5000,
       joinTimeoutMs: options.joinTimeoutMs ?? 15 * 60_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 120_000,
       chunkBytes: options.chunkBytes ?? 1024 * 1024,
       kernel: options.kernel ?? "wasm-simd",
-      sendCapBytes: options.sendCapBytes ?? 16 * 1024 * 1024,
+      transport: options.transport ?? "tcp-websocket",
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
@@ -187,11 +256,11 @@ export class RankSession implements DistributedContext {
   }
   /** Port of this rank's data server. */
   get dataPort(): number {
-    return this.#dataServer?.addr.port ?? 0;
+    return this.#dataPort;
   }
   /** Bytes this rank queued to its right neighbour. */
   get bytesSent(): number {
-    return this.#rightQueue?.bytesSent ?? 0;
+    return this.#right?.bytesSent ?? 0;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -200,10 +269,16 @@ export class RankSession implements DistributedContext {
   /** @internal */
   async join(): Promise<void> {
     const o = this.#options;
-    this.#dataServer = Deno.serve(
-      { hostname: o.dataHostname, port: 0, onListen: () => {} },
-      (request) => this.#handlePeerRequest(request),
-    );
+    await waitForCoordinator(o.coordinatorUrl, o.connectTimeoutMs, o.log);
+    this.#peerServer = startPeerServer({
+      transport: o.transport,
+      hostname: o.dataHostname,
+      pool: this.#pool,
+      maxPayload: MAX_MESSAGE_BYTES,
+      authorize: (target, authorization) => this.#authorizePeer(target, authorization),
+      onAccepted: (link, setEvents) => this.#onRightAccepted(link, setEvents),
+    });
+    this.#dataPort = this.#peerServer.port;
     const token = await mintJoinToken(o.secret, { job: o.jobId, role: "rank", rank: o.localRank });
     const control = new WebSocket(o.coordinatorUrl, { headers: { authorization: `Bearer ${token}` } });
     control.binaryType = "arraybuffer";
@@ -258,81 +333,101 @@ export class RankSession implements DistributedContext {
       generation: a.generation,
       chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
       kernel: reductionKernel(this.#options.kernel),
-      sendRight: (message) => this.#rightQueue!.send(message),
+      sendRight: (message) => this.#right!.send(message),
+      allocate: (bytes) => this.#pool.take(bytes),
+      release: (buffer) => this.#pool.give(buffer),
     });
     const leftRank = (a.rank - 1 + n) % n;
     const left = a.peers[leftRank];
     const token = await mintJoinToken(this.#options.secret, { job: this.jobId, role: "peer", rank: a.rank });
-    const url = `ws://${wsHost(left.host)}:${left.port}/peer?gen=${a.generation}`;
-    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-    socket.binaryType = "arraybuffer";
-    this.#left = socket;
-    const opened = Promise.withResolvers<void>();
-    socket.onopen = () => opened.resolve();
-    socket.onerror = () =>
-      opened.reject(new JoinError(`Cannot connect to rank ${leftRank}'s data server at ${url}`));
-    socket.onmessage = (event) => this.#onLeftMessage(event.data, leftRank);
-    socket.onclose = (event) =>
-      this.#peerLost(leftRank, `link from rank ${leftRank} closed (code ${event.code} ${event.reason})`);
-    await Promise.all([
-      withTimeout(opened.promise, this.#options.joinTimeoutMs, `the link to rank ${leftRank}`),
+    const dial = dialPeer(
+      this.#options.transport,
+      {
+        host: left.host,
+        port: left.port,
+        path: `/peer?gen=${a.generation}`,
+        authorization: `Bearer ${token}`,
+      },
+      {
+        onmessage: (buffer) => this.#onLeftMessage(buffer, leftRank),
+        onclose: (code, reason) =>
+          this.#peerLost(
+            leftRank,
+            `link from rank ${leftRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
+          ),
+      },
+      this.#pool,
+      MAX_MESSAGE_BYTES,
+    ).catch((error) => {
+      throw new JoinError(
+        `Cannot connect to rank ${leftRank}'s data server at ${left.host}:${left.port}: ${
+          (error as Error).message
+        }`,
+      );
+    });
+    const [link] = await Promise.all([
+      withTimeout(dial, this.#options.joinTimeoutMs, `the link to rank ${leftRank}`),
       withTimeout(
         this.#rightConnected.promise,
         this.#options.joinTimeoutMs,
         `rank ${(a.rank + 1) % n} to connect`,
       ),
     ]);
-    socket.onerror = () => {};
+    this.#left = link;
   }
 
-  async #handlePeerRequest(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname !== "/peer" || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("not found", { status: 404 });
-    }
-    const check = await this.#peerVerifier.verify(bearerToken(request), "peer");
+  async #authorizePeer(target: string, authorization: string | null): Promise<UpgradeDecision> {
+    const url = new URL(target, "http://peer");
+    if (url.pathname !== "/peer") return { ok: false, status: 404, reason: "not found" };
+    const match = authorization === null ? null : /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+    const check = await this.#peerVerifier.verify(
+      authorization === null ? null : match ? match[1] : "",
+      "peer",
+    );
     if (!check.ok) {
       this.#options.log(`refused peer connection: ${check.status} ${check.reason}`);
-      return new Response(check.reason, { status: check.status });
+      return check;
     }
     let a: Assignment;
     try {
       a = await withTimeout(this.#assigned.promise, 60_000, "this rank's assignment");
     } catch {
-      return new Response("this rank has no assignment", { status: 409 });
+      return { ok: false, status: 409, reason: "this rank has no assignment" };
     }
     const expectedRank = (a.rank + 1) % a.worldSize;
     if (
       check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) ||
-      this.#right
+      this.#rightClaimed
     ) {
       const reason =
         `peer connection from rank ${check.claims.rank} (gen ${url.searchParams.get("gen")}) refused: ` +
         `expected rank ${expectedRank} of generation ${a.generation}, once`;
       this.#options.log(reason);
-      return new Response(reason, { status: 403 });
+      return { ok: false, status: 403, reason };
     }
-    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
-    socket.binaryType = "arraybuffer";
-    this.#right = socket;
-    this.#rightQueue = new SendQueue(socket, this.#options.sendCapBytes);
-    socket.onopen = () => this.#rightConnected.resolve();
-    socket.onmessage = () => {
-      socket.close(CloseCode.protocolError, "the right neighbour sends nothing on this link");
-    };
-    socket.onclose = (event) =>
-      this.#peerLost(
-        expectedRank,
-        `link to rank ${expectedRank} closed (code ${event.code} ${event.reason})`,
-      );
-    socket.onerror = () => {};
-    return response;
+    this.#rightClaimed = true;
+    return { ok: true };
+  }
+
+  #onRightAccepted(link: SendingLink, setEvents: (events: LinkEvents) => void): void {
+    const a = this.#assignment!;
+    const rightRank = (a.rank + 1) % a.worldSize;
+    this.#right = link;
+    setEvents({
+      onmessage: () => link.close(CloseCode.protocolError, "the right neighbour sends nothing on this link"),
+      onclose: (code, reason) =>
+        this.#peerLost(
+          rightRank,
+          `link to rank ${rightRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
+        ),
+    });
+    this.#rightConnected.resolve();
   }
 
   // ---------------------------------------------------------------------------------------------------
   // Incoming
 
-  #onLeftMessage(data: unknown, leftRank: number): void {
+  #onLeftMessage(data: ArrayBuffer, leftRank: number): void {
     if (this.#stopEvent) return;
     try {
       const frame = decodeFrame(data);
@@ -490,17 +585,19 @@ export class RankSession implements DistributedContext {
   #teardown(): void {
     clearInterval(this.#watchdog);
     clearTimeout(this.#peerLossTimer);
-    this.#rightQueue?.close();
-    for (const socket of [this.#left, this.#right, this.#control]) {
-      if (socket && (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING)) {
-        try {
-          socket.close(CloseCode.normal, "rank leaving");
-        } catch { /* closing anyway */ }
-      }
+    for (const link of [this.#left, this.#right]) {
+      try {
+        link?.close(CloseCode.normal, "rank leaving");
+      } catch { /* closing anyway */ }
     }
-    const server = this.#dataServer;
-    this.#dataServer = null;
-    server?.shutdown().catch(() => {});
+    const control = this.#control;
+    if (control && (control.readyState === WebSocket.OPEN || control.readyState === WebSocket.CONNECTING)) {
+      try {
+        control.close(CloseCode.normal, "rank leaving");
+      } catch { /* closing anyway */ }
+    }
+    this.#peerServer?.close();
+    this.#peerServer = null;
   }
 
   #requireLive(): void {
@@ -523,12 +620,12 @@ export class RankSession implements DistributedContext {
       return Promise.reject(error);
     }
     if (this.worldSize === 1) return Promise.resolve();
-    return this.#ring!.start(index, data);
+    return handled(this.#ring!.start(index, data));
   }
 
   async flush(): Promise<void> {
     this.#requireLive();
-    await this.#rightQueue?.drain();
+    await this.#right?.drain();
     if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
   }
 
@@ -542,7 +639,7 @@ export class RankSession implements DistributedContext {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#barrierWaiters.set(seq, { name, resolve, reject });
     this.#sendControl({ t: "barrier", seq, name });
-    return promise;
+    return handled(promise);
   }
 
   broadcastJson<T extends Json>(value: T | undefined, root: number): Promise<T> {
@@ -570,7 +667,7 @@ export class RankSession implements DistributedContext {
     }
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     this.#broadcastWaiters.set(seq, { root, resolve, reject });
-    return promise as Promise<T>;
+    return handled(promise as Promise<T>);
   }
 
   #checkRoot(actual: number, expected: number, seq: number): Promise<void> {
@@ -601,7 +698,7 @@ export class RankSession implements DistributedContext {
     const list = this.#commitWaiters.get(step) ?? [];
     list.push({ resolve, reject });
     this.#commitWaiters.set(step, list);
-    return promise;
+    return handled(promise);
   }
 
   onStop(callback: (event: StopEvent) => void): () => void {
@@ -612,7 +709,7 @@ export class RankSession implements DistributedContext {
   async close(): Promise<void> {
     if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
     if (this.#closing) return this.#shutdown.promise;
-    await this.#rightQueue?.drain();
+    await this.#right?.drain();
     this.#closing = true;
     this.#sendControl({ t: "done" });
     await this.#shutdown.promise;

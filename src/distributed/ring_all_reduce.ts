@@ -77,8 +77,12 @@ export interface RingAllReduceOptions {
   /** f32 values per chunk (≤ {@link MAX_CHUNK_ELEMENTS}); default 262144 (1 MiB). */
   chunkElements?: number;
   kernel: ReductionKernel;
-  /** Queues one message to the right neighbour (rank + 1); messages must arrive in order. */
+  /** Queues one message to the right neighbour (rank + 1); messages must arrive in order. The transport owns it afterwards. */
   sendRight(message: ArrayBuffer): void;
+  /** Supplies message buffers (default `new ArrayBuffer`); pair with `release` to recycle them. */
+  allocate?(bytes: number): ArrayBuffer;
+  /** Takes back a received message buffer that is not forwarded. */
+  release?(buffer: ArrayBuffer): void;
 }
 
 interface Collective {
@@ -114,6 +118,8 @@ export class RingAllReduce {
   readonly chunkElements: number;
   readonly #kernel: ReductionKernel;
   readonly #sendRight: (message: ArrayBuffer) => void;
+  readonly #allocate: (bytes: number) => ArrayBuffer;
+  readonly #release: (buffer: ArrayBuffer) => void;
   readonly #active = new Map<number, Collective>();
   readonly #early = new Map<number, DataFrame[]>();
   #nextSeq = 0;
@@ -135,6 +141,8 @@ export class RingAllReduce {
     }
     this.#kernel = options.kernel;
     this.#sendRight = options.sendRight;
+    this.#allocate = options.allocate ?? ((bytes) => new ArrayBuffer(bytes));
+    this.#release = options.release ?? (() => {});
   }
 
   /** Collectives started and not yet finished. */
@@ -179,6 +187,7 @@ export class RingAllReduce {
         encodeDataFrame(
           this.#header(collective, RingPhase.reduceScatter, 0, this.rank, offset, count),
           work.subarray(offset, offset + count),
+          this.#allocate,
         ),
       );
     }
@@ -312,7 +321,7 @@ export class RingAllReduce {
       if (h.step < n - 2) {
         writeDataHeader(frame.buffer, { ...h, step: h.step + 1 });
         this.#sendRight(frame.buffer);
-      }
+      } else this.#release(frame.buffer);
     }
     c.received++;
   }

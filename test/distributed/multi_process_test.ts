@@ -22,10 +22,17 @@ import {
 
 const finals = new Map<string, Uint8Array>();
 
-async function checkRun(worldSize: number, kernel: "wasm-simd" | "js") {
+async function checkRun(worldSize: number, kernel: "wasm-simd" | "js", transport: string) {
   const job = await makeJob({ gpusPerNode: worldSize, steps: 6, recordSteps: 2 });
   try {
-    const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`, "--kernel", kernel]);
+    const run = launchSynthetic(job.configPath, [
+      "--run-dir",
+      `${job.dir}/run`,
+      "--kernel",
+      kernel,
+      "--transport",
+      transport,
+    ]);
     const { code, output } = await run.done;
     assert.equal(code, 0, output);
     assert.match(output, /job completed/);
@@ -56,11 +63,11 @@ async function checkRun(worldSize: number, kernel: "wasm-simd" | "js") {
 }
 
 Deno.test("2 ranks (processes): ring all-reduce is bitwise the reference order and identical on every rank", async () => {
-  await checkRun(2, "wasm-simd");
+  await checkRun(2, "wasm-simd", "tcp-websocket");
 });
 
-Deno.test("3 ranks (processes, JS kernel): same bits as the reference, identical on every rank", async () => {
-  await checkRun(3, "js");
+Deno.test("3 ranks (processes, JS kernel, Deno WebSocket transport): same bits as the reference, identical on every rank", async () => {
+  await checkRun(3, "js", "deno-websocket");
 });
 
 Deno.test("uninterrupted 2-rank run (reference for the kill test) equals the in-test reference", async () => {

@@ -1,0 +1,308 @@
+/**
+ * All-reduce benchmark: bus bandwidth of Orion's ring all-reduce against raw TCP loopback bandwidth
+ * measured in the same run, plus the reduction kernel (WASM SIMD vs JS loop) and the client-socket
+ * small-message stall that shaped the data plane.
+ *
+ * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
+ *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--kernel wasm-simd|js] [--compare-js]
+ *          [--transport tcp-websocket|deno-websocket] [--compare-transport]
+ *          [--json runs/bench/allreduce.json]
+ *
+ * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
+ * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
+ * time = (t_end − t_start) / iters on rank 0. algbw = bytes / time; busbw = algbw × 2(n−1)/n (nccl-tests).
+ * Raw TCP: one sender process writes 1 GiB in 4 MiB writes to a receiver over 127.0.0.1 (best of 3).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Coordinator } from "../src/distributed/coordinator.ts";
+import { generateJoinSecret, joinSecretFromEnv } from "../src/distributed/join_token.ts";
+import type { PeerTransportName } from "../src/distributed/peer_transport.ts";
+import { joinJob } from "../src/distributed/rank_client.ts";
+import {
+  jsReductionKernel,
+  type ReductionKernelName,
+  WasmReductionKernel,
+} from "../src/distributed/simd_add.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    ranks: { type: "string", default: "2,4,8" },
+    "sizes-mib": { type: "string", default: "1,4,16,64,256" },
+    kernel: { type: "string", default: "wasm-simd" },
+    transport: { type: "string", default: "tcp-websocket" },
+    "compare-transport": { type: "boolean", default: false },
+    "compare-js": { type: "boolean", default: false },
+    json: { type: "string", default: "runs/bench/allreduce.json" },
+    // internal modes
+    worker: { type: "boolean", default: false },
+    "tcp-sender": { type: "string" },
+    coordinator: { type: "string" },
+    "job-id": { type: "string" },
+  },
+});
+
+const SELF = new URL(import.meta.url).pathname;
+const FLAGS = ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-sys", "--allow-run"];
+const MIB = 1024 * 1024;
+
+function itersFor(sizeMib: number): number {
+  return sizeMib <= 1 ? 20 : sizeMib <= 4 ? 10 : sizeMib <= 16 ? 5 : sizeMib <= 64 ? 3 : 2;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Worker: one rank.
+if (values.worker) {
+  const sizes = values["sizes-mib"].split(",").map(Number);
+  const ctx = await joinJob({
+    coordinatorUrl: values.coordinator!,
+    jobId: values["job-id"]!,
+    secret: joinSecretFromEnv(),
+    dataHostname: "127.0.0.1",
+    advertiseHost: "127.0.0.1",
+    kernel: values.kernel as ReductionKernelName,
+    transport: values.transport as PeerTransportName,
+    log: () => {},
+  });
+  const results: Array<{ sizeMib: number; iters: number; seconds: number }> = [];
+  for (const sizeMib of sizes) {
+    const buffer = new Float32Array((sizeMib * MIB) / 4).fill(ctx.rank + 1);
+    await ctx.allReduceMean([buffer]);
+    const iters = itersFor(sizeMib);
+    await ctx.barrier(`start ${sizeMib}`);
+    const t0 = performance.now();
+    for (let i = 0; i < iters; i++) await ctx.allReduceMean([buffer]);
+    await ctx.barrier(`end ${sizeMib}`);
+    const seconds = (performance.now() - t0) / 1000 / iters;
+    results.push({ sizeMib, iters, seconds });
+  }
+  if (ctx.rank === 0) console.log(JSON.stringify(results));
+  await ctx.close();
+  Deno.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// TCP sender: write 1 GiB to the given port.
+if (values["tcp-sender"]) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(values["tcp-sender"]) });
+  conn.setNoDelay(true);
+  const block = new Uint8Array(4 * MIB);
+  for (let sent = 0; sent < 1024 * MIB; sent += block.length) {
+    let off = 0;
+    while (off < block.length) off += await conn.write(block.subarray(off));
+  }
+  conn.close();
+  Deno.exit(0);
+}
+
+async function rawTcpGBps(): Promise<number> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  let best = 0;
+  for (let rep = 0; rep < 3; rep++) {
+    const sender = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...FLAGS, SELF, "--tcp-sender", String(port)],
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(4 * MIB);
+    let received = 0;
+    let t0 = 0;
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      if (received === 0) t0 = performance.now();
+      received += n;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    conn.close();
+    await sender.status;
+    best = Math.max(best, received / seconds / 1e9);
+  }
+  listener.close();
+  return best;
+}
+
+async function allReduceRun(n: number, sizes: number[], kernel: string, transport: string) {
+  const secret = generateJoinSecret();
+  const jobId = `bench-${n}-${Date.now()}`;
+  const coordinator = await Coordinator.start({
+    jobId,
+    secret,
+    worldSize: n,
+    hostname: "127.0.0.1",
+    log: () => {},
+    heartbeatTimeoutMs: 30_000,
+  });
+  const workers = Array.from({ length: n }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...FLAGS,
+        SELF,
+        "--worker",
+        "--coordinator",
+        coordinator.url(),
+        "--job-id",
+        jobId,
+        "--sizes-mib",
+        sizes.join(","),
+        "--kernel",
+        kernel,
+        "--transport",
+        transport,
+      ],
+      env: { ORION_JOIN_SECRET: secret },
+      stdout: "piped",
+      stderr: "inherit",
+    }).output());
+  const outputs = await Promise.all(workers);
+  await coordinator.finished;
+  await coordinator.close();
+  const text = outputs.map((o) => new TextDecoder().decode(o.stdout).trim()).find((t) => t.startsWith("["));
+  if (!text) throw new Error(`no result from rank 0 (exit codes ${outputs.map((o) => o.code).join(",")})`);
+  return JSON.parse(text) as Array<{ sizeMib: number; iters: number; seconds: number }>;
+}
+
+function reductionKernelGBps(): { wasmSimd: number; js: number } {
+  const elements = MIB; // 4 MiB chunk
+  const base = new Float32Array(16 * elements).fill(1);
+  const incoming = new Float32Array(elements).fill(0.5);
+  const measure = (
+    kernel: { workspace(b: Float32Array): ReturnType<typeof jsReductionKernel.workspace> },
+  ) => {
+    const ws = kernel.workspace(base);
+    for (let k = 0; k < 16; k++) ws.accumulate(k * elements, incoming);
+    const t0 = performance.now();
+    const reps = 64;
+    for (let k = 0; k < reps; k++) ws.accumulate((k % 16) * elements, incoming);
+    const seconds = (performance.now() - t0) / 1000;
+    ws.release();
+    return (reps * elements * 4) / seconds / 1e9;
+  };
+  return { wasmSimd: measure(new WasmReductionKernel()), js: measure(jsReductionKernel) };
+}
+
+/** One-way latency of 16 KiB messages sent every 5 ms by a client socket vs a server (accepted) socket. */
+async function smallMessageLatencyMs(): Promise<{ clientSend: number; serverSend: number }> {
+  const samples = { client: [] as number[], server: [] as number[] };
+  const serverSocket = Promise.withResolvers<WebSocket>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.binaryType = "arraybuffer";
+    socket.onopen = () => serverSocket.resolve(socket);
+    socket.onmessage = (e) => samples.client.push(performance.now() - new Float64Array(e.data, 0, 1)[0]);
+    return response;
+  });
+  const client = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+  client.binaryType = "arraybuffer";
+  client.onmessage = (e) => samples.server.push(performance.now() - new Float64Array(e.data, 0, 1)[0]);
+  await new Promise((r) => client.onopen = r);
+  const accepted = await serverSocket.promise;
+  const message = () => {
+    const m = new Float64Array(2048); // 16 KiB
+    m[0] = performance.now();
+    return m;
+  };
+  for (let i = 0; i < 40; i++) {
+    client.send(message());
+    accepted.send(message());
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  client.close();
+  await server.shutdown();
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  return { clientSend: median(samples.client), serverSend: median(samples.server) };
+}
+
+// ---------------------------------------------------------------------------------------------------
+const rankCounts = values.ranks.split(",").map(Number);
+const sizes = values["sizes-mib"].split(",").map(Number);
+const kernel = values.kernel;
+console.error(
+  `[bench] ${navigator.hardwareConcurrency} CPU threads; ranks ${rankCounts}; sizes ${sizes} MiB`,
+);
+const tcp = await rawTcpGBps();
+console.error(`[bench] raw TCP loopback (1 stream, best of 3): ${tcp.toFixed(2)} GB/s`);
+const kernels = reductionKernelGBps();
+console.error(
+  `[bench] reduction add on 4 MiB chunks: WASM SIMD ${kernels.wasmSimd.toFixed(2)} GB/s, JS loop ${
+    kernels.js.toFixed(2)
+  } GB/s`,
+);
+const latency = await smallMessageLatencyMs();
+console.error(
+  `[bench] 16 KiB message one-way latency: client-socket send ${latency.clientSend.toFixed(1)} ms, ` +
+    `server-socket send ${latency.serverSend.toFixed(2)} ms`,
+);
+
+const rows: Array<Record<string, number | string>> = [];
+const transport = values.transport;
+const runs: Array<[number, string, string]> = rankCounts.map((n) => [n, kernel, transport]);
+if (values["compare-js"]) {
+  for (const n of rankCounts) runs.push([n, kernel === "js" ? "wasm-simd" : "js", transport]);
+}
+if (values["compare-transport"]) {
+  const other = transport === "deno-websocket" ? "tcp-websocket" : "deno-websocket";
+  for (const n of rankCounts) runs.push([n, kernel, other]);
+}
+for (const [n, k, t] of runs) {
+  const results = await allReduceRun(n, sizes, k, t);
+  for (const r of results) {
+    const algbw = (r.sizeMib * MIB) / r.seconds / 1e9;
+    const busbw = algbw * (2 * (n - 1)) / n;
+    rows.push({
+      ranks: n,
+      kernel: k,
+      transport: t,
+      sizeMib: r.sizeMib,
+      iters: r.iters,
+      ms: +(r.seconds * 1000).toFixed(2),
+      algbwGBps: +algbw.toFixed(3),
+      busbwGBps: +busbw.toFixed(3),
+      pctOfTcp: +((busbw / tcp) * 100).toFixed(1),
+    });
+    console.error(
+      `[bench] n=${n} ${k} ${t} ${r.sizeMib} MiB: ${(r.seconds * 1000).toFixed(1)} ms, busbw ${
+        busbw.toFixed(3)
+      } GB/s`,
+    );
+  }
+}
+
+const header = [
+  "ranks",
+  "kernel",
+  "transport",
+  "sizeMib",
+  "iters",
+  "ms",
+  "algbwGBps",
+  "busbwGBps",
+  "pctOfTcp",
+];
+console.log(`\nRaw TCP loopback: ${tcp.toFixed(2)} GB/s (target: busbw >= 40% of it)\n`);
+console.log(`| ${header.join(" | ")} |`);
+console.log(`|${header.map(() => "---").join("|")}|`);
+for (const row of rows) console.log(`| ${header.map((h) => row[h]).join(" | ")} |`);
+const report = {
+  date: new Date().toISOString(),
+  cpuThreads: navigator.hardwareConcurrency,
+  deno: Deno.version.deno,
+  rawTcpGBps: +tcp.toFixed(3),
+  reductionAddGBps: { wasmSimd: +kernels.wasmSimd.toFixed(2), js: +kernels.js.toFixed(2) },
+  smallMessageOneWayMs: {
+    clientSend: +latency.clientSend.toFixed(2),
+    serverSend: +latency.serverSend.toFixed(2),
+  },
+  rows,
+};
+if (values.json) {
+  await Deno.mkdir(values.json.split("/").slice(0, -1).join("/") || ".", { recursive: true });
+  await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
+  console.error(`[bench] wrote ${values.json}`);
+}
