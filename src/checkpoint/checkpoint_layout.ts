@@ -110,11 +110,11 @@ export function planCheckpointFiles(
     const bytes = text.encode(canonicalJson(requireJsonObject(value, field), field));
     files.push({ path, chunks: [bytes], bytes: bytes.byteLength });
   };
-  const tensors = (path: string, set: unknown, field: string) => {
+  const tensors = (path: string, set: unknown, field: string, metadata?: Record<string, string>) => {
     const obj = requireJsonObjectLike(set, field);
     let enc;
     try {
-      enc = encodeSafetensors(obj as TensorSet);
+      enc = encodeSafetensors(obj as TensorSet, metadata);
     } catch (e) {
       if (e instanceof SafetensorsError) {
         throw new CheckpointStateError(field, `Cannot write checkpoint field ${field}: ${e.message}`);
@@ -138,8 +138,10 @@ export function planCheckpointFiles(
   json("code_version.json", code.version, "codeVersion");
   files.push({ path: "env.lock", chunks: [code.envLock], bytes: code.envLock.byteLength });
   requireJsonObjectLike(state.model, "model");
-  tensors("model/weights.safetensors", state.model.weights, "model.weights");
-  if (state.model.ema !== undefined) tensors("model/ema.safetensors", state.model.ema, "model.ema");
+  tensors("model/weights.safetensors", state.model.weights, "model.weights", state.model.metadata);
+  if (state.model.ema !== undefined) {
+    tensors("model/ema.safetensors", state.model.ema, "model.ema", state.model.metadata);
+  }
   requireJsonObjectLike(state.optimizer, "optimizer");
   tensors("optimizer/state.safetensors", state.optimizer.tensors, "optimizer.tensors");
   json("optimizer/state.json", state.optimizer.state, "optimizer.state");
@@ -271,6 +273,7 @@ export function decodeCheckpointFiles(
       return undefined;
     }
   };
+  const metadataOf = new Map<string, Record<string, string>>();
   const tensors = (path: string, required = true): TensorSet | undefined => {
     const bytes = files.get(path);
     if (bytes === undefined) {
@@ -280,6 +283,7 @@ export function decodeCheckpointFiles(
     used.add(path);
     try {
       const parsed = parseSafetensors(bytes, { source: `${dir}/${path}` });
+      if (Object.keys(parsed.metadata).length) metadataOf.set(path, parsed.metadata);
       const out: TensorSet = {};
       for (const [name, t] of Object.entries(parsed.tensors)) {
         const tensor: CheckpointTensor = { dtype: t.dtype, shape: t.shape, data: t.data };
@@ -379,7 +383,13 @@ export function decodeCheckpointFiles(
   if (problems.length > 0) return { ok: false, problems };
   const state: DecodedCheckpoint["state"] = {
     config: config!,
-    model: ema === undefined ? { weights: weights! } : { weights: weights!, ema },
+    model: {
+      weights: weights!,
+      ...(ema === undefined ? {} : { ema }),
+      ...(metadataOf.has("model/weights.safetensors")
+        ? { metadata: metadataOf.get("model/weights.safetensors") }
+        : {}),
+    },
     optimizer: { tensors: optimizerTensors!, state: optimizerState! },
     scheduler: scheduler!,
     rng: { cpu: cpu!, gpu },

@@ -42,8 +42,11 @@ export interface CheckpointLineage {
 export interface CheckpointState {
   /** Full resolved run config → `config.json`. */
   config: JsonObject;
-  /** → `model/weights.safetensors`, `model/ema.safetensors` (when an EMA is kept). */
-  model: { weights: TensorSet; ema?: TensorSet };
+  /**
+   * → `model/weights.safetensors`, `model/ema.safetensors` (when an EMA is kept). `metadata` goes into both
+   * files' safetensors `__metadata__` (e.g. the model's vocabularies, which loading re-orders by word).
+   */
+  model: { weights: TensorSet; ema?: TensorSet; metadata?: Record<string, string> };
   /**
    * Optimizer moments → `optimizer/state.safetensors`; param-group settings, step counts and anything
    * else JSON → `optimizer/state.json`.

@@ -8,3 +8,4 @@ import "../models/poyo.ts"; // registers the POYO model class (serialized config
 import "./help_command.ts";
 import "./train_command.ts";
 import "./resume_command.ts";
+import "../train/train_commands.ts"; // train runner, data pre-flight, `orion data`

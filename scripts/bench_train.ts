@@ -1,0 +1,196 @@
+/**
+ * Steady-state training throughput of Orion for a named model size, on synthetic batches with the exact
+ * shapes of the data configuration (so it runs where no catalog exists, e.g. the GPU machine):
+ * samples/s, CPU time to record and submit one step, and GPU time per kernel family from timestamp
+ * queries (matmul, attention, norm, elementwise, optimizer, data upload).
+ *
+ * Usage:
+ *   deno run -A scripts/bench_train.ts [--preset poyo_1_3m|seed|tiny] [--steps 50] [--warmup 10]
+ *       [--batch 32] [--optimizer sparse_lamb] [--json out.json] [--dump step.safetensors]
+ *
+ * `--dump` writes the weights and one batch in the numerics-dump layout so that
+ * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Gpu } from "../src/gpu/gpu.ts";
+import { Trainer } from "../src/train/trainer.ts";
+import {
+  syntheticBatch,
+  type SyntheticBatchShape,
+  syntheticVocabulary,
+} from "../src/train/synthetic_batch.ts";
+import { POYO_PRESETS, type ResolvedPoyoKwargs } from "../src/models/poyo_kwargs.ts";
+import type { OptimizerKind } from "../src/optim/optimizer.ts";
+import { writeNumericsDump } from "../src/train/numerics_dump.ts";
+import "../src/ops/mod.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    preset: { type: "string", default: "poyo_1_3m" },
+    steps: { type: "string", default: "50" },
+    warmup: { type: "string", default: "10" },
+    batch: { type: "string", default: "32" },
+    optimizer: { type: "string", default: "sparse_lamb" },
+    json: { type: "string" },
+    dump: { type: "string" },
+    "no-timing": { type: "boolean", default: false },
+  },
+});
+
+const base = {
+  dimHead: 64,
+  latentStep: 1.25,
+  patch: 16,
+  tMin: 1e-4,
+  tMax: 2.0627,
+  ffnDropout: 0.2,
+  linDropout: 0.4,
+  atnDropout: 0,
+  numClasses: 3,
+};
+
+/** Model sizes: the contract's presets with the seed's data shape (10 s windows, 32 EEG @128 Hz, 2 pupil @32 Hz). */
+const presets: Record<string, { kwargs: ResolvedPoyoKwargs; shape: Omit<SyntheticBatchShape, "batchSize"> }> =
+  {
+    poyo_1_3m: {
+      kwargs: { ...base, ...POYO_PRESETS.poyo_1_3m, numLatents: 16 },
+      shape: {
+        window: 10,
+        channels: [{ modality: "eeg", count: 32, rate: 128 }, { modality: "pupil", count: 2, rate: 32 }],
+        patch: 16,
+        numLatents: 16,
+        latentStep: 1.25,
+        numClasses: 3,
+        participants: 60,
+      },
+    },
+    seed: {
+      kwargs: { ...base, dim: 512, depth: 6, crossHeads: 1, selfHeads: 8, numLatents: 64 },
+      shape: {
+        window: 10,
+        channels: [{ modality: "eeg", count: 32, rate: 128 }, { modality: "pupil", count: 2, rate: 32 }],
+        patch: 16,
+        numLatents: 64,
+        latentStep: 1.25,
+        numClasses: 3,
+        participants: 60,
+      },
+    },
+    tiny: {
+      kwargs: {
+        ...base,
+        dim: 32,
+        depth: 1,
+        dimHead: 8,
+        crossHeads: 1,
+        selfHeads: 2,
+        numLatents: 4,
+        latentStep: 0.5,
+        patch: 8,
+      },
+      shape: {
+        window: 2,
+        channels: [{ modality: "eeg", count: 4, rate: 32 }, { modality: "pupil", count: 1, rate: 16 }],
+        patch: 8,
+        numLatents: 4,
+        latentStep: 0.5,
+        numClasses: 3,
+        participants: 3,
+      },
+    },
+  };
+
+const preset = presets[args.preset!];
+if (!preset) {
+  throw new Error(`Cannot bench preset "${args.preset}": choose one of ${Object.keys(presets).join(", ")}`);
+}
+const batchSize = Number(args.batch);
+const steps = Number(args.steps);
+const warmup = Number(args.warmup);
+const shape: SyntheticBatchShape = { ...preset.shape, batchSize };
+const vocab = syntheticVocabulary(shape);
+const gpu = await Gpu.create();
+const trainer = new Trainer(gpu, preset.kwargs, vocab, {
+  seed: 0,
+  rank: 0,
+  optimizer: {
+    kind: args.optimizer as OptimizerKind,
+    beta2: 0.999,
+    eps: 1e-6,
+    weightDecay: 1e-4,
+    maxGradNorm: 1,
+    emaDecay: null,
+  },
+  schedule: { kind: "onecycle", lr: 1e-4, totalSteps: warmup + steps + 1, warmupSteps: 0, beta1: 0.9 },
+  readbackEvery: 10,
+});
+const batches = [0, 1, 2, 3].map((i) => syntheticBatch(shape, i));
+if (args.dump) {
+  await writeNumericsDump(args.dump, trainer.model, batches[0]);
+  console.log(`wrote ${args.dump}`);
+}
+
+// Warm-up (pipeline compilation, pool growth), then the timed steps.
+for (let i = 0; i < warmup; i++) await trainer.trainStep([batches[i % batches.length]]);
+await trainer.flushMetrics();
+await gpu.sync();
+let hostMs = 0;
+let dispatchesPerStep = 0;
+const t0 = performance.now();
+for (let i = 0; i < steps; i++) {
+  const h0 = performance.now();
+  await trainer.trainStep([batches[i % batches.length]]);
+  hostMs += performance.now() - h0;
+  dispatchesPerStep = gpu.counters.dispatchesLastSubmit;
+  if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
+}
+const metrics = await trainer.flushMetrics();
+await gpu.sync();
+const wallS = (performance.now() - t0) / 1000;
+const samplesPerS = (batchSize * steps) / wallS;
+
+// A separate timed pass with per-family GPU timestamps (passes split per family, so slightly slower).
+let families: Record<string, number> = {};
+if (!args["no-timing"] && gpu.features.timestampQuery) {
+  gpu.setTiming(true);
+  for (let i = 0; i < 5; i++) await trainer.trainStep([batches[i % batches.length]]);
+  await trainer.flushMetrics();
+  await gpu.sync();
+  const t = await gpu.takeTimings();
+  gpu.setTiming(false);
+  families = Object.fromEntries(Object.entries(t.ns).map(([k, v]) => [k, v / Math.max(1, t.submits) / 1e6]));
+}
+
+const result = {
+  preset: args.preset,
+  adapter: gpu.description.description,
+  batchSize,
+  params: trainer.model.params.count,
+  tokensPerWindow: batches[0].numTokens,
+  latents: batches[0].latentTime.length,
+  steps,
+  samplesPerS,
+  msPerStep: (wallS * 1000) / steps,
+  hostMsPerStep: hostMs / steps,
+  dispatchesPerStep,
+  gpuMsPerStepByFamily: families,
+  lastLoss: metrics.at(-1)?.loss,
+};
+console.log(`adapter: ${result.adapter}`);
+console.log(
+  `orion ${args.preset}: ${samplesPerS.toFixed(1)} samples/s, ${result.msPerStep.toFixed(2)} ms/step ` +
+    `(batch ${batchSize}, ${result.params} params, N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
+    `host record+submit ${
+      result.hostMsPerStep.toFixed(2)
+    } ms/step, ${result.dispatchesPerStep} dispatches/step`,
+);
+if (Object.keys(families).length) {
+  console.log(
+    "GPU ms/step by family: " + Object.entries(families).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", "),
+  );
+}
+if (args.json) await Deno.writeTextFile(args.json, JSON.stringify(result, null, 1));
+gpu.destroy();

@@ -1,0 +1,33 @@
+/**
+ * Plugs training into the CLI: the train runner behind `orion train` / `orion resume`, the data check of
+ * pre-flight, and the `orion data` command.
+ *
+ * @module
+ */
+import { registerTrainRunner } from "../cli/train_runner.ts";
+import { registerPreflightProvider } from "../config/preflight_environment.ts";
+import { registerCommand } from "../cli/command_registry.ts";
+import { dataCommand } from "../ursa/data_cli.ts";
+import { runTraining } from "./train_run.ts";
+import { preflightRunData } from "./run_data.ts";
+
+registerTrainRunner(async (req) => {
+  const result = await runTraining({
+    config: req.config,
+    serializedConfig: req.serializedConfig,
+    configHash: req.configHash,
+    runDir: req.runDir,
+    resumeFrom: req.resume ? req.resume.checkpointDir : undefined,
+    io: { out: (l) => req.io.out(l), err: (l) => req.io.err(l) },
+  });
+  return result.status === "failed" ? 1 : 0;
+});
+
+registerPreflightProvider({ resolveQuery: (_data, config) => preflightRunData(config) });
+
+registerCommand({
+  name: "data",
+  summary: "import EDF/BDF and pupil CSV files, derive signals, build the demo corpus, list the catalog",
+  usage: "orion data <import-edf|import-pupil-csv|derive|demo|ls> ... (orion data --help)",
+  run: (args) => dataCommand(args),
+});

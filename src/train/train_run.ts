@@ -1,0 +1,539 @@
+/**
+ * A training run end to end: data, model, optimizer, the step loop with asynchronous metrics, validation,
+ * checkpoints written in the background, bit-exact resume, SIGINT/SIGTERM handling, and the run record
+ * (`<runDir>/config.json`, `run.json`, `metrics.jsonl`, `ckpt-step*`).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { RunConfig } from "../config/run_config.ts";
+import { DEFAULT_EPS } from "../config/training_config.ts";
+import { RUN_CONFIG_FILE } from "../config/serialize_config.ts";
+import {
+  type CheckpointInfo,
+  CheckpointSupersededError,
+  CheckpointWriter,
+} from "../checkpoint/checkpoint_writer.ts";
+import type { CheckpointState, JsonObject, TensorSet } from "../checkpoint/checkpoint_state.ts";
+import {
+  findLatestValidCheckpoint,
+  type LoadedCheckpoint,
+  readCheckpoint,
+} from "../checkpoint/checkpoint_reader.ts";
+import { MetricsLog, rewindMetrics } from "../checkpoint/metrics_log.ts";
+import { codeVersionDifferences } from "../checkpoint/code_version.ts";
+import { processCodeSnapshot } from "../checkpoint/checkpoint_writer.ts";
+import { DataLedger } from "../data/ledger.ts";
+import type { PoyoBatch } from "../data/batch.ts";
+import { Gpu } from "../gpu/gpu.ts";
+import type { OptimizerKind } from "../optim/optimizer.ts";
+import { type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
+import { openRunData, type RunData } from "./run_data.ts";
+import { ProgressReporter } from "./progress.ts";
+import { registerRunInCatalog, type RunStatus, writeRunRecord } from "./run_record.ts";
+
+/** Output channels (the CLI's io). */
+export interface RunIO {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** What to run. */
+export interface RunRequest {
+  config: RunConfig;
+  serializedConfig: string;
+  configHash: string;
+  runDir: string;
+  /** Resume from this checkpoint directory, or the latest valid one (null), or start fresh (undefined). */
+  resumeFrom?: string | null;
+  io: RunIO;
+  /** Stop after this many steps in this process (tests of kill/resume); default: run to maxSteps. */
+  stopAfterSteps?: number;
+  /** Use this GPU instead of acquiring one (tests). */
+  gpu?: Gpu;
+  /** Initial weights by parameter name (finetuning) and the vocabulary they were trained with. */
+  init?: {
+    weights: Map<string, Float32Array>;
+    vocab: { channels: string[]; sessions: string[] };
+    skip?: string[];
+  };
+}
+
+/** Result of a run. */
+export interface RunResult {
+  status: RunStatus;
+  step: number;
+  lastCheckpoint: CheckpointInfo | null;
+  finalMetrics: Record<string, number>;
+}
+
+/** Things resume refuses to change (the run would no longer be the same run). */
+const INCOMPATIBLE = [
+  "model",
+  "data.ursaQuery",
+  "data.trainWindow",
+  "data.trainSplit",
+  "data.valSplit",
+  "data.splitSeed",
+  "training.batchSize",
+  "training.optimizer",
+  "training.seed",
+  "training.accumulateGradBatches",
+  "training.precision",
+  "infra.nodes",
+  "infra.gpusPerNode",
+];
+
+function pick(obj: unknown, path: string): unknown {
+  let cur = obj as Record<string, unknown> | undefined;
+  for (const k of path.split(".")) cur = cur?.[k] as Record<string, unknown> | undefined;
+  return cur;
+}
+
+/** Differences between a checkpoint's config and the current one: the incompatible ones and the rest. */
+export function configDifferences(
+  saved: unknown,
+  current: unknown,
+): { incompatible: string[]; changed: string[] } {
+  const incompatible: string[] = [];
+  for (const path of INCOMPATIBLE) {
+    if (JSON.stringify(pick(saved, path)) !== JSON.stringify(pick(current, path))) incompatible.push(path);
+  }
+  const changed: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string) => {
+    if (a && b && typeof a === "object" && typeof b === "object" && !Array.isArray(a)) {
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b as object)])) {
+        walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      }
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) changed.push(path);
+  };
+  walk(saved, current, "");
+  return { incompatible, changed: changed.filter((c) => !incompatible.some((i) => c.startsWith(i))) };
+}
+
+function tensorSet(named: Map<string, Float32Array>, shapes: Map<string, number[]>): TensorSet {
+  const out: TensorSet = {};
+  for (const [name, data] of named) out[name] = { dtype: "F32", shape: shapes.get(name)!, data };
+  return out;
+}
+
+function namedFrom(set: TensorSet | undefined): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of Object.entries(set ?? {})) out.set(name, t.data as Float32Array);
+  return out;
+}
+
+/** The trainer settings a config asks for. */
+export function trainerSettings(config: RunConfig, rank = 0) {
+  const t = config.training;
+  const kind = t.optimizer as OptimizerKind;
+  return {
+    seed: t.seed,
+    rank,
+    optimizer: {
+      kind,
+      beta2: t.betas[1],
+      eps: t.eps ?? DEFAULT_EPS[kind],
+      weightDecay: t.weightDecay,
+      maxGradNorm: t.gradClipNorm ?? 0,
+      emaDecay: t.emaDecay,
+    },
+    schedule: {
+      kind: t.scheduler,
+      lr: t.lr,
+      totalSteps: t.maxSteps,
+      warmupSteps: t.warmupSteps,
+      beta1: t.betas[0],
+    },
+    readbackEvery: Math.max(1, Math.min(t.logEveryNSteps, 100)),
+    trainable: t.freezeUntilStep > 0
+      ? (name: string, step: number) =>
+        step >= t.freezeUntilStep || name.startsWith("unit_emb.") || name.startsWith("session_emb.")
+      : undefined,
+  } as const;
+}
+
+/**
+ * Trains (or resumes) a run. Returns when `maxSteps` is reached, on SIGINT/SIGTERM (after finishing the
+ * current step and writing a checkpoint), or after `stopAfterSteps`.
+ */
+export async function runTraining(req: RunRequest): Promise<RunResult> {
+  const { config, runDir, io } = req;
+  const t = config.training;
+  await Deno.mkdir(runDir, { recursive: true });
+  await Deno.writeTextFile(join(runDir, RUN_CONFIG_FILE), req.serializedConfig);
+
+  // Resume plan: which checkpoint, what differs, what stays exact.
+  let resumed: LoadedCheckpoint | null = null;
+  if (req.resumeFrom !== undefined) {
+    if (req.resumeFrom) resumed = await readCheckpoint(req.resumeFrom);
+    else {
+      const found = await findLatestValidCheckpoint(runDir, { onWarning: (w) => io.err(`warning: ${w}`) });
+      resumed = found?.checkpoint ?? null;
+    }
+  }
+  const data: RunData = await openRunData(config, {
+    print: io.out,
+    baseVocab: resumed ? vocabOf(resumed) ?? undefined : req.init?.vocab,
+  });
+  const gpu = req.gpu ?? await Gpu.create();
+  if (resumed) {
+    const diff = configDifferences(resumed.state.config, JSON.parse(req.serializedConfig).config);
+    const code = codeVersionDifferences(resumed.codeVersion, (await processCodeSnapshot()).version);
+    const savedAdapter = (resumed.state.rng.gpu[0]?.adapter as { description?: string } | undefined)
+      ?.description;
+    io.out(
+      `resume plan: run ${config.name} from ${resumed.name} (step ${resumed.step}, checkpoint ${
+        resumed.hash.slice(0, 12)
+      })`,
+    );
+    io.out(`  config changes: ${diff.changed.length ? diff.changed.join(", ") : "none"}`);
+    io.out(`  code changes: ${code.length ? code.join("; ") : "none"}`);
+    io.out(
+      `  adapter: ${
+        savedAdapter === gpu.description.description
+          ? "same"
+          : `${savedAdapter ?? "?"} → ${gpu.description.description}`
+      }` +
+        (savedAdapter === gpu.description.description
+          ? ""
+          : " (results stay deterministic but are not bit-identical across adapters)"),
+    );
+    if (diff.incompatible.length) {
+      throw new Error(
+        `Cannot resume ${config.name} from ${resumed.dir} as these settings changed: ${
+          diff.incompatible.join(", ")
+        }; ` +
+          "start a new run (or a finetuning stage with initFrom) instead",
+      );
+    }
+  }
+
+  const trainer = new Trainer(gpu, data.kwargs, data.vocab, trainerSettings(config));
+  const shapes = new Map(trainer.model.params.slots.map((s) => [s.name, s.shape]));
+  const ledger = new DataLedger();
+  let cursor: unknown = undefined;
+  if (resumed) {
+    trainer.restore(snapshotOf(resumed));
+    cursor = resumed.state.dataloader.cursor;
+    const saved = DataLedger.fromJSON(resumed.state.dataHashes);
+    ledger.merge(saved);
+    await rewindMetrics(runDir, resumed.step);
+  } else if (req.init) {
+    const skip = req.init.skip ?? [];
+    const weights = new Map(
+      [...req.init.weights].filter(([name]) => !skip.some((p) => name === p || name.startsWith(`${p}.`))),
+    );
+    const fresh = await trainer.model.params.readValues();
+    trainer.model.params.writeValues(
+      remapVocabularyRows(weights, req.init.vocab, data.vocab, fresh, trainer.model.params.slots),
+    );
+  }
+  const loader = data.dataset.loader("train", {
+    batchSize: t.batchSize,
+    seed: t.seed,
+    rank: 0,
+    worldSize: 1,
+    cursor: cursor as never,
+  });
+  const valBatches = t.valEveryNSteps === null
+    ? []
+    : await collect(data.dataset.evalBatches("val", { batchSize: t.batchSize }));
+
+  const metricsLog = await MetricsLog.open(runDir);
+  const progress = new ProgressReporter(
+    io,
+    t.maxSteps,
+    t.batchSize * t.accumulateGradBatches,
+    t.logEveryNSteps,
+  );
+  const writer = new CheckpointWriter(runDir, {
+    initialParentHash: resumed?.hash ?? null,
+    retention: {
+      policy: {
+        keepLast: Math.max(1, t.keepLastK),
+        keepBest: t.keepBestK > 0 && t.monitor
+          ? {
+            k: t.keepBestK,
+            metric: t.monitor,
+            mode: t.monitorMode ?? (t.monitor.includes("loss") ? "min" : "max"),
+          }
+          : undefined,
+        keepEvery: t.keepEveryNSteps ?? undefined,
+      },
+    },
+  });
+  let lastCheckpoint: CheckpointInfo | null = null;
+  const latest: Record<string, number> = {};
+  let lastVal: Record<string, number> = {};
+  let draining = false;
+  const logMetrics = async (m: StepMetrics[]) => {
+    for (const x of m) {
+      const entry = {
+        step: x.step + 1,
+        loss: x.loss,
+        grad_norm: x.gradNorm,
+        lr: x.lr,
+        time: Date.now() / 1000,
+      };
+      latest.loss = x.loss;
+      latest.grad_norm = x.gradNorm;
+      latest.lr = x.lr;
+      await metricsLog.append(entry);
+      progress.step(x.step + 1, x.loss, x.lr);
+    }
+  };
+  const drainReady = async () => {
+    if (!draining) await logMetrics(trainer.takeReadyMetrics());
+  };
+
+  let stop: string | null = null;
+  const onSignal = (name: string) => () => {
+    if (!stop) io.err(`\n${name}: finishing step ${trainer.step + 1}, writing a checkpoint, then exiting`);
+    stop = name;
+  };
+  const sigint = onSignal("SIGINT");
+  const sigterm = onSignal("SIGTERM");
+  let signals = false;
+  try {
+    Deno.addSignalListener("SIGINT", sigint);
+    Deno.addSignalListener("SIGTERM", sigterm);
+    signals = true;
+  } catch { /* signals unsupported here (tests on restricted runtimes) */ }
+
+  const checkpoint = async (status: RunStatus) => {
+    const step = trainer.step;
+    const snapshot = trainer.snapshot();
+    const cursorNow = loader.cursor();
+    const ledgerNow = ledger.toJSON();
+    draining = true;
+    try {
+      await logMetrics(await trainer.flushMetrics());
+    } finally {
+      draining = false;
+    }
+    const snap = await snapshot;
+    const metrics: JsonObject = { step, ...latest, ...lastVal };
+    const state: CheckpointState = {
+      config: JSON.parse(req.serializedConfig),
+      model: {
+        weights: tensorSet(snap.weights, shapes),
+        ema: snap.optimizer.ema ? tensorSet(snap.optimizer.ema, shapes) : undefined,
+        metadata: {
+          vocabulary_channels: JSON.stringify(data.vocab.channels),
+          vocabulary_sessions: JSON.stringify(data.vocab.sessions),
+          modalities: JSON.stringify(data.vocab.modalities),
+          kwargs: JSON.stringify(data.kwargs),
+        },
+      },
+      optimizer: {
+        tensors: {
+          ...prefixed("exp_avg.", tensorSet(snap.optimizer.expAvg, shapes)),
+          ...prefixed("exp_avg_sq.", tensorSet(snap.optimizer.expAvgSq, shapes)),
+        },
+        state: {
+          step: snap.optimizer.step,
+          kind: trainer.optimizer.settings.kind,
+          groups: [
+            { name: "sparse", params: ["unit_emb.weight", "session_emb.weight"] },
+            {
+              name: "dense",
+              params: trainer.model.params.slots.map((s) => s.name).filter((n) => !n.includes("_emb.")),
+            },
+          ],
+          settings: { ...trainer.optimizer.settings, emaDecay: trainer.optimizer.settings.emaDecay ?? null },
+        },
+      },
+      scheduler: { kind: t.scheduler, step, lr: t.lr, totalSteps: t.maxSteps, warmupSteps: t.warmupSteps },
+      rng: {
+        cpu: {
+          generator: "philox4x32-10",
+          key: [t.seed],
+          counter: step,
+          note: "dropout masks are keyed by (seed, step, rank, site)",
+        },
+        gpu: [{
+          generator: "philox4x32-10",
+          seed: t.seed,
+          step,
+          rank: 0,
+          adapter: gpu.description as unknown as JsonObject,
+        }],
+      },
+      dataloader: {
+        cursor: cursorNow as unknown as JsonObject,
+        batchSize: t.batchSize,
+        worldSize: 1,
+        split: "train",
+      },
+      dataHashes: ledgerNow as unknown as JsonObject,
+      metrics,
+      lineage: { parentRun: config.initFrom?.run ?? null, stepsConsumed: step },
+    };
+    try {
+      const info = await writer.submit(step, state);
+      lastCheckpoint = info;
+      await writeRunRecord(runDir, {
+        name: config.name,
+        status,
+        step,
+        configHash: req.configHash,
+        checkpoint: info,
+      });
+      await registerRunInCatalog(data.catalog, config, req.configHash, runDir, status, step, info, metrics);
+    } catch (e) {
+      if (!(e instanceof CheckpointSupersededError)) throw e;
+    }
+  };
+
+  const validate = async () => {
+    if (valBatches.length === 0) return;
+    const r = await trainer.evaluate(valBatches.map((b) => b.batch));
+    lastVal = { val_loss: r.loss, val_accuracy: r.accuracy };
+    await metricsLog.append({
+      step: trainer.step,
+      val_loss: r.loss,
+      val_accuracy: r.accuracy,
+      time: Date.now() / 1000,
+    });
+    progress.note(
+      `step ${trainer.step}: val_loss ${r.loss.toFixed(4)}, val_accuracy ${(100 * r.accuracy).toFixed(1)}%`,
+    );
+  };
+
+  await writeRunRecord(runDir, {
+    name: config.name,
+    status: "running",
+    step: trainer.step,
+    configHash: req.configHash,
+    checkpoint: null,
+  });
+  let status: RunStatus = "running";
+  const startStep = trainer.step;
+  const pendingCheckpoints: Promise<void>[] = [];
+  try {
+    while (trainer.step < t.maxSteps) {
+      if (stop) break;
+      if (req.stopAfterSteps !== undefined && trainer.step - startStep >= req.stopAfterSteps) break;
+      const micro: PoyoBatch[] = [];
+      for (let i = 0; i < t.accumulateGradBatches; i++) {
+        const b = await loader.next();
+        ledger.addBatch(b);
+        micro.push(b);
+      }
+      await trainer.trainStep(micro);
+      if (trainer.pendingReadbacks > 2) await logMetrics(await trainer.awaitOldest());
+      await drainReady();
+      const step = trainer.step;
+      if (t.valEveryNSteps !== null && step % t.valEveryNSteps === 0) await validate();
+      if (step % t.ckptEveryNSteps === 0 && step < t.maxSteps) pendingCheckpoints.push(checkpoint("running"));
+    }
+    if (trainer.step >= t.maxSteps) {
+      if (t.valEveryNSteps !== null && trainer.step % t.valEveryNSteps !== 0) await validate();
+      status = "finished";
+    } else status = "interrupted";
+    await Promise.all(pendingCheckpoints);
+    await checkpoint(status);
+    await writer.flush();
+  } catch (e) {
+    status = "failed";
+    await writeRunRecord(runDir, {
+      name: config.name,
+      status,
+      step: trainer.step,
+      configHash: req.configHash,
+      checkpoint: lastCheckpoint,
+    })
+      .catch(() => {});
+    throw e;
+  } finally {
+    if (signals) {
+      Deno.removeSignalListener("SIGINT", sigint);
+      Deno.removeSignalListener("SIGTERM", sigterm);
+    }
+    await metricsLog.close();
+    progress.done();
+    if (!req.gpu) gpu.destroy();
+  }
+  io.out(
+    `${status === "finished" ? "finished" : "stopped"} ${config.name} at step ${trainer.step}` +
+      (lastCheckpoint ? ` — checkpoint ${(lastCheckpoint as CheckpointInfo).dir}` : "") +
+      (lastVal.val_accuracy !== undefined
+        ? `, val_accuracy ${(100 * lastVal.val_accuracy).toFixed(1)}%`
+        : ""),
+  );
+  return { status, step: trainer.step, lastCheckpoint, finalMetrics: { ...latest, ...lastVal } };
+}
+
+function prefixed(prefix: string, set: TensorSet): TensorSet {
+  return Object.fromEntries(Object.entries(set).map(([k, v]) => [prefix + k, v]));
+}
+
+async function collect<T>(it: AsyncIterable<T> | Iterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+/** The vocabularies stored in a checkpoint's weights metadata. */
+export function vocabOf(ckpt: LoadedCheckpoint): { channels: string[]; sessions: string[] } | null {
+  const meta = ckpt.state.model.metadata;
+  if (!meta?.vocabulary_channels || !meta.vocabulary_sessions) return null;
+  return { channels: JSON.parse(meta.vocabulary_channels), sessions: JSON.parse(meta.vocabulary_sessions) };
+}
+
+/** The trainer snapshot held by a checkpoint. */
+export function snapshotOf(ckpt: LoadedCheckpoint): TrainerSnapshot {
+  const s = ckpt.state;
+  const moments = namedFrom(s.optimizer.tensors);
+  const expAvg = new Map<string, Float32Array>();
+  const expAvgSq = new Map<string, Float32Array>();
+  for (const [k, v] of moments) {
+    if (k.startsWith("exp_avg_sq.")) expAvgSq.set(k.slice("exp_avg_sq.".length), v);
+    else if (k.startsWith("exp_avg.")) expAvg.set(k.slice("exp_avg.".length), v);
+  }
+  return {
+    step: ckpt.step,
+    weights: namedFrom(s.model.weights),
+    optimizer: {
+      step: Number(s.optimizer.state.step),
+      expAvg,
+      expAvgSq,
+      ema: s.model.ema ? namedFrom(s.model.ema) : null,
+    },
+  };
+}
+
+/**
+ * Loads parent weights into a model whose vocabularies may differ: embedding rows move by word (a row
+ * trained for word w goes to w's index in the new vocabulary; words new to this run keep their fresh
+ * initialisation). Every other parameter is taken as is.
+ */
+export function remapVocabularyRows(
+  weights: Map<string, Float32Array>,
+  from: { channels: string[]; sessions: string[] },
+  to: { channels: string[]; sessions: string[] },
+  fresh: Map<string, Float32Array>,
+  slots: readonly { name: string; rowWidth: number }[],
+): Map<string, Float32Array> {
+  const out = new Map(weights);
+  const remap = (name: string, oldWords: string[], newWords: string[]) => {
+    const w = weights.get(name);
+    const init = fresh.get(name);
+    const slot = slots.find((s) => s.name === name);
+    if (!w || !init || !slot) return;
+    const width = slot.rowWidth;
+    const table = Float32Array.from(init);
+    const index = new Map(newWords.map((word, i) => [word, i]));
+    oldWords.forEach((word, i) => {
+      const j = index.get(word);
+      if (j !== undefined && (i + 1) * width <= w.length) {
+        table.set(w.subarray(i * width, (i + 1) * width), j * width);
+      }
+    });
+    out.set(name, table);
+  };
+  remap("unit_emb.weight", from.channels, to.channels);
+  remap("session_emb.weight", from.sessions, to.sessions);
+  return out;
+}
