@@ -22,6 +22,7 @@ import type { PeerTransportName } from "../src/distributed/peer_transport.ts";
 import { joinJob } from "../src/distributed/rank_client.ts";
 import {
   jsReductionKernel,
+  type ReductionKernel,
   type ReductionKernelName,
   WasmReductionKernel,
 } from "../src/distributed/simd_add.ts";
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     "sizes-mib": { type: "string", default: "1,4,16,64,256" },
     kernel: { type: "string", default: "wasm-simd" },
     transport: { type: "string", default: "tcp-websocket" },
+    "chunk-bytes": { type: "string", default: String(1024 * 1024) },
     "compare-transport": { type: "boolean", default: false },
     "compare-js": { type: "boolean", default: false },
     json: { type: "string", default: "runs/bench/allreduce.json" },
@@ -64,6 +66,7 @@ if (values.worker) {
     advertiseHost: "127.0.0.1",
     kernel: values.kernel as ReductionKernelName,
     transport: values.transport as PeerTransportName,
+    chunkBytes: Number(values["chunk-bytes"]),
     log: () => {},
   });
   const results: Array<{ sizeMib: number; iters: number; seconds: number }> = [];
@@ -154,6 +157,8 @@ async function allReduceRun(n: number, sizes: number[], kernel: string, transpor
         kernel,
         "--transport",
         transport,
+        "--chunk-bytes",
+        values["chunk-bytes"],
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -168,19 +173,15 @@ async function allReduceRun(n: number, sizes: number[], kernel: string, transpor
 }
 
 function reductionKernelGBps(): { wasmSimd: number; js: number } {
-  const elements = MIB; // 4 MiB chunk
-  const base = new Float32Array(16 * elements).fill(1);
-  const incoming = new Float32Array(elements).fill(0.5);
-  const measure = (
-    kernel: { workspace(b: Float32Array): ReturnType<typeof jsReductionKernel.workspace> },
-  ) => {
-    const ws = kernel.workspace(base);
-    for (let k = 0; k < 16; k++) ws.accumulate(k * elements, incoming);
-    const t0 = performance.now();
+  const elements = MIB; // one 4 MiB chunk
+  const local = new Float32Array(elements).fill(1);
+  const received = new Float32Array(elements).fill(0.5);
+  const measure = (kernel: ReductionKernel) => {
+    for (let k = 0; k < 8; k++) kernel.addInto(received, local);
     const reps = 64;
-    for (let k = 0; k < reps; k++) ws.accumulate((k % 16) * elements, incoming);
+    const t0 = performance.now();
+    for (let k = 0; k < reps; k++) kernel.addInto(received, local);
     const seconds = (performance.now() - t0) / 1000;
-    ws.release();
     return (reps * elements * 4) / seconds / 1e9;
   };
   return { wasmSimd: measure(new WasmReductionKernel()), js: measure(jsReductionKernel) };

@@ -28,7 +28,7 @@ import {
   RingPhase,
   writeDataHeader,
 } from "./frames.ts";
-import type { ReductionKernel, ReductionWorkspace } from "./simd_add.ts";
+import type { ReductionKernel } from "./simd_add.ts";
 
 /** A data frame as produced by `decodeFrame`. */
 export type DataFrame = Extract<Frame, { type: typeof FrameType.data }>;
@@ -89,7 +89,6 @@ interface Collective {
   seq: number;
   bucket: number;
   data: Float32Array;
-  workspace: ReductionWorkspace | null;
   segments: Array<{ start: number; end: number }>;
   expected: number;
   received: number;
@@ -170,7 +169,6 @@ export class RingAllReduce {
       seq,
       bucket,
       data,
-      workspace: this.#kernel.workspace(data),
       segments,
       expected,
       received: 0,
@@ -180,13 +178,12 @@ export class RingAllReduce {
     this.#active.set(seq, collective);
     // Reduce-scatter step 0: this rank's own segment, raw.
     const own = segments[this.rank];
-    const work = collective.workspace!.work;
     for (let offset = own.start; offset < own.end; offset += this.chunkElements) {
       const count = Math.min(this.chunkElements, own.end - offset);
       this.#sendRight(
         encodeDataFrame(
           this.#header(collective, RingPhase.reduceScatter, 0, this.rank, offset, count),
-          work.subarray(offset, offset + count),
+          data.subarray(offset, offset + count),
           this.#allocate,
         ),
       );
@@ -241,10 +238,7 @@ export class RingAllReduce {
   abort(error: Error): void {
     if (this.#failure) return;
     this.#failure = error;
-    for (const collective of this.#active.values()) {
-      collective.workspace?.release();
-      collective.reject(error);
-    }
+    for (const collective of this.#active.values()) collective.reject(error);
     this.#active.clear();
     this.#early.clear();
   }
@@ -301,23 +295,21 @@ export class RingAllReduce {
           `does not fit the ring schedule of rank ${this.rank}`,
       );
     }
-    const ws = c.workspace!;
     const { offset, elementCount: count } = h;
+    const local = c.data.subarray(offset, offset + count);
     if (h.phase === RingPhase.reduceScatter) {
-      ws.accumulate(offset, frame.values);
       if (h.step < n - 2) {
-        frame.values.set(ws.work.subarray(offset, offset + count));
+        this.#kernel.addInto(frame.values, local);
         writeDataHeader(frame.buffer, { ...h, step: h.step + 1 });
       } else {
         // Last reduce-scatter step: this rank owns the finished segment.
-        ws.divide(offset, count, n);
-        ws.publish(offset, count);
-        frame.values.set(ws.work.subarray(offset, offset + count));
+        this.#kernel.addDivideInto(frame.values, local, n);
+        local.set(frame.values);
         writeDataHeader(frame.buffer, { ...h, phase: RingPhase.allGather, step: 0 });
       }
       this.#sendRight(frame.buffer);
     } else {
-      c.data.set(frame.values, offset);
+      local.set(frame.values);
       if (h.step < n - 2) {
         writeDataHeader(frame.buffer, { ...h, step: h.step + 1 });
         this.#sendRight(frame.buffer);
@@ -329,8 +321,6 @@ export class RingAllReduce {
   #maybeFinish(c: Collective): void {
     if (c.received < c.expected || !this.#active.has(c.seq)) return;
     this.#active.delete(c.seq);
-    c.workspace?.release();
-    c.workspace = null;
     c.resolve();
   }
 }

@@ -272,119 +272,79 @@ function kernelModule(): WebAssembly.Module {
   return compiled;
 }
 
-/**
- * The working copy of one bucket during one collective: the ring accumulates received chunks into it and
- * divides the owned segment by the world size.
- */
-export interface ReductionWorkspace {
-  /** The working values (length = bucket length). */
-  readonly work: Float32Array;
-  /** `work[offset + i] = work[offset + i] + values[i]` (IEEE binary32, per element). */
-  accumulate(offset: number, values: Float32Array): void;
-  /** `work[offset + i] = work[offset + i] / divisor` (IEEE binary32). */
-  divide(offset: number, count: number, divisor: number): void;
-  /** Copies `work[offset, offset + count)` into the caller's bucket (no-op when `work` is the bucket). */
-  publish(offset: number, count: number): void;
-  /** Returns pooled memory; `work` must not be used afterwards. */
-  release(): void;
-}
-
 /** Where the element-wise arithmetic of the all-reduce runs. */
 export type ReductionKernelName = "wasm-simd" | "js";
 
-/** Makes {@link ReductionWorkspace}s for one kernel. */
+/**
+ * The all-reduce's arithmetic on one received chunk, in place: the ring adds this rank's values into the
+ * chunk it received and forwards that same buffer, so the caller's bucket is only written once, with the
+ * final mean. Every lane rounds exactly like IEEE binary32 `a + b` and `a / d`.
+ */
 export interface ReductionKernel {
   readonly name: ReductionKernelName;
-  /** A workspace whose `work` starts as a copy of (or is) `bucket`. */
-  workspace(bucket: Float32Array): ReductionWorkspace;
+  /** `received[i] = received[i] + local[i]`. */
+  addInto(received: Float32Array, local: Float32Array): void;
+  /** `received[i] = (received[i] + local[i]) / divisor` (the add rounded first). */
+  addDivideInto(received: Float32Array, local: Float32Array, divisor: number): void;
 }
 
-/** Plain JS loops operating on the caller's bucket in place. */
+/** Plain JS loops. */
 export const jsReductionKernel: ReductionKernel = {
   name: "js",
-  workspace(bucket: Float32Array): ReductionWorkspace {
-    return {
-      work: bucket,
-      accumulate(offset, values) {
-        const n = values.length;
-        for (let i = 0; i < n; i++) bucket[offset + i] = bucket[offset + i] + values[i];
-      },
-      divide(offset, count, divisor) {
-        const end = offset + count;
-        for (let i = offset; i < end; i++) bucket[i] = bucket[i] / divisor;
-      },
-      publish() {},
-      release() {},
-    };
+  addInto(received, local) {
+    const n = received.length;
+    for (let i = 0; i < n; i++) received[i] = received[i] + local[i];
+  },
+  addDivideInto(received, local, divisor) {
+    const n = received.length;
+    for (let i = 0; i < n; i++) received[i] = Math.fround(received[i] + local[i]) / divisor;
   },
 };
 
-const PAGE = 65536;
-/** Bytes reserved at the start of each kernel memory for one incoming chunk. */
+/** Bytes of each of the two scratch areas (one full chunk each). */
 const SCRATCH_BYTES = 4 * 1024 * 1024;
 
-interface PooledInstance {
-  exports: KernelExports;
-  busy: boolean;
-}
-
 /**
- * WebAssembly SIMD kernel. Each workspace owns one module instance (its own linear memory: a 4 MiB scratch
- * area for the incoming chunk, then the bucket's working copy); instances are pooled and reused, so memory
- * only grows to the largest bucket in flight.
+ * WebAssembly SIMD kernel: copies the received chunk and the local values into two 4 MiB scratch areas of
+ * its linear memory, adds (and divides) with f32x4 lanes, and copies the result back into the received
+ * chunk. Chunks longer than a scratch area are processed in slices.
  */
 export class WasmReductionKernel implements ReductionKernel {
   readonly name = "wasm-simd" as const;
-  readonly #pool: PooledInstance[] = [];
+  readonly #exports: KernelExports;
+  readonly #a: Float32Array;
+  readonly #b: Float32Array;
 
-  workspace(bucket: Float32Array): ReductionWorkspace {
-    const needed = SCRATCH_BYTES + bucket.length * 4;
-    const slot = this.#acquire(needed);
-    const { memory, add_f32, div_f32 } = slot.exports;
-    const work = new Float32Array(memory.buffer, SCRATCH_BYTES, bucket.length);
-    const scratch = new Float32Array(memory.buffer, 0, SCRATCH_BYTES / 4);
-    work.set(bucket);
-    return {
-      work,
-      accumulate(offset, values) {
-        if (values.length > scratch.length) {
-          throw new Error(`chunk of ${values.length} exceeds the scratch area`);
-        }
-        scratch.set(values);
-        const ptr = SCRATCH_BYTES + offset * 4;
-        add_f32(ptr, ptr, 0, values.length);
-      },
-      divide(offset, count, divisor) {
-        div_f32(SCRATCH_BYTES + offset * 4, count, divisor);
-      },
-      publish(offset, count) {
-        bucket.set(work.subarray(offset, offset + count), offset);
-      },
-      release() {
-        slot.busy = false;
-      },
-    };
+  constructor() {
+    this.#exports = new WebAssembly.Instance(kernelModule()).exports as unknown as KernelExports;
+    const memory = this.#exports.memory;
+    memory.grow(Math.ceil((2 * SCRATCH_BYTES - memory.buffer.byteLength) / 65536));
+    this.#a = new Float32Array(memory.buffer, 0, SCRATCH_BYTES / 4);
+    this.#b = new Float32Array(memory.buffer, SCRATCH_BYTES, SCRATCH_BYTES / 4);
   }
 
-  #acquire(bytes: number): PooledInstance {
-    let best: PooledInstance | undefined;
-    for (const slot of this.#pool) {
-      if (slot.busy) continue;
-      if (slot.exports.memory.buffer.byteLength >= bytes) {
-        slot.busy = true;
-        return slot;
-      }
-      if (!best || slot.exports.memory.buffer.byteLength > best.exports.memory.buffer.byteLength) best = slot;
+  addInto(received: Float32Array, local: Float32Array): void {
+    this.#run(received, local, null);
+  }
+
+  addDivideInto(received: Float32Array, local: Float32Array, divisor: number): void {
+    this.#run(received, local, divisor);
+  }
+
+  #run(received: Float32Array, local: Float32Array, divisor: number | null): void {
+    if (received.length !== local.length) {
+      throw new RangeError(`Cannot add chunks of different lengths: ${received.length} vs ${local.length}`);
     }
-    if (!best) {
-      const instance = new WebAssembly.Instance(kernelModule());
-      best = { exports: instance.exports as unknown as KernelExports, busy: false };
-      this.#pool.push(best);
+    const slice = this.#a.length;
+    for (let start = 0; start < received.length; start += slice) {
+      const n = Math.min(slice, received.length - start);
+      const r = received.subarray(start, start + n);
+      this.#a.set(r);
+      this.#b.set(local.subarray(start, start + n));
+      this.#exports.add_f32(0, 0, SCRATCH_BYTES, n);
+      if (divisor !== null) this.#exports.div_f32(0, n, divisor);
+      r.set(this.#a.subarray(0, n));
     }
-    const have = best.exports.memory.buffer.byteLength;
-    if (have < bytes) best.exports.memory.grow(Math.ceil((bytes - have) / PAGE));
-    best.busy = true;
-    return best;
   }
 }
 

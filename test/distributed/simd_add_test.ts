@@ -2,43 +2,43 @@ import assert from "node:assert/strict";
 import { jsReductionKernel, WasmReductionKernel } from "../../src/distributed/simd_add.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
-Deno.test("WASM SIMD add/divide are bit-identical to binary32 JS arithmetic, any offset and tail", () => {
+Deno.test("WASM SIMD add / add-divide are bit-identical to binary32 JS arithmetic, any length and tail", () => {
   const wasm = new WasmReductionKernel();
-  for (const length of [0, 1, 3, 4, 7, 8, 9, 31, 33, 1000, 65_537]) {
-    const base = seededGradients(1, 2, 3, 4, length);
-    const add = seededGradients(5, 6, 7, 8, length);
-    const a = wasm.workspace(base);
-    const b = jsReductionKernel.workspace(base.slice());
-    for (const offset of [0, 1, 5].filter((o) => o <= length)) {
-      const values = add.subarray(0, length - offset);
-      a.accumulate(offset, values);
-      b.accumulate(offset, values);
-      a.divide(offset, length - offset, 3);
-      b.divide(offset, length - offset, 3);
+  for (const length of [0, 1, 3, 4, 7, 8, 9, 31, 33, 1000, 65_537, 1_048_576 + 5]) {
+    const received = seededGradients(1, 2, 3, 4, length);
+    const local = seededGradients(5, 6, 7, 8, length);
+    for (const divisor of [null, 3, 8]) {
+      const a = received.slice(), b = received.slice();
+      if (divisor === null) {
+        wasm.addInto(a, local);
+        jsReductionKernel.addInto(b, local);
+      } else {
+        wasm.addDivideInto(a, local, divisor);
+        jsReductionKernel.addDivideInto(b, local, divisor);
+      }
+      assert.deepEqual(
+        new Uint32Array(a.buffer),
+        new Uint32Array(b.buffer),
+        `length ${length} divisor ${divisor}`,
+      );
+      // Against the definition, element by element.
+      for (let i = 0; i < Math.min(length, 50); i++) {
+        const sum = Math.fround(received[i] + local[i]);
+        assert.equal(a[i], divisor === null ? sum : Math.fround(sum / divisor));
+      }
     }
-    assert.deepEqual(
-      new Uint32Array(a.work.slice().buffer),
-      new Uint32Array(b.work.slice().buffer),
-      `length ${length}`,
-    );
-    const target = new Float32Array(length);
-    const published = wasm.workspace(target);
-    published.work.set(a.work);
-    published.publish(0, length);
-    assert.deepEqual(target, a.work.slice());
-    a.release();
-    published.release();
   }
+  assert.throws(() => wasm.addInto(new Float32Array(3), new Float32Array(4)), /different lengths/);
 });
 
-Deno.test("WASM kernel pool: concurrent workspaces do not share memory; memory is reused", () => {
+Deno.test("WASM kernel works on subarray views at any offset", () => {
   const wasm = new WasmReductionKernel();
-  const x = wasm.workspace(new Float32Array(100).fill(1));
-  const y = wasm.workspace(new Float32Array(100).fill(2));
-  x.accumulate(0, new Float32Array(100).fill(1));
-  assert.ok(x.work.every((v) => v === 2) && y.work.every((v) => v === 2));
-  x.release();
-  const z = wasm.workspace(new Float32Array(50).fill(7));
-  assert.equal(z.work.buffer, x.work.buffer);
-  assert.notEqual(y.work.buffer, z.work.buffer);
+  const big = seededGradients(9, 9, 9, 9, 1000);
+  const local = seededGradients(1, 1, 1, 1, 1000);
+  const a = big.slice(), b = big.slice();
+  wasm.addInto(a.subarray(3, 997), local.subarray(5, 999));
+  jsReductionKernel.addInto(b.subarray(3, 997), local.subarray(5, 999));
+  assert.deepEqual(a, b);
+  assert.equal(a[0], big[0]);
+  assert.equal(a[999], big[999]);
 });
