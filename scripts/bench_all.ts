@@ -45,7 +45,8 @@ export const BENCH_AREAS: readonly BenchArea[] = [
   {
     area: "loader",
     script: "scripts/bench_loader.ts",
-    args: (json, small) => ["--json", json, ...(small ? ["--small"] : [])],
+    args: (_json, small) => (small ? ["--participants", "3", "--batches", "5"] : []),
+    stdoutJson: true,
   },
   {
     area: "allreduce",
@@ -98,7 +99,9 @@ if (import.meta.main) {
     "keep-going": { type: "boolean", default: false },
   };
   for (const a of BENCH_AREAS) argOptions[`${a.area}-args`] = { type: "string" };
-  const { values } = parseArgs({ args: Deno.args, options: argOptions });
+  // `deno task bench -- --small` hands the script a literal "--" first; drop it.
+  const argv = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+  const { values } = parseArgs({ args: argv, options: argOptions });
   const jsonPath = String(values.json);
   const outDir = jsonPath.includes("/") ? jsonPath.slice(0, jsonPath.lastIndexOf("/")) : ".";
   const only = typeof values.only === "string" ? new Set(values.only.split(",")) : null;
