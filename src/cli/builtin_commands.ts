@@ -8,4 +8,5 @@ import "../models/poyo.ts"; // registers the POYO model class (serialized config
 import "./help_command.ts";
 import "./train_command.ts";
 import "./resume_command.ts";
+import "../bench/bench_commands.ts"; // orion eval, orion bench
 import "../train/train_commands.ts"; // train runner, data pre-flight, `orion data`
