@@ -3,12 +3,15 @@
  * `cognitive_load`, classes 0/1/2) on held-out recording sessions of the catalog (the demo corpus by default).
  *
  * Held-out data: every session (`participant/session`, the loader's split unit: the EEG and pupil recordings
- * made together) whose split under the default split rule of the loader (`src/data/split.ts`: trainSplit
- * 0.8, valSplit 0.2, salt "") is not "train", i.e. `splitUniform(key, "") ≥ 0.8`. A run trained with the
- * default split (DataConfig trainSplit 0.8, split seed 0 ⇒ salt "") never saw these sessions; a run with
- * another split that touched them is refused by the leakage check. On the demo corpus (p001…p060, 3 sessions
- * each) that is about 36 sessions of most participants; participants with all their sessions held out are
- * unseen entirely, and per-participant accuracy shows each one.
+ * made together) whose split under the default run split is not "train": `splitOf(key, { trainSplit: 0.8,
+ * valSplit: 0.2, salt: "0" })` of `src/data/split.ts`, the salt being `String(data.splitSeed)` as
+ * `src/train/run_data.ts` derives it, i.e. `splitUniform(key, "0") ≥ 0.8`. A run trained with the default
+ * split (DataConfig trainSplit 0.8, splitSeed 0, e.g. `configs/run.ts`) never saw these sessions — they are
+ * its validation side; a run with another split that touched them is refused by the leakage check. On the
+ * demo corpus (p001…p060, 3 sessions each) that is 31 sessions of 22 participants, none of whom has all three
+ * sessions held out: the suite measures generalization to unseen recording sessions (new days, new
+ * electrode placement) of known participants. Unseen participants would need a suite holding out whole
+ * participants, which runs must then exclude from training (`data.ursaQuery.excludeParticipants`).
  *
  * Procedure: every window of the model's length S on a stride-S/2 grid inside each labelled n-back block
  * (50 % overlap), logits averaged over the windows of each block (the unit that carries one label), argmax,
@@ -47,9 +50,9 @@ export class CognitiveLoadEvalV1 implements BenchmarkSuite {
     return { participants: "*", labels: "cognitive_load" };
   }
 
-  /** Sessions on the non-train side of the loader's default split (trainSplit 0.8, valSplit 0.2, salt ""). */
+  /** Sessions on the non-train side of the default run split (trainSplit 0.8, valSplit 0.2, splitSeed 0 → salt "0"). */
   isHeldOut(session: HeldOutCandidate): boolean {
-    return splitOf(session.key, { trainSplit: 0.8, valSplit: 0.2, salt: "" }) !== "train";
+    return splitOf(session.key, { trainSplit: 0.8, valSplit: 0.2, salt: "0" }) !== "train";
   }
 
   metrics(): Metric[] {

@@ -58,11 +58,11 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
   const catalog = await openCatalog(catalogDir);
   setBenchModelLoader(fakeLoader);
   try {
-    await generateDemoCorpus(catalog, { participants: 4, minutes: 1, filesDir: join(root, "files") });
+    await generateDemoCorpus(catalog, { participants: 6, minutes: 1, filesDir: join(root, "files") });
     const resolved = await resolveQuery(catalog, {});
-    const rule = { trainSplit: 0.8, valSplit: 0.2, salt: "" };
+    const rule = { trainSplit: 0.8, valSplit: 0.2, salt: "0" }; // the default run split (splitSeed 0)
     const heldOut = resolved.sessions.filter((s) => splitOf(s.key, rule) !== "train");
-    assert.deepEqual(heldOut.map((s) => s.key), ["p001/s1", "p001/s2", "p001/s3", "p004/s2", "p004/s3"]);
+    assert.deepEqual(heldOut.map((s) => s.key), ["p005/s1", "p005/s3", "p006/s2", "p006/s3"]);
     // Expected evaluation grid, computed independently: 1 s windows every 0.5 s inside each labelled block.
     let blocks = 0, windows = 0;
     for (const s of heldOut) {
@@ -73,7 +73,17 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
       }
     }
     // The training ledger of a run with the default split: every training-split window.
-    const ds = await openWindowDataset(catalog, resolved, { ...INPUT, trainSplit: 0.8, valSplit: 0.2 });
+    const ds = await openWindowDataset(catalog, resolved, {
+      ...INPUT,
+      trainSplit: 0.8,
+      valSplit: 0.2,
+      splitSalt: "0",
+    });
+    assert.deepEqual(
+      [...ds.split("val").sessions, ...ds.split("test").sessions].sort(),
+      heldOut.map((s) => s.key),
+      "the suite holds out exactly the non-train side of a default run's split",
+    );
     const trainLedger = new DataLedger();
     for (const w of ds.split("train").windows) trainLedger.addWindow(ds.windowRef(w));
     const runDir = join(root, "runs", "demo_run");
@@ -101,15 +111,15 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
         assert.equal(first.groups_total, blocks);
         assert.equal(first.windows_total, windows);
         assert.equal(first.windows_used, windows);
-        assert.deepEqual(first.metrics.accuracy, { value: 1, ci_low: 1, ci_high: 1, n: blocks, units: 5 });
+        assert.deepEqual(first.metrics.accuracy, { value: 1, ci_low: 1, ci_high: 1, n: blocks, units: 4 });
         assert.deepEqual(
           Object.keys(first.metrics).sort(),
           [
             "accuracy",
             "balanced_accuracy",
             "macro_f1",
-            "per_participant_accuracy/p001",
-            "per_participant_accuracy/p004",
+            "per_participant_accuracy/p005",
+            "per_participant_accuracy/p006",
           ],
         );
         assert.ok(first.predictions.every((p) => p.windows >= 4 && p.unit === p.id.split("#")[0]));
@@ -175,13 +185,13 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
 
     await t.step("a checkpoint trained on a held-out session is refused, naming the recording", async () => {
       const leaky = new DataLedger().merge(trainLedger);
-      const p004s2 = heldOut.find((s) => s.key === "p004/s2")!;
-      leaky.add(p004s2.assets[1].recordingHash, [p004s2.assets[1].derivedAssetId], 5, 6);
+      const p006s2 = heldOut.find((s) => s.key === "p006/s2")!;
+      leaky.add(p006s2.assets[1].recordingHash, [p006s2.assets[1].derivedAssetId], 5, 6);
       const bad = await writeCheckpoint(join(root, "runs", "leaky_run"), 200, state(leaky, 1));
       const out = io();
       assert.equal(await evalCommand([bad.dir, "--suite", SUITE, "--catalog", catalogDir], out), 1);
       assert.match(out.text(), /train\/test leakage/);
-      assert.match(out.text(), new RegExp(`${p004s2.assets[1].recordingHash} \\(p004/s2\\): 1\\.000 s`));
+      assert.match(out.text(), new RegExp(`${p006s2.assets[1].recordingHash} \\(p006/s2\\): 1\\.000 s`));
       assert.equal((await storedFor(catalogDir, bad.hash)).length, 0);
       const allowed = io();
       assert.equal(
