@@ -193,6 +193,18 @@ export class BenchScheduler {
     this.#pump();
   }
 
+  /**
+   * The final evaluation: whole suites (partialSubset 1) on the last checkpoint and, when it is another one,
+   * the best; then waits for everything to finish (side results included).
+   */
+  async submitFinal(last: BenchSnapshot, best?: BenchSnapshot | null): Promise<void> {
+    await this.submit({ ...last, final: true, partialSubset: 1 });
+    if (best && best.checkpointDir !== last.checkpointDir) {
+      await this.submit({ ...best, final: true, partialSubset: 1 });
+    }
+    await this.drain();
+  }
+
   /** Results that arrived since the last call (consumed). */
   takeArrived(): BenchmarkResult[] {
     const out = this.#arrived;

@@ -9,6 +9,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { listCheckpointDirs, summarizeCheckpoint } from "../checkpoint/checkpoint_reader.ts";
 import { MANIFEST_FILE, parseCheckpointManifest } from "../checkpoint/checkpoint_manifest.ts";
 import { DataLedger } from "../data/ledger.ts";
 import { type Catalog, openCatalog } from "../ursa/catalog.ts";
@@ -105,6 +106,20 @@ export async function readCheckpointIdentity(checkpointDir: string): Promise<Che
       `Cannot evaluate ${checkpointDir} as its ${MANIFEST_FILE} is invalid: ${(e as Error).message}`,
     );
   }
+}
+
+/**
+ * The checkpoint directory of `runDir` whose manifest has `checkpointHash` (e.g. the best result's), or
+ * undefined (deleted by retention, or another run's).
+ */
+export async function checkpointDirOfHash(
+  runDir: string,
+  checkpointHash: string,
+): Promise<string | undefined> {
+  for (const entry of await listCheckpointDirs(runDir)) {
+    if ((await summarizeCheckpoint(entry)).manifest?.checkpointHash === checkpointHash) return entry.dir;
+  }
+  return undefined;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -81,6 +81,7 @@ export {
 export { evaluateBenchmark, type EvaluateOptions, type EvaluateOutcome } from "./evaluate.ts";
 export {
   type BenchModelLoader,
+  checkpointDirOfHash,
   type CheckpointEvalOptions,
   type CheckpointEvalOutcome,
   type CheckpointIdentity,

@@ -327,6 +327,41 @@ Deno.test("while one snapshot is evaluated, a newer periodic snapshot replaces t
   }
 });
 
+Deno.test("submitFinal evaluates the last and the best checkpoint on whole suites and waits", async () => {
+  const requests: EvalRequest[] = [];
+  const spawnEval = async (request: EvalRequest) => {
+    requests.push(request);
+    await sleep(20);
+    const { result } = await evaluateBenchmark(
+      "runner_test_eval@1",
+      new FakeBenchModel({ checkpointHash: request.checkpointDir.slice(-1).repeat(64) }),
+      {
+        data: syntheticBenchData({
+          sessions: [{ participant: "p1", session: "s1", blocks: [{ label: 0, seconds: 4 }] }],
+        }),
+      },
+    );
+    return {
+      code: 0,
+      stdout: formatEvalOutput({ checkpoint_hash: null, results: [result], failures: [] }),
+      stderr: "",
+    };
+  };
+  const bench = new BenchScheduler({
+    mode: "async",
+    suites: ["runner_test_eval@1"],
+    partialSubset: 0.1,
+    record: null,
+    spawnEval,
+  });
+  await bench.submitFinal({ step: 9, checkpointDir: "ckpt9" }, { step: 5, checkpointDir: "ckpt5" });
+  assert.equal(bench.busy, false, "submitFinal waits");
+  assert.deepEqual(requests.map((r) => [r.checkpointDir, r.partialSubset]), [["ckpt9", 1], ["ckpt5", 1]]);
+  await bench.submitFinal({ step: 9, checkpointDir: "ckpt9" }, { step: 9, checkpointDir: "ckpt9" });
+  assert.equal(requests.length, 3, "the best being the last is evaluated once");
+  assert.equal(bench.results.length, 3);
+});
+
 Deno.test("the scheduler refuses unknown modes and malformed suite keys", () => {
   assert.throws(
     () => new BenchScheduler({ mode: "sometimes" as never, suites: [] }),

@@ -11,7 +11,11 @@ import type { CheckpointState, JsonObject } from "../../src/checkpoint/checkpoin
 import { recordingIO } from "../../src/cli/cli_io.ts";
 import "../../src/bench/cognitive_load_eval.ts";
 import { evalCommand, runBenchCommand, runEvalCommand } from "../../src/bench/bench_cli.ts";
-import { evaluateCheckpoint, setBenchModelLoader } from "../../src/bench/evaluate_checkpoint.ts";
+import {
+  checkpointDirOfHash,
+  evaluateCheckpoint,
+  setBenchModelLoader,
+} from "../../src/bench/evaluate_checkpoint.ts";
 import { createProcessSpawner, parseEvalOutput } from "../../src/bench/eval_process.ts";
 import { BenchScheduler } from "../../src/bench/bench_runner.ts";
 import { type BenchmarkResult, listBenchmarkResults } from "../../src/bench/results.ts";
@@ -247,6 +251,8 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
         JSON.stringify(r.metrics.accuracy),
       );
       assert.equal((await storedFor(catalogDir, acc60.hash)).length, 1);
+      assert.equal(await checkpointDirOfHash(join(root, "runs", "noisy_run"), acc60.hash), acc60.dir);
+      assert.equal(await checkpointDirOfHash(runDir, acc60.hash), undefined);
     });
 
     await t.step("async scheduling runs the real `orion eval` CLI in a side Deno process", async () => {
