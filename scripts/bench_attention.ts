@@ -283,14 +283,16 @@ async function timeShape(gpu: Gpu, s: Shape, p: Problem, n: number, tiles?: Part
 /** Tile shapes worth trying for one kernel on this device. */
 function candidates(kind: keyof AttentionTiles, dimHead: number, gpu: Gpu): TileShape[] {
   const out: TileShape[] = [];
+  const forward = kind === "forward";
+  const subgroups = forward && gpu.features.subgroups && gpu.description.subgroupMinSize >= 16;
   for (const tx of [4, 8, 16]) {
     for (const ty of [4, 8, 16, 32]) {
-      for (const rows of [1, 2, 4, 8]) {
-        for (const cols of [2, 4, 8]) {
+      for (const rows of forward ? [4, 8] : [1, 2, 4, 8]) {
+        for (const cols of forward ? [4, 8] : [2, 4, 8]) {
           const t = { tx, ty, rows, cols };
           const threads = tx * ty;
           if (threads < 64 || threads > 256 || rows * cols < 8 || rows * cols > 32) continue;
-          if (!tileProblem(kind, dimHead, t, gpu.device.limits)) out.push(t);
+          if (!tileProblem(kind, dimHead, t, gpu.device.limits, subgroups)) out.push(t);
         }
       }
     }
@@ -336,9 +338,11 @@ async function tune(gpu: Gpu, s: Shape, p: Problem, n: number) {
 }
 
 const gpu = await Gpu.create();
+const d = gpu.description;
 console.log(
-  `adapter: ${gpu.description.description || gpu.description.vendor} (${gpu.description.architecture}); ` +
-    `workgroup storage ${gpu.device.limits.maxComputeWorkgroupStorageSize} B; timestamps ${gpu.features.timestampQuery}`,
+  `adapter: ${d.description || d.vendor} (${d.architecture}); workgroup storage ` +
+    `${gpu.device.limits.maxComputeWorkgroupStorageSize} B; subgroups ${gpu.features.subgroups} ` +
+    `(${d.subgroupMinSize}..${d.subgroupMaxSize}); timestamps ${gpu.features.timestampQuery}`,
 );
 const iters = Number(args.values.iters ?? (args.values.small ? 3 : 20));
 const report: Record<string, unknown>[] = [];

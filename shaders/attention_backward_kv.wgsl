@@ -4,35 +4,31 @@
 // each key row is written by exactly one workgroup, in a fixed loop order, so results are deterministic).
 //
 //   P = exp(q̃·k̃ / √dh − LSE_q) (0 for keys n ≥ kvLen[b]),  dÕ = R(t_q) dO (ROTATE_V) or dO
-//   dṽ = Σ_q P dÕ_q,   dS = P ⊙ (dÕ·ṽ − D_q) with D_q = Σ_d dO∘O (precomputed; valid after the output
-//   rotation since it is orthogonal),   dk̃ = Σ_q dS q̃_q / √dh
+//   dṽ = Σ_q P dÕ_q,   dS = P ⊙ (dÕ·ṽ − D_q) with D_q = Σ_d dO∘O,   dk̃ = Σ_q dS q̃_q / √dh
 //   dk = R(−t_k) dk̃,  dv = R(−t_k) dṽ (ROTATE_V) or dṽ
 // Keys past kvLen[b] get zero gradients; a block entirely past kvLen[b] skips the query loop and writes
 // its zeros, so every gradient column of the key and value slices is written.
 //
 // Bindings: 0 uniform Params;
-//   1 q_src, 2 kv_src (read, vec4<f32>): packed inputs as in attention_forward.wgsl
-//   3 dout (read, vec4<f32>): dO [B, Lq, heads·D4]
-//   4 lse (read, f32 [B, heads, Lq], natural log), 5 dd (read, f32 [B, heads, Lq]): D_q
-//   6 q_rot, 7 k_rot (read, vec4<f32>), 8 kv_len (read, i32 [B]) as in attention_forward.wgsl
+//   1 qr (read, vec4<f32> [B, heads, Lq, D4]): q̃;  2 kr, 3 vr (read, vec4<f32> [B, heads, Lk, D4]): k̃, ṽ
+//   (prepared by attention_rotate.wgsl);  4 gr (read, vec4<f32> [B, heads, Lq, D4]): dÕ and
+//   5 dd (read, f32 [B, heads, Lq]): D (both from attention_row_dot.wgsl);  6 lse (read, f32
+//   [B, heads, Lq], natural log);  7 k_rot (read, vec4<f32>): rotary table of the key times, row
+//   b·p.kt_bstride + k;  8 kv_len (read, i32 [B]);
 //   9 dkv (read_write, vec4<f32>): rows [B, Lk] of p.dkv_stride vec4; dk at p.dk_off + h·D4, dv at
-//     p.dv_off + h·D4
+//   p.dv_off + h·D4
 // Grid: (ceil(Lk / BKV), heads, B).
 // Workgroup: TX·TY threads; thread (tx, ty) owns keys ty + TY·a (a < RK) and, in the transposed score
-// tile, queries tx + TX·b (b < RQ), in the gradient tiles vec4 columns tx + TX·e (e < RD4). Workgroup
-// memory: K̃, Ṽ [BKV][D4+1], Q̃, dÕ [BQ][D4+1], Pᵀ and dSᵀ [BKV][BQ/4+1] vec4, LSE and D [BQ] f32.
+// tile, queries tx + TX·b (b < RQ), in the gradient tiles vec4 columns tx + TX·e (e < RD4). Tiles are
+// row-major with the reduction axis contiguous and one vec4 of padding per row (reads of distinct rows
+// in a warp hit distinct banks). Workgroup memory: K̃, Ṽ [BKV][D4+1], Q̃, dÕ [BQ][D4+1], Pᵀ and dSᵀ
+// [BKV][BQ/4+1] vec4, LSE and D [BQ] f32.
 
 struct Params {
   lq: u32,
   lk: u32,
   heads: u32,
   q_blocks: u32,
-  q_stride: u32,
-  q_off: u32,
-  kv_stride: u32,
-  k_off: u32,
-  v_off: u32,
-  qt_bstride: u32,
   kt_bstride: u32,
   dkv_stride: u32,
   dk_off: u32,
@@ -40,12 +36,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q_src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> kv_src: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
+@group(0) @binding(1) var<storage, read> qr: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kr: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> vr: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> gr: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> dd: array<f32>;
-@group(0) @binding(6) var<storage, read> q_rot: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> lse: array<f32>;
 @group(0) @binding(7) var<storage, read> k_rot: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> kv_len: array<i32>;
 @group(0) @binding(9) var<storage, read_write> dkv: array<vec4<f32>>;
@@ -76,14 +72,7 @@ var<workgroup> wg_valid: u32;
 
 {{ROTARY}}
 
-// Rotation of a vec4 chunk c of a head by the table row of a query (rot_q) or key (rot_k) time.
-fn rot_q(x: vec4<f32>, row: u32, c: u32, sgn: f32) -> vec4<f32> {
-  if (c < ROT4) {
-    return rotate_chunk(x, q_rot[row * ROT4 + c], sgn);
-  }
-  return x;
-}
-
+// Rotation of a vec4 chunk c of a head by the table row of a key time.
 fn rot_k(x: vec4<f32>, row: u32, c: u32, sgn: f32) -> vec4<f32> {
   if (c < ROT4) {
     return rotate_chunk(x, k_rot[row * ROT4 + c], sgn);
@@ -98,12 +87,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b = wg.z;
   let h = wg.y;
   let k0 = wg.x * BKV;
+  let qbase = (b * p.heads + h) * p.lq * D4;
+  let kbase = (b * p.heads + h) * p.lk * D4;
   if (lid == 0u) {
     wg_valid = u32(clamp(kv_len[b], 0, i32(p.lk)));
   }
   let n_valid = workgroupUniformLoad(&wg_valid);
 
-  // K̃ and Ṽ tiles: keys k0 .. k0+BKV (zeros past kvLen), rotated by the key times.
+  // K̃ and Ṽ tiles: keys k0 .. k0+BKV (zeros past kvLen).
   for (var e = lid; e < BKV * D4; e += T) {
     let r = e / D4;
     let c = e % D4;
@@ -111,13 +102,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var kx = vec4<f32>(0.0);
     var vx = vec4<f32>(0.0);
     if (k < n_valid) {
-      let base = (b * p.lk + k) * p.kv_stride + h * D4 + c;
-      let t = b * p.kt_bstride + k;
-      kx = rot_k(kv_src[base + p.k_off], t, c, 1.0);
-      vx = kv_src[base + p.v_off];
-      if (ROTATE_V) {
-        vx = rot_k(vx, t, c, 1.0);
-      }
+      kx = kr[kbase + k * D4 + c];
+      vx = vr[kbase + k * D4 + c];
     }
     ks[r * SD4 + c] = kx;
     vs[r * SD4 + c] = vx;
@@ -126,40 +112,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 {{DECLS}}
 
   let q_loop = select(0u, p.q_blocks, k0 < n_valid);
+  // Q̃/dÕ tiles of query block qb (zeros past Lq) with their LSE (log2 units) and D go through registers:
+  // the next block's loads are issued before the current block's products.
+{{PREFETCH_FIRST}}
   for (var qb = 0u; qb < q_loop; qb++) {
-    let q0 = qb * BQ;
     workgroupBarrier();
-    // Q̃ and dÕ tiles: queries q0 .. q0+BQ (zeros past Lq), LSE (log2 units) and D of those rows.
-    for (var e = lid; e < BQ * D4; e += T) {
-      let r = e / D4;
-      let c = e % D4;
-      let q = q0 + r;
-      var qx = vec4<f32>(0.0);
-      var gx = vec4<f32>(0.0);
-      if (q < p.lq) {
-        let t = b * p.qt_bstride + q;
-        qx = rot_q(q_src[(b * p.lq + q) * p.q_stride + p.q_off + h * D4 + c], t, c, 1.0);
-        gx = dout[(b * p.lq + q) * (p.heads * D4) + h * D4 + c];
-        if (ROTATE_V) {
-          gx = rot_q(gx, t, c, 1.0);
-        }
-      }
-      qs[r * SD4 + c] = qx;
-      dos[r * SD4 + c] = gx;
-    }
-    for (var r = lid; r < BQ; r += T) {
-      let q = q0 + r;
-      var l2 = BIG;
-      var d = 0.0;
-      if (q < p.lq) {
-        let i = (b * p.heads + h) * p.lq + q;
-        l2 = min(lse[i], BIG) * LOG2E;
-        d = dd[i];
-      }
-      lse_s[r] = l2;
-      dd_s[r] = d;
-    }
+{{STORE_TILES}}
     workgroupBarrier();
+    if (qb + 1u < q_loop) {
+{{PREFETCH_NEXT}}
+    }
 {{SCORES}}
     workgroupBarrier();
 {{ACCUMULATE}}

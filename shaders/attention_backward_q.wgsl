@@ -8,10 +8,11 @@
 // Rows without valid keys (kvLen[b] = 0) get zero gradients.
 //
 // Bindings: 0 uniform Params;
-//   1 q_src, 2 kv_src (read, vec4<f32>): packed inputs as in attention_forward.wgsl
-//   3 dout (read, vec4<f32>): dO [B, Lq, heads·D4]
-//   4 lse (read, f32 [B, heads, Lq], natural log), 5 dd (read, f32 [B, heads, Lq]): D_q
-//   6 q_rot, 7 k_rot (read, vec4<f32>), 8 kv_len (read, i32 [B]) as in attention_forward.wgsl
+//   1 qr (read, vec4<f32> [B, heads, Lq, D4]): q̃;  2 kr, 3 vr (read, vec4<f32> [B, heads, Lk, D4]): k̃, ṽ
+//   (prepared by attention_rotate.wgsl);  4 gr (read, vec4<f32> [B, heads, Lq, D4]): dÕ and
+//   5 dd (read, f32 [B, heads, Lq]): D (both from attention_row_dot.wgsl);  6 lse (read, f32
+//   [B, heads, Lq], natural log);  7 q_rot (read, vec4<f32>): rotary table of the query times, row
+//   b·p.qt_bstride + q;  8 kv_len (read, i32 [B]);
 //   9 dq (read_write, vec4<f32>): rows [B, Lq] of p.dq_stride vec4; dq at p.dq_off + h·D4
 // Grid: (ceil(Lq / BQ), heads, B).
 // Workgroup: TX·TY threads; thread (tx, ty) owns query rows ty + TY·a (a < RQ) and, in the score tile,
@@ -22,26 +23,19 @@ struct Params {
   lq: u32,
   lk: u32,
   heads: u32,
-  q_blocks: u32,
-  q_stride: u32,
-  q_off: u32,
-  kv_stride: u32,
-  k_off: u32,
-  v_off: u32,
   qt_bstride: u32,
-  kt_bstride: u32,
   dq_stride: u32,
   dq_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q_src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> kv_src: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
+@group(0) @binding(1) var<storage, read> qr: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kr: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> vr: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> gr: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> dd: array<f32>;
-@group(0) @binding(6) var<storage, read> q_rot: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> k_rot: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> lse: array<f32>;
+@group(0) @binding(7) var<storage, read> q_rot: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> kv_len: array<i32>;
 @group(0) @binding(9) var<storage, read_write> dq: array<vec4<f32>>;
 
@@ -68,17 +62,10 @@ var<workgroup> wg_valid: u32;
 
 {{ROTARY}}
 
-// Rotation of a vec4 chunk c of a head by the table row of a query (rot_q) or key (rot_k) time.
+// Rotation of a vec4 chunk c of a head by the table row of a query time.
 fn rot_q(x: vec4<f32>, row: u32, c: u32, sgn: f32) -> vec4<f32> {
   if (c < ROT4) {
     return rotate_chunk(x, q_rot[row * ROT4 + c], sgn);
-  }
-  return x;
-}
-
-fn rot_k(x: vec4<f32>, row: u32, c: u32, sgn: f32) -> vec4<f32> {
-  if (c < ROT4) {
-    return rotate_chunk(x, k_rot[row * ROT4 + c], sgn);
   }
   return x;
 }
@@ -90,12 +77,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b = wg.z;
   let h = wg.y;
   let q0 = wg.x * BQ;
+  let qbase = (b * p.heads + h) * p.lq * D4;
+  let kbase = (b * p.heads + h) * p.lk * D4;
   if (lid == 0u) {
     wg_valid = u32(clamp(kv_len[b], 0, i32(p.lk)));
   }
   let n_valid = workgroupUniformLoad(&wg_valid);
 
-  // Q̃ and dÕ tiles: queries q0 .. q0+BQ (zeros past Lq), rotated by the query times.
+  // Q̃ and dÕ tiles: queries q0 .. q0+BQ (zeros past Lq).
   for (var e = lid; e < BQ * D4; e += T) {
     let r = e / D4;
     let c = e % D4;
@@ -103,12 +92,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var qx = vec4<f32>(0.0);
     var gx = vec4<f32>(0.0);
     if (q < p.lq) {
-      let t = b * p.qt_bstride + q;
-      qx = rot_q(q_src[(b * p.lq + q) * p.q_stride + p.q_off + h * D4 + c], t, c, 1.0);
-      gx = dout[(b * p.lq + q) * (p.heads * D4) + h * D4 + c];
-      if (ROTATE_V) {
-        gx = rot_q(gx, t, c, 1.0);
-      }
+      qx = qr[qbase + q * D4 + c];
+      gx = gr[qbase + q * D4 + c];
     }
     qs[r * SD4 + c] = qx;
     dos[r * SD4 + c] = gx;
@@ -116,28 +101,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 {{DECLS}}
 
+  // K̃/Ṽ tiles of key block kb (zeros past kvLen) go through registers: the next block's loads are
+  // issued before the current block's products.
+{{PREFETCH_FIRST}}
   for (var kb = 0u; kb < n_valid; kb += BK) {
     workgroupBarrier();
-    // K̃ and Ṽ tiles: keys kb .. kb+BK (zeros past kvLen), rotated by the key times.
-    for (var e = lid; e < BK * D4; e += T) {
-      let r = e / D4;
-      let c = e % D4;
-      let k = kb + r;
-      var kx = vec4<f32>(0.0);
-      var vx = vec4<f32>(0.0);
-      if (k < n_valid) {
-        let base = (b * p.lk + k) * p.kv_stride + h * D4 + c;
-        let t = b * p.kt_bstride + k;
-        kx = rot_k(kv_src[base + p.k_off], t, c, 1.0);
-        vx = kv_src[base + p.v_off];
-        if (ROTATE_V) {
-          vx = rot_k(vx, t, c, 1.0);
-        }
-      }
-      ks[r * SD4 + c] = kx;
-      vs[r * SD4 + c] = vx;
-    }
+{{STORE_TILES}}
     workgroupBarrier();
+    if (kb + BK < n_valid) {
+{{PREFETCH_NEXT}}
+    }
 {{SCORES}}
     workgroupBarrier();
 {{ACCUMULATE}}

@@ -32,6 +32,7 @@ import {
   chooseAttentionTiles,
   combineKernelCode,
   forwardKernelCode,
+  rotateKernelCode,
   rowDotKernelCode,
   tileProblem,
 } from "./attention_codegen.ts";
@@ -82,6 +83,11 @@ export interface RotaryAttentionOptions {
   tiles?: Partial<AttentionTiles>;
   /** Keys per forward split (a multiple of the forward key block; default {@linkcode DEFAULT_KEYS_PER_SPLIT}). */
   keysPerSplit?: number;
+  /**
+   * Combine the forward's row statistics with subgroup shuffles (default: when the device has subgroups
+   * whose minimum size covers a row's threads) or, when false, through workgroup memory.
+   */
+  subgroups?: boolean;
 }
 
 /**
@@ -119,6 +125,8 @@ interface Plan {
   qtBStride: number;
   ktBStride: number;
   kvLen: Tensor;
+  /** The forward combines row statistics with subgroup shuffles. */
+  subgroups: boolean;
 }
 
 function fail(what: string, current: string): never {
@@ -194,8 +202,18 @@ function plan(o: RotaryAttentionOptions): Plan {
   const gpu = o.q.tensor.gpu;
   const limits = gpu.device.limits;
   const tiles = { ...chooseAttentionTiles(o.dimHead, limits), ...o.tiles };
+  // Subgroup shuffles combine the forward's row statistics when every row's threads fit in a subgroup.
+  const minSubgroup = gpu.description.subgroupMinSize;
+  const subgroupsFit = gpu.features.subgroups && minSubgroup > 0 && tiles.forward.tx <= minSubgroup;
+  if (o.subgroups && !subgroupsFit) {
+    fail(
+      `subgroups needs the subgroups feature and a minimum subgroup size ≥ the forward tx ${tiles.forward.tx}`,
+      `feature ${gpu.features.subgroups}, minimum size ${minSubgroup}`,
+    );
+  }
+  const subgroups = o.subgroups ?? subgroupsFit;
   for (const kind of ["forward", "backwardKv", "backwardQ"] as const) {
-    const problem = tileProblem(kind, o.dimHead, tiles[kind], limits);
+    const problem = tileProblem(kind, o.dimHead, tiles[kind], limits, kind === "forward" && subgroups);
     if (problem) fail(`the ${kind} tile shape must fit (${problem})`, JSON.stringify(tiles[kind]));
   }
   const bk = tiles.forward.tx * tiles.forward.cols;
@@ -218,6 +236,7 @@ function plan(o: RotaryAttentionOptions): Plan {
     tiles,
     keysPerSplit,
     splits: Math.max(1, Math.ceil(lk / keysPerSplit)),
+    subgroups,
     qtBStride,
     ktBStride,
     kvLen: o.kvLen,
@@ -230,12 +249,21 @@ function geometryKey(g: AttentionGeometry): string {
 
 function forwardSpec(p: Plan, partial: boolean): KernelSpec {
   const t = p.tiles.forward;
-  const key = `fwd|${geometryKey(p.geometry)}|${JSON.stringify(t)}|${partial}`;
+  const key = `fwd|${geometryKey(p.geometry)}|${JSON.stringify(t)}|${partial}|${p.subgroups}`;
   return cachedSpec(key, () => ({
     name: `attention.forward.dh${p.dimHead}${partial ? ".split" : ""}`,
-    code: forwardKernelCode(p.geometry, t, partial),
+    code: forwardKernelCode(p.geometry, t, { partial, subgroups: p.subgroups }),
     bindings: ["uniform", "read", "read", "read", "read", "read", "rw", "rw"],
-    family: "attention.forward",
+    family: "attention",
+  }));
+}
+
+function rotateSpec(p: Plan): KernelSpec {
+  return cachedSpec(`rotate|${geometryKey({ ...p.geometry, rotateValue: false })}`, () => ({
+    name: `attention.rotate.dh${p.dimHead}`,
+    code: rotateKernelCode(p.geometry),
+    bindings: ["uniform", "read", "read", "rw"],
+    family: "attention",
   }));
 }
 
@@ -244,16 +272,16 @@ function combineSpec(p: Plan): KernelSpec {
     name: `attention.combine.dh${p.dimHead}`,
     code: combineKernelCode(p.geometry),
     bindings: ["uniform", "read", "read", "read", "rw", "rw"],
-    family: "attention.forward",
+    family: "attention",
   }));
 }
 
 function rowDotSpec(p: Plan): KernelSpec {
-  return cachedSpec(`rowdot|${p.dimHead}`, () => ({
+  return cachedSpec(`rowdot|${geometryKey(p.geometry)}`, () => ({
     name: `attention.row_dot.dh${p.dimHead}`,
-    code: rowDotKernelCode(p.dimHead),
-    bindings: ["uniform", "read", "read", "rw"],
-    family: "attention.backward",
+    code: rowDotKernelCode(p.geometry),
+    bindings: ["uniform", "read", "read", "read", "rw", "rw"],
+    family: "attention",
   }));
 }
 
@@ -263,7 +291,7 @@ function backwardKvSpec(p: Plan): KernelSpec {
     name: `attention.backward_kv.dh${p.dimHead}`,
     code: backwardKvKernelCode(p.geometry, t),
     bindings: ["uniform", "read", "read", "read", "read", "read", "read", "read", "read", "rw"],
-    family: "attention.backward",
+    family: "attention",
   }));
 }
 
@@ -273,7 +301,7 @@ function backwardQSpec(p: Plan): KernelSpec {
     name: `attention.backward_q.dh${p.dimHead}`,
     code: backwardQKernelCode(p.geometry, t),
     bindings: ["uniform", "read", "read", "read", "read", "read", "read", "read", "read", "rw"],
-    family: "attention.backward",
+    family: "attention",
   }));
 }
 
@@ -287,36 +315,64 @@ interface Tables {
   k: Tensor;
 }
 
+/** The forward's saved state: head-major rotated inputs, tables, output and row log-sum-exp. */
+interface Saved {
+  tables: Tables;
+  qr: Tensor;
+  kr: Tensor;
+  vr: Tensor;
+  out: Tensor;
+  lse: Tensor;
+}
+
 function rotationTables(p: Plan, o: RotaryAttentionOptions): Tables {
   const q = rotaryTable(o.qTime, p.geometry);
   const k = o.kTime === o.qTime ? q : rotaryTable(o.kTime, p.geometry);
   return { q, k };
 }
 
-function runForward(p: Plan, tables: Tables): { out: Tensor; lse: Tensor } {
+/** One role (q, k or v) copied head-major [B, heads, L, dh] out of its packed tensor, rotated or not. */
+function prepareRole(
+  p: Plan,
+  src: Tensor,
+  off4: number,
+  table: Tensor,
+  tBStride: number,
+  rotate: boolean,
+): Tensor {
+  const gpu = src.gpu;
+  const [batch, len] = src.shape;
+  const out = Tensor.empty(gpu, [batch, p.heads, len, p.dimHead]);
+  const count = batch * p.heads * len * (p.dimHead / 4);
+  if (count === 0) return out;
+  const u = gpu.uniform(
+    new Params().u32(count).u32(len).u32(p.heads).u32(stride4(src)).u32(off4).u32(tBStride)
+      .u32(rotate ? 1 : 0).bytes(),
+  );
+  gpu.dispatch(rotateSpec(p), [u, src.binding(), table.binding(), out.binding()], grid1d(count));
+  return out;
+}
+
+function runForward(p: Plan, tables: Tables): Saved {
   const gpu = p.qTensor.gpu;
   const width = p.heads * p.dimHead;
+  const qr = prepareRole(p, p.qTensor, p.qOff4, tables.q, p.qtBStride, true);
+  const kr = prepareRole(p, p.kvTensor, p.kOff4, tables.k, p.ktBStride, true);
+  const vr = prepareRole(p, p.kvTensor, p.vOff4, tables.k, p.ktBStride, p.geometry.rotateValue);
   const out = Tensor.empty(gpu, [p.batch, p.lq, width]);
   const lse = Tensor.empty(gpu, [p.batch, p.heads, p.lq]);
-  if (p.batch === 0 || p.lq === 0) return { out, lse };
+  const saved = { tables, qr, kr, vr, out, lse };
+  if (p.batch === 0 || p.lq === 0) return saved;
   const t = p.tiles.forward;
   const qBlocks = Math.ceil(p.lq / (t.ty * t.rows));
   const u = gpu.uniform(
-    new Params().u32(p.lq).u32(p.lk).u32(p.heads).u32(qBlocks).u32(stride4(p.qTensor)).u32(p.qOff4)
-      .u32(stride4(p.kvTensor)).u32(p.kOff4).u32(p.vOff4).u32(p.qtBStride).u32(p.ktBStride)
-      .u32(p.keysPerSplit).bytes(),
+    new Params().u32(p.lq).u32(p.lk).u32(p.heads).u32(qBlocks).u32(p.qtBStride).u32(p.keysPerSplit).bytes(),
   );
-  const inputs = [
-    p.qTensor.binding(),
-    p.kvTensor.binding(),
-    tables.q.binding(),
-    tables.k.binding(),
-    p.kvLen.binding(),
-  ];
+  const inputs = [qr.binding(), kr.binding(), vr.binding(), tables.q.binding(), p.kvLen.binding()];
   const grid = [qBlocks * p.splits, p.heads, p.batch];
   if (p.splits === 1) {
     gpu.dispatch(forwardSpec(p, false), [u, ...inputs, out.binding(), lse.binding()], grid);
-    return { out, lse };
+    return saved;
   }
   const partO = Tensor.empty(gpu, [p.splits, p.batch, p.heads, p.lq, p.dimHead]);
   const partL = Tensor.empty(gpu, [p.splits, p.batch, p.heads, p.lq]);
@@ -332,7 +388,7 @@ function runForward(p: Plan, tables: Tables): { out: Tensor; lse: Tensor } {
   );
   partO.dispose();
   partL.dispose();
-  return { out, lse };
+  return saved;
 }
 
 /** A gradient tensor shaped like `like`, zero-filled only where the written slices leave columns uncovered. */
@@ -343,13 +399,7 @@ function gradientFor(like: Tensor, offsets: number[], width: number): Tensor {
   return g;
 }
 
-function runBackward(
-  p: Plan,
-  tables: Tables,
-  out: Tensor,
-  lse: Tensor,
-  gradOut: Tensor,
-): (Tensor | null)[] {
+function runBackward(p: Plan, saved: Saved, gradOut: Tensor): (Tensor | null)[] {
   const gpu = p.qTensor.gpu;
   const width = p.heads * p.dimHead;
   const selfAttention = p.qTensor === p.kvTensor;
@@ -365,37 +415,44 @@ function runBackward(
   }
   const g = contiguous(gradOut);
   const rows = p.batch * p.heads * p.lq;
+  const gr = Tensor.empty(gpu, [p.batch, p.heads, p.lq, p.dimHead]);
   const dd = Tensor.empty(gpu, [p.batch, p.heads, p.lq]);
   if (rows > 0) {
-    const ur = gpu.uniform(new Params().u32(rows).u32(p.lq).u32(p.heads).bytes());
-    gpu.dispatch(rowDotSpec(p), [ur, g.binding(), out.binding(), dd.binding()], grid1d(rows));
+    const ur = gpu.uniform(new Params().u32(rows).u32(p.lq).u32(p.heads).u32(p.qtBStride).bytes());
+    gpu.dispatch(
+      rowDotSpec(p),
+      [ur, g.binding(), saved.out.binding(), saved.tables.q.binding(), gr.binding(), dd.binding()],
+      grid1d(rows),
+    );
   }
-  const common = [
-    p.qTensor.binding(),
-    p.kvTensor.binding(),
-    g.binding(),
-    lse.binding(),
-    dd.binding(),
-    tables.q.binding(),
-    tables.k.binding(),
-    p.kvLen.binding(),
-  ];
-  const head = (qBlocks: number) =>
-    new Params().u32(p.lq).u32(p.lk).u32(p.heads).u32(qBlocks).u32(stride4(p.qTensor)).u32(p.qOff4)
-      .u32(stride4(p.kvTensor)).u32(p.kOff4).u32(p.vOff4).u32(p.qtBStride).u32(p.ktBStride);
+  const inputs = [saved.qr.binding(), saved.kr.binding(), saved.vr.binding(), gr.binding(), dd.binding()];
   if (dKv && p.batch > 0 && p.lk > 0) {
     const t = p.tiles.backwardKv;
     const qBlocks = Math.ceil(p.lq / (t.tx * t.cols));
-    const u = gpu.uniform(head(qBlocks).u32(stride4(dKv)).u32(p.kOff4).u32(p.vOff4).bytes());
+    const u = gpu.uniform(
+      new Params().u32(p.lq).u32(p.lk).u32(p.heads).u32(qBlocks).u32(p.ktBStride).u32(stride4(dKv))
+        .u32(p.kOff4).u32(p.vOff4).bytes(),
+    );
     const grid = [Math.ceil(p.lk / (t.ty * t.rows)), p.heads, p.batch];
-    gpu.dispatch(backwardKvSpec(p), [u, ...common, dKv.binding()], grid);
+    gpu.dispatch(
+      backwardKvSpec(p),
+      [u, ...inputs, saved.lse.binding(), saved.tables.k.binding(), p.kvLen.binding(), dKv.binding()],
+      grid,
+    );
   }
   if (dQ && p.batch > 0 && p.lq > 0) {
     const t = p.tiles.backwardQ;
     const qBlocks = Math.ceil(p.lq / (t.ty * t.rows));
-    const u = gpu.uniform(head(qBlocks).u32(stride4(dQ)).u32(p.qOff4).bytes());
-    gpu.dispatch(backwardQSpec(p), [u, ...common, dQ.binding()], [qBlocks, p.heads, p.batch]);
+    const u = gpu.uniform(
+      new Params().u32(p.lq).u32(p.lk).u32(p.heads).u32(p.qtBStride).u32(stride4(dQ)).u32(p.qOff4).bytes(),
+    );
+    gpu.dispatch(
+      backwardQSpec(p),
+      [u, ...inputs, saved.lse.binding(), saved.tables.q.binding(), p.kvLen.binding(), dQ.binding()],
+      [qBlocks, p.heads, p.batch],
+    );
   }
+  gr.dispose();
   dd.dispose();
   if (selfAttention) return [dQ];
   return [wantQ ? dQ : null, wantKv ? dKv : null];
@@ -423,8 +480,7 @@ function runBackward(
  */
 export function rotaryAttention(options: RotaryAttentionOptions): Tensor {
   const p = plan(options);
-  const tables = rotationTables(p, options);
-  const { out, lse } = runForward(p, tables);
+  const saved = runForward(p, rotationTables(p, options));
   const inputs = p.qTensor === p.kvTensor ? [p.qTensor] : [p.qTensor, p.kvTensor];
-  return record("rotaryAttention", inputs, out, (g) => runBackward(p, tables, out, lse, g));
+  return record("rotaryAttention", inputs, saved.out, (g) => runBackward(p, saved, g));
 }

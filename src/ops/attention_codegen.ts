@@ -18,6 +18,7 @@ import backwardKvSrc from "../../shaders/attention_backward_kv.wgsl" with { type
 import backwardQSrc from "../../shaders/attention_backward_q.wgsl" with { type: "text" };
 import combineSrc from "../../shaders/attention_combine.wgsl" with { type: "text" };
 import rowDotSrc from "../../shaders/attention_row_dot.wgsl" with { type: "text" };
+import rotateSrc from "../../shaders/attention_rotate.wgsl" with { type: "text" };
 import { fillTemplate, type RotaryConfig, rotaryWgsl, wgslF32 } from "./rotary.ts";
 
 /**
@@ -41,16 +42,23 @@ export interface AttentionTiles {
   backwardQ: TileShape;
 }
 
-/** Bytes of workgroup memory each kernel needs for a head width and tile shape. */
-export function attentionSharedBytes(kind: keyof AttentionTiles, dimHead: number, t: TileShape): number {
+/**
+ * Bytes of workgroup memory each kernel needs for a head width and tile shape (the forward's row-stat
+ * exchange buffer is counted unless `subgroups`).
+ */
+export function attentionSharedBytes(
+  kind: keyof AttentionTiles,
+  dimHead: number,
+  t: TileShape,
+  subgroups = false,
+): number {
   const d4 = dimHead / 4;
   const rowsTile = t.ty * t.rows;
   const colsTile = t.tx * t.cols;
   switch (kind) {
-    case "forward": // qs, ks, vs, ps, red, wg_valid
-      return 16 *
-          (rowsTile * (d4 + 1) + colsTile * (d4 + 1) + colsTile * d4 + rowsTile * (colsTile / 4 + 1)) +
-        4 * rowsTile * t.tx + 4;
+    case "forward": // qts, kts, vs, pts, red, wg_valid
+      return 4 * dimHead * rowsTile + 8 * dimHead * colsTile + 16 * colsTile * (rowsTile / 4 + 1) +
+        (subgroups ? 0 : 4 * rowsTile * t.tx) + 4;
     case "backwardKv": // ks, vs, qs, dos, pts, dsts, lse_s, dd_s, wg_valid
       return 16 * (2 * rowsTile * (d4 + 1) + 2 * colsTile * (d4 + 1) + 2 * rowsTile * (colsTile / 4 + 1)) +
         8 * colsTile + 4;
@@ -65,10 +73,15 @@ export function tileProblem(
   dimHead: number,
   t: TileShape,
   limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
+  subgroups = false,
 ): string | null {
   const d4 = dimHead / 4;
   for (const k of ["tx", "ty", "rows", "cols"] as const) {
     if (!Number.isInteger(t[k]) || t[k] < 1) return `${k} must be a positive integer (is ${t[k]})`;
+  }
+  if (kind === "forward") {
+    const problem = forwardShapeProblem(dimHead, t);
+    if (problem) return problem;
   }
   if (d4 % t.tx !== 0) return `tx = ${t.tx} must divide dimHead/4 = ${d4}`;
   if ((t.tx * t.cols) % 4 !== 0) return `tx·cols = ${t.tx * t.cols} must be a multiple of 4`;
@@ -77,7 +90,7 @@ export function tileProblem(
   if (threads > limits.maxComputeInvocationsPerWorkgroup) {
     return `${threads} threads exceed maxComputeInvocationsPerWorkgroup = ${limits.maxComputeInvocationsPerWorkgroup}`;
   }
-  const bytes = attentionSharedBytes(kind, dimHead, t);
+  const bytes = attentionSharedBytes(kind, dimHead, t, subgroups);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
     return `${bytes} bytes of workgroup memory exceed maxComputeWorkgroupStorageSize = ` +
       `${limits.maxComputeWorkgroupStorageSize}`;
@@ -98,7 +111,7 @@ export function chooseAttentionTiles(
   const tx = [8, 4, 2, 1].find((x) => d4 % x === 0)!;
   const pick = (kind: keyof AttentionTiles, tys: number[]): TileShape => {
     for (const ty of tys) {
-      for (const rows of [4, 2, 1]) {
+      for (const rows of kind === "forward" ? [4] : [4, 2, 1]) {
         if ((ty * rows) % 4 !== 0) continue;
         const t = { tx, ty, rows, cols: 4 };
         if (!tileProblem(kind, dimHead, t, limits)) return t;
@@ -204,118 +217,307 @@ function common(g: AttentionGeometry) {
   };
 }
 
-/** WGSL of the forward kernel (`partial`: write per-split results for the combine kernel). */
-export function forwardKernelCode(g: AttentionGeometry, t: TileShape, partial: boolean): string {
+/** Options of the forward kernel's code. */
+export interface ForwardCodeOptions {
+  /** Write per-split results for the combine kernel. */
+  partial: boolean;
+  /**
+   * Combine row maxima and sums across the `tx` threads of a row with subgroup shuffles (needs the
+   * `subgroups` feature, a subgroup size ≥ tx, and consecutive local indices forming a subgroup);
+   * otherwise through workgroup memory.
+   */
+  subgroups: boolean;
+}
+
+/** Why a forward tile shape cannot be generated (beyond {@linkcode tileProblem}), or null. */
+function forwardShapeProblem(dimHead: number, t: TileShape): string | null {
+  if (t.rows % 4 !== 0 || t.cols % 4 !== 0) return `forward rows and cols must be multiples of 4`;
+  if ((t.tx & (t.tx - 1)) !== 0) return `forward tx must be a power of two (is ${t.tx})`;
+  if ((dimHead / 4) % t.tx !== 0) return `tx = ${t.tx} must divide dimHead/4`;
+  return null;
+}
+
+/** WGSL of the forward kernel. */
+export function forwardKernelCode(g: AttentionGeometry, t: TileShape, o: ForwardCodeOptions): string {
+  const problem = forwardShapeProblem(g.dimHead, t);
+  if (problem) throw new RangeError(`Cannot generate the attention forward kernel: ${problem}`);
   const c = common(g);
   const d4 = c.D4;
-  const rd4 = d4 / t.tx;
-  const bq = t.ty * t.rows;
-  const bk = t.tx * t.cols;
-  const A = range(t.rows);
-  const B = range(t.cols);
-  const E = range(rd4);
-  const decls = [
-    ...A.map((a) => `let row${a} = ty + ${a * t.ty}u;`),
-    ...A.map((a) => `let qrow${a} = row${a} * SD4;`),
-    ...A.map((a) => `let prow${a} = row${a} * SP4;`),
-    ...B.map((b) => `let key${b} = tx + ${b * t.tx}u;`),
-    ...B.map((b) => `let krow${b} = key${b} * SD4;`),
-    ...E.map((e) => `let col${e} = tx + ${e * t.tx}u;`),
-    ...A.map((a) => `var m${a} = NEG_BIG;`),
-    ...A.map((a) => `var l${a} = 0.0;`),
-    ...A.flatMap((a) => E.map((e) => `var o${a}_${e} = vec4<f32>(0.0);`)),
-  ].map((l) => `  ${l}`).join("\n");
+  const dh = g.dimHead;
+  const TX = t.tx;
+  const TY = t.ty;
+  const T = TX * TY;
+  const GQ = t.rows / 4;
+  const GK = t.cols / 4;
+  const GO = d4 / TX;
+  const bq = TY * t.rows;
+  const bk = TX * t.cols;
+  const SQ = bq / 4;
+  const SK = bk / 4;
+  const SP = bq / 4 + 1;
+  const Gq = range(GQ);
+  const Gk = range(GK);
+  const Go = range(GO);
+  const I = range(4);
   const ind = "    ";
+  const block = (lines: string[], indent: string) =>
+    `${indent}{\n${lines.map((l) => `${indent}  ${l}`).join("\n")}\n${indent}}`;
+  const row = (g: number, i: number) => `${g}${i}`; // suffix of per-row names
+  // Prefetch slots: K with consecutive threads on consecutive keys (so the transposed stores into kts
+  // are conflict-free), V with consecutive threads on consecutive vec4 of a row (coalesced).
+  const slots = Math.ceil((bk * d4) / T);
+  const prefetch = (start: string): string[] =>
+    range(slots).flatMap((n) => [
+      `{`,
+      `  let e = lid + ${n * T}u;`,
+      `  let k = e % BK;`,
+      `  let c = e / BK;`,
+      `  kp${n} = vec4<f32>(0.0);`,
+      `  if (c < D4 && ${start} + k < k_end) {`,
+      `    kp${n} = kr[kbase + (${start} + k) * D4 + c];`,
+      `  }`,
+      `  let kv = e / D4;`,
+      `  let cv = e % D4;`,
+      `  vp${n} = vec4<f32>(0.0);`,
+      `  if (kv < BK && ${start} + kv < k_end) {`,
+      `    vp${n} = vr[kbase + (${start} + kv) * D4 + cv];`,
+      `  }`,
+      `}`,
+    ]);
+  const storeTiles = range(slots).flatMap((n) => [
+    `{`,
+    `  let e = lid + ${n * T}u;`,
+    `  let k = e % BK;`,
+    `  let c = e / BK;`,
+    `  if (c < D4) {`,
+    `    let at = 4u * c * SK + k / 4u;`,
+    `    let comp = k % 4u;`,
+    `    kts[at][comp] = kp${n}.x;`,
+    `    kts[at + SK][comp] = kp${n}.y;`,
+    `    kts[at + 2u * SK][comp] = kp${n}.z;`,
+    `    kts[at + 3u * SK][comp] = kp${n}.w;`,
+    `  }`,
+    `  if (e / D4 < BK) {`,
+    `    vs[e] = vp${n};`,
+    `  }`,
+    `}`,
+  ]);
+  const decls = [
+    ...range(slots).flatMap((n) => [`var kp${n} = vec4<f32>(0.0);`, `var vp${n} = vec4<f32>(0.0);`]),
+    ...Gq.flatMap((g) => I.map((i) => `var m${row(g, i)} = NEG_BIG;`)),
+    ...Gq.flatMap((g) => I.map((i) => `var l${row(g, i)} = 0.0;`)),
+    ...Gq.flatMap((g) => I.flatMap((i) => Go.map((e) => `var o${row(g, i)}_${e} = vec4<f32>(0.0);`))),
+  ].map((l) => `  ${l}`).join("\n");
+  // S = Q̃·K̃ᵀ as outer products over d: s{g}{i}_{h} holds the 4 keys h·4TX + 4tx + 0..3 of row (g, i).
+  const scoreLines: string[] = [];
+  for (let d = 0; d < dh; d++) {
+    for (const gq of Gq) scoreLines.push(`let a${gq}_${d} = qts[${d * SQ + gq * TY}u + ty];`);
+    for (const hk of Gk) scoreLines.push(`let b${hk}_${d} = kts[${d * SK + hk * TX}u + tx];`);
+    for (const gq of Gq) {
+      for (const i of I) {
+        for (const hk of Gk) {
+          const acc = `s${row(gq, i)}_${hk}`;
+          scoreLines.push(`${acc} = fma(vec4<f32>(a${gq}_${d}.${COMPONENTS[i]}), b${hk}_${d}, ${acc});`);
+        }
+      }
+    }
+  }
   const scores = [
-    ...A.flatMap((a) => B.map((b) => `${ind}var s${a}_${b} = 0.0;`)),
-    emitDot({
-      a: "qs",
-      aRows: A.map((a) => `qrow${a}`),
-      b: "ks",
-      bRows: B.map((b) => `krow${b}`),
-      k4Count: d4,
-      acc: (a, b) => `s${a}_${b}`,
-      indent: ind,
-    }),
-    ...B.map((b) => `${ind}let kv${b} = kb + key${b} < k_end;`),
-    ...A.flatMap((a) => B.map((b) => `${ind}s${a}_${b} = select(NEG_BIG, s${a}_${b} * SCALE_LOG2, kv${b});`)),
-    ...A.map((a) => `${ind}red[row${a} * TX + tx] = ${treeMax(B.map((b) => `s${a}_${b}`))};`),
+    ...Gq.flatMap((gq) =>
+      I.flatMap((i) => Gk.map((hk) => `${ind}var s${row(gq, i)}_${hk} = vec4<f32>(0.0);`))
+    ),
+    block(scoreLines, ind),
+    ...Gk.map((hk) =>
+      `${ind}let kv${hk} = vec4<u32>(kb + ${
+        hk * 4 * TX
+      }u + 4u * tx) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(k_end);`
+    ),
+    ...Gq.flatMap((gq) =>
+      I.flatMap((i) =>
+        Gk.map((hk) => {
+          const acc = `s${row(gq, i)}_${hk}`;
+          return `${ind}${acc} = select(vec4<f32>(NEG_BIG), ${acc} * SCALE_LOG2, kv${hk});`;
+        })
+      )
+    ),
   ].join("\n");
-  const probs = A.map((a) => {
-    const lines = [
-      `let mx = ${treeMax(range(t.tx).map((j) => `red[row${a} * TX + ${j}u]`))};`,
-      `let m_new = max(m${a}, mx);`,
-      `let alpha = exp2(m${a} - m_new);`,
-      `m${a} = m_new;`,
-      ...B.map((b) => `let p${b} = select(0.0, exp2(s${a}_${b} - m_new), kv${b});`),
-      `l${a} = l${a} * alpha + ${treeSum(B.map((b) => `p${b}`))};`,
-      ...E.map((e) => `o${a}_${e} = o${a}_${e} * alpha;`),
-      ...B.map((b) => `ps[prow${a} + key${b} / 4u][key${b} % 4u] = p${b};`),
+  const max4 = (v: string) => `max(max(${v}.x, ${v}.y), max(${v}.z, ${v}.w))`;
+  const sum4 = (v: string) => `((${v}.x + ${v}.y) + (${v}.z + ${v}.w))`;
+  const rowsAll = Gq.flatMap((gq) => I.map((i) => ({ gq, i, r: row(gq, i) })));
+  const shuffleSteps = range(Math.log2(TX)).map((k) => 1 << k);
+  // Row maxima across the TX threads of each row.
+  const exchange = (name: string, op: "max" | "+"): string[] => {
+    if (TX === 1) return [];
+    if (o.subgroups) {
+      return rowsAll.flatMap(({ r }) =>
+        shuffleSteps.map((off) =>
+          op === "max"
+            ? `${name}${r} = max(${name}${r}, subgroupShuffleXor(${name}${r}, ${off}u));`
+            : `${name}${r} = ${name}${r} + subgroupShuffleXor(${name}${r}, ${off}u);`
+        )
+      );
+    }
+    return [
+      ...rowsAll.map(({ gq, i, r }) => `red[(${gq * 4 * TY + i}u + 4u * ty) * TX + tx] = ${name}${r};`),
+      `workgroupBarrier();`,
+      ...rowsAll.map(({ gq, i, r }) => {
+        const terms = range(TX).map((j) => `red[(${gq * 4 * TY + i}u + 4u * ty) * TX + ${j}u]`);
+        return `${name}${r} = ${op === "max" ? treeMax(terms) : treeSum(terms)};`;
+      }),
     ];
-    return `${ind}{\n${lines.map((l) => `${ind}  ${l}`).join("\n")}\n${ind}}`;
-  }).join("\n");
-  const accumulate = emitAxpy({
-    a: "ps",
-    aRows: A.map((a) => `prow${a}`),
-    b: "vs",
-    bStride4: d4,
-    bCols: E.map((e) => `col${e}`),
-    kCount: bk,
-    acc: (a, e) => `o${a}_${e}`,
-    indent: ind,
-  });
+  };
+  const probs = [
+    ...rowsAll.map(({ r }) => `${ind}var mx${r} = ${treeMax(Gk.map((hk) => max4(`s${r}_${hk}`)))};`),
+    ...exchange("mx", "max").map((l) => `${ind}${l}`),
+    ...rowsAll.map(({ gq, i, r }) =>
+      block([
+        `let m_new = max(m${r}, mx${r});`,
+        `let alpha = exp2(m${r} - m_new);`,
+        `m${r} = m_new;`,
+        ...Gk.map((hk) =>
+          `s${r}_${hk} = select(vec4<f32>(0.0), exp2(s${r}_${hk} - vec4<f32>(m_new)), kv${hk});`
+        ),
+        `l${r} = l${r} * alpha + ${treeSum(Gk.map((hk) => sum4(`s${r}_${hk}`)))};`,
+        ...Go.map((e) => `o${r}_${e} = o${r}_${e} * alpha;`),
+      ], ind) + (gq === -1 || i === -1 ? "" : "")
+    ),
+    // Pᵀ tile: key row (h·4TX + 4tx + j), the thread's 4 query rows of group g as one vec4.
+    ...Gq.flatMap((gq) =>
+      Gk.flatMap((hk) =>
+        I.map((j) =>
+          `${ind}pts[(${hk * 4 * TX + j}u + 4u * tx) * SP + ${gq * TY}u + ty] = vec4<f32>(${
+            I.map((i) => `s${row(gq, i)}_${hk}.${COMPONENTS[j]}`).join(", ")
+          });`
+        )
+      )
+    ),
+  ].join("\n");
+  const accLines: string[] = [];
+  for (let k = 0; k < bk; k++) {
+    for (const gq of Gq) accLines.push(`let a${gq}_${k} = pts[${k * SP + gq * TY}u + ty];`);
+    for (const e of Go) accLines.push(`let b${e}_${k} = vs[${k * d4 + e * TX}u + tx];`);
+    for (const gq of Gq) {
+      for (const i of I) {
+        for (const e of Go) {
+          const acc = `o${row(gq, i)}_${e}`;
+          accLines.push(`${acc} = fma(vec4<f32>(a${gq}_${k}.${COMPONENTS[i]}), b${e}_${k}, ${acc});`);
+        }
+      }
+    }
+  }
+  const accumulate = block(accLines, ind);
   const finish = [
-    ...A.map((a) => `  red[row${a} * TX + tx] = l${a};`),
-    `  workgroupBarrier();`,
-    ...A.map((a) => {
+    ...exchange("l", "+").map((l) => (l === "workgroupBarrier();" ? l : l)),
+    ...rowsAll.map(({ gq, i, r }) => {
       const lines = [
-        `let l = ${treeSum(range(t.tx).map((j) => `red[row${a} * TX + ${j}u]`))};`,
+        `let l = l${r};`,
         `let inv = select(0.0, 1.0 / l, l > 0.0);`,
-        `let q = q0 + row${a};`,
+        `let q = q0 + ${gq * 4 * TY + i}u + 4u * ty;`,
         `if (q < p.lq) {`,
-        ...(partial
+        ...(o.partial
           ? [
             `  let prow = ((split * nwg.z + b) * p.heads + h) * p.lq + q;`,
-            ...E.map((e) => `  out[prow * D4 + col${e}] = o${a}_${e} * inv;`),
+            ...Go.map((e) => `  out[prow * D4 + ${e * TX}u + tx] = o${r}_${e} * inv;`),
             `  if (tx == 0u) {`,
-            `    lse[prow] = select(NEG_BIG, m${a} + log2(l), l > 0.0);`,
+            `    lse[prow] = select(NEG_BIG, m${r} + log2(l), l > 0.0);`,
             `  }`,
           ]
           : [
-            `  let t = b * p.qt_bstride + q;`,
+            `  let trow = (b * p.qt_bstride + q) * ROT4;`,
             `  let obase = (b * p.lq + q) * (p.heads * D4) + h * D4;`,
-            ...E.map((e) =>
-              g.rotateValue
-                ? `  out[obase + col${e}] = rot_q(o${a}_${e} * inv, t, col${e}, -1.0);`
-                : `  out[obase + col${e}] = o${a}_${e} * inv;`
-            ),
+            ...Go.flatMap((e) => [
+              `  {`,
+              `    let dc = ${e * TX}u + tx;`,
+              `    var v = o${r}_${e} * inv;`,
+              ...(g.rotateValue
+                ? [`    if (dc < ROT4) {`, `      v = rotate_chunk(v, q_rot[trow + dc], -1.0);`, `    }`]
+                : []),
+              `    out[obase + dc] = v;`,
+              `  }`,
+            ]),
             `  if (tx == 0u) {`,
-            `    lse[(b * p.heads + h) * p.lq + q] = select(EMPTY_LSE, (m${a} + log2(l)) * LN2, l > 0.0);`,
+            `    lse[(b * p.heads + h) * p.lq + q] = select(EMPTY_LSE, (m${r} + log2(l)) * LN2, l > 0.0);`,
             `  }`,
           ]),
         `}`,
       ];
-      return `  {\n${lines.map((l) => `    ${l}`).join("\n")}\n  }`;
+      return block(lines, "  ");
     }),
-  ].join("\n");
+  ];
+  // The exchange of the sums needs every thread past the loop's last reads of `red`.
+  const finishText = (o.subgroups || TX === 1 ? [] : ["workgroupBarrier();"]).concat(finish)
+    .map((l) => (l.startsWith(" ") ? l : `  ${l}`)).join("\n");
   return fillTemplate("attention_forward.wgsl", forwardSrc, {
     D4: d4,
-    TX: t.tx,
-    TY: t.ty,
-    T: t.tx * t.ty,
+    TX,
+    TY,
+    T,
     BQ: bq,
     BK: bk,
     ROTATE_V: c.ROTATE_V,
-    PARTIAL: partial ? "true" : "false",
+    PARTIAL: o.partial ? "true" : "false",
     SCALE_LOG2: c.SCALE_LOG2,
+    RED_DECL: o.subgroups || TX === 1 ? "" : `var<workgroup> red: array<f32, ${bq * TX}>;`,
     ROTARY: c.ROTARY,
     DECLS: decls,
+    PREFETCH_FIRST: `  if (k_begin < k_end) {\n${prefetch("k_begin").map((l) => `    ${l}`).join("\n")}\n  }`,
+    STORE_TILES: storeTiles.map((l) => `    ${l}`).join("\n"),
+    PREFETCH_NEXT: prefetch("nb").map((l) => `      ${l}`).join("\n"),
     SCORES: scores,
     PROBS: probs,
     ACCUMULATE: accumulate,
-    FINISH: finish,
+    FINISH: finishText,
   });
 }
+
+/**
+ * Register prefetch of two row-major tiles (`rows` rows × D4 vec4 each, consecutive threads on
+ * consecutive vec4 of a row): declarations, the loads of the block starting at a row expression, and the
+ * stores into workgroup tiles of row stride SD4 (zeros past `limit`).
+ */
+function rowTilePrefetch(o: {
+  rows: number;
+  d4: number;
+  threads: number;
+  names: [string, string];
+  sources: [string, string];
+  base: string;
+  tiles: [string, string];
+  limit: string;
+}) {
+  const slots = Math.ceil((o.rows * o.d4) / o.threads);
+  const [a, b] = o.names;
+  const decls = range(slots).flatMap((
+    n,
+  ) => [`var ${a}${n} = vec4<f32>(0.0);`, `var ${b}${n} = vec4<f32>(0.0);`]);
+  const load = (start: string) =>
+    range(slots).flatMap((n) => [
+      `{`,
+      `  let e = lid + ${n * o.threads}u;`,
+      `  let r = e / D4;`,
+      `  ${a}${n} = vec4<f32>(0.0);`,
+      `  ${b}${n} = vec4<f32>(0.0);`,
+      `  if (r < ${o.rows}u && ${start} + r < ${o.limit}) {`,
+      `    let at = ${o.base} + (${start} + r) * D4 + e % D4;`,
+      `    ${a}${n} = ${o.sources[0]}[at];`,
+      `    ${b}${n} = ${o.sources[1]}[at];`,
+      `  }`,
+      `}`,
+    ]);
+  const store = range(slots).flatMap((n) => [
+    `{`,
+    `  let e = lid + ${n * o.threads}u;`,
+    `  let r = e / D4;`,
+    `  if (r < ${o.rows}u) {`,
+    `    ${o.tiles[0]}[r * SD4 + e % D4] = ${a}${n};`,
+    `    ${o.tiles[1]}[r * SD4 + e % D4] = ${b}${n};`,
+    `  }`,
+    `}`,
+  ]);
+  return { decls, load, store };
+}
+
+const indentLines = (lines: string[], indent: string) => lines.map((l) => `${indent}${l}`).join("\n");
 
 /** WGSL of the backward kernel for keys and values. */
 export function backwardKvKernelCode(g: AttentionGeometry, t: TileShape): string {
@@ -328,7 +530,40 @@ export function backwardKvKernelCode(g: AttentionGeometry, t: TileShape): string
   const B = range(t.cols); // queries
   const E = range(rd4);
   const ind = "    ";
+  const threads = t.tx * t.ty;
+  const pf = rowTilePrefetch({
+    rows: bq,
+    d4,
+    threads,
+    names: ["qp", "gp"],
+    sources: ["qr", "gr"],
+    base: "qbase",
+    tiles: ["qs", "dos"],
+    limit: "p.lq",
+  });
+  const statSlots = Math.ceil(bq / threads);
+  const statLoad = (start: string) =>
+    range(statSlots).flatMap((n) => [
+      `{`,
+      `  let r = lid + ${n * threads}u;`,
+      `  lp${n} = BIG;`,
+      `  dp${n} = 0.0;`,
+      `  if (r < BQ && ${start} + r < p.lq) {`,
+      `    let i = (b * p.heads + h) * p.lq + ${start} + r;`,
+      `    lp${n} = min(lse[i], BIG) * LOG2E;`,
+      `    dp${n} = dd[i];`,
+      `  }`,
+      `}`,
+    ]);
+  const statStore = range(statSlots).flatMap((n) => [
+    `if (lid + ${n * threads}u < BQ) {`,
+    `  lse_s[lid + ${n * threads}u] = lp${n};`,
+    `  dd_s[lid + ${n * threads}u] = dp${n};`,
+    `}`,
+  ]);
   const decls = [
+    ...pf.decls,
+    ...range(statSlots).flatMap((n) => [`var lp${n} = BIG;`, `var dp${n} = 0.0;`]),
     ...A.map((a) => `let key${a} = ty + ${a * t.ty}u;`),
     ...A.map((a) => `let krow${a} = key${a} * SD4;`),
     ...A.map((a) => `let prow${a} = key${a} * SP4;`),
@@ -422,6 +657,11 @@ export function backwardKvKernelCode(g: AttentionGeometry, t: TileShape): string
     SCALE_LOG2: c.SCALE_LOG2,
     ROTARY: c.ROTARY,
     DECLS: decls,
+    PREFETCH_FIRST: `  if (q_loop > 0u) {\n${
+      indentLines([...pf.load("0u"), ...statLoad("0u")], "    ")
+    }\n  }`,
+    STORE_TILES: indentLines([...pf.store, ...statStore], "    "),
+    PREFETCH_NEXT: indentLines([...pf.load("(qb + 1u) * BQ"), ...statLoad("(qb + 1u) * BQ")], "      "),
     SCORES: scores,
     ACCUMULATE: accumulate,
     FINISH: finish,
@@ -439,7 +679,18 @@ export function backwardQKernelCode(g: AttentionGeometry, t: TileShape): string 
   const B = range(t.cols); // keys
   const E = range(rd4);
   const ind = "    ";
+  const pf = rowTilePrefetch({
+    rows: bk,
+    d4,
+    threads: t.tx * t.ty,
+    names: ["kp", "vp"],
+    sources: ["kr", "vr"],
+    base: "kbase",
+    tiles: ["ks", "vs"],
+    limit: "n_valid",
+  });
   const decls = [
+    ...pf.decls,
     ...A.map((a) => `let row${a} = ty + ${a * t.ty}u;`),
     ...A.map((a) => `let qrow${a} = row${a} * SD4;`),
     ...A.map((a) => `let prow${a} = row${a} * SP4;`),
@@ -520,6 +771,9 @@ export function backwardQKernelCode(g: AttentionGeometry, t: TileShape): string 
     SCALE_LOG2: c.SCALE_LOG2,
     ROTARY: c.ROTARY,
     DECLS: decls,
+    PREFETCH_FIRST: `  if (n_valid > 0u) {\n${indentLines(pf.load("0u"), "    ")}\n  }`,
+    STORE_TILES: indentLines(pf.store, "    "),
+    PREFETCH_NEXT: indentLines(pf.load("(kb + BK)"), "      "),
     SCORES: scores,
     ACCUMULATE: accumulate,
     FINISH: finish,
@@ -536,7 +790,17 @@ export function combineKernelCode(g: AttentionGeometry): string {
   });
 }
 
-/** WGSL of the D = rowsum(dO∘O) kernel. */
-export function rowDotKernelCode(dimHead: number): string {
-  return fillTemplate("attention_row_dot.wgsl", rowDotSrc, { D4: dimHead / 4 });
+/** WGSL of the backward preparation kernel (D = rowsum(dO∘O) and the rotated, head-major dÕ). */
+export function rowDotKernelCode(g: AttentionGeometry): string {
+  const c = common(g);
+  return fillTemplate("attention_row_dot.wgsl", rowDotSrc, {
+    D4: c.D4,
+    ROTATE_V: c.ROTATE_V,
+    ROTARY: c.ROTARY,
+  });
+}
+
+/** WGSL of the input preparation kernel (one role copied head-major, rotated). */
+export function rotateKernelCode(g: RotaryConfig): string {
+  return fillTemplate("attention_rotate.wgsl", rotateSrc, { D4: g.dimHead / 4, ROTARY: rotaryWgsl(g) });
 }

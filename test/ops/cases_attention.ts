@@ -98,6 +98,7 @@ interface CrossCase {
   sharedQueryTime?: boolean;
   keysPerSplit?: number;
   tiles?: Partial<AttentionTiles>;
+  subgroups?: boolean;
   note?: string;
 }
 
@@ -131,6 +132,7 @@ function crossCase(c: CrossCase): OpCase {
         tMax: T_MAX,
         keysPerSplit: c.keysPerSplit,
         tiles: c.tiles,
+        subgroups: c.subgroups,
       }),
     ref: refAttention({
       batch: c.batch,
@@ -154,7 +156,7 @@ function crossCase(c: CrossCase): OpCase {
 
 /** Tiny tiles: many blocks per axis at test sizes. */
 const SMALL_TILES: AttentionTiles = {
-  forward: { tx: 2, ty: 4, rows: 1, cols: 2 },
+  forward: { tx: 2, ty: 2, rows: 4, cols: 4 },
   backwardKv: { tx: 2, ty: 2, rows: 2, cols: 2 },
   backwardQ: { tx: 2, ty: 2, rows: 2, cols: 2 },
 };
@@ -210,6 +212,17 @@ function attentionCaseList(): OpCase[] {
       keysPerSplit: 8,
       tiles: SMALL_TILES,
       note: "small tiles, split keys",
+    }),
+    crossCase({
+      batch: 2,
+      lq: 21,
+      lk: 40,
+      heads: 2,
+      dimHead: 16,
+      rotateValue: true,
+      kvLen: [40, 26],
+      subgroups: false,
+      note: "row statistics through workgroup memory",
     }),
   ];
 }
