@@ -226,7 +226,7 @@ interface Timing {
   source: "gpu" | "wall";
 }
 
-/** Times `n` calls of `body` (one submit each), after one warm-up call. */
+/** Times `n` calls of `body` (one submit each), after three warm-up calls. */
 async function time(gpu: Gpu, n: number, body: () => void): Promise<Timing> {
   const once = () => {
     const scope = Scope.begin();
@@ -237,7 +237,7 @@ async function time(gpu: Gpu, n: number, body: () => void): Promise<Timing> {
     }
     gpu.submit();
   };
-  once();
+  for (let i = 0; i < 3; i++) once();
   await gpu.sync();
   gpu.setTiming(true);
   await gpu.takeTimings();
