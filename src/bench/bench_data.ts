@@ -129,6 +129,18 @@ export async function openBenchData(
     numQueries: input.numQueries,
     vocab: input.vocab,
   });
+  for (const kind of ["channels", "sessions"] as const) {
+    const known = input.vocab?.[kind];
+    if (known && dataset.vocab[kind].length > known.length) {
+      const added = dataset.vocab[kind].slice(known.length);
+      throw new Error(
+        `Cannot evaluate the held-out data with this model as its ${kind} vocabulary lacks ${added.length} word(s) ` +
+          `the held-out data uses: current missing words are ${added.slice(0, 5).join(", ")}${
+            added.length > 5 ? ", …" : ""
+          }; evaluate a model whose vocabulary covers these sessions (build it over the held-out participants too)`,
+      );
+    }
+  }
   const evalGroups = dataset.evalWindows("train", { stride });
   const sources: DatasetWindow[][] = [];
   const ledger = new DataLedger();

@@ -42,9 +42,9 @@ async function storedFor(catalogDir: string, checkpointHash: string): Promise<Be
   }
 }
 
-function state(ledger: DataLedger, accuracy: number): CheckpointState {
+function state(ledger: DataLedger, accuracy: number, input: BenchModelInput = INPUT): CheckpointState {
   return {
-    config: { bench_input: INPUT as unknown as JsonObject, accuracy },
+    config: { bench_input: input as unknown as JsonObject, accuracy },
     model: { weights: { w: { dtype: "F32", shape: [1], data: new Float32Array([accuracy]) } } },
     optimizer: { tensors: {}, state: {} },
     scheduler: {},
@@ -91,7 +91,9 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
     const trainLedger = new DataLedger();
     for (const w of ds.split("train").windows) trainLedger.addWindow(ds.windowRef(w));
     const runDir = join(root, "runs", "demo_run");
-    const ckpt = await writeCheckpoint(runDir, 100, state(trainLedger, 1));
+    // The model's vocabulary: the run's (built over every session, held-out ones included).
+    const withVocab = { ...INPUT, vocab: { channels: ds.vocab.channels, sessions: ds.vocab.sessions } };
+    const ckpt = await writeCheckpoint(runDir, 100, state(trainLedger, 1, withVocab));
     const io = () => recordingIO();
 
     let first: BenchmarkResult;
@@ -230,6 +232,22 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
       assert.equal(await evalCommand([ckpt.dir, "--suite", SUITE, "--catalog", catalogDir], noLoader), 1);
       assert.match(noLoader.text(), /no model loader is registered.*setBenchModelLoader/s);
       setBenchModelLoader(fakeLoader);
+    });
+
+    await t.step("a model whose vocabulary lacks the held-out sessions is refused", async () => {
+      const trainOnly = ds.vocab.sessions.filter((w, i) => i === 0 || !heldOut.some((h) => h.key === w));
+      const input = { ...INPUT, vocab: { channels: ds.vocab.channels, sessions: trainOnly } };
+      const narrow = await writeCheckpoint(
+        join(root, "runs", "narrow_run"),
+        100,
+        state(trainLedger, 1, input),
+      );
+      const out = await evaluateCheckpoint(narrow.dir, [SUITE], { catalogDir });
+      assert.equal(out.outcomes.length, 0);
+      assert.match(
+        out.failures[0].message,
+        /sessions vocabulary lacks 4 word\(s\) the held-out data uses: current missing words are p005\/s1, p005\/s3, p006\/s2, p006\/s3/,
+      );
     });
 
     await t.step("inline scheduling through the registered loader records the result", async () => {
