@@ -28,7 +28,6 @@ import {
   matmulProblemKey,
   type MatmulTileConfig,
   type MatmulTuningTable,
-  parseMatmulConfigName,
   setMatmulTuning,
 } from "./matmul_codegen.ts";
 import { matmulInto } from "./matmul.ts";
@@ -391,6 +390,3 @@ export async function autotuneMatmul(
   setMatmulTuning(gpu, tableOf(file));
   return results;
 }
-
-/** Re-exported for callers that hold a name from a cache file. */
-export { parseMatmulConfigName };
