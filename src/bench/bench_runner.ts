@@ -21,7 +21,8 @@
 import type { JsonValue } from "../checkpoint/checkpoint_state.ts";
 import type { BenchCompute } from "../config/bench_compute.ts";
 import { type Catalog, openCatalog } from "../ursa/catalog.ts";
-import { evaluateCheckpoint } from "./evaluate_checkpoint.ts";
+import { evaluateCheckpoint, evaluateModel, readCheckpointIdentity } from "./evaluate_checkpoint.ts";
+import type { BenchModel } from "./bench_model.ts";
 import {
   createProcessSpawner,
   type EvalOutput,
@@ -46,6 +47,8 @@ export interface BenchSnapshot {
   partialSubset?: number;
   /** A final evaluation: never dropped from the queue. */
   final?: boolean;
+  /** The checkpoint hash, when known (else read from the manifest when needed). */
+  checkpointHash?: string;
   /** Delete `checkpointDir` once its evaluation is over (weight-only snapshots). */
   removeWhenDone?: boolean;
 }
@@ -84,8 +87,16 @@ export interface BenchSchedulerOptions {
   allowOverlap?: boolean;
   /** Ancestor ledgers passed to every evaluation. */
   ledgers?: string[];
-  /** Inline mode: default evaluates with the registered model loader in this process. */
+  /**
+   * Inline mode: the live model to evaluate at a snapshot (e.g. wrapping the trainer: `checkpointHash` of the
+   * checkpoint just written, the run's ledger, `predict` = `trainer.evaluate(...).logits`). Default: the
+   * checkpoint is loaded with the registered loader.
+   */
+  inlineModel?: (snapshot: BenchSnapshot & { checkpointHash: string }) => BenchModel | Promise<BenchModel>;
+  /** Inline mode: replaces the whole in-process evaluation (takes precedence over `inlineModel`). */
   evaluateInline?: InlineEvaluator;
+  /** Run name stored with inline results. */
+  run?: string;
   /** Async mode: default {@link createProcessSpawner}(). */
   spawnEval?: SpawnEval;
   /** Separate mode: one call per suite; default `spawnEval`. */
@@ -359,13 +370,24 @@ export class BenchScheduler {
 
   async #runInline(job: Job): Promise<void> {
     const evaluate: InlineEvaluator = this.#options.evaluateInline ?? (async (snapshot, suites, o) => {
+      const common = { ...o, allowOverlap: this.#options.allowOverlap, record: false };
+      if (this.#options.inlineModel) {
+        const checkpointHash = snapshot.checkpointHash ??
+          (await readCheckpointIdentity(snapshot.checkpointDir)).checkpointHash;
+        const model = await this.#options.inlineModel({ ...snapshot, checkpointHash });
+        const out = await evaluateModel(model, suites, {
+          ...common,
+          catalog: await this.#catalogForRecording(),
+          run: this.#options.run ?? null,
+          step: snapshot.step,
+        });
+        return { results: out.outcomes.map((x) => x.result), failures: out.failures };
+      }
       const out = await evaluateCheckpoint(snapshot.checkpointDir, suites, {
-        ...o,
+        ...common,
         catalog: await this.#catalogForRecording(),
         catalogDir: this.#options.catalogDir,
-        allowOverlap: this.#options.allowOverlap,
         ledgers: this.#options.ledgers,
-        record: false,
       });
       return { results: out.outcomes.map((x) => x.result), failures: out.failures };
     });

@@ -84,6 +84,38 @@ export interface CheckpointEvalOutcome {
   failures: SuiteFailure[];
 }
 
+/** What {@link evaluateModel} returns. */
+export interface ModelEvalOutcome {
+  outcomes: EvaluateOutcome[];
+  failures: SuiteFailure[];
+}
+
+/**
+ * Evaluates `suites` on `model` one after the other; a suite that fails (leakage, data, model errors) is
+ * reported in `failures` without stopping the others.
+ *
+ * @example
+ * ```ts
+ * const out = await evaluateModel(liveModel, ["cognitive_load_eval@1"], { catalog, step, run, partialSubset: 0.1 });
+ * ```
+ */
+export async function evaluateModel(
+  model: BenchModel,
+  suites: readonly string[],
+  options: EvaluateOptions,
+): Promise<ModelEvalOutcome> {
+  const outcomes: EvaluateOutcome[] = [];
+  const failures: SuiteFailure[] = [];
+  for (const suite of suites) {
+    try {
+      outcomes.push(await evaluateBenchmark(suite, model, options));
+    } catch (error) {
+      failures.push({ suite, message: error instanceof Error ? error.message : String(error), error });
+    }
+  }
+  return { outcomes, failures };
+}
+
 /** Reads a checkpoint's manifest: its hash and step. */
 export async function readCheckpointIdentity(checkpointDir: string): Promise<CheckpointIdentity> {
   let bytes: Uint8Array;
@@ -150,44 +182,40 @@ export async function evaluateCheckpoint(
   const identity = await readCheckpointIdentity(checkpointDir);
   const loader = options.loader ?? getBenchModelLoader();
   const loaded = await loader(checkpointDir, identity);
-  if (loaded.checkpointHash !== identity.checkpointHash) {
-    throw new Error(
-      `Cannot evaluate ${checkpointDir} as the model loader returned checkpointHash ${loaded.checkpointHash}, ` +
-        `not the manifest's ${identity.checkpointHash}: the loader must pass the hash through`,
-    );
-  }
-  let ledger = loaded.dataLedger;
-  const ownLedger = join(checkpointDir, "data_hashes", "manifest.json");
-  if (ledger === null && await exists(ownLedger)) ledger = await readCheckpointLedger(checkpointDir);
-  if (options.ledgers && options.ledgers.length > 0) {
-    const ancestors = await readCheckpointLedger(checkpointDir, options.ledgers);
-    ledger = ledger === null ? ancestors : new DataLedger().merge(ledger).merge(ancestors);
-  }
-  const model: BenchModel = {
-    checkpointHash: loaded.checkpointHash,
-    dataLedger: ledger,
-    input: loaded.input,
-    batchSize: loaded.batchSize,
-    predict: (batches) => loaded.predict(batches),
-  };
-  const ownCatalog = options.catalog ? null : await openCatalog(options.catalogDir);
-  const catalog = options.catalog ?? ownCatalog!;
-  const run = basename(dirname(checkpointDir.replace(/\/+$/, "")));
-  const outcomes: EvaluateOutcome[] = [];
-  const failures: SuiteFailure[] = [];
+  let ownCatalog: Catalog | null = null;
   try {
-    for (const suite of suites) {
-      try {
-        outcomes.push(
-          await evaluateBenchmark(suite, model, { ...options, catalog, run, step: identity.step }),
-        );
-      } catch (error) {
-        failures.push({ suite, message: error instanceof Error ? error.message : String(error), error });
-      }
+    if (loaded.checkpointHash !== identity.checkpointHash) {
+      throw new Error(
+        `Cannot evaluate ${checkpointDir} as the model loader returned checkpointHash ${loaded.checkpointHash}, ` +
+          `not the manifest's ${identity.checkpointHash}: the loader must pass the hash through`,
+      );
     }
+    let ledger = loaded.dataLedger;
+    const ownLedger = join(checkpointDir, "data_hashes", "manifest.json");
+    if (ledger === null && await exists(ownLedger)) ledger = await readCheckpointLedger(checkpointDir);
+    if (options.ledgers && options.ledgers.length > 0) {
+      const ancestors = await readCheckpointLedger(checkpointDir, options.ledgers);
+      ledger = ledger === null ? ancestors : new DataLedger().merge(ledger).merge(ancestors);
+    }
+    const model: BenchModel = {
+      checkpointHash: loaded.checkpointHash,
+      dataLedger: ledger,
+      input: loaded.input,
+      batchSize: loaded.batchSize,
+      predict: (batches) => loaded.predict(batches),
+    };
+    if (!options.catalog) ownCatalog = await openCatalog(options.catalogDir);
+    const catalog = options.catalog ?? ownCatalog!;
+    const run = basename(dirname(checkpointDir.replace(/\/+$/, "")));
+    const { outcomes, failures } = await evaluateModel(model, suites, {
+      ...options,
+      catalog,
+      run,
+      step: identity.step,
+    });
+    return { checkpointDir, ...identity, run, outcomes, failures };
   } finally {
     await loaded.dispose?.();
     ownCatalog?.close();
   }
-  return { checkpointDir, ...identity, run, outcomes, failures };
 }

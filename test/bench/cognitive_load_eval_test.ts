@@ -19,6 +19,7 @@ import {
 import { createProcessSpawner, parseEvalOutput } from "../../src/bench/eval_process.ts";
 import { BenchScheduler } from "../../src/bench/bench_runner.ts";
 import { type BenchmarkResult, listBenchmarkResults } from "../../src/bench/results.ts";
+import { FakeBenchModel } from "../../src/bench/fake_bench_model.ts";
 import type { BenchModelInput } from "../../src/bench/bench_model.ts";
 import { fakeLoader, loadedModels } from "./fixtures/fake_loader.ts";
 
@@ -272,6 +273,36 @@ Deno.test("cognitive_load_eval@1 on a demo catalog: held-out sessions, block ave
       assert.equal(await checkpointDirOfHash(join(root, "runs", "noisy_run"), acc60.hash), acc60.dir);
       assert.equal(await checkpointDirOfHash(runDir, acc60.hash), undefined);
     });
+
+    await t.step(
+      "inline scheduling of a live model (inlineModel) uses the snapshot's checkpoint hash",
+      async () => {
+        const live = await writeCheckpoint(join(root, "runs", "live_run"), 50, state(trainLedger, 1));
+        let asked: string | undefined;
+        const bench = new BenchScheduler({
+          mode: "inline",
+          suites: [SUITE],
+          catalogDir,
+          run: "live_run",
+          inlineModel: (snapshot) => {
+            asked = snapshot.checkpointHash;
+            const m = new FakeBenchModel({
+              checkpointHash: snapshot.checkpointHash,
+              dataLedger: trainLedger,
+              accuracy: 0.9,
+            });
+            return Object.assign(m, { input: INPUT });
+          },
+        });
+        await bench.submit({ step: 50, checkpointDir: live.dir });
+        await bench.close();
+        assert.deepEqual(bench.failures, []);
+        assert.equal(asked, live.hash, "read from the manifest when the snapshot does not carry it");
+        assert.equal(bench.results[0].checkpoint_hash, live.hash);
+        assert.equal(bench.results[0].run, "live_run");
+        assert.equal(bench.results[0].step, 50);
+      },
+    );
 
     await t.step("async scheduling runs the real `orion eval` CLI in a side Deno process", async () => {
       const final = await writeCheckpoint(runDir, 400, state(trainLedger, 0.8));
