@@ -99,34 +99,70 @@ export function tileProblem(
 }
 
 /**
- * The default tile shapes for a head width on a device: the first candidate, in order of preference
- * (largest tiles first), that fits the workgroup-memory and invocation limits. On a 48 KiB device and
- * dh = 64: forward 64 queries × 32 keys on 128 threads, backward 32 × 32 on 64 threads.
+ * Preferred tile shapes, best first: measured on an H200 (Deno 2.9.6 / wgpu, dh = 64, POYO's
+ * cross- and self-attention shapes; scripts/bench_attention.ts --tune). Shapes that need many registers
+ * per thread (large prefetch or accumulator sets) fall off sharply there, so the winners are small.
+ */
+const PREFERRED: Record<keyof AttentionTiles, TileShape[]> = {
+  forward: [
+    { tx: 4, ty: 16, rows: 4, cols: 4 },
+    { tx: 8, ty: 16, rows: 4, cols: 4 },
+    { tx: 2, ty: 16, rows: 4, cols: 4 },
+    { tx: 4, ty: 8, rows: 4, cols: 4 },
+    { tx: 2, ty: 8, rows: 4, cols: 4 },
+  ],
+  backwardKv: [
+    { tx: 8, ty: 16, rows: 2, cols: 4 },
+    { tx: 4, ty: 16, rows: 2, cols: 4 },
+    { tx: 2, ty: 16, rows: 2, cols: 4 },
+    { tx: 4, ty: 8, rows: 2, cols: 4 },
+  ],
+  backwardQ: [
+    { tx: 16, ty: 8, rows: 4, cols: 2 },
+    { tx: 8, ty: 16, rows: 4, cols: 2 },
+    { tx: 4, ty: 16, rows: 4, cols: 2 },
+    { tx: 2, ty: 16, rows: 4, cols: 2 },
+    { tx: 4, ty: 8, rows: 4, cols: 2 },
+  ],
+};
+
+/**
+ * The default tile shapes for a head width on a device: the first preferred shape that fits the head
+ * width and the workgroup-memory and invocation limits (counting the forward's row-statistics buffer,
+ * so the choice holds with or without subgroups), else the fitting shape with the largest score tile. On a
+ * 48 KiB device and dh = 64: forward 64 queries × 16 keys on 64 threads, backward dK/dV 32 keys × 32
+ * queries on 128 threads, dQ 32 queries × 32 keys on 128 threads.
  */
 export function chooseAttentionTiles(
   dimHead: number,
   limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
 ): AttentionTiles {
   const d4 = dimHead / 4;
-  const tx = [8, 4, 2, 1].find((x) => d4 % x === 0)!;
-  const pick = (kind: keyof AttentionTiles, tys: number[]): TileShape => {
-    for (const ty of tys) {
-      for (const rows of kind === "forward" ? [4] : [4, 2, 1]) {
-        if ((ty * rows) % 4 !== 0) continue;
-        const t = { tx, ty, rows, cols: 4 };
-        if (!tileProblem(kind, dimHead, t, limits)) return t;
+  const pick = (kind: keyof AttentionTiles): TileShape => {
+    for (const t of PREFERRED[kind]) if (!tileProblem(kind, dimHead, t, limits)) return { ...t };
+    // Otherwise the fitting shape with the largest score tile (then the most threads).
+    let best: TileShape | null = null;
+    const area = (t: TileShape) => t.tx * t.cols * t.ty * t.rows;
+    for (const tx of [16, 8, 4, 2, 1].filter((x) => d4 % x === 0)) {
+      for (const ty of [16, 8, 4, 2, 1]) {
+        for (const rows of kind === "forward" ? [4] : [4, 2, 1]) {
+          for (const cols of kind === "forward" ? [4] : [4, 2, 1]) {
+            const t = { tx, ty, rows, cols };
+            if (tileProblem(kind, dimHead, t, limits)) continue;
+            if (!best || area(t) > area(best) || (area(t) === area(best) && tx * ty > best.tx * best.ty)) {
+              best = t;
+            }
+          }
+        }
       }
     }
+    if (best) return best;
     throw new RangeError(
       `Cannot run rotaryAttention with dimHead ${dimHead}: no ${kind} tile fits this device's ` +
         `maxComputeWorkgroupStorageSize of ${limits.maxComputeWorkgroupStorageSize} bytes`,
     );
   };
-  return {
-    forward: pick("forward", [16, 8, 4, 2, 1]),
-    backwardKv: pick("backwardKv", [8, 4, 2, 1]),
-    backwardQ: pick("backwardQ", [8, 4, 2, 1]),
-  };
+  return { forward: pick("forward"), backwardKv: pick("backwardKv"), backwardQ: pick("backwardQ") };
 }
 
 const COMPONENTS = ["x", "y", "z", "w"] as const;
