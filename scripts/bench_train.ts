@@ -138,12 +138,16 @@ for (let i = 0; i < warmup; i++) await trainer.trainStep([batches[i % batches.le
 await trainer.flushMetrics();
 await gpu.sync();
 let hostMs = 0;
+let recordMs = 0;
+let submitMs = 0;
 let dispatchesPerStep = 0;
 const t0 = performance.now();
 for (let i = 0; i < steps; i++) {
   const h0 = performance.now();
   await trainer.trainStep([batches[i % batches.length]]);
   hostMs += performance.now() - h0;
+  recordMs += trainer.lastRecordMs;
+  submitMs += trainer.lastSubmitMs;
   dispatchesPerStep = gpu.counters.dispatchesLastSubmit;
   if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
 }
@@ -175,6 +179,8 @@ const result = {
   samplesPerS,
   msPerStep: (wallS * 1000) / steps,
   hostMsPerStep: hostMs / steps,
+  recordMsPerStep: recordMs / steps,
+  submitMsPerStep: submitMs / steps,
   dispatchesPerStep,
   gpuMsPerStepByFamily: families,
   lastLoss: metrics.at(-1)?.loss,

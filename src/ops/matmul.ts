@@ -12,11 +12,11 @@
 import src from "../../shaders/matmul.wgsl" with { type: "text" };
 import { Params } from "../gpu/kernel.ts";
 import type { KernelSpec } from "../gpu/kernel.ts";
-import { record } from "../tensor/autograd.ts";
+import { noGrad, record } from "../tensor/autograd.ts";
 import { fmtShape, Tensor } from "../tensor/tensor.ts";
-import { contiguous } from "./elementwise.ts";
+import { add, contiguous } from "./elementwise.ts";
 import { expectDtype } from "./launch.ts";
-import { sumTo } from "./reduce.ts";
+import { sumMiddle, sumTo } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import { chooseMatmulConfig, dispatchGeneratedMatmul, type MatmulKernelChoice } from "./matmul_codegen.ts";
 
@@ -116,6 +116,10 @@ export function matmulInto(
     alpha: options.alpha ?? 1,
     beta: options.beta ?? 0,
   };
+  if (useSplitK(problem, options)) {
+    splitKWeightGradient(out, ac, bc, m, n, k);
+    return;
+  }
   const config = chooseMatmulConfig(gpu, problem, options.kernel ?? "auto");
   if (config) {
     dispatchGeneratedMatmul(gpu, config, problem, {
@@ -193,4 +197,56 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   const x2 = reshape(x, [rows, inF]);
   const y = matmul(x2, weight, { transB: true, bias });
   return reshape(y, [...x.shape.slice(0, -1), weight.shape[0]]);
+}
+
+/** K rows per partial product of a split-K weight gradient (fixed: the summation order depends only on K). */
+export const SPLIT_K_CHUNK = 2048;
+
+/**
+ * Split-K applies to the weight-gradient layout (Aᵀ·B with both stored row-major [K, ·], so every K-chunk
+ * is a contiguous block) when the output is too small to fill the GPU and K is long — e.g. dW of a token
+ * projection: [out, in] from 80 000 token rows, which a single 128×128 tile would otherwise walk serially.
+ */
+function useSplitK(
+  p: {
+    batch: number;
+    m: number;
+    n: number;
+    k: number;
+    transA: boolean;
+    transB: boolean;
+    bias: boolean;
+    alpha: number;
+    beta: number;
+  },
+  options: MatmulOptions,
+): boolean {
+  if ((options.kernel ?? "auto") !== "auto") return false;
+  if (!p.transA || p.transB || p.batch !== 1 || p.bias || p.alpha !== 1 || p.beta !== 0) return false;
+  const tiles = Math.ceil(p.m / 128) * Math.ceil(p.n / 128);
+  return p.k >= 4 * SPLIT_K_CHUNK && tiles < 64;
+}
+
+/**
+ * `out = Aᵀ·B` as a deterministic split-K: the full K-chunks in one batched product (partials [S, M, N]),
+ * the ragged tail as its own product, then a fixed-order sum over the chunks plus the tail.
+ */
+function splitKWeightGradient(out: Tensor, a: Tensor, b: Tensor, m: number, n: number, k: number): void {
+  const gpu = a.gpu;
+  const full = Math.floor(k / SPLIT_K_CHUNK);
+  const tail = k - full * SPLIT_K_CHUNK;
+  const partial = Tensor.empty(gpu, [full, m, n]);
+  const aChunks = Tensor.view(gpu, a.buffer, a.byteOffset, [full, SPLIT_K_CHUNK, m]);
+  const bChunks = Tensor.view(gpu, b.buffer, b.byteOffset, [full, SPLIT_K_CHUNK, n]);
+  matmulInto(partial, aChunks, bChunks, { transA: true });
+  let sum = sumMiddle(partial, 1, full, m * n);
+  if (tail > 0) {
+    const rows = full * SPLIT_K_CHUNK;
+    const aTail = Tensor.view(gpu, a.buffer, a.byteOffset + rows * m * 4, [tail, m]);
+    const bTail = Tensor.view(gpu, b.buffer, b.byteOffset + rows * n * 4, [tail, n]);
+    const tailProduct = Tensor.empty(gpu, [1, m * n]);
+    matmulInto(tailProduct.viewAs([m, n]), aTail, bTail, { transA: true });
+    sum = noGrad(() => add(sum, tailProduct));
+  }
+  gpu.copy(sum.binding(), out.binding(), m * n * 4);
 }

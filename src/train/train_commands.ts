@@ -31,3 +31,4 @@ registerCommand({
   usage: "orion data <import-edf|import-pupil-csv|derive|demo|ls> ... (orion data --help)",
   run: (args) => dataCommand(args),
 });
+import "./bench_model_loader.ts"; // the model loader of `orion eval` and benchmark side processes

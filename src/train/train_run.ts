@@ -31,6 +31,8 @@ import { type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
 import { openRunData, type RunData } from "./run_data.ts";
 import { ProgressReporter } from "./progress.ts";
 import { registerRunInCatalog, type RunStatus, writeRunRecord } from "./run_record.ts";
+import { BenchScheduler } from "../bench/bench_runner.ts";
+import { liveBenchModel } from "./bench_model_loader.ts";
 
 /** Output channels (the CLI's io). */
 export interface RunIO {
@@ -263,6 +265,29 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       },
     },
   });
+  const bench = t.benchSuites.length === 0 ? null : new BenchScheduler({
+    mode: t.benchCompute.mode,
+    suites: t.benchSuites,
+    partialSubset: t.benchCompute.partialSubset,
+    partialSeed: t.seed,
+    catalog: data.catalog,
+    catalogDir: config.data.catalogDir ?? undefined,
+    run: config.name,
+    inlineModel: (snap) =>
+      liveBenchModel(trainer, config, snap.checkpointHash, DataLedger.fromJSON(ledger.toJSON())),
+    onResult: (result) => {
+      const scores = Object.entries(result.metrics).filter(([k, v]) => !k.includes("/") && v.value !== null)
+        .map(([k, v]) => `${k} ${v.value!.toFixed(3)} [${v.ci_low?.toFixed(3)}, ${v.ci_high?.toFixed(3)}]`)
+        .join(", ");
+      progress.note(
+        `benchmark ${result.suite_key} at step ${
+          result.step ?? "?"
+        } (${result.windows_used}/${result.windows_total} windows): ${scores}`,
+      );
+    },
+    onFailure: (f) => io.err(`warning: benchmark failed: ${f.message}`),
+  });
+  const written: { info: CheckpointInfo; metrics: JsonObject }[] = [];
   let lastCheckpoint: CheckpointInfo | null = null;
   const latest: Record<string, number> = {};
   let lastVal: Record<string, number> = {};
@@ -368,11 +393,16 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       },
       dataHashes: ledgerNow as unknown as JsonObject,
       metrics,
+      benchmarks: bench?.takeCheckpointBenchmarks(),
       lineage: { parentRun: config.initFrom?.run ?? null, stepsConsumed: step },
     };
     try {
       const info = await writer.submit(step, state);
       lastCheckpoint = info;
+      written.push({ info, metrics });
+      if (bench && t.benchEveryNSteps !== null && step % t.benchEveryNSteps === 0 && status === "running") {
+        bench.submit({ step, checkpointDir: info.dir, checkpointHash: info.hash });
+      }
       await writeRunRecord(runDir, {
         name: config.name,
         status,
@@ -426,7 +456,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       await drainReady();
       const step = trainer.step;
       if (t.valEveryNSteps !== null && step % t.valEveryNSteps === 0) await validate();
-      if (step % t.ckptEveryNSteps === 0 && step < t.maxSteps) pendingCheckpoints.push(checkpoint("running"));
+      const benchDue = bench !== null && t.benchEveryNSteps !== null && step % t.benchEveryNSteps === 0;
+      if ((step % t.ckptEveryNSteps === 0 || benchDue) && step < t.maxSteps) {
+        pendingCheckpoints.push(checkpoint("running"));
+      }
     }
     if (trainer.step >= t.maxSteps) {
       if (t.valEveryNSteps !== null && trainer.step % t.valEveryNSteps !== 0) await validate();
@@ -435,6 +468,25 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     await Promise.all(pendingCheckpoints);
     await checkpoint(status);
     await writer.flush();
+    if (bench) {
+      if (status === "finished" && lastCheckpoint && t.benchCompute.fullAtEnd) {
+        const last = lastCheckpoint as CheckpointInfo;
+        const best = bestCheckpoint(written, t.monitor, t.monitorMode);
+        progress.note(
+          `final evaluation of ${last.name}${
+            best && best.hash !== last.hash ? ` and the best checkpoint ${best.name}` : ""
+          }`,
+        );
+        await bench.submitFinal(
+          { step: last.step, checkpointDir: last.dir, checkpointHash: last.hash, final: true },
+          best && best.hash !== last.hash
+            ? { step: best.step, checkpointDir: best.dir, checkpointHash: best.hash, final: true }
+            : null,
+        );
+      }
+      await bench.drain();
+      await bench.close();
+    }
   } catch (e) {
     status = "failed";
     await writeRunRecord(runDir, {
@@ -463,6 +515,24 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         : ""),
   );
   return { status, step: trainer.step, lastCheckpoint, finalMetrics: { ...latest, ...lastVal } };
+}
+
+/** The checkpoint with the best monitored metric (null when no checkpoint has it). */
+function bestCheckpoint(
+  written: { info: CheckpointInfo; metrics: JsonObject }[],
+  monitor: string | null,
+  mode: "min" | "max" | null,
+): CheckpointInfo | null {
+  if (!monitor) return null;
+  const key = monitor.replace(/^val_/, "val_");
+  const dir = mode ?? (key.includes("loss") ? "min" : "max");
+  let best: { info: CheckpointInfo; v: number } | null = null;
+  for (const w of written) {
+    const v = w.metrics[key];
+    if (typeof v !== "number") continue;
+    if (!best || (dir === "min" ? v < best.v : v > best.v)) best = { info: w.info, v };
+  }
+  return best?.info ?? null;
 }
 
 function prefixed(prefix: string, set: TensorSet): TensorSet {

@@ -80,6 +80,10 @@ export class Trainer {
   #pending: { promise: Promise<StepMetrics[]>; value: StepMetrics[] | null }[] = [];
   #lrs = new Map<number, number>();
   gradientSync: GradientSync | null = null;
+  /** CPU milliseconds of the last step spent recording commands (excluding `queue.submit`). */
+  lastRecordMs = 0;
+  /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
+  lastSubmitMs = 0;
 
   constructor(gpu: Gpu, kwargs: ResolvedPoyoKwargs, vocab: PoyoVocabulary, settings: TrainerSettings) {
     this.gpu = gpu;
@@ -102,6 +106,7 @@ export class Trainer {
     const trainable = this.settings.trainable;
     if (trainable) this.optimizer.setTrainable((name) => trainable(name, step));
     const scope = Scope.begin();
+    const t0 = performance.now();
     try {
       gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank });
       const k = microBatches.length;
@@ -123,7 +128,10 @@ export class Trainer {
       this.#lrs.set(step, lr);
       this.step++;
       if (this.step - this.#ringStart >= this.#ringCapacity) this.#queueReadback();
+      const t1 = performance.now();
       gpu.submit();
+      this.lastSubmitMs = performance.now() - t1;
+      this.lastRecordMs = t1 - t0;
     } finally {
       scope.end();
     }

@@ -72,6 +72,15 @@ function matmulCases(): OpCase[] {
     ref: refMatmul(1, 18, 11, 13, false, true, true),
     tol: REDUCTION,
   });
+  // Weight gradients over long K take the deterministic split-K path (K ≥ 4·2048, small output): full
+  // chunks plus a ragged tail.
+  out.push({
+    name: "linear [9001, 8] → 5: weight gradient through split-K",
+    inputs: [{ shape: [9001, 8] }, { shape: [5, 8] }, { shape: [5] }],
+    gpu: ([x, w, b]) => linear(x, w, b),
+    ref: refMatmul(1, 9001, 5, 8, false, true, true),
+    tol: REDUCTION,
+  });
   return out;
 }
 
