@@ -11,6 +11,9 @@
  * (same kernels and tiles), and fwd+bwd is run twice at full size to check the results are
  * bit-identical.
  *
+ * Timing: at least 300 ms of warm-up calls, then 5 trials of --iters calls each; the median trial is
+ * reported with the fastest and slowest (run-to-run spread on the H200 has been large: see the trials).
+ *
  * Usage:
  *   deno run -A scripts/bench_attention.ts [--small] [--iters N] [--tune] [--out file.json] [--no-check]
  *   --small   tiny shapes for the software adapter (CI machines)
@@ -221,13 +224,19 @@ async function determinism(p: Problem): Promise<{ identical: boolean; digest: st
 }
 
 interface Timing {
-  /** Milliseconds per call, GPU timestamps when available (else wall clock over many calls). */
+  /** Median milliseconds per call over the trials (GPU timestamps when available, else wall clock). */
   ms: number;
+  /** Fastest and slowest trial (ms per call). */
+  min: number;
+  max: number;
   source: "gpu" | "wall";
 }
 
-/** Times `n` calls of `body` (one submit each), after three warm-up calls. */
-async function time(gpu: Gpu, n: number, body: () => void): Promise<Timing> {
+/**
+ * Times `body` (one submit per call): warm-up calls for at least 300 ms of wall time (so the GPU leaves
+ * its idle clocks), then `trials` trials of `n` calls; reports the median trial and the spread.
+ */
+async function time(gpu: Gpu, n: number, body: () => void, trials = 5): Promise<Timing> {
   const once = () => {
     const scope = Scope.begin();
     try {
@@ -237,19 +246,34 @@ async function time(gpu: Gpu, n: number, body: () => void): Promise<Timing> {
     }
     gpu.submit();
   };
-  for (let i = 0; i < 3; i++) once();
+  const warm0 = performance.now();
+  for (let i = 0; i < 3 || performance.now() - warm0 < 300; i++) {
+    once();
+    if (i % 8 === 7) await gpu.sync();
+  }
   await gpu.sync();
-  gpu.setTiming(true);
-  await gpu.takeTimings();
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) once();
-  await gpu.sync();
-  const wall = (performance.now() - t0) / n;
-  gpu.setTiming(false);
-  const timings = await gpu.takeTimings();
-  const ns = Object.values(timings.ns).reduce((a, b) => a + b, 0);
-  if (timings.submits > 0 && ns > 0) return { ms: ns / 1e6 / n, source: "gpu" };
-  return { ms: wall, source: "wall" };
+  const results: number[] = [];
+  let source: Timing["source"] = "gpu";
+  for (let trial = 0; trial < trials; trial++) {
+    gpu.setTiming(true);
+    await gpu.takeTimings();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) once();
+    await gpu.sync();
+    const wall = (performance.now() - t0) / n;
+    gpu.setTiming(false);
+    const timings = await gpu.takeTimings();
+    const ns = Object.values(timings.ns).reduce((a, b) => a + b, 0);
+    if (timings.submits > 0 && ns > 0) results.push(ns / 1e6 / n);
+    else (results.push(wall), source = "wall");
+  }
+  results.sort((a, b) => a - b);
+  return {
+    ms: results[Math.floor(results.length / 2)],
+    min: results[0],
+    max: results[results.length - 1],
+    source,
+  };
 }
 
 function flops(s: Shape): { forward: number; backward: number; backwardExecuted: number } {
@@ -276,6 +300,8 @@ async function timeShape(gpu: Gpu, s: Shape, p: Problem, n: number, tiles?: Part
     backwardTflops: tf(fl.backward, bwd.ms),
     totalTflops: tf(fl.forward + fl.backward, fwd.ms + bwd.ms),
     backwardExecutedTflops: tf(fl.backwardExecuted, bwd.ms),
+    forwardSpreadMs: [fwd.min, fwd.max],
+    backwardSpreadMs: [bwd.min, bwd.max],
     timing: fwd.source,
   };
 }
@@ -308,7 +334,7 @@ async function tune(gpu: Gpu, s: Shape, p: Problem, n: number) {
       const tiles = { ...base, [kind]: t };
       let ms: number;
       if (kind === "forward") {
-        ms = (await time(gpu, n, () => void rotaryAttention({ ...p.options, tiles }))).ms;
+        ms = (await time(gpu, n, () => void rotaryAttention({ ...p.options, tiles }), 3)).ms;
       } else {
         // Isolate one backward kernel: in cross-attention only the tensor that wants a gradient gets one.
         const scope = Scope.begin();
@@ -320,7 +346,7 @@ async function tune(gpu: Gpu, s: Shape, p: Problem, n: number) {
           kv.requiresGrad = kind === "backwardKv";
         }
         const out = rotaryAttention({ ...p.options, tiles });
-        ms = (await time(gpu, n, () => void noGrad(() => out.node!.backward(p.gradOut)))).ms;
+        ms = (await time(gpu, n, () => void noGrad(() => out.node!.backward(p.gradOut)), 3)).ms;
         q.requiresGrad = kv.requiresGrad = true;
         scope.end();
       }
@@ -369,8 +395,10 @@ for (const s of SHAPES) {
   );
   const r = await timeShape(gpu, s, p, iters);
   console.log(
-    `  forward  ${r.forwardMs.toFixed(3)} ms  ${r.forwardTflops.toPrecision(3)} TFLOP/s\n` +
+    `  forward  ${r.forwardMs.toFixed(3)} ms  ${r.forwardTflops.toPrecision(3)} TFLOP/s ` +
+      `(trials ${r.forwardSpreadMs.map((x) => x.toFixed(3)).join("..")} ms)\n` +
       `  backward ${r.backwardMs.toFixed(3)} ms  ${r.backwardTflops.toPrecision(3)} TFLOP/s ` +
+      `(trials ${r.backwardSpreadMs.map((x) => x.toFixed(3)).join("..")} ms) ` +
       `(executed ${r.backwardExecutedTflops.toPrecision(3)})\n` +
       `  total    ${r.totalMs.toFixed(3)} ms  ${r.totalTflops.toPrecision(3)} TFLOP/s  [${r.timing} timing]`,
   );
