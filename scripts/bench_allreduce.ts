@@ -67,6 +67,8 @@ if (values.worker) {
     kernel: values.kernel as ReductionKernelName,
     transport: values.transport as PeerTransportName,
     chunkBytes: Number(values["chunk-bytes"]),
+    // Ranks share few cores here: tolerate long scheduling gaps instead of declaring the coordinator lost.
+    coordinatorTimeoutMs: 60_000,
     log: () => {},
   });
   const results: Array<{ sizeMib: number; iters: number; seconds: number }> = [];

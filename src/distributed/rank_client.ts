@@ -42,7 +42,7 @@ import {
   type SendingLink,
   startPeerServer,
 } from "./peer_transport.ts";
-import { BufferPool, type UpgradeDecision } from "./raw_websocket.ts";
+import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 
@@ -160,7 +160,7 @@ export class RankSession implements DistributedContext {
     nodeRank: number | null;
     localRank: number | null;
   };
-  #control!: WebSocket;
+  #control: RawWebSocket | null = null;
   #peerServer: PeerServer | null = null;
   #peerVerifier: JoinTokenVerifier;
   #left: ReceivingLink | null = null;
@@ -173,6 +173,7 @@ export class RankSession implements DistributedContext {
   #stopCallbacks = new Set<(event: StopEvent) => void>();
   #closing = false;
   #finished = false;
+  #tornDown = false;
   #lastCoordinatorMessage = Date.now();
   #lastHeartbeatSent = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
@@ -280,27 +281,30 @@ export class RankSession implements DistributedContext {
     });
     this.#dataPort = this.#peerServer.port;
     const token = await mintJoinToken(o.secret, { job: o.jobId, role: "rank", rank: o.localRank });
-    const control = new WebSocket(o.coordinatorUrl, { headers: { authorization: `Bearer ${token}` } });
-    control.binaryType = "arraybuffer";
-    this.#control = control;
-    const opened = Promise.withResolvers<void>();
-    control.onopen = () => opened.resolve();
-    control.onerror = () =>
-      opened.reject(
-        new JoinError(
-          `Cannot join job "${o.jobId}" at ${o.coordinatorUrl} as the connection failed: coordinator unreachable, ` +
-            `or the join token was refused (check ORION_JOIN_SECRET, the job id, and the coordinator's log)`,
-        ),
-      );
-    control.onclose = (event) => this.#onControlClose(event.code, event.reason);
-    control.onmessage = (event) => this.#onControlMessage(event.data);
+    // The control link is a client socket too, but a TCP_NODELAY one (raw_websocket.ts): Deno's client
+    // WebSocket stalls ~44 ms on 1–60 KB messages (broadcasts, configs).
+    const url = new URL(o.coordinatorUrl);
     try {
-      await withTimeout(
-        opened.promise,
+      const control = await withTimeout(
+        connectRawWebSocket(
+          url.hostname.replace(/^\[|\]$/g, ""),
+          Number(url.port || 80),
+          url.pathname + url.search,
+          { Authorization: `Bearer ${token}` },
+          { pool: new BufferPool(8 * 1024 * 1024), maxPayload: MAX_MESSAGE_BYTES },
+        ).catch((error) => {
+          throw new JoinError(
+            `Cannot join job "${o.jobId}" at ${o.coordinatorUrl}: ${(error as Error).message} ` +
+              `(check ORION_JOIN_SECRET, the job id, and the coordinator's log)`,
+          );
+        }),
         30_000,
         `the coordinator at ${o.coordinatorUrl} to accept the connection`,
       );
-      control.onerror = () => {};
+      this.#control = control;
+      control.onclose = (code, reason) => this.#onControlClose(code, reason);
+      control.onmessage = (buffer) => this.#onControlMessage(buffer);
+      control.start();
       this.#watchdog = setInterval(() => this.#sweep(), 250);
       this.#sendControl({
         t: "hello",
@@ -317,10 +321,9 @@ export class RankSession implements DistributedContext {
       this.#sendControl({ t: "ready", generation: assignment.generation });
       await withTimeout(this.#started.promise, o.joinTimeoutMs, "every rank to connect its ring");
     } catch (error) {
+      const stopEvent = this.#stopEvent;
       this.#teardown();
-      if (this.#stopEvent && !(error instanceof DistributedStopError)) {
-        throw new DistributedStopError(this.#stopEvent);
-      }
+      if (stopEvent && !(error instanceof DistributedStopError)) throw new DistributedStopError(stopEvent);
       throw error;
     }
   }
@@ -508,7 +511,7 @@ export class RankSession implements DistributedContext {
   }
 
   #onControlClose(code: number, reason: string): void {
-    if (this.#stopEvent || this.#finished) return;
+    if (this.#stopEvent || this.#finished || this.#tornDown) return;
     this.#stop({
       kind: "coordinator_lost",
       reason: `the coordinator at ${this.#options.coordinatorUrl} closed the connection (code ${code}` +
@@ -518,7 +521,7 @@ export class RankSession implements DistributedContext {
   }
 
   #peerLost(peerRank: number, reason: string): void {
-    if (this.#stopEvent || this.#closing) return;
+    if (this.#stopEvent || this.#closing || this.#tornDown) return;
     this.#options.log(`lost data link with rank ${peerRank}: ${reason}`);
     this.#sendControl({ t: "peer_lost", peerRank, reason: reason.slice(0, 500) });
     if (this.#peerLossTimer === undefined) {
@@ -552,8 +555,8 @@ export class RankSession implements DistributedContext {
   }
 
   #sendControl(message: ToCoordinator): void {
-    if (this.#control?.readyState !== WebSocket.OPEN) return;
-    this.#control.send(encodeControl(message));
+    if (!this.#control?.open) return;
+    this.#control.send(encodeControl(message).buffer);
   }
 
   #stop(event: StopEvent): void {
@@ -583,6 +586,7 @@ export class RankSession implements DistributedContext {
   }
 
   #teardown(): void {
+    this.#tornDown = true;
     clearInterval(this.#watchdog);
     clearTimeout(this.#peerLossTimer);
     for (const link of [this.#left, this.#right]) {
@@ -590,12 +594,9 @@ export class RankSession implements DistributedContext {
         link?.close(CloseCode.normal, "rank leaving");
       } catch { /* closing anyway */ }
     }
-    const control = this.#control;
-    if (control && (control.readyState === WebSocket.OPEN || control.readyState === WebSocket.CONNECTING)) {
-      try {
-        control.close(CloseCode.normal, "rank leaving");
-      } catch { /* closing anyway */ }
-    }
+    try {
+      this.#control?.close(CloseCode.normal, "rank leaving");
+    } catch { /* closing anyway */ }
     this.#peerServer?.close();
     this.#peerServer = null;
   }
@@ -617,7 +618,7 @@ export class RankSession implements DistributedContext {
     try {
       this.#requireLive();
     } catch (error) {
-      return Promise.reject(error);
+      return handled(Promise.reject(error));
     }
     if (this.worldSize === 1) return Promise.resolve();
     return handled(this.#ring!.start(index, data));
@@ -633,7 +634,7 @@ export class RankSession implements DistributedContext {
     try {
       this.#requireLive();
     } catch (error) {
-      return Promise.reject(error);
+      return handled(Promise.reject(error));
     }
     const seq = this.#nextBarrier++;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
@@ -656,7 +657,7 @@ export class RankSession implements DistributedContext {
         );
       }
     } catch (error) {
-      return Promise.reject(error);
+      return handled(Promise.reject(error));
     }
     const seq = this.#nextBroadcast++;
     if (root === this.rank) this.#sendControl({ t: "broadcast", seq, root, value });
@@ -681,7 +682,7 @@ export class RankSession implements DistributedContext {
       this.#requireLive();
       checkOwnRank(rank, this.rank);
     } catch (error) {
-      return Promise.reject(error);
+      return handled(Promise.reject(error));
     }
     this.#sendControl({ t: "ckpt_part", step, rank: this.rank });
     return Promise.resolve();
@@ -692,7 +693,7 @@ export class RankSession implements DistributedContext {
     try {
       this.#requireLive();
     } catch (error) {
-      return Promise.reject(error);
+      return handled(Promise.reject(error));
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const list = this.#commitWaiters.get(step) ?? [];

@@ -72,8 +72,19 @@ Deno.test("coordinator refuses missing, malformed, forged, foreign, expired, rep
     assert.equal(coordinator.stats.acceptedConnections, 1);
     const refusals = lines.filter((l) => l.startsWith("refused join from 127.0.0.1"));
     assert.equal(refusals.length, cases.length + 1, lines.join("\n"));
+    // A rank process with the wrong secret gets the coordinator's reason, not a generic failure.
+    await assert.rejects(
+      joinJob({
+        coordinatorUrl: coordinator.url(),
+        jobId: "auth-job",
+        secret: "w".repeat(32),
+        log: () => {},
+      }),
+      /Cannot join job "auth-job" at ws:.*refused with HTTP 401: bad join token signature/,
+    );
     const health = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
     assert.equal(health.waiting, 0);
+    assert.equal(health.stats.refusedJoins, cases.length + 2);
     assert.equal(health.phase, "rendezvous");
   } finally {
     await coordinator.close();
