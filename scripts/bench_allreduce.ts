@@ -1,7 +1,7 @@
 /**
  * All-reduce benchmark: bus bandwidth of Orion's ring all-reduce against raw TCP loopback bandwidth
  * measured in the same run, plus the reduction kernel (WASM SIMD vs JS loop) and the client-socket
- * small-message stall that shaped the data plane.
+ * small-message stall (round trips) that shaped the data plane.
  *
  * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--kernel wasm-simd|js] [--compare-js]
@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { Coordinator } from "../src/distributed/coordinator.ts";
 import { generateJoinSecret, joinSecretFromEnv } from "../src/distributed/join_token.ts";
 import type { PeerTransportName } from "../src/distributed/peer_transport.ts";
+import { BufferPool, connectRawWebSocket } from "../src/distributed/raw_websocket.ts";
 import { joinJob } from "../src/distributed/rank_client.ts";
 import {
   jsReductionKernel,
@@ -189,37 +190,45 @@ function reductionKernelGBps(): { wasmSimd: number; js: number } {
   return { wasmSimd: measure(new WasmReductionKernel()), js: measure(jsReductionKernel) };
 }
 
-/** One-way latency of 16 KiB messages sent every 5 ms by a client socket vs a server (accepted) socket. */
-async function smallMessageLatencyMs(): Promise<{ clientSend: number; serverSend: number }> {
-  const samples = { client: [] as number[], server: [] as number[] };
-  const serverSocket = Promise.withResolvers<WebSocket>();
+/**
+ * Median round trip of a 16 KiB message sent by a client and echoed by a Deno.upgradeWebSocket server:
+ * Deno's client `WebSocket` (Nagle on: the ~44 ms stall) vs Orion's TCP_NODELAY client (raw_websocket.ts).
+ */
+async function smallMessageRoundTripMs(): Promise<{ denoClient: number; orionClient: number }> {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const { socket, response } = Deno.upgradeWebSocket(req);
-    socket.binaryType = "arraybuffer";
-    socket.onopen = () => serverSocket.resolve(socket);
-    socket.onmessage = (e) => samples.client.push(performance.now() - new Float64Array(e.data, 0, 1)[0]);
+    socket.onmessage = (e) => socket.send(e.data);
     return response;
   });
-  const client = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
-  client.binaryType = "arraybuffer";
-  client.onmessage = (e) => samples.server.push(performance.now() - new Float64Array(e.data, 0, 1)[0]);
-  await new Promise((r) => client.onopen = r);
-  const accepted = await serverSocket.promise;
-  const message = () => {
-    const m = new Float64Array(2048); // 16 KiB
-    m[0] = performance.now();
-    return m;
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const rounds = async (send: () => void, arm: (resolve: () => void) => void) => {
+    const samples: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const t0 = performance.now();
+      await new Promise<void>((resolve) => {
+        arm(resolve);
+        send();
+      });
+      samples.push(performance.now() - t0);
+    }
+    return median(samples);
   };
-  for (let i = 0; i < 40; i++) {
-    client.send(message());
-    accepted.send(message());
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  client.close();
+  const deno = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+  deno.binaryType = "arraybuffer";
+  await new Promise((r) => deno.onopen = r);
+  const denoClient = await rounds(() => deno.send(new Uint8Array(16384)), (r) => deno.onmessage = () => r());
+  deno.close();
+  const orion = await connectRawWebSocket("127.0.0.1", server.addr.port, "/", {}, {
+    pool: new BufferPool(),
+    maxPayload: 1 << 20,
+  });
+  let resolveOrion = () => {};
+  orion.onmessage = () => resolveOrion();
+  orion.start();
+  const orionClient = await rounds(() => orion.send(new ArrayBuffer(16384)), (r) => resolveOrion = r);
+  orion.close();
   await server.shutdown();
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  return { clientSend: median(samples.client), serverSend: median(samples.server) };
+  return { denoClient, orionClient };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -237,10 +246,10 @@ console.error(
     kernels.js.toFixed(2)
   } GB/s`,
 );
-const latency = await smallMessageLatencyMs();
+const latency = await smallMessageRoundTripMs();
 console.error(
-  `[bench] 16 KiB message one-way latency: client-socket send ${latency.clientSend.toFixed(1)} ms, ` +
-    `server-socket send ${latency.serverSend.toFixed(2)} ms`,
+  `[bench] 16 KiB client round trip: Deno WebSocket client ${latency.denoClient.toFixed(2)} ms, ` +
+    `Orion TCP_NODELAY client ${latency.orionClient.toFixed(2)} ms`,
 );
 
 const rows: Array<Record<string, number | string>> = [];
@@ -298,9 +307,9 @@ const report = {
   deno: Deno.version.deno,
   rawTcpGBps: +tcp.toFixed(3),
   reductionAddGBps: { wasmSimd: +kernels.wasmSimd.toFixed(2), js: +kernels.js.toFixed(2) },
-  smallMessageOneWayMs: {
-    clientSend: +latency.clientSend.toFixed(2),
-    serverSend: +latency.serverSend.toFixed(2),
+  smallMessageRoundTripMs: {
+    denoClient: +latency.denoClient.toFixed(2),
+    orionClient: +latency.orionClient.toFixed(2),
   },
   rows,
 };
