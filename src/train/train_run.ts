@@ -33,6 +33,8 @@ import { ProgressReporter } from "./progress.ts";
 import { registerRunInCatalog, type RunStatus, writeRunRecord } from "./run_record.ts";
 import { BenchScheduler } from "../bench/bench_runner.ts";
 import { liveBenchModel } from "./bench_model_loader.ts";
+import { checkpointLineage, type StageLineage, stageLineageOf } from "../pipeline/stage_lineage.ts";
+import { recordRunLineage } from "../pipeline/lineage_catalog.ts";
 
 /** Output channels (the CLI's io). */
 export interface RunIO {
@@ -59,6 +61,12 @@ export interface RunRequest {
     vocab: { channels: string[]; sessions: string[] };
     skip?: string[];
   };
+  /**
+   * Where `init` came from (fine-tuning stages, see `src/pipeline/stage_lineage.ts`): recorded in every
+   * checkpoint's `lineage.json` and the catalog's `run_lineage`; the ancestors' data ledger is merged into
+   * this run's ledger. On resume without it, the resumed checkpoint's lineage is carried on.
+   */
+  lineage?: StageLineage;
 }
 
 /** Result of a run. */
@@ -179,6 +187,8 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     baseVocab: resumed ? vocabOf(resumed) ?? undefined : req.init?.vocab,
   });
   const gpu = req.gpu ?? await Gpu.create();
+  const stageLineage = req.lineage ?? (resumed ? stageLineageOf(resumed.state.lineage) : null);
+  if (stageLineage) await recordRunLineage(data.catalog, config.name, stageLineage);
   if (resumed) {
     const diff = configDifferences(resumed.state.config, JSON.parse(req.serializedConfig).config);
     const code = codeVersionDifferences(resumed.codeVersion, (await processCodeSnapshot()).version);
@@ -214,6 +224,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   const trainer = new Trainer(gpu, data.kwargs, data.vocab, trainerSettings(config));
   const shapes = new Map(trainer.model.params.slots.map((s) => [s.name, s.shape]));
   const ledger = new DataLedger();
+  if (stageLineage) ledger.merge(DataLedger.fromJSON(stageLineage.ancestorDataHashes));
   let cursor: unknown = undefined;
   if (resumed) {
     trainer.restore(snapshotOf(resumed));
@@ -228,7 +239,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     );
     const fresh = await trainer.model.params.readValues();
     trainer.model.params.writeValues(
-      remapVocabularyRows(weights, req.init.vocab, data.vocab, fresh, trainer.model.params.slots),
+      new Map([
+        ...fresh, // parameters not loaded (weightOverrides, new ones) keep their fresh initialisation
+        ...remapVocabularyRows(weights, req.init.vocab, data.vocab, fresh, trainer.model.params.slots),
+      ]),
     );
   }
   const loader = data.dataset.loader("train", {
@@ -250,7 +264,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     t.logEveryNSteps,
   );
   const writer = new CheckpointWriter(runDir, {
-    initialParentHash: resumed?.hash ?? null,
+    initialParentHash: resumed?.hash ?? stageLineage?.initCheckpoint.checkpointHash ?? null,
     retention: {
       policy: {
         keepLast: Math.max(1, t.keepLastK),
@@ -394,7 +408,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       dataHashes: ledgerNow as unknown as JsonObject,
       metrics,
       benchmarks: bench?.takeCheckpointBenchmarks(),
-      lineage: { parentRun: config.initFrom?.run ?? null, stepsConsumed: step },
+      lineage: checkpointLineage(config.initFrom?.run ?? null, step, stageLineage),
     };
     try {
       const info = await writer.submit(step, state);
