@@ -189,9 +189,10 @@ console.log(`adapter: ${result.adapter}`);
 console.log(
   `orion ${args.preset}: ${samplesPerS.toFixed(1)} samples/s, ${result.msPerStep.toFixed(2)} ms/step ` +
     `(batch ${batchSize}, ${result.params} params, N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
-    `host record+submit ${
-      result.hostMsPerStep.toFixed(2)
-    } ms/step, ${result.dispatchesPerStep} dispatches/step`,
+    `host: record ${result.recordMsPerStep.toFixed(2)} ms + submit ${
+      result.submitMsPerStep.toFixed(2)
+    } ms per step ` +
+    `(CPU time; submit blocks while the GPU is behind), ${result.dispatchesPerStep} dispatches/step`,
 );
 if (Object.keys(families).length) {
   console.log(

@@ -32,6 +32,40 @@ interface PendingReadback {
 
 const MAX_QUERIES = 4096;
 
+/** One recorded command of a captured step (see {@linkcode Gpu.beginCapture}). */
+export type CapturedCommand =
+  | {
+    kind: "dispatch";
+    kernel: CompiledKernel;
+    bindGroup: GPUBindGroup;
+    bindGroupId: number;
+    x: number;
+    y: number;
+    z: number;
+    family: string;
+  }
+  | {
+    kind: "copy";
+    src: GPUBuffer;
+    srcId: number;
+    srcOffset: number;
+    dst: GPUBuffer;
+    dstId: number;
+    dstOffset: number;
+    bytes: number;
+  }
+  | { kind: "clear"; buffer: GPUBuffer; bufferId: number; offset: number; bytes: number }
+  | { kind: "write"; buffer: GPUBuffer; bufferId: number; offset: number; bytes: number };
+
+/** A captured command stream: replayed without running the code that recorded it. */
+export interface CapturedGraph {
+  commands: CapturedCommand[];
+  /** Number of `write` commands: the data arrays a replay must provide, in order. */
+  writes: number;
+  /** A string that identifies the stream (kernels, bind groups, sizes) for comparing two captures. */
+  signature: string;
+}
+
 /**
  * Orion's handle on one GPU device.
  *
@@ -65,6 +99,9 @@ export class Gpu {
   readonly #stagingFree = new Map<number, GPUBuffer[]>();
   readonly #errors: Error[] = [];
   #lastKernel = "(none)";
+  #capture: CapturedCommand[] | null = null;
+  readonly #bindGroupIds = new WeakMap<GPUBindGroup, number>();
+  #nextBindGroupId = 1;
   #destroyed = false;
   /** Submit every dispatch on its own inside an error scope, so errors name their exact kernel. */
   readonly #debug: boolean;
@@ -169,6 +206,13 @@ export class Gpu {
   write(target: BufferBinding, data: ArrayBufferView, byteOffset = 0): void {
     const { buffer, offset } = asRange(target);
     this.device.queue.writeBuffer(buffer.buffer, offset + byteOffset, data as ArrayBufferView<ArrayBuffer>);
+    this.#capture?.push({
+      kind: "write",
+      buffer: buffer.buffer,
+      bufferId: buffer.id,
+      offset: offset + byteOffset,
+      bytes: data.byteLength,
+    });
   }
 
   /** Turns per-family GPU timing on or off (needs `timestamp-query`; a no-op without it). */
@@ -246,6 +290,7 @@ export class Gpu {
       });
       group = this.device.createBindGroup({ layout: kernel.layout, entries });
       this.#bindGroups.set(key, group);
+      this.#bindGroupIds.set(group, this.#nextBindGroupId++);
       this.counters.bindGroupsCreated++;
     }
     return group;
@@ -284,10 +329,22 @@ export class Gpu {
       this.#dispatchChecked(kernel, resources, x, y, z);
       return;
     }
-    const pass = this.#passFor(spec.family ?? "other");
+    const family = spec.family ?? "other";
+    const pass = this.#passFor(family);
+    const bindGroup = this.#bindGroup(kernel, resources);
     pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, this.#bindGroup(kernel, resources));
+    pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    this.#capture?.push({
+      kind: "dispatch",
+      kernel,
+      bindGroup,
+      bindGroupId: this.#bindGroupIds.get(bindGroup)!,
+      x,
+      y,
+      z,
+      family,
+    });
     this.#lastKernel = spec.name;
     this.counters.dispatches++;
     this.#dispatchesThisSubmit++;
@@ -328,6 +385,16 @@ export class Gpu {
       d.offset + dstOffset,
       bytes,
     );
+    this.#capture?.push({
+      kind: "copy",
+      src: s.buffer.buffer,
+      srcId: s.buffer.id,
+      srcOffset: s.offset + srcOffset,
+      dst: d.buffer.buffer,
+      dstId: d.buffer.id,
+      dstOffset: d.offset + dstOffset,
+      bytes,
+    });
   }
 
   /** Records zero-filling a byte range (ends the current compute pass). */
@@ -335,6 +402,91 @@ export class Gpu {
     const { buffer, offset, size } = asRange(target);
     this.#endPass();
     this.#encoderOrNew().clearBuffer(buffer.buffer, offset, bytes ?? size);
+    this.#capture?.push({
+      kind: "clear",
+      buffer: buffer.buffer,
+      bufferId: buffer.id,
+      offset,
+      bytes: bytes ?? size,
+    });
+  }
+
+  /**
+   * Starts capturing: every dispatch, copy, clear and host write recorded until {@linkcode Gpu.endCapture}
+   * is still executed as usual and also remembered, so that later steps can {@linkcode Gpu.replay} the
+   * same stream without running the code that built it (the op wrappers, autograd, the optimizer's
+   * bookkeeping). Valid only while the same buffers keep the same roles, which Orion's deterministic buffer
+   * pool guarantees for an identical step.
+   */
+  beginCapture(): void {
+    if (this.#debug) return;
+    this.#capture = [];
+  }
+
+  /** Ends a capture (null in GPU debug mode, where dispatches are submitted one by one). */
+  endCapture(): CapturedGraph | null {
+    const commands = this.#capture;
+    this.#capture = null;
+    if (!commands) return null;
+    const signature = commands.map((c) => {
+      switch (c.kind) {
+        case "dispatch":
+          return `d${c.kernel.id}:${c.bindGroupId}:${c.x},${c.y},${c.z}`;
+        case "copy":
+          return `c${c.srcId}@${c.srcOffset}>${c.dstId}@${c.dstOffset}:${c.bytes}`;
+        case "clear":
+          return `z${c.bufferId}@${c.offset}:${c.bytes}`;
+        case "write":
+          return `w${c.bufferId}@${c.offset}:${c.bytes}`;
+      }
+    }).join(";");
+    return { commands, writes: commands.filter((c) => c.kind === "write").length, signature };
+  }
+
+  /**
+   * Re-records a captured stream into the current command encoder; `writes[i]` supplies the data of the
+   * i-th captured host write (same byte length).
+   */
+  replay(graph: CapturedGraph, writes: readonly ArrayBufferView[]): void {
+    if (writes.length !== graph.writes) {
+      throw new KernelError(
+        `Cannot replay a captured step with ${writes.length} uploads: it recorded ${graph.writes}`,
+      );
+    }
+    let w = 0;
+    for (const c of graph.commands) {
+      switch (c.kind) {
+        case "dispatch": {
+          const pass = this.#passFor(c.family);
+          pass.setPipeline(c.kernel.pipeline);
+          pass.setBindGroup(0, c.bindGroup);
+          pass.dispatchWorkgroups(c.x, c.y, c.z);
+          this.counters.dispatches++;
+          this.#dispatchesThisSubmit++;
+          break;
+        }
+        case "copy":
+          this.#endPass();
+          this.#encoderOrNew().copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+          break;
+        case "clear":
+          this.#endPass();
+          this.#encoderOrNew().clearBuffer(c.buffer, c.offset, c.bytes);
+          break;
+        case "write": {
+          const data = writes[w++];
+          if (data.byteLength !== c.bytes) {
+            throw new KernelError(
+              `Cannot replay upload ${
+                w - 1
+              } of ${data.byteLength} bytes: the captured step uploaded ${c.bytes}`,
+            );
+          }
+          this.device.queue.writeBuffer(c.buffer, c.offset, data as ArrayBufferView<ArrayBuffer>);
+          break;
+        }
+      }
+    }
   }
 
   /**

@@ -61,6 +61,11 @@ export interface DeviceBatch {
 export interface ForwardOptions {
   /** Dropout on (training) or off (evaluation, numerics dump). */
   training: boolean;
+  /**
+   * Index of the micro-batch within an optimizer step (gradient accumulation): part of every dropout
+   * mask's stream, so micro-batches of one step draw different masks. Default 0.
+   */
+  microBatch?: number;
 }
 
 /** Parameter declarations of the contract, in a fixed order. */
@@ -155,6 +160,8 @@ export class POYO {
   readonly kwargs: ResolvedPoyoKwargs;
   readonly vocab: PoyoVocabulary;
   readonly params: ParameterStore;
+  /** Appended to dropout site names: the micro-batch of the forward pass in progress. */
+  #siteSuffix = "";
 
   constructor(gpu: Gpu, kwargs: ResolvedPoyoKwargs, vocab: PoyoVocabulary, options: { seed: number }) {
     if (vocab.channels[0] !== "<pad>" || vocab.sessions[0] !== "<pad>") {
@@ -180,7 +187,7 @@ export class POYO {
 
   #ffn(x: Tensor, name: string, training: boolean): Tensor {
     const h = geglu(this.#linear(this.#norm(x, `${name}.norm`), `${name}.w1`));
-    const hd = training ? dropout(h, this.kwargs.ffnDropout, `${name}.dropout`) : h;
+    const hd = training ? dropout(h, this.kwargs.ffnDropout, `${name}.dropout${this.#siteSuffix}`) : h;
     return this.#linear(hd, `${name}.w2`);
   }
 
@@ -250,6 +257,7 @@ export class POYO {
     const k = this.kwargs;
     const { batchSize: b, numTokens: n, numQueries: q, numLatents: l } = batch;
     const training = options.training;
+    this.#siteSuffix = options.microBatch ? `#${options.microBatch}` : "";
     // Tokens: concat(value_map[m_n](x_n), unit_emb[u_n]).
     let valueEmb: Tensor | null = null;
     this.vocab.modalities.forEach((m, mi) => {
@@ -279,9 +287,9 @@ export class POYO {
     z = add(z, this.#ffn(z, "enc_ffn", training));
     for (let i = 0; i < k.depth; i++) {
       const a = this.#selfAttn(i, z, batch, training);
-      z = add(z, training ? dropout(a, k.linDropout, `proc.${i}.atn.lin_dropout`) : a);
+      z = add(z, training ? dropout(a, k.linDropout, `proc.${i}.atn.lin_dropout${this.#siteSuffix}`) : a);
       const f = this.#ffn(z, `proc.${i}.ffn`, training);
-      z = add(z, training ? dropout(f, k.linDropout, `proc.${i}.ffn.lin_dropout`) : f);
+      z = add(z, training ? dropout(f, k.linDropout, `proc.${i}.ffn.lin_dropout${this.#siteSuffix}`) : f);
     }
     y = add(
       y,
@@ -314,6 +322,52 @@ function latentIndexHost(b: number, l: number, m: number): Int32Array {
   return out;
 }
 
+const constantArrays = new WeakMap<POYO, Map<string, Int32Array>>();
+
+/** Arrays that depend only on the batch shape (latent indices and their CSR, latent kv lengths), cached. */
+function shapeConstant(model: POYO, key: string, make: () => Int32Array): Int32Array {
+  let m = constantArrays.get(model);
+  if (!m) constantArrays.set(model, m = new Map());
+  let a = m.get(key);
+  if (!a) m.set(key, a = make());
+  return a;
+}
+
+/**
+ * The host arrays of a batch in the exact order {@linkcode uploadBatch} uploads them (a captured training
+ * step replays its uploads from this list).
+ */
+export function batchUploadArrays(model: POYO, batch: PoyoBatch): ArrayBufferView[] {
+  const { batchSize: b, numTokens: n } = batch;
+  const k = model.kwargs;
+  const l = batch.latentTime.length;
+  const vocabChannels = model.vocab.channels.length;
+  const masks = model.vocab.modalities.map((_, mi) => {
+    const mask = new Float32Array(b * n);
+    const mod = batch.modality, unit = batch.unit;
+    for (let i = 0; i < b * n; i++) mask[i] = mod[i] === mi && unit[i] !== 0 ? 1 : 0;
+    return mask;
+  });
+  const latentHost = shapeConstant(model, `latent:${b}:${l}`, () => latentIndexHost(b, l, k.numLatents));
+  return [
+    ...masks,
+    batch.value,
+    batch.unit,
+    gatherIndex(batch.unit, vocabChannels),
+    batch.time,
+    batch.kvLen,
+    batch.latentTime,
+    latentHost,
+    shapeConstant(model, `latentCsr:${b}:${l}`, () => gatherIndex(latentHost, k.numLatents)),
+    shapeConstant(model, `latentKv:${b}:${l}`, () => new Int32Array(b).fill(l)),
+    batch.querySession,
+    gatherIndex(batch.querySession, model.vocab.sessions.length),
+    batch.queryTime,
+    batch.label,
+    batch.weight,
+  ];
+}
+
 /** Uploads a loader batch into GPU tensors of the current scope. */
 export function uploadBatch(gpu: Gpu, model: POYO, batch: PoyoBatch): DeviceBatch {
   const { batchSize: b, numTokens: n, patch: p, numQueries: q } = batch;
@@ -322,33 +376,44 @@ export function uploadBatch(gpu: Gpu, model: POYO, batch: PoyoBatch): DeviceBatc
     throw new RangeError(`Cannot feed a batch of patch ${p} to a POYO model built with patch ${k.patch}`);
   }
   const l = batch.latentTime.length;
-  const modalityMask = model.vocab.modalities.map((_, mi) => {
-    const mask = new Float32Array(b * n);
-    for (let i = 0; i < b * n; i++) mask[i] = batch.modality[i] === mi && batch.unit[i] !== 0 ? 1 : 0;
-    return Tensor.fromArray(gpu, mask, [b * n, 1]);
-  });
-  const indices = (host: Int32Array, vocab: number, shape: number[]): EmbeddingIndices => ({
-    indices: Tensor.fromArray(gpu, host, shape),
-    host,
-    csr: Tensor.fromArray(gpu, gatherIndex(host, vocab), [vocab + 1 + host.length]),
-  });
-  const latentHost = latentIndexHost(b, l, k.numLatents);
+  const arrays = batchUploadArrays(model, batch);
+  let i = 0;
+  const next = (shape: number[]) => Tensor.fromArray(gpu, arrays[i++] as Float32Array | Int32Array, shape);
+  const modalityMask = model.vocab.modalities.map(() => next([b * n, 1]));
+  const value = next([b * n, p]);
+  const unitIdx = next([b * n]);
+  const unitCsr = next([model.vocab.channels.length + 1 + b * n]);
+  const time = next([b, n]);
+  const kvLen = next([b]);
+  const latentTime = next([l]);
+  const latentIdx = next([b * l]);
+  const latentCsr = next([k.numLatents + 1 + b * l]);
+  const latentKvLen = next([b]);
+  const sessionIdx = next([b * q]);
+  const sessionCsr = next([model.vocab.sessions.length + 1 + b * q]);
+  const queryTime = next([b, q]);
+  const label = next([b * q]);
+  const weight = next([b * q]);
   return {
     batchSize: b,
     numTokens: n,
     numQueries: q,
     numLatents: l,
-    value: Tensor.fromArray(gpu, batch.value, [b * n, p]),
-    unit: indices(batch.unit, model.vocab.channels.length, [b * n]),
+    value,
+    unit: { indices: unitIdx, host: batch.unit, csr: unitCsr },
     modalityMask,
-    time: Tensor.fromArray(gpu, batch.time, [b, n]),
-    kvLen: Tensor.fromArray(gpu, batch.kvLen, [b]),
-    latentTime: Tensor.fromArray(gpu, batch.latentTime, [l]),
-    latentIndex: indices(latentHost, k.numLatents, [b * l]),
-    latentKvLen: Tensor.fromArray(gpu, new Int32Array(b).fill(l), [b]),
-    querySession: indices(batch.querySession, model.vocab.sessions.length, [b * q]),
-    queryTime: Tensor.fromArray(gpu, batch.queryTime, [b, q]),
-    label: Tensor.fromArray(gpu, batch.label, [b * q]),
-    weight: Tensor.fromArray(gpu, batch.weight, [b * q]),
+    time,
+    kvLen,
+    latentTime,
+    latentIndex: {
+      indices: latentIdx,
+      host: arrays[6 + model.vocab.modalities.length] as Int32Array,
+      csr: latentCsr,
+    },
+    latentKvLen,
+    querySession: { indices: sessionIdx, host: batch.querySession, csr: sessionCsr },
+    queryTime,
+    label,
+    weight,
   };
 }

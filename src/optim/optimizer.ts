@@ -243,11 +243,25 @@ export class FlatOptimizer {
    * encoder. Gradients are read from the store's gradient buffer; zero them afterwards for the next step.
    */
   step(h: StepHyper): void {
+    this.writeStepValues(h);
+    this.recordStep();
+  }
+
+  /**
+   * Counts the step and writes its values (learning rate, β1, bias corrections) for the commands of the
+   * next submit. Together with {@linkcode FlatOptimizer.recordStep} this is {@linkcode FlatOptimizer.step};
+   * a replayed (captured) training step calls only this.
+   */
+  writeStepValues(h: StepHyper): void {
+    this.stepCount++;
+    this.#writeHyper(h, this.#trainable, this.stepCount);
+  }
+
+  /** Records the update's dispatches (values from the last {@linkcode FlatOptimizer.writeStepValues}). */
+  recordStep(): void {
     const gpu = this.#gpu;
     const store = this.store;
     const t = this.#trainable;
-    this.stepCount++;
-    this.#writeHyper(h, t, this.stepCount);
     if (t.nBlocks > 0) {
       // Global gradient norm (always computed: it is logged) and the clip coefficient.
       this.#tensorSumsq(store.grads, t, 0);

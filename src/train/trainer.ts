@@ -10,7 +10,14 @@
 import type { Gpu } from "../gpu/gpu.ts";
 import type { GpuBuffer } from "../gpu/buffer_pool.ts";
 import type { PoyoBatch } from "../data/batch.ts";
-import { type DeviceBatch, POYO, type PoyoVocabulary, uploadBatch } from "../models/poyo.ts";
+import {
+  batchUploadArrays,
+  type DeviceBatch,
+  POYO,
+  type PoyoVocabulary,
+  uploadBatch,
+} from "../models/poyo.ts";
+import type { CapturedGraph } from "../gpu/gpu.ts";
 import type { ResolvedPoyoKwargs } from "../models/poyo_kwargs.ts";
 import { FlatOptimizer, type OptimizerSettings, type OptimizerState } from "../optim/optimizer.ts";
 import { scheduledValues, type ScheduleSettings } from "../optim/scheduler.ts";
@@ -35,6 +42,11 @@ export interface TrainerSettings {
   readbackEvery: number;
   /** Train only parameters for which this holds (others frozen); default all. */
   trainable?: (name: string, step: number) => boolean;
+  /**
+   * Capture the step's command stream once it is steady and replay it afterwards, skipping the op-level
+   * JavaScript (default true). Replayed steps are bit-identical to recorded ones.
+   */
+  capture?: boolean;
 }
 
 /** Per-step values read back from the GPU. */
@@ -80,6 +92,19 @@ export class Trainer {
   #pending: { promise: Promise<StepMetrics[]>; value: StepMetrics[] | null }[] = [];
   #lrs = new Map<number, number>();
   gradientSync: GradientSync | null = null;
+  /** Capture state: record normally, capture, verify a second capture, replay, or off. */
+  #graph: {
+    state: "record" | "capture" | "verify" | "replay" | "off";
+    key: string;
+    graph: CapturedGraph | null;
+  } = {
+    state: "record",
+    key: "",
+    graph: null,
+  };
+  readonly #lossStage: GpuBuffer;
+  /** Whether the last step was replayed from a captured stream. */
+  lastStepReplayed = false;
   /** CPU milliseconds of the last step spent recording commands (excluding `queue.submit`). */
   lastRecordMs = 0;
   /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
@@ -93,6 +118,7 @@ export class Trainer {
     this.#ringCapacity = Math.max(1, settings.readbackEvery);
     this.#ring = gpu.pool.acquire(this.#ringCapacity * RING_SLOTS * 4, "orion.metrics_ring");
     gpu.clear(this.#ring);
+    this.#lossStage = gpu.pool.acquire(16, "orion.loss_stage");
   }
 
   /**
@@ -105,26 +131,58 @@ export class Trainer {
     const { lr, beta1 } = scheduledValues(this.settings.schedule, step);
     const trainable = this.settings.trainable;
     if (trainable) this.optimizer.setTrainable((name) => trainable(name, step));
+    const sync = this.gradientSync !== null && this.gradientSync.worldSize > 1;
+    const key = `${microBatches.map((b) => `${b.batchSize}x${b.numTokens}x${b.numQueries}`).join(",")}|` +
+      `${this.optimizer.trainableNames.size}`;
+    const g = this.#graph;
+    if (g.key !== key) {
+      g.key = key;
+      g.graph = null;
+      g.state = this.settings.capture === false || sync ? "off" : "record";
+    }
     const scope = Scope.begin();
     const t0 = performance.now();
     try {
       gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank });
-      const k = microBatches.length;
-      const slot = (step - this.#ringStart) * RING_SLOTS * 4;
-      microBatches.forEach((mb, i) => {
-        const batch = uploadBatch(gpu, this.model, mb);
-        gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank, salt: i });
-        const { loss } = this.model.loss(batch, { training: true });
-        backward(k > 1 ? scale(loss, 1 / k) : loss);
-        // Loss of the first micro-batch goes to the ring (the mean over micro-batches would need a sum).
-        if (i === 0) gpu.copy(loss.binding(), this.#ring, 4, 0, slot);
-      });
-      if (this.gradientSync && this.gradientSync.worldSize > 1) {
-        await this.gradientSync.allReduceGradients(this.model.params.grads, this.model.params.totalElements);
+      this.optimizer.writeStepValues({ lr, beta1 });
+      this.lastStepReplayed = g.state === "replay";
+      if (g.state === "replay") {
+        gpu.replay(g.graph!, microBatches.flatMap((mb) => batchUploadArrays(this.model, mb)));
+      } else {
+        const capturing = g.state === "capture" || g.state === "verify";
+        if (capturing) gpu.beginCapture();
+        const k = microBatches.length;
+        microBatches.forEach((mb, i) => {
+          const batch = uploadBatch(gpu, this.model, mb);
+          const { loss } = this.model.loss(batch, { training: true, microBatch: i });
+          backward(k > 1 ? scale(loss, 1 / k) : loss);
+          // The first micro-batch's loss is staged for the metrics ring.
+          if (i === 0) gpu.copy(loss.binding(), this.#lossStage, 4);
+        });
+        if (sync) {
+          await this.gradientSync!.allReduceGradients(
+            this.model.params.grads,
+            this.model.params.totalElements,
+          );
+        }
+        this.optimizer.recordStep();
+        this.model.params.zeroGrads();
+        if (capturing) {
+          const graph = gpu.endCapture();
+          if (!graph) g.state = "off";
+          else if (g.state === "capture") {
+            g.graph = graph;
+            g.state = "verify";
+          } else {
+            // Two identical captures in a row: the step is static and can be replayed.
+            g.state = graph.signature === g.graph!.signature ? "replay" : "off";
+            g.graph = graph;
+          }
+        } else if (g.state === "record") g.state = "capture";
       }
-      this.optimizer.step({ lr, beta1 });
+      const slot = (step - this.#ringStart) * RING_SLOTS * 4;
+      gpu.copy(this.#lossStage, this.#ring, 4, 0, slot);
       gpu.copy(this.optimizer.scalars, this.#ring, 4, 4, slot + 4);
-      this.model.params.zeroGrads();
       this.#lrs.set(step, lr);
       this.step++;
       if (this.step - this.#ringStart >= this.#ringCapacity) this.#queueReadback();

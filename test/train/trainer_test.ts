@@ -27,9 +27,14 @@ Deno.test({
   },
 });
 
-async function weightsAfter(steps: number, seed: number, accumulate = 1): Promise<Float32Array> {
+async function weightsAfter(
+  steps: number,
+  seed: number,
+  accumulate = 1,
+  capture = true,
+): Promise<Float32Array> {
   const gpu = await testGpu();
-  const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed }));
+  const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed, capture }));
   for (let i = 0; i < steps; i++) {
     const micro = Array.from(
       { length: accumulate },
@@ -85,5 +90,40 @@ Deno.test({
     const a = await weightsAfter(3, 5, 2);
     const b = await weightsAfter(3, 5, 2);
     assert.ok(a.every((x, i) => Object.is(x, b[i])));
+  },
+});
+
+Deno.test({
+  name:
+    "trainer: replayed (captured) steps are bit-identical to recorded ones, with accumulation and dropout",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await testGpu();
+    const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 9 }));
+    const replayed: boolean[] = [];
+    for (let i = 0; i < 6; i++) {
+      await trainer.trainStep([
+        syntheticBatch(tinyShape, 100 + 2 * i),
+        syntheticBatch(tinyShape, 101 + 2 * i),
+      ]);
+      replayed.push(trainer.lastStepReplayed);
+    }
+    await trainer.flushMetrics();
+    assert.deepEqual(
+      replayed,
+      [false, false, false, true, true, true],
+      "steps 3+ replay the captured stream",
+    );
+    const a = new Float32Array(
+      await gpu.read(trainer.model.params.values, 0, trainer.model.params.totalElements * 4),
+    );
+    const b = await weightsAfter(6, 9, 2, false);
+    const c = await weightsAfter(6, 9, 2, true);
+    assert.ok(
+      a.every((x, i) => Object.is(x, b[i])),
+      "captured/replayed training differs from recorded training",
+    );
+    assert.ok(b.every((x, i) => Object.is(x, c[i])));
   },
 });
