@@ -1,7 +1,8 @@
 /**
  * A small pool of module workers running `UrsaTask`s (see `ursa_tasks.ts`) on the machine's cores. Results
  * come back in the order of the calls that asked for them (each call has its own promise), so callers that
- * await in order stay deterministic. With `size` 0, or where workers cannot start, tasks run inline.
+ * await in order stay deterministic. With `size` 0, where workers cannot start, or in a single-file bundle
+ * (which has no `ursa_worker.ts` beside it), tasks run inline.
  *
  * @module
  */
@@ -34,10 +35,14 @@ export class WorkerPool {
   readonly #queue: Pending[] = [];
   #nextId = 0;
 
-  /** `size` defaults to the number of logical cores (at most 4). */
+  /**
+   * `size` defaults to the number of logical cores (at most 4). Where the worker module is not beside this
+   * one (this module was bundled into a single file), tasks run inline.
+   */
   constructor(size: number = Math.min(4, navigator.hardwareConcurrency ?? 1)) {
     let started = 0;
-    for (let i = 0; i < size; i++) {
+    const workerModuleShipped = import.meta.url.endsWith("/ursa/worker_pool.ts");
+    for (let i = 0; i < (workerModuleShipped ? size : 0); i++) {
       try {
         const worker = new Worker(new URL("./ursa_worker.ts", import.meta.url).href, { type: "module" });
         worker.onmessage = (event: MessageEvent<{ id: number; result?: unknown; error?: string }>) => {
