@@ -125,10 +125,14 @@ export interface ProcessSpawnerOptions {
   onStart?: (pid: number, args: string[]) => void;
 }
 
-const pathOf = (u: string | URL) => (u instanceof URL ? decodeURIComponent(u.pathname) : u);
+const pathOf = (u: string | URL) =>
+  u instanceof URL ? (u.protocol === "file:" ? decodeURIComponent(u.pathname) : u.href) : u;
 
 /**
- * The default spawner: `deno run <permissions> <entry> eval …` as a child process, output collected.
+ * The default spawner: `deno run <permissions> <entry> eval …` as a child process, output collected. The
+ * default entry is the program running now: the checkout's `mod.ts` (with its `deno.json`) when Orion runs
+ * from source (a file: or http: URL), the main module when it runs as a single-file bundle, and the binary
+ * itself (`<binary> eval …`, no `deno run`) when it runs as a `deno compile` executable.
  *
  * @example
  * ```ts
@@ -138,15 +142,22 @@ const pathOf = (u: string | URL) => (u instanceof URL ? decodeURIComponent(u.pat
  * ```
  */
 export function createProcessSpawner(options: ProcessSpawnerOptions = {}): SpawnEval {
-  const entry = options.entry ?? new URL("../../mod.ts", import.meta.url);
+  const standalone = options.entry === undefined && Deno.build.standalone;
+  const fromSource = import.meta.url.endsWith("/bench/eval_process.ts");
+  const entry = options.entry ??
+    (fromSource ? new URL("../../mod.ts", import.meta.url) : new URL(Deno.mainModule));
   const config = options.config === undefined
-    ? (options.entry === undefined ? new URL("../../deno.json", import.meta.url) : null)
+    ? (options.entry === undefined && fromSource && entry.toString().startsWith("file:")
+      ? new URL("../../deno.json", import.meta.url)
+      : null)
     : options.config;
+  const remote = /^https?:/.test(entry.toString()) ? [`--allow-import=${new URL(entry).host}`] : [];
   return async (request) => {
-    const args = [
+    const args = standalone ? evalCommandArgs(request) : [
       "run",
       ...(config ? ["--config", pathOf(config)] : []),
       ...(options.permissions ?? EVAL_PROCESS_PERMISSIONS),
+      ...remote,
       pathOf(entry),
       ...evalCommandArgs(request),
     ];
