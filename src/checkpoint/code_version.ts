@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import orionPackage from "../../deno.json" with { type: "json" };
 
 /** The content of `code_version.json`. */
 export interface CodeVersion {
@@ -44,7 +45,9 @@ export interface CollectCodeVersionOptions {
   git?: boolean;
 }
 
+/** The checkout this module runs from; null when it is imported over HTTP or bundled into one file. */
 function defaultRoot(): string | null {
+  if (!import.meta.url.endsWith("/checkpoint/code_version.ts")) return null;
   const url = new URL("../../", import.meta.url);
   return url.protocol === "file:" ? fileURLToPath(url) : null;
 }
@@ -106,8 +109,9 @@ export function lockfileDependencies(lockText: string): Record<string, string> {
  */
 export async function collectCodeVersion(options: CollectCodeVersionOptions = {}): Promise<CodeSnapshot> {
   const root = options.root ?? defaultRoot();
-  let name: string | null = null;
-  let version: string | null = null;
+  // Name and version travel with the code (a JSON module), so bundles and URL imports know them too.
+  let name: string | null = options.root === undefined ? orionPackage.name : null;
+  let version: string | null = options.root === undefined ? orionPackage.version : null;
   let envLock: Uint8Array | null = null;
   if (root !== null) {
     const denoJson = await readOptional(`${root}/deno.json`);
@@ -124,8 +128,9 @@ export async function collectCodeVersion(options: CollectCodeVersionOptions = {}
   }
   const git: CodeVersion["git"] = { commit: null, dirty: null };
   if (options.git === false) git.error = "git lookup disabled";
-  else if (root === null) git.error = `Orion is not loaded from a file: URL (${import.meta.url})`;
-  else {
+  else if (root === null) {
+    git.error = `Orion is not loaded from a source checkout (${import.meta.url})`;
+  } else {
     try {
       git.commit = (await runGit(root, ["rev-parse", "HEAD"])).trim();
       git.dirty = (await runGit(root, ["status", "--porcelain"])).trim().length > 0;
