@@ -10,3 +10,4 @@ import "./train_command.ts";
 import "./resume_command.ts";
 import "../bench/bench_commands.ts"; // orion eval, orion bench
 import "../train/train_commands.ts"; // train runner, data pre-flight, `orion data`
+import "../pipeline/pipeline_commands.ts"; // orion pipeline (and the runner of orion train <pipeline>), orion lineage
