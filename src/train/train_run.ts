@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { RunConfig } from "../config/run_config.ts";
 import { DEFAULT_EPS } from "../config/training_config.ts";
 import { RUN_CONFIG_FILE } from "../config/serialize_config.ts";
+import { canonicalJson } from "../config/canonical_json.ts";
 import {
   type CheckpointInfo,
   CheckpointSupersededError,
@@ -362,7 +363,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
           vocabulary_channels: JSON.stringify(data.vocab.channels),
           vocabulary_sessions: JSON.stringify(data.vocab.sessions),
           modalities: JSON.stringify(data.vocab.modalities),
-          kwargs: JSON.stringify(data.kwargs),
+          kwargs: canonicalJson(data.kwargs), // key order differs between a TS config and config.json
         },
       },
       optimizer: {
