@@ -221,11 +221,33 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       );
     }
   }
+  if (resumed && resumed.step >= t.maxSteps) {
+    // Resumed from the final checkpoint (killed after writing it): the run is complete. Going on would log
+    // the last validation twice and write a second checkpoint at the same step, which the writer refuses.
+    const info = checkpointInfoOf(resumed);
+    const finalMetrics = numericEntries(resumed.state.metrics);
+    await rewindMetrics(runDir, resumed.step);
+    await writeRunRecord(runDir, {
+      name: config.name,
+      status: "finished",
+      step: resumed.step,
+      configHash: req.configHash,
+      checkpoint: info,
+    });
+    await registerRunInCatalog(data.catalog, config, req.configHash, runDir, "finished", resumed.step, info, {
+      ...resumed.state.metrics,
+    });
+    if (!req.gpu) gpu.destroy();
+    io.out(`${config.name} already finished at step ${resumed.step} — checkpoint ${resumed.dir}`);
+    return { status: "finished", step: resumed.step, lastCheckpoint: info, finalMetrics };
+  }
 
   const trainer = new Trainer(gpu, data.kwargs, data.vocab, trainerSettings(config));
   const shapes = new Map(trainer.model.params.slots.map((s) => [s.name, s.shape]));
   const ledger = new DataLedger();
   if (stageLineage) ledger.merge(DataLedger.fromJSON(stageLineage.ancestorDataHashes));
+  // Resuming with no valid checkpoint starts over: drop what the killed attempt logged.
+  if (!resumed && req.resumeFrom !== undefined) await rewindMetrics(runDir, 0);
   let cursor: unknown = undefined;
   if (resumed) {
     trainer.restore(snapshotOf(resumed));
@@ -306,6 +328,12 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   let lastCheckpoint: CheckpointInfo | null = null;
   const latest: Record<string, number> = {};
   let lastVal: Record<string, number> = {};
+  if (resumed) {
+    // Metrics snapshots go on as if never interrupted (retention's best-k and the monitor read them).
+    for (const [k, v] of Object.entries(numericEntries(resumed.state.metrics))) {
+      if (k !== "step") (k.startsWith("val_") ? lastVal : latest)[k] = v;
+    }
+  }
   let draining = false;
   const logMetrics = async (m: StepMetrics[]) => {
     for (const x of m) {
@@ -530,6 +558,28 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         : ""),
   );
   return { status, step: trainer.step, lastCheckpoint, finalMetrics: { ...latest, ...lastVal } };
+}
+
+/** The numeric entries of a metrics snapshot. */
+function numericEntries(metrics: JsonObject): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === "number"),
+  );
+}
+
+/** A loaded checkpoint described as the writer describes what it wrote. */
+function checkpointInfoOf(c: LoadedCheckpoint): CheckpointInfo {
+  return {
+    dir: c.dir,
+    name: c.name,
+    step: c.step,
+    hash: c.hash,
+    parentHash: c.manifest.parentHash,
+    bytes: c.manifest.files.reduce((n, f) => n + f.bytes, 0),
+    files: c.manifest.files.length + 1,
+    durationMs: 0,
+    alreadyExisted: true,
+  };
 }
 
 /** The checkpoint with the best monitored metric (null when no checkpoint has it). */
