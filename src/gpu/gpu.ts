@@ -215,6 +215,17 @@ export class Gpu {
     });
   }
 
+  /**
+   * Writes host data so that it lands AFTER every command recorded so far: submits pending commands first
+   * when there are any. (A plain {@linkcode Gpu.write} is a queue operation and lands before the commands
+   * of the encoder still being recorded — right for uploads into fresh buffers, wrong for restoring state
+   * that recorded commands also touch, e.g. after a constructor recorded a clear of the same buffer.)
+   */
+  writeAfterPending(target: BufferBinding, data: ArrayBufferView, byteOffset = 0): void {
+    if (this.#encoder) this.submit();
+    this.write(target, data, byteOffset);
+  }
+
   /** Turns per-family GPU timing on or off (needs `timestamp-query`; a no-op without it). */
   setTiming(on: boolean): void {
     if (on && !this.features.timestampQuery) return;

@@ -350,11 +350,11 @@ export class FlatOptimizer {
     return { step, expAvg: split(m), expAvgSq: split(v), ema: e ? split(e) : null };
   }
 
-  /** Restores the optimizer state (queue-ordered before the next submit). */
+  /** Restores the optimizer state (lands after every command recorded so far). */
   loadState(state: OptimizerState): void {
     this.stepCount = state.step;
-    this.#gpu.write(this.#expAvg, this.store.pack(state.expAvg));
-    this.#gpu.write(this.#expAvgSq, this.store.pack(state.expAvgSq));
-    if (this.#ema && state.ema) this.#gpu.write(this.#ema, this.store.pack(state.ema));
+    this.#gpu.writeAfterPending(this.#expAvg, this.store.pack(state.expAvg));
+    this.#gpu.writeAfterPending(this.#expAvgSq, this.store.pack(state.expAvgSq));
+    if (this.#ema && state.ema) this.#gpu.writeAfterPending(this.#ema, this.store.pack(state.ema));
   }
 }

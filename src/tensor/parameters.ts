@@ -186,12 +186,12 @@ export class ParameterStore {
 
   /** Uploads gradients by name (tests and tools; queue-ordered before the next submit). */
   writeGradsForTest(named: ReadonlyMap<string, Float32Array>): void {
-    this.gpu.write(this.grads, this.pack(named));
+    this.gpu.writeAfterPending(this.grads, this.pack(named));
   }
 
   /** Uploads parameter values by name (queue-ordered before the next submit). */
   writeValues(named: ReadonlyMap<string, Float32Array>, base?: Float32Array): void {
-    this.gpu.write(this.values, this.pack(named, base));
+    this.gpu.writeAfterPending(this.values, this.pack(named, base));
   }
 }
 

@@ -34,6 +34,8 @@ import { ProgressReporter } from "./progress.ts";
 import { registerRunInCatalog, type RunStatus, writeRunRecord } from "./run_record.ts";
 import { BenchScheduler } from "../bench/bench_runner.ts";
 import { liveBenchModel } from "./bench_model_loader.ts";
+import type { DistributedContext } from "../distributed/context.ts";
+import { gradientSyncFor } from "./gradient_sync.ts";
 import { checkpointLineage, type StageLineage, stageLineageOf } from "../pipeline/stage_lineage.ts";
 import { recordRunLineage } from "../pipeline/lineage_catalog.ts";
 
@@ -56,6 +58,11 @@ export interface RunRequest {
   stopAfterSteps?: number;
   /** Use this GPU instead of acquiring one (tests). */
   gpu?: Gpu;
+  /**
+   * The data-parallel job this process is a rank of (absent: one rank). Ranks average gradients every
+   * step, shard the loader by rank, and rank 0 writes checkpoints (committed once every rank reported).
+   */
+  dist?: DistributedContext;
   /** Initial weights by parameter name (finetuning) and the vocabulary they were trained with. */
   init?: {
     weights: Map<string, Float32Array>;
@@ -134,6 +141,13 @@ function namedFrom(set: TensorSet | undefined): Map<string, Float32Array> {
   return out;
 }
 
+/** The config object inside a serialized-config envelope (`{ config, config_version, hash, kind }`). */
+function innerConfig(doc: unknown): unknown {
+  return doc && typeof doc === "object" && "config_version" in doc && "config" in doc
+    ? (doc as { config: unknown }).config
+    : doc;
+}
+
 /** The trainer settings a config asks for. */
 export function trainerSettings(config: RunConfig, rank = 0) {
   const t = config.training;
@@ -191,7 +205,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   const stageLineage = req.lineage ?? (resumed ? stageLineageOf(resumed.state.lineage) : null);
   if (stageLineage) await recordRunLineage(data.catalog, config.name, stageLineage);
   if (resumed) {
-    const diff = configDifferences(resumed.state.config, JSON.parse(req.serializedConfig).config);
+    const diff = configDifferences(
+      innerConfig(resumed.state.config),
+      innerConfig(JSON.parse(req.serializedConfig)),
+    );
     const code = codeVersionDifferences(resumed.codeVersion, (await processCodeSnapshot()).version);
     const savedAdapter = (resumed.state.rng.gpu[0]?.adapter as { description?: string } | undefined)
       ?.description;
@@ -242,7 +259,12 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     return { status: "finished", step: resumed.step, lastCheckpoint: info, finalMetrics };
   }
 
-  const trainer = new Trainer(gpu, data.kwargs, data.vocab, trainerSettings(config));
+  const dist = req.dist && req.dist.worldSize > 1 ? req.dist : null;
+  const rank = dist?.rank ?? 0;
+  const worldSize = dist?.worldSize ?? 1;
+  const isWriter = rank === 0;
+  const trainer = new Trainer(gpu, data.kwargs, data.vocab, trainerSettings(config, rank));
+  if (dist) trainer.gradientSync = gradientSyncFor(dist, gpu);
   const shapes = new Map(trainer.model.params.slots.map((s) => [s.name, s.shape]));
   const ledger = new DataLedger();
   if (stageLineage) ledger.merge(DataLedger.fromJSON(stageLineage.ancestorDataHashes));
@@ -271,15 +293,15 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   const loader = data.dataset.loader("train", {
     batchSize: t.batchSize,
     seed: t.seed,
-    rank: 0,
-    worldSize: 1,
+    rank,
+    worldSize,
     cursor: cursor as never,
   });
   const valBatches = t.valEveryNSteps === null
     ? []
     : await collect(data.dataset.evalBatches("val", { batchSize: t.batchSize }));
 
-  const metricsLog = await MetricsLog.open(runDir);
+  const metricsLog = await MetricsLog.open(isWriter ? runDir : join(runDir, `rank${rank}`));
   const progress = new ProgressReporter(
     io,
     t.maxSteps,
@@ -371,6 +393,14 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
 
   const checkpoint = async (status: RunStatus) => {
     const step = trainer.step;
+    if (!isWriter) {
+      // Every rank's state is derivable from the shared checkpoint (same weights, same global cursor);
+      // rank 0 writes distributed/rank<i>.json for all. This rank only takes part in the commit.
+      await logMetrics(await trainer.flushMetrics());
+      await dist!.reportCheckpointPart(step);
+      await dist!.waitCheckpointCommitted(step);
+      return;
+    }
     const snapshot = trainer.snapshot();
     const cursorNow = loader.cursor();
     const ledgerNow = ledger.toJSON();
@@ -424,16 +454,24 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
           generator: "philox4x32-10",
           seed: t.seed,
           step,
-          rank: 0,
+          rank,
           adapter: gpu.description as unknown as JsonObject,
         }],
       },
       dataloader: {
         cursor: cursorNow as unknown as JsonObject,
         batchSize: t.batchSize,
-        worldSize: 1,
+        worldSize,
         split: "train",
       },
+      distributed: worldSize > 1
+        ? Array.from({ length: worldSize }, (_, r) => ({
+          rank: r,
+          worldSize,
+          cursor: cursorNow as unknown as JsonObject,
+          dropout: { generator: "philox4x32-10", seed: t.seed, step, rank: r },
+        }))
+        : undefined,
       dataHashes: ledgerNow as unknown as JsonObject,
       metrics,
       benchmarks: bench?.takeCheckpointBenchmarks(),
@@ -441,6 +479,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     };
     try {
       const info = await writer.submit(step, state);
+      if (dist) {
+        await dist.reportCheckpointPart(step);
+        await dist.waitCheckpointCommitted(step);
+      }
       lastCheckpoint = info;
       written.push({ info, metrics });
       if (bench && t.benchEveryNSteps !== null && step % t.benchEveryNSteps === 0 && status === "running") {
@@ -474,13 +516,15 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     );
   };
 
-  await writeRunRecord(runDir, {
-    name: config.name,
-    status: "running",
-    step: trainer.step,
-    configHash: req.configHash,
-    checkpoint: null,
-  });
+  if (isWriter) {
+    await writeRunRecord(runDir, {
+      name: config.name,
+      status: "running",
+      step: trainer.step,
+      configHash: req.configHash,
+      checkpoint: null,
+    });
+  }
   let status: RunStatus = "running";
   const startStep = trainer.step;
   const pendingCheckpoints: Promise<void>[] = [];
@@ -509,7 +553,29 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       status = "finished";
     } else status = "interrupted";
     await Promise.all(pendingCheckpoints);
-    await checkpoint(status);
+    const last = lastCheckpoint as CheckpointInfo | null;
+    if (last && last.step === trainer.step) {
+      // The step's checkpoint is already written (a cadence step): record the final status only.
+      if (isWriter) {
+        await writeRunRecord(runDir, {
+          name: config.name,
+          status,
+          step: trainer.step,
+          configHash: req.configHash,
+          checkpoint: last,
+        });
+        await registerRunInCatalog(
+          data.catalog,
+          config,
+          req.configHash,
+          runDir,
+          status,
+          trainer.step,
+          last,
+          written.at(-1)!.metrics,
+        );
+      }
+    } else await checkpoint(status);
     await writer.flush();
     if (bench) {
       if (status === "finished" && lastCheckpoint && t.benchCompute.fullAtEnd) {
@@ -532,14 +598,15 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     }
   } catch (e) {
     status = "failed";
-    await writeRunRecord(runDir, {
-      name: config.name,
-      status,
-      step: trainer.step,
-      configHash: req.configHash,
-      checkpoint: lastCheckpoint,
-    })
-      .catch(() => {});
+    if (isWriter) {
+      await writeRunRecord(runDir, {
+        name: config.name,
+        status,
+        step: trainer.step,
+        configHash: req.configHash,
+        checkpoint: lastCheckpoint,
+      }).catch(() => {});
+    }
     throw e;
   } finally {
     if (signals) {

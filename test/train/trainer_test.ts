@@ -127,3 +127,32 @@ Deno.test({
     assert.ok(b.every((x, i) => Object.is(x, c[i])));
   },
 });
+
+Deno.test({
+  name:
+    "trainer: snapshot → new trainer → restore continues bit-exactly (state writes land after pending clears)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await testGpu();
+    const run = async (restoreAt: number | null) => {
+      let t = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 3 }));
+      for (let i = 0; i < 7; i++) {
+        if (i === restoreAt) {
+          const snap = await t.snapshot();
+          await t.flushMetrics();
+          t = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 3 }));
+          t.restore(snap);
+        }
+        await t.trainStep([syntheticBatch(tinyShape, 50 + i)]);
+      }
+      await t.flushMetrics();
+      return new Float32Array(await gpu.read(t.model.params.values, 0, t.model.params.totalElements * 4));
+    };
+    const a = await run(null);
+    for (const at of [2, 4]) {
+      const b = await run(at);
+      assert.ok(a.every((v, i) => Object.is(v, b[i])), `restoring at step ${at} changed the result`);
+    }
+  },
+});
