@@ -21,7 +21,7 @@ import {
   type SyntheticBatchShape,
   syntheticVocabulary,
 } from "../src/train/synthetic_batch.ts";
-import { POYO_PRESETS, type ResolvedPoyoKwargs } from "../src/models/poyo_kwargs.ts";
+import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
 import type { OptimizerKind } from "../src/optim/optimizer.ts";
 import { writeNumericsDump } from "../src/train/numerics_dump.ts";
 import "../src/ops/mod.ts";
@@ -40,72 +40,11 @@ const { values: args } = parseArgs({
   },
 });
 
-const base = {
-  dimHead: 64,
-  latentStep: 1.25,
-  patch: 16,
-  tMin: 1e-4,
-  tMax: 2.0627,
-  ffnDropout: 0.2,
-  linDropout: 0.4,
-  atnDropout: 0,
-  numClasses: 3,
-};
-
-/** Model sizes: the contract's presets with the seed's data shape (10 s windows, 32 EEG @128 Hz, 2 pupil @32 Hz). */
-const presets: Record<string, { kwargs: ResolvedPoyoKwargs; shape: Omit<SyntheticBatchShape, "batchSize"> }> =
-  {
-    poyo_1_3m: {
-      kwargs: { ...base, ...POYO_PRESETS.poyo_1_3m, numLatents: 16 },
-      shape: {
-        window: 10,
-        channels: [{ modality: "eeg", count: 32, rate: 128 }, { modality: "pupil", count: 2, rate: 32 }],
-        patch: 16,
-        numLatents: 16,
-        latentStep: 1.25,
-        numClasses: 3,
-        participants: 60,
-      },
-    },
-    seed: {
-      kwargs: { ...base, dim: 512, depth: 6, crossHeads: 1, selfHeads: 8, numLatents: 64 },
-      shape: {
-        window: 10,
-        channels: [{ modality: "eeg", count: 32, rate: 128 }, { modality: "pupil", count: 2, rate: 32 }],
-        patch: 16,
-        numLatents: 64,
-        latentStep: 1.25,
-        numClasses: 3,
-        participants: 60,
-      },
-    },
-    tiny: {
-      kwargs: {
-        ...base,
-        dim: 32,
-        depth: 1,
-        dimHead: 8,
-        crossHeads: 1,
-        selfHeads: 2,
-        numLatents: 4,
-        latentStep: 0.5,
-        patch: 8,
-      },
-      shape: {
-        window: 2,
-        channels: [{ modality: "eeg", count: 4, rate: 32 }, { modality: "pupil", count: 1, rate: 16 }],
-        patch: 8,
-        numLatents: 4,
-        latentStep: 0.5,
-        numClasses: 3,
-        participants: 3,
-      },
-    },
-  };
-
-const preset = presets[args.preset!];
+const preset = BENCH_PRESETS[args.preset!];
 if (!preset) {
-  throw new Error(`Cannot bench preset "${args.preset}": choose one of ${Object.keys(presets).join(", ")}`);
+  throw new Error(
+    `Cannot bench preset "${args.preset}": choose one of ${Object.keys(BENCH_PRESETS).join(", ")}`,
+  );
 }
 const batchSize = Number(args.batch);
 const steps = Number(args.steps);

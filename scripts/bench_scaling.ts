@@ -1,0 +1,131 @@
+/**
+ * Data-parallel scaling of Orion's training step: N ranks (one per GPU, pinned by the local launcher with
+ * Mesa's device-select layer; on a machine without GPUs they share the software adapter) train the same
+ * synthetic-data model as `scripts/bench_train.ts`, averaging gradients over WebSockets every step.
+ * Rank 0 reports the global samples/s; scaling efficiency = samples/s(N) / (N × samples/s(1)).
+ *
+ * Usage:
+ *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
+ *       [--batch 32] [--json out.json]
+ * (`--batch` is per rank: the global batch is batch × ranks.)
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { launchCommand, workerCommand } from "../src/distributed/launch_cli.ts";
+import type { DistributedContext } from "../src/distributed/context.ts";
+import { Gpu } from "../src/gpu/gpu.ts";
+import { Trainer } from "../src/train/trainer.ts";
+import { gradientSyncFor } from "../src/train/gradient_sync.ts";
+import { syntheticBatch, syntheticVocabulary } from "../src/train/synthetic_batch.ts";
+import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
+import "../src/ops/mod.ts";
+
+interface ScalingJob {
+  preset: string;
+  steps: number;
+  warmup: number;
+  batch: number;
+  json: string | null;
+}
+
+async function rankMain(ctx: DistributedContext): Promise<void> {
+  const job = ctx.config as ScalingJob;
+  const preset = BENCH_PRESETS[job.preset];
+  const shape = { ...preset.shape, batchSize: job.batch };
+  const gpu = await Gpu.create();
+  const trainer = new Trainer(gpu, preset.kwargs, syntheticVocabulary(shape), {
+    seed: 0,
+    rank: ctx.rank,
+    optimizer: {
+      kind: "sparse_lamb",
+      beta2: 0.999,
+      eps: 1e-6,
+      weightDecay: 1e-4,
+      maxGradNorm: 1,
+      emaDecay: null,
+    },
+    schedule: { kind: "constant", lr: 1e-4, totalSteps: 1e9, warmupSteps: 0, beta1: 0.9 },
+    readbackEvery: 10,
+  });
+  trainer.gradientSync = gradientSyncFor(ctx, gpu);
+  const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
+  for (let i = 0; i < job.warmup; i++) await trainer.trainStep([batches[i % 2]]);
+  await trainer.flushMetrics();
+  await ctx.barrier("warm");
+  const t0 = performance.now();
+  for (let i = 0; i < job.steps; i++) {
+    await trainer.trainStep([batches[i % 2]]);
+    if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
+  }
+  await trainer.flushMetrics();
+  await gpu.sync();
+  await ctx.barrier("done");
+  const seconds = (performance.now() - t0) / 1000;
+  const samplesPerS = (job.batch * ctx.worldSize * job.steps) / seconds;
+  if (ctx.rank === 0) {
+    const result = {
+      preset: job.preset,
+      ranks: ctx.worldSize,
+      batchPerRank: job.batch,
+      steps: job.steps,
+      samplesPerS,
+      msPerStep: (1000 * seconds) / job.steps,
+      adapter: gpu.description.description,
+      gradientElements: trainer.model.params.totalElements,
+    };
+    console.log(
+      `orion ${job.preset} on ${ctx.worldSize} ranks (${result.adapter}): ${
+        samplesPerS.toFixed(1)
+      } samples/s, ` +
+        `${result.msPerStep.toFixed(2)} ms/step, global batch ${job.batch * ctx.worldSize}`,
+    );
+    if (job.json) await Deno.writeTextFile(job.json, JSON.stringify(result, null, 1));
+  }
+  gpu.destroy();
+}
+
+const hooks = {
+  rankMain,
+  // The "config" is the job description itself, passed as JSON text in place of a file path.
+  loadConfig: (text: string) => {
+    const job = JSON.parse(text) as ScalingJob & { ranks: number };
+    return Promise.resolve({
+      config: job,
+      nodes: 1,
+      gpusPerNode: job.ranks,
+      jobName: `scaling-${job.preset}`,
+    });
+  },
+};
+
+if (import.meta.main) {
+  if (Deno.args[0] === "worker") {
+    Deno.exit(await workerCommand(Deno.args.slice(1), hooks));
+  }
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      preset: { type: "string", default: "poyo_1_3m" },
+      ranks: { type: "string", default: "2" },
+      steps: { type: "string", default: "30" },
+      warmup: { type: "string", default: "5" },
+      batch: { type: "string", default: "32" },
+      json: { type: "string" },
+    },
+  });
+  if (!BENCH_PRESETS[values.preset!]) {
+    throw new Error(
+      `Cannot bench preset "${values.preset}": choose one of ${Object.keys(BENCH_PRESETS).join(", ")}`,
+    );
+  }
+  const job = {
+    preset: values.preset!,
+    ranks: Number(values.ranks),
+    steps: Number(values.steps),
+    warmup: Number(values.warmup),
+    batch: Number(values.batch),
+    json: values.json ?? null,
+  };
+  Deno.exit(await launchCommand([JSON.stringify(job), "--backend", "local", "--max-restarts", "0"], hooks));
+}
