@@ -203,7 +203,6 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   });
   const gpu = req.gpu ?? await Gpu.create();
   const stageLineage = req.lineage ?? (resumed ? stageLineageOf(resumed.state.lineage) : null);
-  if (stageLineage) await recordRunLineage(data.catalog, config.name, stageLineage);
   if (resumed) {
     const diff = configDifferences(
       innerConfig(resumed.state.config),
@@ -268,6 +267,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   const shapes = new Map(trainer.model.params.slots.map((s) => [s.name, s.shape]));
   const ledger = new DataLedger();
   if (stageLineage) ledger.merge(DataLedger.fromJSON(stageLineage.ancestorDataHashes));
+  if (stageLineage && isWriter) await recordRunLineage(data.catalog, config.name, stageLineage);
   // Resuming with no valid checkpoint starts over: drop what the killed attempt logged.
   if (!resumed && req.resumeFrom !== undefined) await rewindMetrics(runDir, 0);
   let cursor: unknown = undefined;
