@@ -11,12 +11,11 @@ import type { CliIO } from "../cli/cli_io.ts";
 import type { TrainingPipeline } from "../config/training_pipeline.ts";
 import type { RunConfig } from "../config/run_config.ts";
 import { configHash, serializeConfig } from "../config/serialize_config.ts";
-import { rewindMetrics } from "../checkpoint/metrics_log.ts";
 import type { Gpu } from "../gpu/gpu.ts";
 import { openCatalog } from "../ursa/catalog.ts";
 import type { RunStatus } from "../train/run_record.ts";
 import { type RunRequest, runTraining, snapshotOf, vocabOf } from "../train/train_run.ts";
-import { checkpointCandidates, selectCheckpoint } from "./checkpoint_selection.ts";
+import { selectCheckpoint } from "./checkpoint_selection.ts";
 import { initSourceOf } from "./pipeline_preflight.ts";
 import { childLineage, type StageLineage } from "./stage_lineage.ts";
 import { planStage } from "./stage_plan.ts";
@@ -170,10 +169,6 @@ export async function runPipeline(
           start.init.skip?.length ? start.init.skip.join(", ") : "none"
         }; ${start.lineage.initCheckpoint.stepsConsumed} steps behind it`,
       );
-    }
-    if (plan.action === "resume") {
-      const written = (await checkpointCandidates(plan.runDir)).some((c) => c.manifest !== null);
-      if (!written) await rewindMetrics(plan.runDir, 0); // drop metrics of steps no checkpoint kept
     }
     const result = await runTraining({
       config,
