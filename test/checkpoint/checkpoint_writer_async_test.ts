@@ -63,7 +63,7 @@ Deno.test("CheckpointWriter: failures reject the submit and are re-thrown by flu
 
 Deno.test("CheckpointWriter: submit returns at once and the event loop keeps running during a 32 MiB write", async () => {
   await withRunDir(async (runDir) => {
-    const writer = new CheckpointWriter(runDir, { code });
+    const writer = new CheckpointWriter(runDir, { code, transfer: true });
     const state = syntheticState(9, { weightElements: 1 << 21 }); // ~32 MiB of tensors
     // Measure event-loop responsiveness: a timer that should fire every 1 ms.
     const gaps: number[] = [];
@@ -95,5 +95,98 @@ Deno.test("CheckpointWriter: submit returns at once and the event loop keeps run
     assert.ok(gaps.length >= 5, `the event loop ran only ${gaps.length} times during the write`);
     // Generous bound for a slow shared CI machine; the benchmark script reports the real numbers.
     assert.ok(maxGap < 250, `event loop blocked for ${maxGap} ms`);
+  });
+});
+
+Deno.test("CheckpointWriter: a write completes while the main thread is blocked (worker thread)", async () => {
+  await withRunDir(async (runDir) => {
+    const writer = new CheckpointWriter(runDir, { code });
+    const promise = writer.submit(1, syntheticState(4));
+    // A training loop that never reaches the event loop (e.g. a blocking GPU submit): spin without awaiting.
+    const final = join(runDir, "ckpt-step000000001");
+    const t0 = performance.now();
+    let seen = false;
+    while (!seen && performance.now() - t0 < 20_000) {
+      try {
+        seen = Deno.statSync(join(final, "manifest.json")).isFile;
+      } catch {
+        // not yet
+      }
+    }
+    const blockedMs = performance.now() - t0;
+    assert.ok(
+      seen,
+      `the checkpoint was not written within ${blockedMs.toFixed(0)} ms of a blocked main thread`,
+    );
+    const info = await promise;
+    assert.equal(info.dir, final);
+    assert.equal((await readCheckpoint(final)).hash, info.hash);
+    await writer.flush();
+  });
+});
+
+Deno.test("CheckpointWriter: a copied snapshot stays usable; a transferred one is detached", async () => {
+  await withRunDir(async (runDir) => {
+    const copied = syntheticState(5);
+    const weights = Object.values(copied.model.weights);
+    const before = weights.map((t) => t.data.length);
+    const copyWriter = new CheckpointWriter(join(runDir, "copy"), { code });
+    const a = await copyWriter.submit(1, copied);
+    assert.deepEqual(weights.map((t) => t.data.length), before, "copied arrays keep their contents");
+    await copyWriter.flush();
+    const moved = syntheticState(5);
+    const transferWriter = new CheckpointWriter(join(runDir, "transfer"), { code, transfer: true });
+    const pending = transferWriter.submit(1, moved);
+    assert.ok(
+      Object.values(moved.model.weights).every((t) => t.data.length === 0),
+      "transferred arrays are detached at once",
+    );
+    const b = await pending;
+    await transferWriter.flush();
+    assert.equal(b.hash, a.hash, "both ways write the same checkpoint");
+    const main = await new CheckpointWriter(join(runDir, "main"), { code, thread: "main" }).submit(
+      1,
+      syntheticState(5),
+    );
+    assert.equal(main.hash, a.hash, "the main-thread writer writes the same checkpoint");
+  });
+});
+
+Deno.test("CheckpointWriter: an idle writer thread does not keep the process alive (no close needed)", async () => {
+  await withRunDir(async (runDir) => {
+    const writerUrl = new URL("../../src/checkpoint/checkpoint_writer.ts", import.meta.url).href;
+    const script = `
+      import { CheckpointWriter } from ${JSON.stringify(writerUrl)};
+      const writer = new CheckpointWriter(${JSON.stringify(runDir)});
+      const info = await writer.submit(1, {
+        config: {}, model: { weights: { w: { dtype: "F32", shape: [2], data: new Float32Array(2) } } },
+        optimizer: { tensors: {}, state: {} }, scheduler: {}, rng: { cpu: {}, gpu: [] }, dataloader: {},
+        dataHashes: {}, metrics: {}, lineage: { parentRun: null, stepsConsumed: 1 },
+      });
+      console.log(info.name);`;
+    const file = join(runDir, "script.ts");
+    await Deno.writeTextFile(file, script);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-run",
+        "--allow-sys",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        file,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const out = await child.output();
+    clearTimeout(timer);
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.signal, null, `the process did not exit by itself (killed after 30 s): ${text}`);
+    assert.equal(out.code, 0, text);
+    assert.match(text, /ckpt-step000000001/);
   });
 });
