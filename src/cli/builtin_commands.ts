@@ -12,3 +12,5 @@ import "../bench/bench_commands.ts"; // orion eval, orion bench
 import "../train/train_commands.ts"; // train runner, data pre-flight, `orion data`
 import "../train/distributed_commands.ts"; // `orion launch`, `orion worker`
 import "../pipeline/pipeline_commands.ts"; // orion pipeline (and the runner of orion train <pipeline>), orion lineage
+import "../train/debug_command.ts"; // `orion debug dump-step`
+import "../dashboard/dashboard_command.ts"; // `orion dashboard`
