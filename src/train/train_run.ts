@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { checkpointDirName } from "../checkpoint/checkpoint_layout.ts";
 import type { RunConfig } from "../config/run_config.ts";
 import { DEFAULT_EPS } from "../config/training_config.ts";
 import { RUN_CONFIG_FILE } from "../config/serialize_config.ts";
@@ -38,6 +39,7 @@ import type { DistributedContext } from "../distributed/context.ts";
 import { gradientSyncFor } from "./gradient_sync.ts";
 import { checkpointLineage, type StageLineage, stageLineageOf } from "../pipeline/stage_lineage.ts";
 import { recordRunLineage } from "../pipeline/lineage_catalog.ts";
+import { writeRunReport } from "../dashboard/run_report.ts";
 
 /** Output channels (the CLI's io). */
 export interface RunIO {
@@ -308,7 +310,17 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     t.batchSize * t.accumulateGradBatches,
     t.logEveryNSteps,
   );
+  // Checkpoints benchmarks still have to read, which retention keeps: a periodic one until each suite has a
+  // result or a failure, and (for the final evaluation) the best one so far.
+  const benchPins = new Map<string, Set<string>>();
+  const releaseBenchPin = (checkpointDir: string, suites: readonly string[]) => {
+    const name = basename(checkpointDir);
+    const waiting = benchPins.get(name);
+    for (const s of suites) waiting?.delete(s);
+    if (waiting?.size === 0) benchPins.delete(name);
+  };
   const writer = new CheckpointWriter(runDir, {
+    transfer: true, // the snapshot is a fresh host copy nobody reads after submit
     initialParentHash: resumed?.hash ?? stageLineage?.initCheckpoint.checkpointHash ?? null,
     retention: {
       policy: {
@@ -322,6 +334,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
           : undefined,
         keepEvery: t.keepEveryNSteps ?? undefined,
       },
+      pins: () => {
+        const best = bench && t.benchCompute.fullAtEnd ? bestCheckpoint(written, t.monitor, t.monitorMode) : null;
+        return [...benchPins.keys(), ...(best ? [best.name] : [])];
+      },
     },
   });
   const bench = t.benchSuites.length === 0 ? null : new BenchScheduler({
@@ -334,7 +350,8 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     run: config.name,
     inlineModel: (snap) =>
       liveBenchModel(trainer, config, snap.checkpointHash, DataLedger.fromJSON(ledger.toJSON())),
-    onResult: (result) => {
+    onResult: (result, snapshot) => {
+      releaseBenchPin(snapshot.checkpointDir, [result.suite_key]);
       const scores = Object.entries(result.metrics).filter(([k, v]) => !k.includes("/") && v.value !== null)
         .map(([k, v]) => `${k} ${v.value!.toFixed(3)} [${v.ci_low?.toFixed(3)}, ${v.ci_high?.toFixed(3)}]`)
         .join(", ");
@@ -344,7 +361,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         } (${result.windows_used}/${result.windows_total} windows): ${scores}`,
       );
     },
-    onFailure: (f) => io.err(`warning: benchmark failed: ${f.message}`),
+    onFailure: (f) => {
+      releaseBenchPin(f.checkpointDir, f.suites);
+      io.err(`warning: benchmark failed: ${f.message}`);
+    },
   });
   const written: { info: CheckpointInfo; metrics: JsonObject }[] = [];
   let lastCheckpoint: CheckpointInfo | null = null;
@@ -477,6 +497,9 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       benchmarks: bench?.takeCheckpointBenchmarks(),
       lineage: checkpointLineage(config.initFrom?.run ?? null, step, stageLineage),
     };
+    if (bench && t.benchEveryNSteps !== null && step % t.benchEveryNSteps === 0 && status === "running") {
+      benchPins.set(checkpointDirName(step), new Set(t.benchSuites)); // pinned before retention can run
+    }
     try {
       const info = await writer.submit(step, state);
       if (dist) {
@@ -617,6 +640,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     progress.done();
     if (!req.gpu) gpu.destroy();
   }
+  if (isWriter) await writeRunReport(runDir).catch((e) => io.err(`warning: report.html not written: ${e}`));
   io.out(
     `${status === "finished" ? "finished" : "stopped"} ${config.name} at step ${trainer.step}` +
       (lastCheckpoint ? ` — checkpoint ${(lastCheckpoint as CheckpointInfo).dir}` : "") +
