@@ -335,7 +335,9 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         keepEvery: t.keepEveryNSteps ?? undefined,
       },
       pins: () => {
-        const best = bench && t.benchCompute.fullAtEnd ? bestCheckpoint(written, t.monitor, t.monitorMode) : null;
+        const best = bench && t.benchCompute.fullAtEnd
+          ? bestCheckpoint(written, t.monitor, t.monitorMode)
+          : null;
         return [...benchPins.keys(), ...(best ? [best.name] : [])];
       },
     },
