@@ -16,7 +16,7 @@
  * @module
  */
 import { parentPort } from "node:worker_threads";
-import { writeCheckpoint } from "./checkpoint_writer.ts";
+import { processCodeSnapshot, writeCheckpoint } from "./checkpoint_writer.ts";
 import { gcCheckpoints } from "./retention.ts";
 import {
   CONTROL_IDLE,
@@ -118,6 +118,8 @@ port.on("message", (message: WorkerRequest) => {
   if (message.type === "init") {
     setup = message;
     parentHash = message.initialParentHash;
+    // Collect the code version (git, deno.lock) now, not during the first checkpoint write.
+    if (message.code === undefined) processCodeSnapshot().catch(() => {});
     return;
   }
   if (message.claimed || message.id === claimedId) {
