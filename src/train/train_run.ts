@@ -379,6 +379,9 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     }
   }
   let draining = false;
+  // Training metrics by step: a checkpoint's snapshot takes its own step's, not whatever step the loop has
+  // logged meanwhile (checkpoints are built while the loop goes on).
+  const stepMetrics = new Map<number, Record<string, number>>();
   const logMetrics = async (m: StepMetrics[]) => {
     for (const x of m) {
       const entry = {
@@ -391,6 +394,8 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       latest.loss = x.loss;
       latest.grad_norm = x.gradNorm;
       latest.lr = x.lr;
+      stepMetrics.set(entry.step, { loss: x.loss, grad_norm: x.gradNorm, lr: x.lr });
+      if (stepMetrics.size > 4096) stepMetrics.delete(stepMetrics.keys().next().value!);
       await metricsLog.append(entry);
       progress.step(x.step + 1, x.loss, x.lr);
     }
@@ -426,6 +431,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     const snapshot = trainer.snapshot();
     const cursorNow = loader.cursor();
     const ledgerNow = ledger.toJSON();
+    const valNow = { ...lastVal };
     draining = true;
     try {
       await logMetrics(await trainer.flushMetrics());
@@ -433,7 +439,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       draining = false;
     }
     const snap = await snapshot;
-    const metrics: JsonObject = { step, ...latest, ...lastVal };
+    const metrics: JsonObject = { step, ...(stepMetrics.get(step) ?? latest), ...valNow };
     const state: CheckpointState = {
       config: JSON.parse(req.serializedConfig),
       model: {
