@@ -27,7 +27,7 @@ import { errorsOf, type Problem, problem } from "../config/problem.ts";
 import { type RunConfig, RunConfigSchema } from "../config/run_config.ts";
 import { parseSerializedRunConfig, RUN_CONFIG_FILE } from "../config/serialize_config.ts";
 import { checkpointCandidates, pickCheckpoint } from "./checkpoint_selection.ts";
-import { planStage, type StagePlan } from "./stage_plan.ts";
+import { planStage, recordedInitCheckpoint, type StagePlan } from "./stage_plan.ts";
 import {
   configParameterShapes,
   describeMismatches,
@@ -196,13 +196,43 @@ export async function initFromProblems(
   const src = source.config;
   const sourcePlan = source.stage !== null ? plans[source.stage] : null;
   const onDisk = source.stage === null || sourcePlan?.action === "skip";
+  const childPlan = plans[index];
+  const recorded = childPlan && (childPlan.action === "skip" || childPlan.action === "resume")
+    ? await recordedInitCheckpoint(childPlan.runDir)
+    : null;
+  if (recorded !== null && !onDisk) {
+    problems.push(problem(
+      at("run"),
+      initFrom.run,
+      `Cannot continue stage ${index} (${config.name}) from its checkpoints as ${sourceName} will train again (${sourcePlan?.detail}), so the checkpoint it started from (${
+        recorded.slice(0, 12)
+      }) is not the source's any more`,
+      `move ${childPlan!.runDir} away so that it retrains from the new source`,
+    ));
+  }
   const monitor = src ? { monitor: src.training.monitor, monitorMode: src.training.monitorMode } : null;
   if (onDisk && !(selector === "best" && monitor?.monitor.includes("/"))) {
     const candidates = await checkpointCandidates(source.runDir);
     if (candidates.length > 0 || source.stage !== null) {
       try {
-        const { reason } = await pickCheckpoint(candidates, selector, { run: source.run, monitor });
+        const { candidate, reason } = await pickCheckpoint(candidates, selector, {
+          run: source.run,
+          monitor,
+        });
         details.push(`checkpoint: ${reason}`);
+        const picked = candidate.manifest!.checkpointHash;
+        if (recorded !== null && recorded !== picked) {
+          problems.push(problem(
+            at("checkpoint"),
+            selector,
+            `Cannot continue stage ${index} (${config.name}) as it was initialised from checkpoint ${
+              recorded.slice(0, 12)
+            } of ${sourceName} but initFrom now selects ${picked.slice(0, 12)} (${reason})`,
+            `move ${
+              plans[index]!.runDir
+            } away to retrain it from the new checkpoint, or select the old one by hash`,
+          ));
+        }
       } catch (e) {
         problems.push(problem(
           at("checkpoint"),

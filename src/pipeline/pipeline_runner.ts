@@ -15,10 +15,11 @@ import type { Gpu } from "../gpu/gpu.ts";
 import { openCatalog } from "../ursa/catalog.ts";
 import type { RunStatus } from "../train/run_record.ts";
 import { type RunRequest, runTraining, snapshotOf, vocabOf } from "../train/train_run.ts";
-import { selectCheckpoint } from "./checkpoint_selection.ts";
-import { initSourceOf } from "./pipeline_preflight.ts";
+import { checkpointCandidates, pickCheckpoint } from "./checkpoint_selection.ts";
+import { type InitSource, initSourceOf } from "./pipeline_preflight.ts";
+import { readCheckpoint } from "../checkpoint/checkpoint_reader.ts";
 import { childLineage, type StageLineage } from "./stage_lineage.ts";
-import { planStage } from "./stage_plan.ts";
+import { planStage, recordedInitCheckpoint } from "./stage_plan.ts";
 import { configParameterShapes, describeMismatches, weightMismatches } from "./weight_compatibility.ts";
 
 /** Options of {@link runPipeline}. */
@@ -51,6 +52,36 @@ export interface PipelineResult {
   stages: StageOutcome[];
 }
 
+/**
+ * The checkpoint stage `index`'s `initFrom` selects now (by manifests, metrics and benchmark results; no
+ * tensors read), or null without `initFrom`.
+ */
+export async function pickInitCheckpoint(
+  stages: readonly RunConfig[],
+  index: number,
+  cwd: string,
+): Promise<{ source: InitSource; dir: string; hash: string; reason: string } | null> {
+  const initFrom = stages[index].initFrom;
+  if (!initFrom) return null;
+  const source = (await initSourceOf(stages, index, cwd))!;
+  const monitor = source.config
+    ? { monitor: source.config.training.monitor, monitorMode: source.config.training.monitorMode }
+    : null;
+  const catalog = monitor?.monitor.includes("/")
+    ? await openCatalog(source.config?.data.catalogDir ?? undefined)
+    : undefined;
+  try {
+    const { candidate, reason } = await pickCheckpoint(
+      await checkpointCandidates(source.runDir),
+      initFrom.checkpoint,
+      { run: source.run, monitor, catalog },
+    );
+    return { source, dir: candidate.dir, hash: candidate.manifest!.checkpointHash, reason };
+  } finally {
+    catalog?.close();
+  }
+}
+
 /** The initial weights and lineage of stage `index` (null without `initFrom`). */
 export async function stageInit(
   stages: readonly RunConfig[],
@@ -62,24 +93,10 @@ export async function stageInit(
 > {
   const config = stages[index];
   const initFrom = config.initFrom;
-  if (!initFrom) return null;
-  const source = (await initSourceOf(stages, index, cwd))!;
-  const monitor = source.config
-    ? { monitor: source.config.training.monitor, monitorMode: source.config.training.monitorMode }
-    : null;
-  const catalog = monitor?.monitor.includes("/")
-    ? await openCatalog(source.config?.data.catalogDir ?? undefined)
-    : undefined;
-  let selected;
-  try {
-    selected = await selectCheckpoint(source.runDir, initFrom.checkpoint, {
-      run: source.run,
-      monitor,
-      catalog,
-    });
-  } finally {
-    catalog?.close();
-  }
+  const picked = await pickInitCheckpoint(stages, index, cwd);
+  if (!initFrom || !picked) return null;
+  const { source } = picked;
+  const selected = { checkpoint: await readCheckpoint(picked.dir), reason: picked.reason };
   const ckpt = selected.checkpoint;
   const vocab = vocabOf(ckpt);
   if (!vocab) {
@@ -146,6 +163,20 @@ export async function runPipeline(
       throw new Error(
         `Cannot run stage ${i} (${config.name}) as ${plan.detail}: rename the stage, or move the old run directory away`,
       );
+    }
+    if (config.initFrom && plan.action !== "run") {
+      // A stage trained from another checkpoint than its source selects now is stale, not resumable.
+      const recorded = await recordedInitCheckpoint(plan.runDir);
+      const picked = recorded === null ? null : await pickInitCheckpoint(stages, i, cwd);
+      if (recorded !== null && picked && picked.hash !== recorded) {
+        throw new Error(
+          `Cannot ${plan.action} stage ${i} (${config.name}) as it was initialised from checkpoint ${
+            recorded.slice(0, 12)
+          } of ${config.initFrom.run} but initFrom now selects ${
+            picked.hash.slice(0, 12)
+          } (${picked.reason}): move ${plan.runDir} away to retrain it from the new checkpoint, or select the old one by hash`,
+        );
+      }
     }
     if (plan.action === "skip") {
       io.out(`${head}: ${plan.detail}`);

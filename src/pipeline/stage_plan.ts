@@ -101,3 +101,14 @@ export async function planStage(config: RunConfig, cwd: string): Promise<StagePl
       : `${record?.status ?? "started"} with the same config but no checkpoint: restarts from step 0`,
   };
 }
+
+/**
+ * The checkpoint hash a run was initialised from, by its newest complete checkpoint's `lineage.json`
+ * (`initCheckpoint.checkpointHash`); null when it has no checkpoint or started from fresh weights.
+ */
+export async function recordedInitCheckpoint(runDir: string): Promise<string | null> {
+  const newest = (await checkpointCandidates(runDir)).find((c) => c.manifest !== null);
+  const init = newest?.lineage?.initCheckpoint;
+  if (init === null || typeof init !== "object" || Array.isArray(init)) return null;
+  return typeof init.checkpointHash === "string" ? init.checkpointHash : null;
+}

@@ -10,6 +10,10 @@ import { FinetuneFrom, RunConfig, type RunConfigInput, TrainingPipeline } from "
 import { runDirectoryExists } from "../../src/config/preflight_environment.ts";
 import { configHash } from "../../src/config/serialize_config.ts";
 import { writeRunRecord } from "../../src/train/run_record.ts";
+import { writeCheckpoint } from "../../src/checkpoint/checkpoint_writer.ts";
+import type { CheckpointState } from "../../src/checkpoint/checkpoint_state.ts";
+import { recordingIO } from "../../src/cli/cli_io.ts";
+import { runPipeline } from "../../src/pipeline/pipeline_runner.ts";
 import type { ResolvedPoyoKwargs } from "../../src/models/poyo_kwargs.ts";
 import { type PipelinePreflight, preflightPipeline } from "../../src/pipeline/pipeline_preflight.ts";
 import {
@@ -207,6 +211,82 @@ Deno.test("plans: a finished attempt is skipped, an interrupted one resumes, ano
     assert.equal(
       errors(conflict).filter((x) => /already exists: run names are unique/.test(x.message)).length,
       0,
+    );
+  });
+});
+
+function syntheticState(valLoss: number, lineage: CheckpointState["lineage"]): CheckpointState {
+  return {
+    config: {},
+    model: { weights: { w: { dtype: "F32", shape: [1], data: new Float32Array([valLoss]) } } },
+    optimizer: { tensors: {}, state: {} },
+    scheduler: {},
+    rng: { cpu: {}, gpu: [] },
+    dataloader: {},
+    dataHashes: { version: 1, entries: [] },
+    metrics: { val_loss: valLoss },
+    lineage,
+  };
+}
+
+Deno.test("a finished stage trained from another checkpoint than its source now selects is stale: pre-flight and runner refuse", async () => {
+  await withDir(async (dir) => {
+    const pre = stage("pre");
+    const ft = stage("ft", { initFrom: FinetuneFrom({ run: pre, checkpoint: "best" }) });
+    const pipeline = TrainingPipeline({ name: "p", stages: [pre, ft] });
+    const preDir = join(dir, "runs", "pre"), ftDir = join(dir, "runs", "ft");
+    const a = await writeCheckpoint(preDir, 20, syntheticState(0.5, { parentRun: null, stepsConsumed: 20 }));
+    const b = await writeCheckpoint(preDir, 40, syntheticState(0.7, { parentRun: null, stepsConsumed: 40 }));
+    await writeRunRecord(preDir, {
+      name: "pre",
+      status: "finished",
+      step: 40,
+      configHash: configHash(pre),
+      checkpoint: null,
+    });
+    const init = { run: "pre", checkpointHash: b.hash, step: 40, stepsConsumed: 40 };
+    await writeCheckpoint(
+      ftDir,
+      40,
+      syntheticState(0.4, { parentRun: "pre", stepsConsumed: 80, initCheckpoint: init }),
+    );
+    await writeRunRecord(ftDir, {
+      name: "ft",
+      status: "finished",
+      step: 40,
+      configHash: configHash(ft),
+      checkpoint: null,
+    });
+
+    const report = await run(pipeline, dir);
+    assert.deepEqual(report.plans.map((p) => p?.action), ["skip", "skip"]);
+    const [p] = errors(report);
+    assert.equal(p.path, "stages.1.initFrom.checkpoint");
+    assert.match(
+      p.message,
+      new RegExp(
+        `initialised from checkpoint ${b.hash.slice(0, 12)} of stage 0 \\(pre\\) but initFrom now selects ${
+          a.hash.slice(0, 12)
+        } \\(best by val_loss`,
+      ),
+    );
+    await assert.rejects(
+      () => runPipeline(pipeline, { cwd: dir, io: recordingIO() }),
+      new RegExp(`Cannot skip stage 1 \\(ft\\) as it was initialised from checkpoint ${b.hash.slice(0, 12)}`),
+    );
+
+    // Selecting the checkpoint it was trained from by hash makes it current again.
+    const pinned = stage("ft", { initFrom: FinetuneFrom({ run: pre, checkpoint: b.hash }) });
+    const ok = await run(TrainingPipeline({ name: "p", stages: [pre, pinned] }), dir);
+    assert.deepEqual(errors(ok).filter((x) => x.path.startsWith("stages.1.initFrom")), []);
+
+    // A source that trains again makes the finished child stale too.
+    await Deno.rename(preDir, join(dir, "runs", "pre_old"));
+    const again = await run(pipeline, dir);
+    assert.deepEqual(again.plans.map((p) => p?.action), ["run", "skip"]);
+    assert.match(
+      errors(again)[0].message,
+      /Cannot continue stage 1 \(ft\) from its checkpoints as stage 0 \(pre\) will train again/,
     );
   });
 });
