@@ -374,9 +374,10 @@ export async function preflightPipeline(
 /** Formats a pipeline pre-flight: the stage reports, then what each stage will do. */
 export function formatPipelinePreflight(report: PipelinePreflight): string {
   const lines = [formatPipelinePreflightReport(report), "  plan:"];
+  const width = Math.max(0, ...report.plans.map((p) => p?.name.length ?? 0));
   report.plans.forEach((p, i) => {
     lines.push(
-      `    ${i}. ${p ? `${p.name.padEnd(24)} ${p.action.padEnd(8)} ${p.detail}` : "(invalid config)"}`,
+      `    ${i}. ${p ? `${p.name.padEnd(width)}  ${p.action.padEnd(8)} ${p.detail}` : "(invalid config)"}`,
     );
   });
   return lines.join("\n");
