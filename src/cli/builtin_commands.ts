@@ -13,4 +13,5 @@ import "../train/train_commands.ts"; // train runner, data pre-flight, `orion da
 import "../train/distributed_commands.ts"; // `orion launch`, `orion worker`
 import "../pipeline/pipeline_commands.ts"; // orion pipeline (and the runner of orion train <pipeline>), orion lineage
 import "../train/debug_command.ts"; // `orion debug dump-step`
+import "../checkpoint/checkpoint_commands.ts"; // orion ckpt, orion runs, orion overlap, orion verify-resume
 import "../dashboard/dashboard_command.ts"; // `orion dashboard`
