@@ -15,7 +15,6 @@
  *
  * @module
  */
-import { parentPort } from "node:worker_threads";
 import { processCodeSnapshot, writeCheckpoint } from "./checkpoint_writer.ts";
 import { gcCheckpoints } from "./retention.ts";
 import {
@@ -26,13 +25,12 @@ import {
   type WorkerRequest,
 } from "./checkpoint_write_protocol.ts";
 
-if (parentPort === null) {
-  throw new Error(
-    "Cannot run checkpoint_write_worker.ts as a program: it is the writer thread of CheckpointWriter",
-  );
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<WorkerRequest>) => void) | null;
+  postMessage(message: WorkerReply): void;
 }
-const port = parentPort;
-const scope = { postMessage: (reply: WorkerReply) => port.postMessage(reply) };
+
+const scope = self as unknown as WorkerScope;
 type WriteJob = Extract<WorkerRequest, { type: "write" }>;
 let setup: Extract<WorkerRequest, { type: "init" }> | null = null;
 let parentHash: string | null = null;
@@ -114,7 +112,8 @@ function queuedNow(): number {
   return decodeControl(Atomics.load(setup!.control, 0)).queuedId;
 }
 
-port.on("message", (message: WorkerRequest) => {
+scope.onmessage = (event) => {
+  const message = event.data;
   if (message.type === "init") {
     setup = message;
     parentHash = message.initialParentHash;
@@ -130,4 +129,4 @@ port.on("message", (message: WorkerRequest) => {
   // Unclaimed: keep it while it is the queued one (it is claimed when the running job ends).
   for (const id of [...held.keys()]) if (id !== queuedNow()) held.delete(id);
   if (message.id === queuedNow()) held.set(message.id, message);
-});
+};

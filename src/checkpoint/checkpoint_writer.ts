@@ -17,7 +17,6 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { Worker as NodeWorker } from "node:worker_threads";
 import {
   canonicalJson,
   type CheckpointState,
@@ -262,6 +261,11 @@ export interface CheckpointWriterOptions extends Omit<WriteCheckpointOptions, "p
    * (about 1 ms per MiB on the 2-core development VM) and stays usable.
    */
   transfer?: boolean;
+  /**
+   * Worker thread only: an idle writer thread is stopped after this long (default 60 000 ms; `flush` and
+   * `close` stop it at once), as a live worker keeps the process from exiting.
+   */
+  idleTimeoutMs?: number;
 }
 
 interface Job {
@@ -310,7 +314,8 @@ export class CheckpointWriter {
   #last: CheckpointInfo | null = null;
   #closed = false;
   #useWorker: boolean;
-  #worker: NodeWorker | null = null;
+  #worker: Worker | null = null;
+  #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #control: Int32Array | null = null;
   #nextId = 1;
   /** Worker mode: submitted jobs whose promise has not settled, by id. */
@@ -380,14 +385,17 @@ export class CheckpointWriter {
     return promise;
   }
 
-  #ensureWorker(): { worker: NodeWorker; control: Int32Array } {
+  #ensureWorker(): { worker: Worker; control: Int32Array } {
     if (this.#worker === null || this.#control === null) {
       const control = new Int32Array(new SharedArrayBuffer(4));
-      const worker = new NodeWorker(new URL("./checkpoint_write_worker.ts", import.meta.url));
-      worker.on("message", (reply: WorkerReply) => this.#onWorkerReply(reply));
-      worker.on("error", (e: Error) => {
-        this.#failWorker(new Error(`Cannot write checkpoints as the writer thread failed: ${e.message}`));
+      const worker = new Worker(new URL("./checkpoint_write_worker.ts", import.meta.url).href, {
+        type: "module",
       });
+      worker.onmessage = (event: MessageEvent<WorkerReply>) => this.#onWorkerReply(event.data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        this.#failWorker(new Error(`Cannot write checkpoints as the writer thread failed: ${event.message}`));
+      };
       const init: WorkerRequest = {
         type: "init",
         runDir: this.runDir,
@@ -398,11 +406,30 @@ export class CheckpointWriter {
         retentionPolicy: this.options.retention?.policy,
       };
       worker.postMessage(init);
-      worker.unref(); // an idle writer thread never keeps the process alive (ref'd while writes are pending)
       this.#worker = worker;
       this.#control = control;
+      this.#armIdleTimer();
     }
     return { worker: this.#worker, control: this.#control };
+  }
+
+  /**
+   * A live worker keeps the process alive, so an idle one is stopped after `idleTimeoutMs` (and at once by
+   * `flush`/`close`); the next submit starts another.
+   */
+  #armIdleTimer(): void {
+    this.#clearIdleTimer();
+    const timer = setTimeout(() => {
+      this.#idleTimer = null;
+      if (this.#unsettled.size === 0) this.#stopWorker();
+    }, this.options.idleTimeoutMs ?? 60_000);
+    Deno.unrefTimer(timer);
+    this.#idleTimer = timer;
+  }
+
+  #clearIdleTimer(): void {
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
   }
 
   #submitToWorker(job: Job): void {
@@ -420,7 +447,7 @@ export class CheckpointWriter {
       }
     }
     this.#unsettled.set(job.id, job);
-    worker.ref();
+    this.#clearIdleTimer();
     if (superseded !== 0) {
       const dropped = this.#unsettled.get(superseded);
       this.#unsettled.delete(superseded);
@@ -436,7 +463,7 @@ export class CheckpointWriter {
       pins,
     };
     try {
-      worker.postMessage(request, this.options.transfer ? transferables(job.state) : undefined);
+      worker.postMessage(request, { transfer: this.options.transfer ? transferables(job.state) : [] });
     } catch (e) {
       // The state could not be copied to the writer thread (e.g. a value structured clone refuses).
       this.#settle(job.id, null, e);
@@ -466,7 +493,7 @@ export class CheckpointWriter {
       job.reject(error);
     }
     if (this.#unsettled.size === 0) {
-      this.#worker?.unref(); // idle: the writer thread no longer keeps the process alive
+      if (this.#worker !== null) this.#armIdleTimer();
       for (const w of this.#settledWaiters.splice(0)) w();
     }
   }
@@ -477,6 +504,7 @@ export class CheckpointWriter {
   }
 
   #stopWorker(): void {
+    this.#clearIdleTimer();
     this.#worker?.terminate();
     this.#worker = null;
     this.#control = null;
@@ -525,6 +553,7 @@ export class CheckpointWriter {
   async flush(): Promise<void> {
     while (this.#running !== null) await this.#running;
     while (this.#unsettled.size > 0) await new Promise<void>((r) => this.#settledWaiters.push(r));
+    if (this.#useWorker) this.#stopWorker(); // idle: the next submit starts another
 
     const errors = this.#errors;
     this.#errors = [];

@@ -152,12 +152,12 @@ Deno.test("CheckpointWriter: a copied snapshot stays usable; a transferred one i
   });
 });
 
-Deno.test("CheckpointWriter: an idle writer thread does not keep the process alive (no close needed)", async () => {
+Deno.test("CheckpointWriter: an idle writer thread is stopped after idleTimeoutMs (no flush or close needed)", async () => {
   await withRunDir(async (runDir) => {
     const writerUrl = new URL("../../src/checkpoint/checkpoint_writer.ts", import.meta.url).href;
     const script = `
       import { CheckpointWriter } from ${JSON.stringify(writerUrl)};
-      const writer = new CheckpointWriter(${JSON.stringify(runDir)});
+      const writer = new CheckpointWriter(${JSON.stringify(runDir)}, { idleTimeoutMs: 300 });
       const info = await writer.submit(1, {
         config: {}, model: { weights: { w: { dtype: "F32", shape: [2], data: new Float32Array(2) } } },
         optimizer: { tensors: {}, state: {} }, scheduler: {}, rng: { cpu: {}, gpu: [] }, dataloader: {},
