@@ -325,9 +325,10 @@ export class CheckpointWriter {
   /** @param runDir the run directory checkpoints go into. */
   constructor(readonly runDir: string, private readonly options: CheckpointWriterOptions = {}) {
     this.#parentHash = options.initialParentHash ?? null;
-    // The worker module ships beside this one except in a single-file bundle: then write on this thread.
+    // The worker module ships beside this one when Orion runs from source; a single-file bundle or a
+    // `deno compile` binary may not carry it, so those write on this thread.
     this.#useWorker = (options.thread ?? "worker") === "worker" && options.onProgress === undefined &&
-      import.meta.url.endsWith("/checkpoint/checkpoint_writer.ts");
+      import.meta.url.endsWith("/checkpoint/checkpoint_writer.ts") && !Deno.build.standalone;
     if (this.#useWorker) {
       try {
         this.#ensureWorker(); // started now (tens of ms), not inside the first checkpoint's submit
