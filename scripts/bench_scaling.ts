@@ -127,5 +127,11 @@ if (import.meta.main) {
     batch: Number(values.batch),
     json: values.json ?? null,
   };
-  Deno.exit(await launchCommand([JSON.stringify(job), "--backend", "local", "--max-restarts", "0"], hooks));
+  // Pipeline compilation blocks a rank's event loop for seconds on first use: allow long heartbeat gaps.
+  Deno.exit(
+    await launchCommand(
+      [JSON.stringify(job), "--backend", "local", "--max-restarts", "0", "--heartbeat-timeout-ms", "120000"],
+      hooks,
+    ),
+  );
 }
