@@ -14,6 +14,7 @@ export {
   queryRuns,
   type RunEntry,
 } from "./catalog_queries.ts";
+export { buildDemoCatalog, type DemoCatalogOptions, type DemoCatalogSummary } from "./demo_catalog.ts";
 export { evaluate, type EvaluationOptions, type EvaluationOutcome } from "./evaluate.ts";
 export { resume, type ResumeOptions } from "./resume.ts";
 export { type CheckpointRef, readTrainOutcome, type TrainOutcome } from "./run_outcome.ts";
