@@ -19,7 +19,7 @@ async function api(path) {
   return body;
 }
 const $ = (id) => document.getElementById(id);
-const state = { run: null, checkpoint: null, chartsKey: "", runKey: "", timers: [] };
+const state = { run: null, checkpoint: null, chartsKey: "", runKey: "", runsHtml: undefined };
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   state.run = parts[0] === "run" && parts[1] ? parts[1] : null;
@@ -47,7 +47,11 @@ function showError(where, e) { $(where).innerHTML = '<p class="bad"></p>'; $(whe
 async function refreshRuns() {
   try {
     const body = await api("/api/runs");
+    if (body.html === state.runsHtml) return;
+    const first = state.runsHtml === undefined;
+    state.runsHtml = body.html;
     $("runs").innerHTML = body.html;
+    if (!first) refreshLineage();
     $("runs-count").textContent = body.runs.length + " run(s)";
     markSelected();
   } catch (e) { showError("runs", e); }
