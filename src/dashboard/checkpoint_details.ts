@@ -207,6 +207,10 @@ export async function readCheckpointDetails(
     metrics: summary.metrics,
     lineage: summary.lineage,
     data,
-    benchmarks: mergeBenchmarks(fromCatalog, await attachedBenchmarks(checkpointDir)),
+    // Attached results may be of earlier checkpoints (results attach to the next checkpoint written).
+    benchmarks: mergeBenchmarks(
+      fromCatalog,
+      (await attachedBenchmarks(checkpointDir)).filter((b) => b.checkpointHash === hash),
+    ),
   };
 }
