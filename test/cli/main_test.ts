@@ -12,6 +12,7 @@ import {
   type TrainRequest,
 } from "../../mod.ts";
 import { BASE_CONFIG, fakePreflight, listTree, runOrion, writeConfig } from "./cli_fixtures.ts";
+import { pipelineRunner, registerPipelineRunner } from "../../src/cli/train_runner.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "orion-cli-" });
@@ -199,8 +200,14 @@ Deno.test("a pipeline config is pre-flighted stage by stage; without a pipeline 
     );
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /error at stages\.1\.training\.lr = -1/);
-    const run = await runOrion(["train", file], dir, fakePreflight());
-    assert.equal(run.code, 1);
-    assert.match(run.stderr, /pipeline runner is not available/);
+    const registered = pipelineRunner(); // src/pipeline registers the real one
+    try {
+      registerPipelineRunner(undefined);
+      const run = await runOrion(["train", file], dir, fakePreflight());
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /pipeline runner is not available/);
+    } finally {
+      registerPipelineRunner(registered);
+    }
   });
 });
