@@ -69,12 +69,45 @@ export async function checkDenortBin(path: string | undefined): Promise<void> {
   }
 }
 
+/**
+ * npm packages the lockfile resolves that Orion never loads: LanceDB's optional embedding functions
+ * (`@huggingface/transformers` with ONNX Runtime and sharp, ~400 MB) and the musl build of its native addon
+ * on glibc targets. `deno compile` would embed them; they are excluded by their npm-cache directories.
+ */
+export const UNUSED_NPM_PACKAGES: readonly RegExp[] = [
+  /^@huggingface\//,
+  /^onnxruntime-/,
+  /^sharp$/,
+  /^@img\//,
+  /^@lancedb\/lancedb-linux-x64-musl$/,
+];
+
+/** `--exclude` arguments for {@link UNUSED_NPM_PACKAGES}, from `deno.lock` and Deno's npm cache. */
+export async function unusedNpmExcludes(): Promise<string[]> {
+  const lock = JSON.parse(await Deno.readTextFile(join(root, "deno.lock")));
+  const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+    .output();
+  const npmCache = JSON.parse(new TextDecoder().decode(info.stdout)).npmCache as string;
+  const out: string[] = [];
+  for (const key of Object.keys(lock.npm ?? {}).sort()) {
+    const at = key.indexOf("@", 1);
+    const name = key.slice(0, at), version = key.slice(at + 1).split("_")[0];
+    if (UNUSED_NPM_PACKAGES.some((p) => p.test(name))) {
+      out.push("--exclude", join(npmCache, "registry.npmjs.org", name, version));
+    }
+  }
+  return out;
+}
+
 /** The `deno compile` arguments for `out`. */
 export async function compileArgs(out: string, target?: string): Promise<string[]> {
   return [
     "compile",
+    "--node-modules-dir=none", // embed npm packages from Deno's cache: only what the program reaches
+    "--exclude-unused-npm",
     ...CLI_PERMISSIONS,
     ...(await workerModules()).flatMap((m) => ["--include", m]),
+    ...(await unusedNpmExcludes()),
     ...(target ? ["--target", target] : []),
     "--output",
     out,
