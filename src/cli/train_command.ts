@@ -5,11 +5,11 @@
  */
 import { resolve } from "node:path";
 import { applyOverrides, parseOverrides } from "../config/config_overrides.ts";
+import { preflightPipeline } from "../pipeline/pipeline_preflight.ts";
 import {
   formatPipelinePreflightReport,
   formatPreflightReport,
   preflightRunConfig,
-  preflightTrainingPipeline,
 } from "../config/preflight.ts";
 import { defaultPreflightContext } from "../config/preflight_environment.ts";
 import { configHash, serializeConfig } from "../config/serialize_config.ts";
@@ -59,7 +59,8 @@ async function runTrain(args: string[], ctx: CommandContext): Promise<number> {
   const preflight = defaultPreflightContext({ cwd: ctx.cwd, ...ctx.preflight });
 
   if (loaded.isPipeline) {
-    const report = await preflightTrainingPipeline(raw, preflight);
+    // The pipeline pre-flight knows which stage directories are its own (finished or resumable stages).
+    const report = await preflightPipeline(raw, preflight);
     (report.ok ? ctx.io.out : ctx.io.err)(formatPipelinePreflightReport(report));
     if (!report.ok || !report.pipeline) return EXIT.usageOrConfig;
     if (values["print-config"]) ctx.io.out(serializeConfig(report.pipeline));

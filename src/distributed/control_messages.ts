@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { Packr } from "msgpackr";
+// The pure-JS entry point: the package root (node-index.js) reads an environment variable at import,
+// which would make every `orion` command need --allow-env.
+import { Packr } from "msgpackr/pack";
 import { z } from "zod";
 import { decodeFrame, encodeControlFrame, FrameError, FrameType } from "./frames.ts";
 

@@ -10,14 +10,19 @@ import { registerCommand } from "../cli/command_registry.ts";
 import { dataCommand } from "../ursa/data_cli.ts";
 import { runTraining } from "./train_run.ts";
 import { preflightRunData } from "./run_data.ts";
+import { stageInit } from "../pipeline/pipeline_runner.ts";
 
 registerTrainRunner(async (req) => {
+  // A single run with initFrom loads its source checkpoint exactly as a pipeline stage does.
+  const stage = req.config.initFrom && !req.resume ? await stageInit([req.config], 0, req.cwd, null) : null;
   const result = await runTraining({
     config: req.config,
     serializedConfig: req.serializedConfig,
     configHash: req.configHash,
     runDir: req.runDir,
     resumeFrom: req.resume ? req.resume.checkpointDir : undefined,
+    init: stage?.init,
+    lineage: stage?.lineage,
     io: { out: (l) => req.io.out(l), err: (l) => req.io.err(l) },
   });
   return result.status === "failed" ? 1 : 0;

@@ -173,9 +173,12 @@ export function trainerSettings(config: RunConfig, rank = 0) {
       beta1: t.betas[0],
     },
     readbackEvery: Math.max(1, Math.min(t.logEveryNSteps, 100)),
+    // Gradual unfreezing (torch_brain): until freezeUntilStep only what was not loaded from the parent trains —
+    // the embeddings (which hold the new participants' rows) and the weightOverrides (fresh initialisation).
     trainable: t.freezeUntilStep > 0
       ? (name: string, step: number) =>
-        step >= t.freezeUntilStep || name.startsWith("unit_emb.") || name.startsWith("session_emb.")
+        step >= t.freezeUntilStep || name.startsWith("unit_emb.") || name.startsWith("session_emb.") ||
+        (config.initFrom?.weightOverrides ?? []).some((p) => name === p || name.startsWith(`${p}.`))
       : undefined,
   } as const;
 }

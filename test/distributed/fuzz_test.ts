@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { Packr } from "msgpackr";
+// The pure-JS entry point: the package root (node-index.js) reads an environment variable at import,
+// which would make every `orion` command need --allow-env.
+import { Packr } from "msgpackr/pack";
 import { encodeControl } from "../../src/distributed/control_messages.ts";
 import { Coordinator } from "../../src/distributed/coordinator.ts";
 import {
