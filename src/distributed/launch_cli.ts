@@ -67,11 +67,19 @@ function mainModulePath(): string {
   return Deno.mainModule.startsWith("file:") ? fileURLToPath(Deno.mainModule) : Deno.mainModule;
 }
 
+// A `deno compile` binary is the program itself (`orion worker ...`); otherwise the main module — the
+// checkout's mod.ts or the single-file bundle dist/orion.js — runs again under the same (pinned) Deno.
 function defaultWorkerArgv(workerArgs: string[]): string[] {
+  if (Deno.build.standalone) return [Deno.execPath(), "worker", ...workerArgs];
   return [Deno.execPath(), "run", ...DEFAULT_DENO_FLAGS, mainModulePath(), "worker", ...workerArgs];
 }
 
 function defaultProgramCommand(): string {
+  if (Deno.build.standalone) {
+    const binary = Deno.execPath();
+    const rel = relative(Deno.cwd(), binary);
+    return shellQuote(rel.startsWith("..") || isAbsolute(rel) ? binary : `./${rel}`);
+  }
   const main = mainModulePath();
   const path = main.startsWith("/") ? relative(Deno.cwd(), main) : main;
   return ["deno", "run", ...DEFAULT_DENO_FLAGS, shellQuote(path)].join(" ");

@@ -26,7 +26,7 @@ export function skypilotTaskYaml(plan: ClusterLaunchPlan): string {
     `  sudo npm install -g --silent deno@${DENO_VERSION}`,
     "fi",
     "sudo apt-get install -y -q mesa-vulkan-drivers >/dev/null 2>&1 || true",
-    "deno install --frozen --quiet",
+    "if [ -f deno.json ]; then deno install --frozen --quiet; fi # a checkout; a bundle fetches npm packages on first run",
   ].join("\n");
   const run = [
     "set -euo pipefail",
