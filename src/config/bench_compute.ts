@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { SameShape, Unbranded } from "./config_shape.ts";
 import { buildConfig } from "./config_builder.ts";
 
 /** The zod schema of {@link BenchCompute}: fields, defaults and their documentation. */
@@ -18,10 +19,27 @@ export const BenchComputeSchema = z.strictObject({
   fullAtEnd: z.boolean().default(true).describe("evaluate the whole suite on the final checkpoint"),
 }).brand<"BenchCompute">();
 
-/** Bench computation settings as a user writes them. */
-export type BenchComputeInput = z.input<typeof BenchComputeSchema>;
 /** Validated bench computation settings with every default filled in. */
-export type BenchCompute = z.output<typeof BenchComputeSchema>;
+export interface BenchCompute {
+  /**
+   * "async": benchmark a weight snapshot in one side process beside training without pausing it; "inline":
+   * pause training while the suites run in the training process; "separate": one side process (or launcher
+   * job) per suite.
+   */
+  mode: "async" | "inline" | "separate";
+  /** Fraction of each suite evaluated at intermediate benches (a fixed subset keyed by the run seed); 1 = all. */
+  partialSubset: number;
+  /** Evaluate the whole suite on the final checkpoint. */
+  fullAtEnd: boolean;
+}
+
+/** Bench computation settings as a user writes them (every field optional). */
+export type BenchComputeInput = Partial<BenchCompute>;
+
+const _benchComputeMatchesSchema: [
+  SameShape<Unbranded<z.output<typeof BenchComputeSchema>>, BenchCompute>,
+  SameShape<z.input<typeof BenchComputeSchema>, BenchComputeInput>,
+] = [true, true];
 
 /**
  * Validates bench computation settings.

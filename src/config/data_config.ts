@@ -4,7 +4,8 @@
  * @module
  */
 import { z } from "zod";
-import { QuerySpecSchema } from "../ursa/query_spec.ts";
+import { type QuerySpec, type QuerySpecInput, QuerySpecSchema } from "../ursa/query_spec.ts";
+import type { SameShape, Unbranded } from "./config_shape.ts";
 import { buildConfig } from "./config_builder.ts";
 import { alwaysCheck } from "./schema_tools.ts";
 
@@ -69,10 +70,54 @@ export const DataConfigSchema = alwaysCheck(DataConfigObject, (v, r) => {
   evalWindowStride: v.evalWindowStride ?? v.trainWindow / 2,
 })).brand<"DataConfig">();
 
-/** Data settings as a user writes them. */
-export type DataConfigInput = z.input<typeof DataConfigSchema>;
 /** Validated data settings with every default (including derived ones) filled in. */
-export type DataConfig = z.output<typeof DataConfigSchema>;
+export interface DataConfig {
+  /** Catalog query: participants × modalities × derived versions (see QuerySpec). */
+  ursaQuery: QuerySpec;
+  /** Catalog directory; null = the data layer's default catalog. */
+  catalogDir: string | null;
+  /** Length S of one training window, seconds. */
+  trainWindow: number;
+  /** Fraction of the data (by splitBy unit) used for training. */
+  trainSplit: number;
+  /** Fraction used for validation (resolved: 1 - trainSplit when left null). */
+  valSplit: number;
+  /** Unit that is assigned whole to one split. */
+  splitBy: "participant" | "session" | "recording";
+  /** Seed of the deterministic split assignment. */
+  splitSeed: number;
+  /** Stride of overlapping evaluation windows, seconds (resolved: trainWindow / 2 when left null). */
+  evalWindowStride: number;
+  /** Padded token count N per window; null = computed from the catalog (channels × samples / patch). */
+  maxTokensPerWindow: number | null;
+}
+
+/** Data settings as a user writes them (every field optional; see {@link DataConfig}). */
+export interface DataConfigInput {
+  /** Catalog query (a `QuerySpec(...)` or its fields). */
+  ursaQuery?: QuerySpecInput;
+  /** Catalog directory; null = the data layer's default catalog. */
+  catalogDir?: string | null;
+  /** Length S of one training window, seconds (default 10). */
+  trainWindow?: number;
+  /** Fraction of the data used for training (default 0.8). */
+  trainSplit?: number;
+  /** Fraction used for validation; null = 1 - trainSplit. */
+  valSplit?: number | null;
+  /** Unit assigned whole to one split (default "session"). */
+  splitBy?: "participant" | "session" | "recording";
+  /** Seed of the split assignment (default 0). */
+  splitSeed?: number;
+  /** Stride of evaluation windows, seconds; null = trainWindow / 2. */
+  evalWindowStride?: number | null;
+  /** Padded token count per window; null = computed from the catalog. */
+  maxTokensPerWindow?: number | null;
+}
+
+const _dataConfigMatchesSchema: [
+  SameShape<Unbranded<z.output<typeof DataConfigSchema>>, DataConfig>,
+  SameShape<z.input<typeof DataConfigSchema>, DataConfigInput>,
+] = [true, true];
 
 /**
  * Validates data settings.

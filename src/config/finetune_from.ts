@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { SameShape, Unbranded } from "./config_shape.ts";
 import { buildConfig } from "./config_builder.ts";
 import { RunNameSchema } from "./run_name.ts";
 
@@ -22,8 +23,8 @@ export const CheckpointSelectorSchema = z.union([
   z.string().regex(/^[0-9a-f]{8,64}$/, { error: CHECKPOINT_SELECTOR_ERROR }),
 ], { error: CHECKPOINT_SELECTOR_ERROR });
 
-/** Which checkpoint of the source run to start from. */
-export type CheckpointSelector = z.output<typeof CheckpointSelectorSchema>;
+/** Which checkpoint of the source run to start from: "best", "last", a step, or a checkpoint hash. */
+export type CheckpointSelector = "best" | "last" | number | string;
 
 /** The zod schema of {@link FinetuneFrom}: fields, defaults and their documentation. */
 export const FinetuneFromSchema = z.strictObject({
@@ -55,10 +56,39 @@ export const FinetuneFromSchema = z.strictObject({
   freezeUntilStep: v.freezeUntilStep,
 })).brand<"FinetuneFrom">();
 
-/** A fine-tuning source as a user writes it. */
-export type FinetuneFromInput = z.input<typeof FinetuneFromSchema>;
 /** A validated fine-tuning source (`run` reduced to the source run's name). */
-export type FinetuneFrom = z.output<typeof FinetuneFromSchema>;
+export interface FinetuneFrom {
+  /** The source run's name. */
+  run: string;
+  /** Runs directory of the source run; null = this run's runsDir. */
+  runsDir: string | null;
+  /** "best" | "last" | step number | checkpoint hash. */
+  checkpoint: CheckpointSelector;
+  /** Parameter-name prefixes NOT loaded from the checkpoint (freshly initialized), e.g. ["readout"]. */
+  weightOverrides: string[];
+  /** Loaded weights stay frozen until this step; null = training.freezeUntilStep. */
+  freezeUntilStep: number | null;
+}
+
+/** A fine-tuning source as a user writes it. */
+export interface FinetuneFromInput {
+  /** Source run: its name, or its RunConfig (e.g. an earlier pipeline stage). */
+  run: string | { name: string; runsDir?: string };
+  /** Runs directory of the source run; null = the source RunConfig's, else this run's runsDir. */
+  runsDir?: string | null;
+  /** "best" (default) | "last" | step number | checkpoint hash. */
+  checkpoint?: CheckpointSelector;
+  /** Parameter-name prefixes NOT loaded from the checkpoint (freshly initialized). */
+  weightOverrides?: string[];
+  /** Loaded weights stay frozen until this step; null = training.freezeUntilStep. */
+  freezeUntilStep?: number | null;
+}
+
+const _finetuneFromMatchesSchema: [
+  SameShape<Unbranded<z.output<typeof FinetuneFromSchema>>, FinetuneFrom>,
+  SameShape<Omit<z.input<typeof FinetuneFromSchema>, "run">, Omit<FinetuneFromInput, "run">>,
+  SameShape<z.output<typeof CheckpointSelectorSchema>, CheckpointSelector>,
+] = [true, true, true];
 
 /**
  * Validates a fine-tuning source.

@@ -4,11 +4,12 @@
  * @module
  */
 import { z } from "zod";
+import type { SameShape, Unbranded } from "./config_shape.ts";
 import { buildConfig } from "./config_builder.ts";
 import { alwaysCheck } from "./schema_tools.ts";
 
 /** Launch backends. */
-export const BACKENDS = ["local", "skypilot", "slurm", "pbs"] as const;
+export const BACKENDS: readonly ["local", "skypilot", "slurm", "pbs"] = ["local", "skypilot", "slurm", "pbs"];
 
 const InfraConfigObject = z.strictObject({
   accelerator: z.enum(["gpu", "cpu-software"]).default("gpu").describe(
@@ -36,10 +37,27 @@ export const InfraConfigSchema = alwaysCheck(InfraConfigObject, (v, r) => {
   }
 }).brand<"InfraConfig">();
 
-/** Infrastructure settings as a user writes them. */
-export type InfraConfigInput = z.input<typeof InfraConfigSchema>;
 /** Validated infrastructure settings with every default filled in. */
-export type InfraConfig = z.output<typeof InfraConfigSchema>;
+export interface InfraConfig {
+  /** "gpu": a hardware WebGPU adapter; "cpu-software": Mesa's software adapter (tests, CI). */
+  accelerator: "gpu" | "cpu-software";
+  /** Machines. */
+  nodes: number;
+  /** Training processes (one GPU each) per machine. */
+  gpusPerNode: number;
+  /** Launcher: local | skypilot | slurm | pbs. */
+  backend: (typeof BACKENDS)[number];
+  /** Automatic restarts from the last checkpoint after a failure or preemption. */
+  maxRestarts: number;
+}
+
+/** Infrastructure settings as a user writes them (every field optional). */
+export type InfraConfigInput = Partial<InfraConfig>;
+
+const _infraConfigMatchesSchema: [
+  SameShape<Unbranded<z.output<typeof InfraConfigSchema>>, InfraConfig>,
+  SameShape<z.input<typeof InfraConfigSchema>, InfraConfigInput>,
+] = [true, true];
 
 /**
  * Validates infrastructure settings.

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { lookupModelClass, type ModelClass, modelClassNames } from "../models/model_class.ts";
 import { buildConfig } from "./config_builder.ts";
+import type { DeepUnbranded, SameShape } from "./config_shape.ts";
 import { closestMatch, knownKeys, withDynamicSchema } from "./schema_tools.ts";
 
 /** True when `v` looks like a model class: a `modelName` string and a zod `kwargsSchema`. */
@@ -108,7 +109,15 @@ export interface ModelConfigInput<C extends ModelClass = ModelClass> {
 }
 
 /** A validated model config: the class and its kwargs with every schema default filled in. */
-export type ModelConfig = z.output<typeof ModelConfigSchema>;
+export interface ModelConfig {
+  /** The model class (a registered name is resolved to its class). */
+  cls: ModelClass;
+  /** Hyper-parameters as the class's `kwargsSchema` returned them (defaults filled in). */
+  kwargs: Record<string, unknown>;
+}
+
+const _modelConfigMatchesSchema: SameShape<DeepUnbranded<z.output<typeof ModelConfigSchema>>, ModelConfig> =
+  true;
 
 /**
  * Validates a model config through the class's `kwargsSchema`.

@@ -7,14 +7,20 @@
  */
 import { z } from "zod";
 import { buildConfig, parseConfig } from "./config_builder.ts";
-import { DataConfigSchema } from "./data_config.ts";
-import { FinetuneFromSchema } from "./finetune_from.ts";
-import { InfraConfigSchema } from "./infra_config.ts";
-import { type ModelConfigInput, ModelConfigSchema, resolveModelClass } from "./model_config.ts";
+import { type DataConfig, type DataConfigInput, DataConfigSchema } from "./data_config.ts";
+import { type FinetuneFrom, type FinetuneFromInput, FinetuneFromSchema } from "./finetune_from.ts";
+import { type InfraConfig, type InfraConfigInput, InfraConfigSchema } from "./infra_config.ts";
+import {
+  type ModelConfig,
+  type ModelConfigInput,
+  ModelConfigSchema,
+  resolveModelClass,
+} from "./model_config.ts";
 import { modelConfigHooks } from "./model_config_hooks.ts";
 import { RunNameSchema } from "./run_name.ts";
 import { alwaysCheck } from "./schema_tools.ts";
-import { TrainingConfigSchema } from "./training_config.ts";
+import { type TrainingConfig, type TrainingConfigInput, TrainingConfigSchema } from "./training_config.ts";
+import type { DeepUnbranded, SameShape } from "./config_shape.ts";
 import type { ModelClass } from "../models/model_class.ts";
 
 const RunConfigObject = z.strictObject({
@@ -95,11 +101,45 @@ export const RunConfigSchema = RunConfigChecked.transform((v) => {
 }).brand<"RunConfig">();
 
 /** A run config as a user writes it (sections may be builder results or plain objects). */
-export type RunConfigInput = Omit<z.input<typeof RunConfigSchema>, "model"> & {
-  model: ModelConfigInput<ModelClass> | z.input<typeof ModelConfigSchema>;
-};
+export interface RunConfigInput {
+  /** Run name: the directory <runsDir>/<name> holding the run record. */
+  name: string;
+  /** Directory of run records (relative to the working directory; default "runs"). */
+  runsDir?: string;
+  /** Data selection, windows and splits (see DataConfig). */
+  data?: DataConfigInput;
+  /** Model class and kwargs (see ModelConfig). */
+  model: ModelConfigInput<ModelClass>;
+  /** Optimisation and cadences (see TrainingConfig). */
+  training?: TrainingConfigInput;
+  /** Where and on how many GPUs (see InfraConfig). */
+  infra?: InfraConfigInput;
+  /** Start from another run's checkpoint (see FinetuneFrom); null = fresh initialization. */
+  initFrom?: FinetuneFromInput | null;
+}
+
 /** A validated, fully resolved run config: every default filled in, model kwargs resolved by the class. */
-export type RunConfig = z.output<typeof RunConfigSchema>;
+export interface RunConfig {
+  /** Run name: the directory <runsDir>/<name> holding the run record. */
+  name: string;
+  /** Directory of run records (relative to the working directory). */
+  runsDir: string;
+  /** Data selection, windows and splits. */
+  data: DataConfig;
+  /** Model class and resolved kwargs. */
+  model: ModelConfig;
+  /** Optimisation and cadences (`freezeUntilStep` resolved from initFrom). */
+  training: TrainingConfig;
+  /** Where and on how many GPUs. */
+  infra: InfraConfig;
+  /** The fine-tuning source with its runs directory and freeze step resolved, or null. */
+  initFrom: (FinetuneFrom & { runsDir: string; freezeUntilStep: number }) | null;
+}
+
+const _runConfigMatchesSchema: [
+  SameShape<DeepUnbranded<z.output<typeof RunConfigSchema>>, RunConfig>,
+  SameShape<Omit<z.input<typeof RunConfigSchema>, "model">, Omit<RunConfigInput, "model">>,
+] = [true, true];
 /** Same as {@link RunConfig}: a valid run config is always fully resolved. */
 export type ResolvedRunConfig = RunConfig;
 

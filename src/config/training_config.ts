@@ -5,16 +5,21 @@
  * @module
  */
 import { z } from "zod";
-import { BenchComputeSchema } from "./bench_compute.ts";
+import { type BenchCompute, type BenchComputeInput, BenchComputeSchema } from "./bench_compute.ts";
+import type { DeepUnbranded, SameShape } from "./config_shape.ts";
 import { buildConfig } from "./config_builder.ts";
 import { alwaysCheck } from "./schema_tools.ts";
 
 /** Optimizers of the model contract (`../shared/spec/poyo.md`). */
-export const OPTIMIZERS = ["adamw", "lamb", "sparse_lamb"] as const;
+export const OPTIMIZERS: readonly ["adamw", "lamb", "sparse_lamb"] = ["adamw", "lamb", "sparse_lamb"];
 /** Learning-rate schedules of the model contract. */
-export const SCHEDULERS = ["onecycle", "cosine", "constant"] as const;
+export const SCHEDULERS: readonly ["onecycle", "cosine", "constant"] = ["onecycle", "cosine", "constant"];
 /** Numeric precisions (Lightning spelling). */
-export const PRECISIONS = ["32-true", "16-mixed", "bf16-mixed"] as const;
+export const PRECISIONS: readonly ["32-true", "16-mixed", "bf16-mixed"] = [
+  "32-true",
+  "16-mixed",
+  "bf16-mixed",
+];
 
 /** Default epsilon per optimizer when `eps` is null: AdamW 1e-8 (PyTorch), LAMB and SparseLamb 1e-6. */
 export const DEFAULT_EPS: Record<(typeof OPTIMIZERS)[number], number> = {
@@ -24,9 +29,9 @@ export const DEFAULT_EPS: Record<(typeof OPTIMIZERS)[number], number> = {
 };
 
 /** `<suite>@<version>`, e.g. `cognitive_load_eval@1`. */
-export const BENCH_SUITE_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*@[0-9]+$/;
+export const BENCH_SUITE_KEY: RegExp = /^[A-Za-z0-9_][A-Za-z0-9_.-]*@[0-9]+$/;
 /** `val_loss`, `train_loss`, or `<suite>@<version>/<metric>`. */
-export const MONITOR_PATTERN =
+export const MONITOR_PATTERN: RegExp =
   /^(val_loss|train_loss|[A-Za-z0-9_][A-Za-z0-9_.-]*@[0-9]+\/[A-Za-z0-9_.\/-]+)$/;
 
 const steps = () => z.number().int().positive();
@@ -206,10 +211,78 @@ export const TrainingConfigSchema = TrainingConfigChecked.transform((v) => ({
   monitorMode: v.monitorMode ?? (v.monitor.endsWith("loss") ? "min" as const : "max" as const),
 })).brand<"TrainingConfig">();
 
-/** Training settings as a user writes them. */
-export type TrainingConfigInput = z.input<typeof TrainingConfigSchema>;
 /** Validated training settings with every default (including derived ones) filled in. */
-export type TrainingConfig = z.output<typeof TrainingConfigSchema>;
+export interface TrainingConfig {
+  /** Windows per optimizer micro-step per GPU; global batch = batchSize × nodes × gpusPerNode × accumulateGradBatches. */
+  batchSize: number;
+  /** Optimizer steps to train. */
+  maxSteps: number;
+  /** adamw | lamb | sparse_lamb (see the model contract). */
+  optimizer: (typeof OPTIMIZERS)[number];
+  /** Peak learning rate. */
+  lr: number;
+  /** Decoupled weight decay. */
+  weightDecay: number;
+  /** (β1, β2); with onecycle β1 follows the momentum cycle 0.95 → 0.85. */
+  betas: [number, number];
+  /** Optimizer epsilon (resolved: 1e-8 for adamw, 1e-6 for lamb and sparse_lamb when left null). */
+  eps: number;
+  /** onecycle | cosine | constant. */
+  scheduler: (typeof SCHEDULERS)[number];
+  /** Linear warm-up steps for cosine and constant (onecycle has its own warm-up). */
+  warmupSteps: number;
+  /** Global gradient-norm clip; null = off. */
+  gradClipNorm: number | null;
+  /** EMA of the weights; null = off. */
+  emaDecay: number | null;
+  /** Micro-batches accumulated per optimizer step. */
+  accumulateGradBatches: number;
+  /** Validation cadence in steps; null = never. */
+  valEveryNSteps: number | null;
+  /** Metric logging cadence in steps. */
+  logEveryNSteps: number;
+  /** Checkpoint cadence in steps (a final checkpoint is always written). */
+  ckptEveryNSteps: number;
+  /** Most recent checkpoints kept (at least 1, for resuming). */
+  keepLastK: number;
+  /** Best checkpoints kept by `monitor`. */
+  keepBestK: number;
+  /** Also keep every checkpoint at a multiple of this step; null = none. */
+  keepEveryNSteps: number | null;
+  /** Metric ranking checkpoints: "val_loss", "train_loss" or "<suite>@<version>/<metric>". */
+  monitor: string;
+  /** Whether lower or higher `monitor` is better (resolved: "min" for losses, "max" otherwise). */
+  monitorMode: "min" | "max";
+  /** 32-true | 16-mixed (needs shader-f16) | bf16-mixed. */
+  precision: (typeof PRECISIONS)[number];
+  /** Seed of every counter-based generator (init, dropout, sampling). */
+  seed: number;
+  /** Benchmark cadence in steps; null = only at the end (when benchSuites is not empty). */
+  benchEveryNSteps: number | null;
+  /** Benchmark suites as "<suite>@<version>". */
+  benchSuites: string[];
+  /** How benchmarks are computed (see BenchCompute). */
+  benchCompute: BenchCompute;
+  /** With initFrom: loaded weights (all but weightOverrides) stay frozen until this step; 0 = none. */
+  freezeUntilStep: number;
+}
+
+/** Training settings as a user writes them: every field optional, nullable ones may be null (see {@link TrainingConfig}). */
+export type TrainingConfigInput =
+  & Partial<Omit<TrainingConfig, "eps" | "monitorMode" | "benchCompute">>
+  & {
+    /** Optimizer epsilon; null = the optimizer's default. */
+    eps?: number | null;
+    /** Whether lower or higher `monitor` is better; null = by the metric's name. */
+    monitorMode?: "min" | "max" | null;
+    /** How benchmarks are computed (a `BenchCompute(...)` or its fields). */
+    benchCompute?: BenchComputeInput;
+  };
+
+const _trainingConfigMatchesSchema: [
+  SameShape<DeepUnbranded<z.output<typeof TrainingConfigSchema>>, TrainingConfig>,
+  SameShape<z.input<typeof TrainingConfigSchema>, TrainingConfigInput>,
+] = [true, true];
 
 /**
  * Validates training settings.

@@ -5,7 +5,8 @@
  */
 import { z } from "zod";
 import { buildConfig, parseConfig } from "./config_builder.ts";
-import { type RunConfigInput, RunConfigSchema } from "./run_config.ts";
+import { type RunConfig, type RunConfigInput, RunConfigSchema } from "./run_config.ts";
+import type { DeepUnbranded, SameShape } from "./config_shape.ts";
 import { RunNameSchema } from "./run_name.ts";
 import { alwaysCheck } from "./schema_tools.ts";
 
@@ -76,7 +77,17 @@ export const TrainingPipelineSchema = alwaysCheck(TrainingPipelineObject, (v, r)
 /** A pipeline as a user writes it. */
 export type TrainingPipelineInput = { name: string; stages: RunConfigInput[] };
 /** A validated pipeline whose stages are fully resolved run configs. */
-export type TrainingPipeline = z.output<typeof TrainingPipelineSchema>;
+export interface TrainingPipeline {
+  /** Pipeline name. */
+  name: string;
+  /** Run configs trained in order. */
+  stages: RunConfig[];
+}
+
+const _trainingPipelineMatchesSchema: SameShape<
+  DeepUnbranded<z.output<typeof TrainingPipelineSchema>>,
+  TrainingPipeline
+> = true;
 
 /**
  * Validates a pipeline (invalid → a placeholder reporting every problem, as with `RunConfig`).

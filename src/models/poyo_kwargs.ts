@@ -7,9 +7,9 @@
  * @module
  */
 import { z } from "zod";
+import type { SameShape } from "../config/config_shape.ts";
 
-/** The zod schema of POYO's kwargs: the single source of truth for their types, defaults and docs. */
-export const PoyoKwargsSchema = z.strictObject({
+const PoyoKwargsChecked = z.strictObject({
   dim: z.number().int().positive().default(512).describe("model width D (must be even)"),
   depth: z.number().int().nonnegative().default(6).describe("number of latent self-attention layers"),
   dimHead: z.number().int().positive().default(64).describe("per-head width dh (multiple of 4)"),
@@ -30,16 +30,71 @@ export const PoyoKwargsSchema = z.strictObject({
   ),
 }).check(poyoCoherenceCheck());
 
-/** POYO kwargs as a user writes them (every field optional). */
-export type PoyoKwargsInput = z.input<typeof PoyoKwargsSchema>;
+/** The zod schema of POYO's kwargs: the single source of truth for their types, defaults and docs. */
+export const PoyoKwargsSchema: z.ZodType<PoyoKwargs, PoyoKwargsInput> = PoyoKwargsChecked;
+
 /** POYO kwargs with every schema default filled in (`latentStep`/`numClasses` may still be open). */
-export type PoyoKwargs = z.output<typeof PoyoKwargsSchema>;
+export interface PoyoKwargs {
+  /** Model width D (must be even). */
+  dim: number;
+  /** Number of latent self-attention layers. */
+  depth: number;
+  /** Per-head width dh (multiple of 4). */
+  dimHead: number;
+  /** Heads of encoder/decoder cross-attention. */
+  crossHeads: number;
+  /** Heads of latent self-attention. */
+  selfHeads: number;
+  /** Latents per latent step M. */
+  numLatents: number;
+  /** Spacing of latent times in seconds; default trainWindow / 8. */
+  latentStep?: number;
+  /** Samples per input token P. */
+  patch: number;
+  /** Shortest rotary period, seconds. */
+  tMin: number;
+  /** Longest rotary period, seconds. */
+  tMax: number;
+  /** Dropout inside every FFN. */
+  ffnDropout: number;
+  /** Dropout on processing-layer residual branches. */
+  linDropout: number;
+  /** Dropout on attention probabilities. */
+  atnDropout: number;
+  /** Readout width C; default from the task labels. */
+  numClasses?: number;
+}
+
+/** POYO kwargs as a user writes them (every field optional). */
+export type PoyoKwargsInput = Partial<PoyoKwargs>;
+
+const _poyoKwargsMatchSchema: [
+  SameShape<z.output<typeof PoyoKwargsChecked>, PoyoKwargs>,
+  SameShape<z.input<typeof PoyoKwargsChecked>, PoyoKwargsInput>,
+] = [true, true];
 
 /** Fully resolved kwargs: also `latentStep` and `numClasses` fixed from the data. */
 export type ResolvedPoyoKwargs = PoyoKwargs & { latentStep: number; numClasses: number };
 
 /** Named model sizes of the contract. */
-export const POYO_PRESETS = {
+export const POYO_PRESETS: {
+  /** ~1.3M parameters (with a small vocabulary). */
+  readonly poyo_1_3m: {
+    readonly dim: 64;
+    readonly depth: 6;
+    readonly crossHeads: 2;
+    readonly selfHeads: 8;
+    readonly numLatents: 16;
+  };
+  /** ~11.8M parameters. */
+  readonly poyo_11_8m: {
+    readonly dim: 128;
+    readonly depth: 24;
+    readonly crossHeads: 4;
+    readonly selfHeads: 8;
+    readonly numLatents: 32;
+  };
+} = {
   /** ~1.3M parameters (with a small vocabulary). */
   poyo_1_3m: { dim: 64, depth: 6, crossHeads: 2, selfHeads: 8, numLatents: 16 },
   /** ~11.8M parameters. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { SameShape } from "../config/config_shape.ts";
 
 /** The zod schema of a query: the single source of truth for its fields and defaults. */
 export const QuerySpecSchema = z.strictObject({
@@ -25,10 +26,29 @@ export const QuerySpecSchema = z.strictObject({
   labels: z.string().min(1).default("cognitive_load").describe("label track whose intervals define windows"),
 });
 
-/** A query as written by a user. */
-export type QuerySpecInput = z.input<typeof QuerySpecSchema>;
 /** A query with every default filled in. */
-export type QuerySpec = z.output<typeof QuerySpecSchema>;
+export interface QuerySpec {
+  /** Participant ids such as "p042", or "*" for every participant in the catalog. */
+  participants: "*" | string[];
+  /** Participants removed after `participants` is expanded (e.g. hold out p042 for finetuning). */
+  excludeParticipants: string[];
+  /** Restrict to these session ids (default: all). */
+  sessions?: string[];
+  /** Recording modalities, e.g. "eeg", "pupil". */
+  modalities: string[];
+  /** Derived-signal versions to read, one per modality (`<set>.<derivation>`). */
+  derived: string[];
+  /** Label track whose intervals define windows. */
+  labels: string;
+}
+
+/** A query as written by a user: every field optional (defaults as in {@link QuerySpec}). */
+export type QuerySpecInput = Partial<QuerySpec>;
+
+const _querySpecMatchesSchema: [
+  SameShape<z.output<typeof QuerySpecSchema>, QuerySpec>,
+  SameShape<z.input<typeof QuerySpecSchema>, QuerySpecInput>,
+] = [true, true];
 
 /**
  * Builds a validated query.
