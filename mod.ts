@@ -81,8 +81,8 @@ export {
 export { QuerySpec, type QuerySpecInput } from "./src/ursa/query_spec.ts";
 
 // Models.
-export { type ModelClass, registerModelClass } from "./src/models/model_class.ts";
-export { POYO } from "./src/models/poyo.ts";
+export { type KwargsInputOf, type ModelClass, registerModelClass } from "./src/models/model_class.ts";
+export { POYO, type PoyoClass } from "./src/api/poyo_model.ts";
 export {
   POYO_PRESETS,
   type PoyoKwargs,
@@ -124,6 +124,9 @@ export {
   type RegisteredBenchmark,
 } from "./src/bench/registry.ts";
 export type { BenchmarkResult, BenchmarkResultKey } from "./src/bench/results.ts";
+export type { BootstrapOptions } from "./src/bench/metrics.ts";
+export type { PoyoBatch, RecordingWindow, WindowRef } from "./src/data/batch.ts";
+export { DataLedger, type Interval, type LedgerEntry, type LedgerJson } from "./src/data/ledger.ts";
 export {
   runWindowAveragedClassification,
   type WindowAveragedOptions,
@@ -132,6 +135,8 @@ export {
 // The library: train, resume, evaluate, query.
 export * from "./src/api/mod.ts";
 export type { RunStatus } from "./src/train/run_record.ts";
+export type { LineageGraph, LineageNode, LineageScore } from "./src/pipeline/lineage_catalog.ts";
+export type { AncestorCheckpoint } from "./src/pipeline/stage_lineage.ts";
 
 // The run dashboard and the static run report.
 export {

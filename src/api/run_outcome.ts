@@ -44,6 +44,13 @@ export interface TrainOutcome {
  * Reads how the run in `runDir` stands from its record.
  *
  * @throws when `runDir` has no `run.json`, naming the file.
+ *
+ * @example
+ * ```ts
+ * import { readTrainOutcome } from "./run_outcome.ts";
+ * const outcome = await readTrainOutcome("runs/demo");
+ * console.log(outcome.status, outcome.step, outcome.checkpoint?.hash);
+ * ```
  */
 export async function readTrainOutcome(runDir: string): Promise<TrainOutcome> {
   const record = await readRunRecord(runDir);

@@ -33,6 +33,7 @@ export interface BenchWindow {
   recordingHash: string;
   /** Start/end in seconds on that recording's own clock. */
   start: number;
+  /** End of the window, seconds on that recording's clock. */
   end: number;
 }
 
@@ -40,12 +41,15 @@ export interface BenchWindow {
 export interface BenchGroup {
   /** `participant/session#interval`. */
   id: string;
+  /** Participant id, e.g. `p042`. */
   participant: string;
   /** Session key `participant/session`: the bootstrap unit. */
   session: string;
+  /** Class index of the block's label. */
   label: number;
   /** Recordings of the session (one per modality). */
   recordingHashes: string[];
+  /** The block's evaluation windows, in time order. */
   windows: BenchWindow[];
 }
 
@@ -67,10 +71,13 @@ export interface BenchData {
 
 /** A session a suite may hold out. */
 export interface HeldOutCandidate {
+  /** Participant id. */
   participant: string;
+  /** Session id within the participant. */
   session: string;
   /** `participant/session`. */
   key: string;
+  /** Recordings of the session (one per modality). */
   recordingHashes: string[];
 }
 

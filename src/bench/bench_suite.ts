@@ -29,9 +29,13 @@ export interface BlockPrediction extends ClassPrediction {
 export interface BenchmarkMeasurement {
   /** Metric name (per-group metrics as `<name>/<group>`) → value and interval. */
   metrics: Record<string, MetricValue>;
+  /** Windows evaluated (after the partial subset). */
   windows_used: number;
+  /** Windows in the held-out data. */
   windows_total: number;
+  /** Blocks (labelled groups) evaluated. */
   groups_used: number;
+  /** Blocks in the held-out data. */
   groups_total: number;
   /** Interval settings: level, replicates, seed, and the resampled unit. */
   bootstrap: { confidence: number; replicates: number; seed: number; unit: string };

@@ -27,6 +27,7 @@ import { uniformAt } from "../ursa/counter_random.ts";
 export interface ClassPrediction {
   /** Identifier of the predicted item, e.g. `p042/s1#3` (session key and label interval). */
   id: string;
+  /** Participant id (for per-participant metrics). */
   participant: string;
   /** Bootstrap cluster: the recording session the item belongs to (e.g. `p042/s1`). */
   unit: string;
@@ -57,6 +58,7 @@ export interface MetricValue {
   value: number | null;
   /** Lower/upper bounds of the bootstrap interval (null when no replicate defined the metric). */
   ci_low: number | null;
+  /** Upper bound of the bootstrap interval (null when no replicate defined the metric). */
   ci_high: number | null;
   /** Number of predictions the point estimate used. */
   n: number;
@@ -120,28 +122,60 @@ export function macroF1(predictions: readonly ClassPrediction[]): number | null 
   return sum / classes.length;
 }
 
-/** `accuracy`. */
+/**
+ * `accuracy`.
+ *
+ * @example
+ * ```ts
+ * import { ACCURACY } from "./metrics.ts";
+ * console.log(ACCURACY.compute([{ id: "a", participant: "p1", unit: "p1/s1", label: 1, predicted: 1 }])); // 1
+ * ```
+ */
 export const ACCURACY: Metric = {
   name: "accuracy",
   description: "fraction of blocks whose argmax prediction is the label",
   compute: accuracy,
 };
 
-/** `balanced_accuracy`. */
+/**
+ * `balanced_accuracy`.
+ *
+ * @example
+ * ```ts
+ * import { BALANCED_ACCURACY } from "./metrics.ts";
+ * console.log(BALANCED_ACCURACY.name); // "balanced_accuracy"
+ * ```
+ */
 export const BALANCED_ACCURACY: Metric = {
   name: "balanced_accuracy",
   description: "mean recall over the labelled classes",
   compute: balancedAccuracy,
 };
 
-/** `macro_f1`. */
+/**
+ * `macro_f1`.
+ *
+ * @example
+ * ```ts
+ * import { MACRO_F1 } from "./metrics.ts";
+ * console.log(MACRO_F1.name); // "macro_f1"
+ * ```
+ */
 export const MACRO_F1: Metric = {
   name: "macro_f1",
   description: "mean F1 over classes (zero_division = 0)",
   compute: macroF1,
 };
 
-/** `per_participant_accuracy/<participant>`. */
+/**
+ * `per_participant_accuracy/<participant>`.
+ *
+ * @example
+ * ```ts
+ * import { PER_PARTICIPANT_ACCURACY } from "./metrics.ts";
+ * console.log(PER_PARTICIPANT_ACCURACY.groupBy?.({ id: "a", participant: "p042", unit: "u", label: 0, predicted: 0 })); // "p042"
+ * ```
+ */
 export const PER_PARTICIPANT_ACCURACY: Metric = {
   name: "per_participant_accuracy",
   description: "accuracy over each participant's blocks, as per_participant_accuracy/<participant>",

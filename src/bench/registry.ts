@@ -34,8 +34,11 @@ export type BenchmarkDefinition = BenchmarkOptions & BenchmarkSuite;
 export interface RegisteredBenchmark {
   /** `name@version`. */
   key: string;
+  /** Suite name. */
   name: string;
+  /** Suite version. */
   version: number;
+  /** One line for `orion bench ls`. */
   description: string;
   /** sha256 of the suite's source text. */
   codeHash: string;
@@ -195,7 +198,15 @@ export function getBenchmark(key: string): RegisteredBenchmark {
   return entry;
 }
 
-/** Every registered suite, sorted by key. */
+/**
+ * Every registered suite, sorted by key.
+ *
+ * @example
+ * ```ts
+ * import { listBenchmarks } from "./registry.ts";
+ * for (const b of listBenchmarks()) console.log(b.key, b.description);
+ * ```
+ */
 export function listBenchmarks(): RegisteredBenchmark[] {
   return [...registry.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }

@@ -30,19 +30,25 @@ export const BENCHMARK_RESULTS_TABLE = "benchmark_results";
 
 /** The fields that address a result. */
 export interface BenchmarkResultKey {
+  /** Suite name. */
   suite_name: string;
+  /** Suite version. */
   suite_version: number;
   /** Checkpoint hash of the evaluated weights. */
   checkpoint_hash: string;
   /** Content hash of the held-out data (see `bench_data.ts`). */
   dataset_hash: string;
+  /** Fraction of the windows evaluated, in (0, 1]. */
   partial_subset: number;
+  /** Seed of the partial subset. */
   partial_seed: number;
 }
 
 /** One stored result (JSON-safe: no NaN, no undefined). */
 export interface BenchmarkResult extends BenchmarkResultKey, BenchmarkMeasurement {
+  /** Format tag of the stored JSON. */
   format: "orion.benchmark_result";
+  /** Format version of the stored JSON. */
   format_version: 1;
   /** The content address. */
   result_key: string;
@@ -52,9 +58,11 @@ export interface BenchmarkResult extends BenchmarkResultKey, BenchmarkMeasuremen
   suite_code_hash: string;
   /** Whether overlap with the training data was allowed, and how many seconds overlapped. */
   overlap_allowed: boolean;
+  /** Seconds of held-out data that overlapped the training data (0 unless allowed). */
   overlap_seconds: number;
   /** Run name and step of the evaluated checkpoint, when known. */
   run: string | null;
+  /** Step of the evaluated checkpoint, when known. */
   step: number | null;
   /** ISO-8601 time the measurement finished. */
   created_at: string;

@@ -19,6 +19,7 @@ import { selectPartialSubset } from "./partial_subset.ts";
 
 /** Options of {@link runWindowAveragedClassification}. */
 export interface WindowAveragedOptions extends BenchRunOptions {
+  /** Metrics to compute over the block predictions. */
   metrics: readonly Metric[];
   /** Default: 1000 replicates, seed 0, 95 %. */
   bootstrap?: BootstrapOptions;

@@ -7,13 +7,31 @@
 import { ConfigError } from "../config/problem.ts";
 import type { CliIO } from "./cli_io.ts";
 
-/** Exit codes of every `orion` command. */
+/**
+ * Exit codes of every `orion` command.
+ *
+ * @example
+ * ```ts
+ * import { EXIT } from "./cli_errors.ts";
+ * import { main } from "./main.ts";
+ * if ((await main(["train", "configs/run.ts", "--dry-run"])) === EXIT.usageOrConfig) console.error("fix the config");
+ * ```
+ */
 export const EXIT = { ok: 0, runtimeFailure: 1, usageOrConfig: 2 } as const;
 
-/** A command was called wrongly (unknown flag, missing argument, ...). Exit code 2. */
+/**
+ * A command was called wrongly (unknown flag, missing argument, ...). Exit code 2.
+ *
+ * @example
+ * ```ts
+ * import { UsageError } from "./cli_errors.ts";
+ * throw new UsageError("Cannot run `orion hello` with 2 names: current arguments are a b", "orion hello <name>");
+ * ```
+ */
 export class UsageError extends Error {
   /** The usage text of the command, shown after the message. */
   readonly usage?: string;
+  /** A usage error with the message and the command's usage text. */
   constructor(message: string, usage?: string) {
     super(message);
     this.name = "UsageError";

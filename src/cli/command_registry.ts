@@ -69,7 +69,15 @@ export function lookupCommand(name: string): Command | undefined {
   return commands.get(name);
 }
 
-/** Every registered command, sorted by name. */
+/**
+ * Every registered command, sorted by name.
+ *
+ * @example
+ * ```ts
+ * import { listCommands } from "./command_registry.ts";
+ * for (const c of listCommands()) console.log(`orion ${c.name}: ${c.summary}`);
+ * ```
+ */
 export function listCommands(): Command[] {
   return [...commands.values()].sort((a, b) => a.name.localeCompare(b.name));
 }

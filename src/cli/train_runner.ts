@@ -35,9 +35,13 @@ export type TrainRunner = (request: TrainRequest) => Promise<number>;
 
 /** Everything a pipeline runner needs. */
 export interface PipelineRequest {
+  /** The validated pipeline. */
   pipeline: TrainingPipeline;
+  /** Its pre-flight report (one per stage). */
   preflight: PipelinePreflightReport;
+  /** Working directory of the command. */
   cwd: string;
+  /** Output channels of the command. */
   io: CliIO;
 }
 
@@ -68,7 +72,18 @@ export function trainRunner(): TrainRunner | undefined {
   return registeredTrainRunner;
 }
 
-/** Registers the pipeline runner behind `orion train <pipeline.ts>` (the last registration wins). */
+/**
+ * Registers the pipeline runner behind `orion train <pipeline.ts>` (the last registration wins).
+ *
+ * @example
+ * ```ts
+ * import { registerPipelineRunner } from "./train_runner.ts";
+ * registerPipelineRunner(async ({ pipeline, io }) => {
+ *   io.out(`would train ${pipeline.stages.length} stages of ${pipeline.name}`);
+ *   return 0;
+ * });
+ * ```
+ */
 export function registerPipelineRunner(runner: PipelineRunner | undefined): void {
   registeredPipelineRunner = runner;
 }

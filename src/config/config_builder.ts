@@ -29,6 +29,13 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * A deep, mutable copy of a config value as the user wrote it: built values and invalid placeholders are
  * replaced by their raw inputs; plain objects and arrays are copied; everything else (model classes, ...) is
  * kept by reference.
+ *
+ * @example
+ * ```ts
+ * import { rawConfigOf } from "./config_builder.ts";
+ * import { TrainingConfig } from "./training_config.ts";
+ * console.log(rawConfigOf(TrainingConfig({ lr: 1e-3 }))); // { lr: 0.001 }: what was written, not the defaults
+ * ```
  */
 export function rawConfigOf(value: unknown): unknown {
   if (value !== null && typeof value === "object" && rawInputs.has(value)) {
@@ -43,7 +50,17 @@ export function rawConfigOf(value: unknown): unknown {
   return value;
 }
 
-/** The problems of an invalid config placeholder, or `undefined` for anything else. */
+/**
+ * The problems of an invalid config placeholder, or `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { invalidConfigError } from "./config_builder.ts";
+ * import { TrainingConfig } from "./training_config.ts";
+ * const bad = TrainingConfig({ lr: -1 });
+ * console.log(invalidConfigError(bad)?.problems[0].path); // "lr"
+ * ```
+ */
 export function invalidConfigError(value: unknown): ConfigError | undefined {
   return value !== null && typeof value === "object" ? invalidErrors.get(value) : undefined;
 }

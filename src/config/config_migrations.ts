@@ -10,7 +10,15 @@
  */
 import { ConfigError, problem } from "./problem.ts";
 
-/** The version {@link serializeConfig} writes. */
+/**
+ * The version {@link serializeConfig} writes.
+ *
+ * @example
+ * ```ts
+ * import { CURRENT_CONFIG_VERSION } from "./config_migrations.ts";
+ * console.log(`configs are written as version ${CURRENT_CONFIG_VERSION}`);
+ * ```
+ */
 export const CURRENT_CONFIG_VERSION = 1;
 
 /** One step of the migration table: turns a document of version `from` into one of version `from + 1`. */

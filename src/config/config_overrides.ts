@@ -55,7 +55,16 @@ function parseOne(text: string): ConfigOverride | Problem {
   return { text, path, value };
 }
 
-/** Parses `path=value` arguments; throws a `ConfigError` listing every malformed one. */
+/**
+ * Parses `path=value` arguments; throws a `ConfigError` listing every malformed one.
+ *
+ * @example
+ * ```ts
+ * import { parseOverrides } from "./config_overrides.ts";
+ * const overrides = parseOverrides(["training.lr=1e-4", "name=my_run"]);
+ * console.log(overrides[0].path, overrides[0].value); // ["training", "lr"] 0.0001
+ * ```
+ */
 export function parseOverrides(texts: readonly string[]): ConfigOverride[] {
   const results = texts.map(parseOne);
   const problems = results.filter((r): r is Problem => "fix" in r);

@@ -46,7 +46,7 @@ export interface InfraConfig {
   /** Training processes (one GPU each) per machine. */
   gpusPerNode: number;
   /** Launcher: local | skypilot | slurm | pbs. */
-  backend: (typeof BACKENDS)[number];
+  backend: "local" | "skypilot" | "slurm" | "pbs";
   /** Automatic restarts from the last checkpoint after a failure or preemption. */
   maxRestarts: number;
 }

@@ -13,20 +13,31 @@
 
 /** One parameter tensor of the contract (safetensors name and shape). */
 export interface ParameterTensor {
+  /** Safetensors name. */
   name: string;
+  /** Shape. */
   shape: number[];
 }
 
 /** POYO kwargs the estimate reads (camelCase contract names; `latentStep` resolved). */
 export interface PoyoSizeKwargs {
+  /** Model width D. */
   dim: number;
+  /** Latent self-attention layers. */
   depth: number;
+  /** Per-head width. */
   dimHead: number;
+  /** Cross-attention heads. */
   crossHeads: number;
+  /** Self-attention heads. */
   selfHeads: number;
+  /** Latents per latent step M. */
   numLatents: number;
+  /** Latent spacing, seconds. */
   latentStep: number;
+  /** Samples per token P. */
   patch: number;
+  /** Readout width C (default: from the data layout). */
   numClasses?: number;
 }
 
@@ -106,20 +117,36 @@ export function poyoParameterTable(k: PoyoSizeKwargs, layout: DataLayout): Param
   return t;
 }
 
-/** Elements of a tensor shape. */
+/**
+ * Elements of a tensor shape.
+ *
+ * @example
+ * ```ts
+ * import { numel } from "./memory_estimate.ts";
+ * console.log(numel([64, 3, 16])); // 3072
+ * ```
+ */
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
 /** What the estimate needs from a resolved run config. */
 export interface MemoryEstimateInput {
+  /** Model size. */
   kwargs: PoyoSizeKwargs;
+  /** Data layout (tokens, vocabularies, classes). */
   layout: DataLayout;
+  /** Window length S, seconds. */
   trainWindow: number;
+  /** Windows per micro-batch per GPU. */
   batchSize: number;
+  /** Numeric precision. */
   precision: "32-true" | "16-mixed" | "bf16-mixed";
+  /** Optimizer (moments and LAMB scratch). */
   optimizer: "adamw" | "lamb" | "sparse_lamb";
+  /** EMA decay; null = no EMA copy. */
   emaDecay: number | null;
+  /** FFN dropout (masks kept for the backward pass). */
   ffnDropout?: number;
 }
 
@@ -129,6 +156,7 @@ export interface MemoryEstimate {
   parameters: number;
   /** Latents L = numLatents × ceil(trainWindow / latentStep). */
   latents: number;
+  /** Bytes per component. */
   bytes: {
     /** f32 master weights. */
     parameters: number;
@@ -249,7 +277,15 @@ export function estimatePoyoMemory(input: MemoryEstimateInput): MemoryEstimate {
   };
 }
 
-/** Human-readable bytes (binary units), e.g. `1.50 GiB`. */
+/**
+ * Human-readable bytes (binary units), e.g. `1.50 GiB`.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./memory_estimate.ts";
+ * console.log(formatBytes(3 * 1024 ** 3)); // "3.00 GiB"
+ * ```
+ */
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let v = n;

@@ -5,7 +5,12 @@
  * @module
  */
 import { z } from "zod";
-import { lookupModelClass, type ModelClass, modelClassNames } from "../models/model_class.ts";
+import {
+  type KwargsInputOf,
+  lookupModelClass,
+  type ModelClass,
+  modelClassNames,
+} from "../models/model_class.ts";
 import { buildConfig } from "./config_builder.ts";
 import type { DeepUnbranded, SameShape } from "./config_shape.ts";
 import { closestMatch, knownKeys, withDynamicSchema } from "./schema_tools.ts";
@@ -105,7 +110,7 @@ export interface ModelConfigInput<C extends ModelClass = ModelClass> {
   /** The model class (e.g. `POYO`), or its registered name. */
   cls: C | string;
   /** Hyper-parameters; unknown keys are errors. */
-  kwargs?: z.input<C["kwargsSchema"]>;
+  kwargs?: KwargsInputOf<C>;
 }
 
 /** A validated model config: the class and its kwargs with every schema default filled in. */

@@ -34,7 +34,9 @@ import {
 
 /** The adapter limits pre-flight compares the memory estimate against. */
 export interface AdapterLimits {
+  /** Largest buffer the adapter allows, bytes. */
   maxBufferSize: number;
+  /** Largest storage-buffer binding the adapter allows, bytes. */
   maxStorageBufferBindingSize: number;
   /** Device memory in bytes when known (WebGPU does not report it; system memory for the software adapter). */
   deviceMemoryBytes?: number | null;
@@ -46,6 +48,7 @@ export interface AdapterDescription extends AdapterLimits {
   features: string[];
   /** e.g. `"NVIDIA H200"`, `"llvmpipe (LLVM 15.0.6, 256 bits)"`. */
   description?: string;
+  /** True for a software (fallback) adapter. */
   isFallbackAdapter?: boolean;
 }
 
@@ -63,7 +66,9 @@ export interface QueryResolution {
 
 /** What a launcher backend can provide. */
 export interface LauncherCapacity {
+  /** Most nodes the backend can run. */
   maxNodes?: number;
+  /** Most GPUs per node. */
   maxGpusPerNode?: number;
   /** Where the numbers come from, e.g. `"local machine: 2 GPUs"`. */
   description: string;
@@ -101,6 +106,7 @@ export interface PreflightContext {
 
 /** Outcome of one named check. */
 export interface PreflightCheck {
+  /** Which check. */
   name:
     | "schema"
     | "data"
@@ -112,6 +118,7 @@ export interface PreflightCheck {
     | "launcher"
     | "run-name"
     | "init-from";
+  /** Its outcome. */
   status: "ok" | "failed" | "skipped" | "warning";
   /** Numbers computed, or why the check was skipped. */
   detail: string;
@@ -127,7 +134,9 @@ export interface PreflightReport {
   config: RunConfig | null;
   /** Every problem, errors first. */
   problems: Problem[];
+  /** Every check with its outcome. */
   checks: PreflightCheck[];
+  /** The memory estimate, when the config got that far. */
   memory: MemoryEstimate | null;
   /** Assumptions the memory estimate made where the catalog did not say. */
   assumptions: string[];
@@ -659,15 +668,34 @@ export async function preflightRunConfig(
 
 /** The result of pre-flight for a pipeline: its own schema problems plus one report per stage. */
 export interface PipelinePreflightReport {
+  /** True when no stage and no pipeline-level problem is an error. */
   ok: boolean;
+  /** The pipeline name. */
   subject: string;
+  /** The validated pipeline, when its schema passed. */
   pipeline: TrainingPipeline | null;
   /** Pipeline-level problems (stage names, ordering) — stage problems are in `stages`, paths prefixed `stages.<i>.`. */
   problems: Problem[];
+  /** One report per stage, in order. */
   stages: PreflightReport[];
 }
 
-/** Runs pre-flight on every stage of a pipeline (a stage may start from an earlier stage that does not exist yet). */
+/**
+ * Runs pre-flight on every stage of a pipeline (a stage may start from an earlier stage that does not exist yet).
+ *
+ * @example
+ * ```ts
+ * import { preflightTrainingPipeline } from "./preflight.ts";
+ * import { FinetuneFrom } from "./finetune_from.ts";
+ * import { RunConfig } from "./run_config.ts";
+ * import { TrainingPipeline } from "./training_pipeline.ts";
+ * import { POYO } from "../models/poyo.ts";
+ * const pre = RunConfig({ name: "pre", model: { cls: POYO } });
+ * const ft = RunConfig({ name: "ft", model: { cls: POYO }, initFrom: FinetuneFrom({ run: pre }) });
+ * const report = await preflightTrainingPipeline(TrainingPipeline({ name: "p", stages: [pre, ft] }));
+ * console.log(report.ok, report.stages.map((s) => s.subject));
+ * ```
+ */
 export async function preflightTrainingPipeline(
   input: unknown,
   context: PreflightContext = {},
@@ -704,7 +732,18 @@ export async function preflightTrainingPipeline(
   };
 }
 
-/** Formats a report for the terminal: problems (path, value, message, fix), checks, memory numbers. */
+/**
+ * Formats a report for the terminal: problems (path, value, message, fix), checks, memory numbers.
+ *
+ * @example
+ * ```ts
+ * import { formatPreflightReport, preflightRunConfig } from "./preflight.ts";
+ * import { RunConfig } from "./run_config.ts";
+ * import { POYO } from "../models/poyo.ts";
+ * const report = await preflightRunConfig(RunConfig({ name: "demo", model: { cls: POYO } }));
+ * console.log(formatPreflightReport(report));
+ * ```
+ */
 export function formatPreflightReport(report: PreflightReport): string {
   const lines: string[] = [];
   const errors = errorsOf(report.problems);
@@ -746,7 +785,19 @@ export function formatPreflightReport(report: PreflightReport): string {
   return lines.join("\n");
 }
 
-/** Formats a pipeline report: pipeline problems, then each stage's report. */
+/**
+ * Formats a pipeline report: pipeline problems, then each stage's report.
+ *
+ * @example
+ * ```ts
+ * import { formatPipelinePreflightReport, preflightTrainingPipeline } from "./preflight.ts";
+ * import { RunConfig } from "./run_config.ts";
+ * import { TrainingPipeline } from "./training_pipeline.ts";
+ * import { POYO } from "../models/poyo.ts";
+ * const pipeline = TrainingPipeline({ name: "p", stages: [RunConfig({ name: "pre", model: { cls: POYO } })] });
+ * console.log(formatPipelinePreflightReport(await preflightTrainingPipeline(pipeline)));
+ * ```
+ */
 export function formatPipelinePreflightReport(report: PipelinePreflightReport): string {
   const lines = [
     `Pre-flight of pipeline ${JSON.stringify(report.subject)}: ${

@@ -47,13 +47,27 @@ export function errorsOf(problems: readonly Problem[]): Problem[] {
   return problems.filter((p) => p.severity === "error");
 }
 
-/** An invalid config: carries every problem found (not just the first). Exit code 2 in the CLI. */
+/**
+ * An invalid config: carries every problem found (not just the first). Exit code 2 in the CLI.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "./problem.ts";
+ * import { parseRunConfig } from "./run_config.ts";
+ * try {
+ *   parseRunConfig({ name: "bad name!", model: { cls: "POYO" } });
+ * } catch (e) {
+ *   if (e instanceof ConfigError) for (const p of e.problems) console.log(p.path, p.message);
+ * }
+ * ```
+ */
 export class ConfigError extends Error {
   /** Every problem found, errors first. */
   readonly problems: Problem[];
   /** What was being validated, e.g. `"RunConfig"`, `"TrainingConfig"`, `"configs/run.ts"`. */
   readonly subject: string;
 
+  /** Collects `problems` (errors first) about `subject` into one error whose message lists them. */
   constructor(subject: string, problems: Problem[]) {
     const errors = errorsOf(problems);
     const shown = errors.length > 0 ? errors : problems;

@@ -15,7 +15,15 @@ import { ConfigError, problem } from "./problem.ts";
 import { parseRunConfig, type RunConfig } from "./run_config.ts";
 import { parseTrainingPipeline, type TrainingPipeline } from "./training_pipeline.ts";
 
-/** The file name of the serialized config inside a run directory: `<runsDir>/<name>/config.json`. */
+/**
+ * The file name of the serialized config inside a run directory: `<runsDir>/<name>/config.json`.
+ *
+ * @example
+ * ```ts
+ * import { RUN_CONFIG_FILE } from "./serialize_config.ts";
+ * console.log(`runs/demo/${RUN_CONFIG_FILE}`); // "runs/demo/config.json"
+ * ```
+ */
 export const RUN_CONFIG_FILE = "config.json";
 
 /** What kind of config a document holds. */
@@ -115,6 +123,13 @@ function readDocument(input: string | Record<string, unknown>, source: string): 
  * present, migrates older versions, and validates it back into a resolved config. `model.cls` names are looked
  * up in the model-class registry (import the model's module first; `mod.ts` imports POYO).
  * Throws a `ConfigError` (unknown version: the message names the version needed).
+ *
+ * @example
+ * ```ts
+ * import { parseSerializedConfig } from "./serialize_config.ts";
+ * const config = parseSerializedConfig(await Deno.readTextFile("runs/demo/config.json"));
+ * console.log("stages" in config ? "pipeline" : "run");
+ * ```
  */
 export function parseSerializedConfig(
   input: string | Record<string, unknown>,
@@ -148,7 +163,16 @@ export function parseSerializedConfig(
   return parseRunConfig(current.config);
 }
 
-/** Like {@link parseSerializedConfig} but requires a single run config. */
+/**
+ * Like {@link parseSerializedConfig} but requires a single run config.
+ *
+ * @example
+ * ```ts
+ * import { parseSerializedRunConfig } from "./serialize_config.ts";
+ * const run = parseSerializedRunConfig(await Deno.readTextFile("runs/demo/config.json"), "runs/demo/config.json");
+ * console.log(run.name, run.training.maxSteps);
+ * ```
+ */
 export function parseSerializedRunConfig(
   input: string | Record<string, unknown>,
   source = "serialized config",

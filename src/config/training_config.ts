@@ -218,7 +218,7 @@ export interface TrainingConfig {
   /** Optimizer steps to train. */
   maxSteps: number;
   /** adamw | lamb | sparse_lamb (see the model contract). */
-  optimizer: (typeof OPTIMIZERS)[number];
+  optimizer: "adamw" | "lamb" | "sparse_lamb";
   /** Peak learning rate. */
   lr: number;
   /** Decoupled weight decay. */
@@ -228,7 +228,7 @@ export interface TrainingConfig {
   /** Optimizer epsilon (resolved: 1e-8 for adamw, 1e-6 for lamb and sparse_lamb when left null). */
   eps: number;
   /** onecycle | cosine | constant. */
-  scheduler: (typeof SCHEDULERS)[number];
+  scheduler: "onecycle" | "cosine" | "constant";
   /** Linear warm-up steps for cosine and constant (onecycle has its own warm-up). */
   warmupSteps: number;
   /** Global gradient-norm clip; null = off. */
@@ -254,7 +254,7 @@ export interface TrainingConfig {
   /** Whether lower or higher `monitor` is better (resolved: "min" for losses, "max" otherwise). */
   monitorMode: "min" | "max";
   /** 32-true | 16-mixed (needs shader-f16) | bf16-mixed. */
-  precision: (typeof PRECISIONS)[number];
+  precision: "32-true" | "16-mixed" | "bf16-mixed";
   /** Seed of every counter-based generator (init, dropout, sampling). */
   seed: number;
   /** Benchmark cadence in steps; null = only at the end (when benchSuites is not empty). */

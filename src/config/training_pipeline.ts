@@ -108,7 +108,16 @@ export function TrainingPipeline(input: TrainingPipelineInput): TrainingPipeline
   return buildConfig("TrainingPipeline", TrainingPipelineSchema, input);
 }
 
-/** Parses anything describing a pipeline into a validated {@link TrainingPipeline}; throws a `ConfigError`. */
+/**
+ * Parses anything describing a pipeline into a validated {@link TrainingPipeline}; throws a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { parseTrainingPipeline } from "./training_pipeline.ts";
+ * const p = parseTrainingPipeline({ name: "p", stages: [{ name: "pre", model: { cls: "POYO" } }] });
+ * console.log(p.stages[0].training.optimizer); // "adamw"
+ * ```
+ */
 export function parseTrainingPipeline(input: unknown): TrainingPipeline {
   return parseConfig("TrainingPipeline", TrainingPipelineSchema, input);
 }

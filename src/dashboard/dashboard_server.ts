@@ -73,7 +73,9 @@ export interface DashboardOptions {
 export interface DashboardServer {
   /** The page's URL (with `?token=` when a token is required). */
   url: string;
+  /** The address bound. */
   hostname: string;
+  /** The port bound (the one picked when 0 was asked). */
   port: number;
   /** Resolves when the server has stopped. */
   finished: Promise<void>;

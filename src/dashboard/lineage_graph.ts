@@ -44,6 +44,8 @@ export function lineageDepths(names: readonly string[], edges: readonly LineageE
  * @example
  * ```ts
  * import { lineageGraphSvg } from "./lineage_graph.ts";
+ * import { listRuns } from "./run_directory.ts";
+ * const runs = await listRuns("runs");
  * const svg = lineageGraphSvg(runs, [{ parent: "pretrain", child: "finetune", checkpointHash: null, checkpointStep: 300 }]);
  * ```
  */

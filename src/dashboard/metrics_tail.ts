@@ -154,7 +154,8 @@ export async function readRunMetrics(runDir: string): Promise<RunMetrics> {
  *
  * @example
  * ```ts
- * import { throughputPoints } from "./metrics_tail.ts";
+ * import { readRunMetrics, throughputPoints } from "./metrics_tail.ts";
+ * const { train } = await readRunMetrics("runs/demo");
  * throughputPoints(train, 16); // [[step, samples/s], ...] with 16 samples per step (batchSize × accumulation)
  * ```
  */

@@ -84,6 +84,8 @@ export function benchInputOfConfig(config: Record<string, unknown>): BenchModelI
  * @example
  * ```ts
  * import { checkTrainTestOverlap } from "./overlap_check.ts";
+ * import { openCatalog } from "../ursa/catalog.ts";
+ * const catalog = await openCatalog(".orion/catalog");
  * const report = await checkTrainTestOverlap("runs/demo/ckpt-step000000300", "cognitive_load_eval@1", catalog);
  * console.log(report.overlapSeconds === 0 ? "disjoint" : `${report.overlaps.length} recordings overlap`);
  * ```

@@ -27,7 +27,15 @@ import {
 } from "./run_directory.ts";
 import { escapeXml } from "./svg_chart.ts";
 
-/** File name of the report inside a run directory. */
+/**
+ * File name of the report inside a run directory.
+ *
+ * @example
+ * ```ts
+ * import { RUN_REPORT_FILE } from "./run_report.ts";
+ * console.log(`open runs/demo/${RUN_REPORT_FILE}`);
+ * ```
+ */
 export const RUN_REPORT_FILE = "report.html";
 
 /** Options of {@link runReportHtml} and {@link writeRunReport}. */

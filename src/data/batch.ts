@@ -13,6 +13,7 @@ export interface WindowRef {
   recordingHash: string;
   /** Window start/end in seconds from the start of the recording. */
   start: number;
+  /** Window end, seconds from the start of the recording. */
   end: number;
   /** Derived assets whose samples were read for this window. */
   derivedAssetIds: string[];
@@ -30,19 +31,27 @@ export interface WindowRef {
 
 /** One recording's part of a window. */
 export interface RecordingWindow {
+  /** sha256 of the recording's canonical signal bytes. */
   recordingHash: string;
+  /** The derived asset read for it. */
   derivedAssetId: string;
+  /** Its modality, e.g. `eeg`. */
   modality: string;
   /** Seconds from the recording's first sample. */
   start: number;
+  /** Window end, seconds from the recording's first sample. */
   end: number;
 }
 
 /** One batch in the exact layout of the model contract (`../shared/spec/poyo.md`). */
 export interface PoyoBatch {
+  /** B: rows. */
   batchSize: number; // B
+  /** N: tokens per row (padded). */
   numTokens: number; // N
+  /** P: samples per token. */
   patch: number; // P
+  /** Q: queries per row. */
   numQueries: number; // Q
   /** [B, N, P] value patches (cleaned, derived signal). Padding tokens are zero. */
   value: Float32Array;

@@ -14,14 +14,19 @@ export type Interval = [number, number];
 
 /** One ledger entry. */
 export interface LedgerEntry {
+  /** sha256 of the recording. */
   recording_hash: string;
+  /** Derived assets read from it (sorted). */
   derived_asset_ids: string[];
+  /** Sorted, merged half-open intervals [start, end), seconds. */
   intervals: Interval[];
 }
 
 /** Serialized form. */
 export interface LedgerJson {
+  /** Format version. */
   version: 1;
+  /** Entries sorted by recording hash, then derived ids. */
   entries: LedgerEntry[];
 }
 
@@ -138,6 +143,7 @@ export class DataLedger {
     return this;
   }
 
+  /** The serialized form (`{version: 1, entries}`). */
   toJSON(): LedgerJson {
     return { version: 1, entries: this.entries() };
   }

@@ -76,7 +76,15 @@ const _poyoKwargsMatchSchema: [
 /** Fully resolved kwargs: also `latentStep` and `numClasses` fixed from the data. */
 export type ResolvedPoyoKwargs = PoyoKwargs & { latentStep: number; numClasses: number };
 
-/** Named model sizes of the contract. */
+/**
+ * Named model sizes of the contract.
+ *
+ * @example
+ * ```ts
+ * import { POYO_PRESETS } from "./poyo_kwargs.ts";
+ * console.log(POYO_PRESETS.poyo_1_3m.dim); // 64
+ * ```
+ */
 export const POYO_PRESETS: {
   /** ~1.3M parameters (with a small vocabulary). */
   readonly poyo_1_3m: {

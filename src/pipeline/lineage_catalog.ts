@@ -148,8 +148,11 @@ export async function fullHistory(
 
 /** One benchmark result on one of a run's checkpoints. */
 export interface LineageScore {
+  /** Suite, `name@version`. */
   suiteKey: string;
+  /** The evaluated checkpoint. */
   checkpointHash: string;
+  /** Its step. */
   step: number | null;
   /** 1 for whole-suite results. */
   partialSubset: number;
@@ -159,20 +162,25 @@ export interface LineageScore {
 
 /** One run of a lineage graph. */
 export interface LineageNode {
+  /** Run name. */
   run: string;
   /** From `runs` (null when the run has written no checkpoint yet). */
   status: string | null;
   /** The run's own optimizer steps (at its last checkpoint). */
   steps: number | null;
+  /** `training.maxSteps`. */
   maxSteps: number | null;
   /** Steps behind its last checkpoint's weights, summed over the lineage. */
   stepsConsumed: number | null;
+  /** Hash of its newest checkpoint. */
   lastCheckpointHash: string | null;
+  /** Its run directory. */
   runDir: string | null;
   /** The checkpoint it was initialised from (null for a root). */
   initCheckpoint: AncestorCheckpoint | null;
   /** Seconds of recordings its ancestors consumed (0 for a root). */
   ancestorDataSeconds: number;
+  /** The pipeline that ran it, if any. */
   pipeline: string | null;
   /** Benchmark results on its checkpoints, by step. */
   scores: LineageScore[];
