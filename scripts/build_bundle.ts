@@ -52,9 +52,10 @@ export function pinExternalImports(code: string, imports: Record<string, string>
         }`,
       );
     }
+    // The package itself and its subpaths (`"msgpackr"`, `"msgpackr/pack"`).
     const pattern = (q: string) =>
-      new RegExp(`(import\\(\\s*|from\\s*)${q}${name.replace(/[/@]/g, "\\$&")}${q}`, "g");
-    out = out.replace(pattern('"'), `$1"${target}"`).replace(pattern("'"), `$1'${target}'`);
+      new RegExp(`(import\\(\\s*|from\\s*)${q}${name.replace(/[/@]/g, "\\$&")}(/[^${q}]*)?${q}`, "g");
+    out = out.replace(pattern('"'), `$1"${target}$2"`).replace(pattern("'"), `$1'${target}$2'`);
     if (pattern('"').test(out) || pattern("'").test(out)) {
       throw new Error(
         `Cannot pin ${name} in the bundle as it is still imported by its bare name after rewriting`,
@@ -79,7 +80,7 @@ if (import.meta.main) {
       "--quiet",
       "--platform",
       "deno",
-      ...npmAliases(config.imports ?? {}).flatMap((p) => ["--external", p]),
+      ...npmAliases(config.imports ?? {}).flatMap((p) => ["--external", p, "--external", `${p}/*`]),
       "-o",
       tmp,
       join(root, "mod.ts"),
