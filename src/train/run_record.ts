@@ -54,8 +54,21 @@ export async function readRunRecord(
   }
 }
 
-/** Registers (upserts) the run and a checkpoint in the catalog. */
-export async function registerRunInCatalog(
+let registrations: Promise<void> = Promise.resolve();
+
+/**
+ * Registers (upserts) the run and a checkpoint in the catalog. Registrations are serialised: overlapping
+ * upserts of the same key could otherwise both land (LanceDB merge-inserts are not atomic across calls).
+ */
+export function registerRunInCatalog(
+  ...args: Parameters<typeof registerNow>
+): Promise<void> {
+  const next = registrations.then(() => registerNow(...args));
+  registrations = next.catch(() => {});
+  return next;
+}
+
+async function registerNow(
   catalog: Catalog,
   config: RunConfig,
   configHash: string,

@@ -23,7 +23,7 @@ const good = {
   name: "good_run",
   data: { trainWindow: 4, ursaQuery: { participants: ["p001", "p002"] } },
   model: { cls: POYO, kwargs: { dim: 64, depth: 2, dimHead: 16, selfHeads: 2, numLatents: 16 } },
-  training: { batchSize: 8, maxSteps: 200, ckptEveryNSteps: 50, valEveryNSteps: 50, precision: "16-mixed" },
+  training: { batchSize: 8, maxSteps: 200, ckptEveryNSteps: 50, valEveryNSteps: 50, precision: "32-true" },
 };
 
 function context(overrides: Partial<PreflightContext> = {}): PreflightContext & { probes: number } {
@@ -179,4 +179,17 @@ Deno.test("pipeline pre-flight: a stage may start from an earlier stage; paths a
     fixed.stages[1].checks.find((c) => c.name === "init-from")?.detail,
     "produced by an earlier pipeline stage",
   );
+});
+
+Deno.test("16-mixed and bf16-mixed pass with a warning that this version runs them in f32", async () => {
+  for (const precision of ["16-mixed", "bf16-mixed"] as const) {
+    const report = await preflightRunConfig(
+      { ...good, training: { ...good.training, precision } },
+      context({ adapter: H200 }),
+    );
+    assert.equal(report.ok, true, formatPreflightReport(report));
+    const warning = report.problems.find((p) => p.path === "training.precision");
+    assert.equal(warning?.severity, "warning");
+    assert.match(warning!.message, /runs as 32-true/);
+  }
 });
