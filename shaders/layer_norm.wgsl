@@ -17,6 +17,9 @@
 // Workgroup: 64 threads per row (forward/backward_input), each striding over D; sums are fixed-shape
 // trees in workgroup memory, so results do not depend on timing. backward_params: one thread per
 // (chunk, column), 64 per workgroup.
+// forward_rows / backward_input_rows: the same math with one thread per row (serial sums over D, no
+// barriers) for narrow rows (D ≤ 128), where a 64-thread tree would mostly wait on barriers — on CPU
+// adapters barriers dominate. Same bindings as forward / backward_input.
 
 struct Params {
   rows: u32,
@@ -131,4 +134,54 @@ fn backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
   }
   out4[c * p.d + j] = gw;
   out4[(p.chunks + c) * p.d + j] = gb;
+}
+
+fn row_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wg.y * nwg.x + wg.x) * 64u + lid;
+}
+
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let r = row_index(wg, nwg, lid);
+  if (r >= p.rows) { return; }
+  let base = r * p.d;
+  var s = 0.0;
+  for (var j = 0u; j < p.d; j++) { s += x[base + j]; }
+  let mean = s / f32(p.d);
+  var v = 0.0;
+  for (var j = 0u; j < p.d; j++) {
+    let c = x[base + j] - mean;
+    v += c * c;
+  }
+  let rstd = 1.0 / sqrt(v / f32(p.d) + p.eps);
+  for (var j = 0u; j < p.d; j++) {
+    out4[base + j] = (x[base + j] - mean) * rstd * in2[j] + in3[j];
+  }
+  out5[2u * r] = mean;
+  out5[2u * r + 1u] = rstd;
+}
+
+@compute @workgroup_size(64)
+fn backward_input_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+  let r = row_index(wg, nwg, lid);
+  if (r >= p.rows) { return; }
+  let base = r * p.d;
+  let mean = out4[2u * r];
+  let rstd = out4[2u * r + 1u];
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var j = 0u; j < p.d; j++) {
+    let g = in3[base + j] * in2[j];
+    sg += g;
+    sgx += g * (x[base + j] - mean) * rstd;
+  }
+  sg = sg / f32(p.d);
+  sgx = sgx / f32(p.d);
+  for (var j = 0u; j < p.d; j++) {
+    let g = in3[base + j] * in2[j];
+    let xh = (x[base + j] - mean) * rstd;
+    out5[base + j] = rstd * (g - sg - xh * sgx);
+  }
 }

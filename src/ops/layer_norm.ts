@@ -24,6 +24,11 @@ const spec = (entryPoint: string, bindings: KernelSpec["bindings"]): KernelSpec 
 const FORWARD = spec("forward", ["uniform", "read", "read", "read", "rw", "rw"]);
 const BACKWARD_INPUT = spec("backward_input", ["uniform", "read", "read", "read", "rw", "rw"]);
 const BACKWARD_PARAMS = spec("backward_params", ["uniform", "read", "read", "read", "rw"]);
+const FORWARD_ROWS = spec("forward_rows", ["uniform", "read", "read", "read", "rw", "rw"]);
+const BACKWARD_INPUT_ROWS = spec("backward_input_rows", ["uniform", "read", "read", "read", "rw", "rw"]);
+
+/** Rows up to this width use one thread per row (no barriers); wider rows a 64-thread tree per row. */
+const ROW_PER_THREAD_MAX_D = 128;
 
 /** Rows per chunk of the parameter-gradient partial sums (fixed: the order never depends on the batch). */
 const CHUNK = 256;
@@ -54,9 +59,10 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const u = gpu.uniform(new Params().u32(rows).u32(d).f32(eps).u32(chunks).bytes());
   const y = Tensor.empty(gpu, x.shape);
   const stats = Tensor.empty(gpu, [rows, 2]);
-  const rowGrid = grid1d(rows, 1);
+  const narrow = d <= ROW_PER_THREAD_MAX_D;
+  const rowGrid = narrow ? grid1d(rows, 64) : grid1d(rows, 1);
   gpu.dispatch(
-    FORWARD,
+    narrow ? FORWARD_ROWS : FORWARD,
     [u, xc.binding(), weight.binding(), bias.binding(), y.binding(), stats.binding()],
     rowGrid,
   );
@@ -66,7 +72,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     if (x.requiresGrad) {
       dx = Tensor.empty(gpu, x.shape);
       gpu.dispatch(
-        BACKWARD_INPUT,
+        narrow ? BACKWARD_INPUT_ROWS : BACKWARD_INPUT,
         [u, xc.binding(), weight.binding(), dyc.binding(), stats.binding(), dx.binding()],
         rowGrid,
       );

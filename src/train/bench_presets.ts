@@ -48,6 +48,29 @@ export const BENCH_PRESETS: Record<
       participants: 60,
     },
   },
+  /** The default `configs/run.ts` model on its data shape (4 s windows, patch 32). */
+  demo_small: {
+    kwargs: {
+      ...base,
+      dim: 64,
+      depth: 2,
+      dimHead: 16,
+      crossHeads: 1,
+      selfHeads: 2,
+      numLatents: 16,
+      latentStep: 0.5,
+      patch: 32,
+    },
+    shape: {
+      window: 4,
+      channels: [{ modality: "eeg", count: 32, rate: 128 }, { modality: "pupil", count: 2, rate: 32 }],
+      patch: 32,
+      numLatents: 16,
+      latentStep: 0.5,
+      numClasses: 3,
+      participants: 60,
+    },
+  },
   tiny: {
     kwargs: {
       ...base,
