@@ -4,7 +4,16 @@
  *
  * @module
  */
-import { DataConfig, InfraConfig, ModelConfig, POYO, QuerySpec, RunConfig, TrainingConfig } from "../mod.ts";
+import {
+  BenchCompute,
+  DataConfig,
+  InfraConfig,
+  ModelConfig,
+  POYO,
+  QuerySpec,
+  RunConfig,
+  TrainingConfig,
+} from "../mod.ts";
 
 export default RunConfig({
   name: "demo_poyo_small",
@@ -15,7 +24,7 @@ export default RunConfig({
   }),
   model: ModelConfig({
     cls: POYO,
-    kwargs: { dim: 64, depth: 2, dimHead: 16, crossHeads: 1, selfHeads: 2, numLatents: 16 },
+    kwargs: { dim: 64, depth: 2, dimHead: 16, crossHeads: 1, selfHeads: 2, numLatents: 8, patch: 32 },
   }),
   training: TrainingConfig({
     batchSize: 16,
@@ -24,10 +33,16 @@ export default RunConfig({
     lr: 1e-3,
     scheduler: "cosine",
     warmupSteps: 30,
-    valEveryNSteps: 100,
+    valEveryNSteps: 150,
     logEveryNSteps: 10,
-    ckptEveryNSteps: 100,
+    ckptEveryNSteps: 150,
     precision: "32-true",
+    // The held-out benchmark on a quarter of its windows at step 150 (inline: the software adapter has no
+    // spare cores for a side process; on a GPU machine use mode "async"),
+    // then on every window of the last and the best checkpoint at the end.
+    benchSuites: ["cognitive_load_eval@1"],
+    benchEveryNSteps: 150,
+    benchCompute: BenchCompute({ mode: "inline", partialSubset: 0.25 }),
   }),
   infra: InfraConfig({ accelerator: "gpu", nodes: 1, gpusPerNode: 1 }),
 });
