@@ -16,6 +16,7 @@
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { Trainer } from "../src/train/trainer.ts";
+import { batchUploadArrays } from "../src/models/poyo.ts";
 import {
   syntheticBatch,
   type SyntheticBatchShape,
@@ -67,6 +68,9 @@ const trainer = new Trainer(gpu, preset.kwargs, vocab, {
   readbackEvery: 10,
 });
 const batches = [0, 1, 2, 3].map((i) => syntheticBatch(shape, i));
+// As the training loader does in its prefetch pipeline: the upload arrays (modality masks, embedding-index
+// inverses) are prepared off the step's critical path, so `record` below is the step's own CPU cost.
+for (const b of batches) batchUploadArrays(trainer.model, b);
 if (args.dump) {
   await writeNumericsDump(args.dump, trainer.model, batches[0]);
   console.log(`wrote ${args.dump}`);

@@ -20,6 +20,11 @@ export interface WindowLoaderOptions {
   cursor?: LoaderCursor | string;
   /** Batches assembled ahead (default 4; 0 = none). */
   prefetch?: number;
+  /**
+   * Extra per-batch work done in the prefetch pipeline, off the consumer's critical path (the trainer
+   * prepares the batch's GPU upload arrays here: masks and embedding-index inverses).
+   */
+  prepare?: (batch: PoyoBatch) => void;
 }
 
 /**
@@ -45,6 +50,7 @@ export class WindowLoader {
   readonly #dataset: WindowDataset;
   readonly #windows: DatasetWindow[];
   readonly #prefetch: number;
+  readonly #prepare: ((batch: PoyoBatch) => void) | undefined;
   readonly #permutations = new Map<number, Uint32Array>();
   readonly #queue: { promise: Promise<PoyoBatch>; after: LoaderCursor }[] = [];
   /** Cursor after the last batch handed out. */
@@ -73,6 +79,7 @@ export class WindowLoader {
     this.numWindows = windows.length;
     this.stepsPerEpoch = this.numWindows / (this.batchSize * this.worldSize);
     this.#prefetch = Math.max(0, options.prefetch ?? 4);
+    this.#prepare = options.prepare;
     const start = options.cursor === undefined ? { epoch: 0, position: 0 } : parseCursor(options.cursor);
     if (start.position >= this.numWindows) {
       throw new Error(
@@ -130,9 +137,11 @@ export class WindowLoader {
     const windows = plan.indices.map((i) => this.#windows[i]);
     // Start on a fresh macrotask so the CPU part of assembly runs while the consumer awaits (GPU work,
     // I/O), not inside the next() call that scheduled it.
-    const promise = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(() =>
-      this.#dataset.makeBatch(windows)
-    );
+    const promise = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(async () => {
+      const batch = await this.#dataset.makeBatch(windows);
+      this.#prepare?.(batch);
+      return batch;
+    });
     promise.catch(() => {}); // surfaced by next()
     this.#queue.push({ promise, after: plan.next });
     this.#scheduled = plan.next;

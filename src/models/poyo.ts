@@ -338,6 +338,17 @@ function shapeConstant(model: POYO, key: string, make: () => Int32Array): Int32A
  * step replays its uploads from this list).
  */
 export function batchUploadArrays(model: POYO, batch: PoyoBatch): ArrayBufferView[] {
+  const cached = uploadArrayCache.get(batch);
+  if (cached && cached.model === model) return cached.arrays;
+  const arrays = computeBatchUploadArrays(model, batch);
+  uploadArrayCache.set(batch, { model, arrays });
+  return arrays;
+}
+
+/** Prepared upload arrays per batch object (a loader's prefetch fills it; the step reuses them). */
+const uploadArrayCache = new WeakMap<PoyoBatch, { model: POYO; arrays: ArrayBufferView[] }>();
+
+function computeBatchUploadArrays(model: POYO, batch: PoyoBatch): ArrayBufferView[] {
   const { batchSize: b, numTokens: n } = batch;
   const k = model.kwargs;
   const l = batch.latentTime.length;

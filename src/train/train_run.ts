@@ -28,6 +28,7 @@ import { processCodeSnapshot } from "../checkpoint/checkpoint_writer.ts";
 import { DataLedger } from "../data/ledger.ts";
 import type { PoyoBatch } from "../data/batch.ts";
 import { Gpu } from "../gpu/gpu.ts";
+import { batchUploadArrays } from "../models/poyo.ts";
 import type { OptimizerKind } from "../optim/optimizer.ts";
 import { type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
 import { openRunData, type RunData } from "./run_data.ts";
@@ -301,6 +302,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     rank,
     worldSize,
     cursor: cursor as never,
+    prepare: (b) => batchUploadArrays(trainer.model, b),
   });
   const valBatches = t.valEveryNSteps === null
     ? []
