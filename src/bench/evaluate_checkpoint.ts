@@ -16,6 +16,7 @@ import { type Catalog, openCatalog } from "../ursa/catalog.ts";
 import type { BenchModel } from "./bench_model.ts";
 import { evaluateBenchmark, type EvaluateOptions, type EvaluateOutcome } from "./evaluate.ts";
 import { readCheckpointLedger } from "./leakage.ts";
+import { pathExists } from "../checkpoint/durable_fs.ts";
 
 /** What a loader learns about the checkpoint besides its directory. */
 export interface CheckpointIdentity {
@@ -154,16 +155,6 @@ export async function checkpointDirOfHash(
   return undefined;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /**
  * Evaluates `suites` on the checkpoint in `checkpointDir`; a suite that fails is reported in `failures`
  * without stopping the others.
@@ -192,7 +183,7 @@ export async function evaluateCheckpoint(
     }
     let ledger = loaded.dataLedger;
     const ownLedger = join(checkpointDir, "data_hashes", "manifest.json");
-    if (ledger === null && await exists(ownLedger)) ledger = await readCheckpointLedger(checkpointDir);
+    if (ledger === null && await pathExists(ownLedger)) ledger = await readCheckpointLedger(checkpointDir);
     if (options.ledgers && options.ledgers.length > 0) {
       const ancestors = await readCheckpointLedger(checkpointDir, options.ledgers);
       ledger = ledger === null ? ancestors : new DataLedger().merge(ledger).merge(ancestors);

@@ -11,6 +11,7 @@ import { readRunRecord } from "../train/run_record.ts";
 import type { RunConfig } from "../config/run_config.ts";
 import { configHash, RUN_CONFIG_FILE } from "../config/serialize_config.ts";
 import { checkpointCandidates } from "./checkpoint_selection.ts";
+import { pathExists } from "../checkpoint/durable_fs.ts";
 
 /** The decision for one stage. */
 export interface StagePlan {
@@ -22,16 +23,6 @@ export interface StagePlan {
   step: number;
   /** Why, in words (shown by pre-flight and the runner). */
   detail: string;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function recordedConfigHash(runDir: string): Promise<string | null> {
@@ -58,7 +49,7 @@ export async function planStage(config: RunConfig, cwd: string): Promise<StagePl
   const runDir = resolve(cwd, config.runsDir, config.name);
   const hash = configHash(config);
   const base = { name: config.name, runDir, configHash: hash, step: 0 };
-  if (!(await exists(runDir))) return { ...base, action: "run", detail: "new run" };
+  if (!(await pathExists(runDir))) return { ...base, action: "run", detail: "new run" };
   const record = await readRunRecord(runDir);
   const recordedHash = record?.configHash ?? await recordedConfigHash(runDir);
   if (recordedHash === null) {

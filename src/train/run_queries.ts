@@ -22,6 +22,7 @@ import {
 } from "../bench/results.ts";
 import { type LineageGraph, lineageOf } from "../pipeline/lineage_catalog.ts";
 import { CHECKPOINTS_TABLE, readRunRecord, RUNS_TABLE } from "./run_record.ts";
+import { pathExists } from "../checkpoint/durable_fs.ts";
 
 /** The tables `orion runs query` reads. */
 export const QUERYABLE_TABLES = [RUNS_TABLE, CHECKPOINTS_TABLE, BENCHMARK_RESULTS_TABLE] as const;
@@ -318,16 +319,6 @@ export interface RunDetails {
   lineage: LineageGraph | null;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /**
  * A run with its record, config, checkpoints (with metrics, benchmark results and whether they are still
  * on disk) and lineage.
@@ -367,7 +358,7 @@ export async function describeRun(catalog: Catalog, name: string): Promise<RunDe
   for (const row of rows) {
     checkpoints.push({
       ...row,
-      onDisk: await exists(join(row.path, MANIFEST_FILE)),
+      onDisk: await pathExists(join(row.path, MANIFEST_FILE)),
       benchmarks: results.filter((r) => r.checkpoint_hash === row.checkpoint_hash).map((r) => ({
         suiteKey: r.suite_key,
         partialSubset: r.partial_subset,

@@ -2,35 +2,13 @@
 import type { ResolvedPoyoKwargs } from "../../src/models/poyo_kwargs.ts";
 import { type SyntheticBatchShape, syntheticVocabulary } from "../../src/train/synthetic_batch.ts";
 import type { TrainerSettings } from "../../src/train/trainer.ts";
+import { BENCH_PRESETS } from "../../src/train/bench_presets.ts";
 import "../../src/ops/mod.ts";
 
-export const tinyShape: SyntheticBatchShape = {
-  batchSize: 6,
-  window: 2,
-  channels: [{ modality: "eeg", count: 4, rate: 32 }, { modality: "pupil", count: 1, rate: 16 }],
-  patch: 8,
-  numLatents: 4,
-  latentStep: 0.5,
-  numClasses: 3,
-  participants: 3,
-};
+/** The `tiny` benchmark preset, at batch 6. */
+export const tinyShape: SyntheticBatchShape = { ...BENCH_PRESETS.tiny.shape, batchSize: 6 };
 
-export const tinyKwargs: ResolvedPoyoKwargs = {
-  dim: 32,
-  depth: 1,
-  dimHead: 8,
-  crossHeads: 1,
-  selfHeads: 2,
-  numLatents: 4,
-  latentStep: 0.5,
-  patch: 8,
-  tMin: 1e-4,
-  tMax: 2.0627,
-  ffnDropout: 0.2,
-  linDropout: 0.4,
-  atnDropout: 0,
-  numClasses: 3,
-};
+export const tinyKwargs: ResolvedPoyoKwargs = BENCH_PRESETS.tiny.kwargs;
 
 export const tinyVocab = syntheticVocabulary(tinyShape);
 
