@@ -28,6 +28,7 @@ import {
   MATMUL_TILE_CONFIGS,
   matmulConfigName,
   type MatmulProblem,
+  matmulProblem,
   type MatmulTileConfig,
   parseMatmulConfigName,
 } from "../src/ops/matmul_codegen.ts";
@@ -51,29 +52,7 @@ interface MatmulBench {
   problem: MatmulProblem;
 }
 
-function problem(
-  m: number,
-  n: number,
-  k: number,
-  transA: boolean,
-  transB: boolean,
-  extra: Partial<MatmulProblem> = {},
-): MatmulProblem {
-  return {
-    batch: 1,
-    m,
-    n,
-    k,
-    transA,
-    transB,
-    strideA: 0,
-    strideB: 0,
-    bias: false,
-    alpha: 1,
-    beta: 0,
-    ...extra,
-  };
-}
+const problem = matmulProblem;
 
 /**
  * Matmul shapes: a square product, and POYO's FFN and attention projections at 32 samples × 512 latents

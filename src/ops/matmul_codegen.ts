@@ -288,7 +288,6 @@ function loader(opts: {
   setup.push(
     vec ? `let ${x}_base4 = wg.z * (p.stride_${x} / 4u);` : `let ${x}_base = wg.z * p.stride_${x};`,
   );
-  const conds = (parts: string[]) => parts.filter((s) => s !== "").join(" && ");
   if (kContiguous && slots % 4 === 0) {
     // Register transpose: a thread loads 4 consecutive outer rows o..o+3 at one k quad per pass, then
     // stores 4 vec4s, one per k, each holding the 4 rows (no scattered scalar stores).
@@ -319,23 +318,7 @@ function loader(opts: {
           const o = `${origin} + ${x}_g * 4u + ${rowOff}u`;
           const oCond = opts.checkOuter ? `${o} < ${outerDim}` : "";
           const idx = `${x}_ld + ${kt} * ${vec ? tileK / 4 : tileK}u + ${rowOff}u * ${x}_row`;
-          if (vec) {
-            const c = conds([oCond, opts.checkK ? `${x}_k < p.k` : ""]);
-            if (c) out.push(`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`);
-            else out.push(`${reg} = ${buf}[${idx}];`);
-          } else {
-            out.push(`{`, `  let i = ${idx};`);
-            for (let c = 0; c < 4; c++) {
-              const cc = conds([oCond, opts.checkK ? `${x}_k + ${c}u < p.k` : ""]);
-              const ld = `${buf}[i + ${c}u]`;
-              out.push(
-                cc
-                  ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});`
-                  : `  ${reg}.${COMPONENTS[c]} = ${ld};`,
-              );
-            }
-            out.push(`}`);
-          }
+          out.push(...guardedLoad(reg, buf, idx, vec, oCond, opts.checkK ? `${x}_k` : null));
         }
         return out;
       },
@@ -388,23 +371,7 @@ function loader(opts: {
           const idx = vec
             ? `${x}_ld + ${kt} * ${tileK / 4}u + ${r}u * ${x}_rstep`
             : `${x}_ld + ${kt} * ${tileK}u + ${r}u * ${x}_rstep`;
-          if (vec) {
-            const c = conds([oCond, opts.checkK ? `${x}_k < p.k` : ""]);
-            if (c) out.push(`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`);
-            else out.push(`${reg} = ${buf}[${idx}];`);
-          } else {
-            out.push(`{`, `  let i = ${idx};`);
-            for (let c = 0; c < 4; c++) {
-              const cc = conds([oCond, opts.checkK ? `${x}_k + ${c}u < p.k` : ""]);
-              const ld = `${buf}[i + ${c}u]`;
-              out.push(
-                cc
-                  ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});`
-                  : `  ${reg}.${COMPONENTS[c]} = ${ld};`,
-              );
-            }
-            out.push(`}`);
-          }
+          out.push(...guardedLoad(reg, buf, idx, vec, oCond, opts.checkK ? `${x}_k` : null));
         }
         return out;
       },
@@ -896,4 +863,65 @@ export function chooseMatmulConfig(
   if (tuned) return tuned === "general" ? null : tuned;
   if (p.m * p.n * p.k < GENERATED_MIN_WORK || p.k < 16) return null;
   return defaultMatmulConfig(p, limits);
+}
+
+/**
+ * WGSL that loads 4 consecutive K-values into the vec4 register `reg` from `buf[idx]` (one vec4 load, or
+ * four scalar loads when rows are not vec4-aligned), zero where the outer index is out of range (`oCond`)
+ * or k ≥ p.k (`kVar`: the first k of the four, null when K needs no check).
+ */
+function guardedLoad(
+  reg: string,
+  buf: string,
+  idx: string,
+  vec: boolean,
+  oCond: string,
+  kVar: string | null,
+): string[] {
+  if (vec) {
+    const c = conds([oCond, kVar ? `${kVar} < p.k` : ""]);
+    return c
+      ? [`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`]
+      : [`${reg} = ${buf}[${idx}];`];
+  }
+  const out = [`{`, `  let i = ${idx};`];
+  for (let c = 0; c < 4; c++) {
+    const cc = conds([oCond, kVar ? `${kVar} + ${c}u < p.k` : ""]);
+    const ld = `${buf}[i + ${c}u]`;
+    out.push(
+      cc ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});` : `  ${reg}.${COMPONENTS[c]} = ${ld};`,
+    );
+  }
+  out.push(`}`);
+  return out;
+}
+
+/** A matmul problem with the common defaults (one batch, no bias, alpha 1, beta 0) — benches and tests. */
+export function matmulProblem(
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  extra: Partial<MatmulProblem> = {},
+): MatmulProblem {
+  return {
+    batch: 1,
+    m,
+    n,
+    k,
+    transA,
+    transB,
+    strideA: 0,
+    strideB: 0,
+    bias: false,
+    alpha: 1,
+    beta: 0,
+    ...extra,
+  };
+}
+
+/** `a && b && …` over the non-empty conditions ("" when none). */
+function conds(parts: string[]): string {
+  return parts.filter((s) => s !== "").join(" && ");
 }

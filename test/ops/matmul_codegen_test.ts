@@ -16,6 +16,7 @@ import {
   MATMUL_TILE_CONFIGS,
   matmulConfigName,
   type MatmulProblem,
+  matmulProblem,
   matmulProblemKey,
   type MatmulTileConfig,
   matmulVariantFor,
@@ -32,29 +33,7 @@ import { testGpu } from "./op_harness.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
-function problem(
-  m: number,
-  n: number,
-  k: number,
-  transA: boolean,
-  transB: boolean,
-  extra: Partial<MatmulProblem> = {},
-) {
-  return {
-    batch: 1,
-    m,
-    n,
-    k,
-    transA,
-    transB,
-    strideA: 0,
-    strideB: 0,
-    bias: false,
-    alpha: 1,
-    beta: 0,
-    ...extra,
-  };
-}
+const problem = matmulProblem;
 
 Deno.test("generated matmul source: one loop (over K tiles), no function-local arrays, all FMAs unrolled", () => {
   for (const c of MATMUL_TILE_CONFIGS) {
