@@ -15,7 +15,6 @@ import {
   generateMatmulWgsl,
   MATMUL_TILE_CONFIGS,
   matmulConfigName,
-  type MatmulProblem,
   matmulProblem,
   matmulProblemKey,
   type MatmulTileConfig,
