@@ -7,6 +7,11 @@
  * Usage:
  *   deno run -A scripts/bench_train.ts [--preset poyo_1_3m|seed|tiny] [--steps 50] [--warmup 10]
  *       [--batch 32] [--optimizer sparse_lamb] [--json out.json] [--dump step.safetensors]
+ *       [--checkpoint-every K [--checkpoint-reps 3]]
+ *
+ * `--checkpoint-every K` adds the checkpoint stall: passes of the same steps with and without a checkpoint
+ * every K steps (the training run's snapshot → background writer path); the extra wall time per checkpoint,
+ * also as a percentage of one step.
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -25,6 +30,8 @@ import {
 import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
 import type { OptimizerKind } from "../src/optim/optimizer.ts";
 import { writeNumericsDump } from "../src/train/numerics_dump.ts";
+import { checkpointTensors } from "../src/train/checkpoint_tensors.ts";
+import { CheckpointWriter } from "../src/checkpoint/checkpoint_writer.ts";
 import "../src/ops/mod.ts";
 
 const { values: args } = parseArgs({
@@ -38,6 +45,8 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     dump: { type: "string" },
     "no-timing": { type: "boolean", default: false },
+    "checkpoint-every": { type: "string", default: "0" },
+    "checkpoint-reps": { type: "string", default: "3" },
   },
 });
 
@@ -111,6 +120,76 @@ if (!args["no-timing"] && gpu.features.timestampQuery) {
   families = Object.fromEntries(Object.entries(t.ns).map(([k, v]) => [k, v / Math.max(1, t.submits) / 1e6]));
 }
 
+// Checkpoint stall: the same steps with and without checkpoints every `--checkpoint-every` steps, through the
+// training run's path (trainer.snapshot() records staging copies into the step's stream, the host copies
+// become checkpoint tensors without copying, and the CheckpointWriter's thread hashes, writes and fsyncs
+// them). Passes alternate (plain, checkpointing, ...); stall per checkpoint = the extra wall time ÷ count.
+let checkpointStall: Record<string, unknown> | undefined;
+const checkpointEvery = Number(args["checkpoint-every"]);
+if (checkpointEvery > 0) {
+  const dir = await Deno.makeTempDir({ prefix: "orion_bench_ckpt_" });
+  const shapes = new Map(trainer.model.params.slots.map((s) => [s.name, s.shape]));
+  const writer = new CheckpointWriter(dir, {
+    transfer: true,
+    retention: { policy: { keepLast: 2 } },
+  });
+  const pass = async (withCheckpoints: boolean) => {
+    let submitted = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) {
+      await trainer.trainStep([batches[i % batches.length]]);
+      if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
+      if (withCheckpoints && (i + 1) % checkpointEvery === 0) {
+        const step = trainer.step;
+        submitted++;
+        trainer.snapshot().then((snap) => {
+          const tensors = checkpointTensors(snap, shapes);
+          return writer.submit(step, {
+            config: { bench: "bench_train", preset: args.preset! },
+            model: { weights: tensors.weights, ema: tensors.ema },
+            optimizer: { tensors: tensors.optimizer, state: { step: snap.optimizer.step } },
+            scheduler: { step },
+            rng: { cpu: { counter: step }, gpu: [{ counter: step }] },
+            dataloader: { position: step },
+            dataHashes: { recordings: [] },
+            metrics: { step },
+            lineage: { parentRun: null, parentCheckpoint: null, stepsConsumed: step },
+          });
+        }).catch(() => {}); // a superseded snapshot is fine here; written ones are counted below
+      }
+    }
+    await trainer.flushMetrics();
+    await gpu.sync();
+    return { ms: performance.now() - t0, submitted };
+  };
+  await pass(false); // warm the extra submits' paths
+  const plain: number[] = [];
+  const withCkpt: number[] = [];
+  let submitted = 0;
+  for (let r = 0; r < Number(args["checkpoint-reps"]); r++) {
+    plain.push((await pass(false)).ms);
+    const p = await pass(true);
+    withCkpt.push(p.ms);
+    submitted += p.submitted;
+    await writer.flush(); // outside the timed passes: the next plain pass starts with an idle writer
+  }
+  const stepMs = plain.reduce((a, b) => a + b, 0) / plain.length / steps;
+  const stallMs = (withCkpt.reduce((a, b) => a + b, 0) - plain.reduce((a, b) => a + b, 0)) / submitted;
+  checkpointStall = {
+    every: checkpointEvery,
+    checkpoints: submitted,
+    checkpointMiB: (4 * trainer.model.params.count * (trainer.optimizer.settings.emaDecay ? 4 : 3)) / 2 ** 20,
+    writeMs: writer.lastWritten?.durationMs,
+    plainPassMs: plain,
+    checkpointPassMs: withCkpt,
+    stepMs,
+    stallPerCheckpointMs: stallMs,
+    stallPercentOfStep: (100 * stallMs) / stepMs,
+  };
+  await writer.close();
+  await Deno.remove(dir, { recursive: true });
+}
+
 const result = {
   preset: args.preset,
   adapter: gpu.description.description,
@@ -127,6 +206,7 @@ const result = {
   dispatchesPerStep,
   gpuMsPerStepByFamily: families,
   lastLoss: metrics.at(-1)?.loss,
+  checkpointStall,
 };
 console.log(`adapter: ${result.adapter}`);
 console.log(
@@ -140,6 +220,14 @@ console.log(
 if (Object.keys(families).length) {
   console.log(
     "GPU ms/step by family: " + Object.entries(families).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", "),
+  );
+}
+if (checkpointStall) {
+  const c = checkpointStall as { stallPerCheckpointMs: number; stallPercentOfStep: number; stepMs: number };
+  console.log(
+    `checkpoint stall: ${c.stallPerCheckpointMs.toFixed(2)} ms per checkpoint = ` +
+      `${c.stallPercentOfStep.toFixed(1)}% of a ${c.stepMs.toFixed(2)} ms step ` +
+      `(${JSON.stringify(checkpointStall)})`,
   );
 }
 if (args.json) await Deno.writeTextFile(args.json, JSON.stringify(result, null, 1));

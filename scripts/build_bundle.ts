@@ -9,8 +9,9 @@
  * npm (or its cache, `deno install --entrypoint orion.js` fills it) wherever the bundle runs. That is
  * required for LanceDB, a native (napi) addon with a platform-specific binary that cannot be inlined, and
  * keeps CommonJS interop (apache-arrow's tslib) to Deno's own npm loader instead of the bundler's shims. The
- * WGSL shaders are text modules and are inlined. Worker modules cannot be inlined; the code runs their work on
- * the calling thread when it finds itself bundled. The file starts with a `deno run` shebang carrying the
+ * WGSL shaders are text modules and are inlined. Worker modules cannot be inlined: each entry of
+ * `WORKER_ENTRIES` (src/util/worker_module.ts) is bundled beside it as `<name>.js`, where the code looks for
+ * it (without that file it runs the work on the calling thread). The file starts with a `deno run` shebang carrying the
  * permissions the CLI needs.
  *
  * Usage: deno run --allow-read --allow-write --allow-run --allow-env scripts/build_bundle.ts [--out dist/orion.js]
@@ -20,6 +21,7 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { WORKER_ENTRIES } from "../src/util/worker_module.ts";
 
 /** The import-map aliases of npm packages (`deno.json` imports whose target starts with `npm:`). */
 export function npmAliases(imports: Record<string, string>): string[] {
@@ -65,14 +67,11 @@ export function pinExternalImports(code: string, imports: Record<string, string>
   return out;
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { out: { type: "string", default: "dist/orion.js" } },
-  });
-  const out = resolve(root, values.out!);
-  const config = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
-  await Deno.mkdir(dirname(out), { recursive: true });
+/**
+ * Bundles `entry` into `out` (written atomically) with every npm package external and pinned; `header` is
+ * prepended (after dropping a shebang the bundler kept).
+ */
+async function bundleModule(entry: string, out: string, imports: Record<string, string>, header = "") {
   const tmp = `${out}.tmp`;
   const bundle = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -80,10 +79,10 @@ if (import.meta.main) {
       "--quiet",
       "--platform",
       "deno",
-      ...npmAliases(config.imports ?? {}).flatMap((p) => ["--external", p, "--external", `${p}/*`]),
+      ...npmAliases(imports).flatMap((p) => ["--external", p, "--external", `${p}/*`]),
       "-o",
       tmp,
-      join(root, "mod.ts"),
+      join(root, entry),
     ],
     cwd: root,
     stdout: "inherit",
@@ -93,13 +92,29 @@ if (import.meta.main) {
     console.error(`Cannot build ${out} as deno bundle failed (exit ${bundle.code}); see the messages above`);
     Deno.exit(1);
   }
-  const code = pinExternalImports(await Deno.readTextFile(tmp), config.imports ?? {});
+  const code = pinExternalImports(await Deno.readTextFile(tmp), imports);
+  await Deno.writeTextFile(tmp, header + code.replace(/^#!.*\n/, ""), { mode: header ? 0o755 : 0o644 });
+  await Deno.rename(tmp, out);
+  console.log(`wrote ${out} (${((await Deno.stat(out)).size / 1e6).toFixed(2)} MB)`);
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { out: { type: "string", default: "dist/orion.js" } },
+  });
+  const out = resolve(root, values.out!);
+  const config = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
+  const imports = config.imports ?? {};
+  await Deno.mkdir(dirname(out), { recursive: true });
   const header = `#!/usr/bin/env -S deno run ${CLI_PERMISSIONS.join(" ")}\n` +
     `// ${config.name}@${config.version}: the orion CLI bundled by scripts/build_bundle.ts with Deno ${Deno.version.deno}.\n` +
     `// Run: deno run ${
       CLI_PERMISSIONS.join(" ")
     } orion.js <command> …  (npm packages load from npm or Deno's cache; see docs/library.md)\n`;
-  await Deno.writeTextFile(tmp, header + code.replace(/^#!.*\n/, ""), { mode: 0o755 });
-  await Deno.rename(tmp, out);
-  console.log(`wrote ${out} (${((await Deno.stat(out)).size / 1e6).toFixed(2)} MB)`);
+  await bundleModule("mod.ts", out, imports, header);
+  // Worker entries beside the bundle, where src/util/worker_module.ts looks for them.
+  for (const [name, entry] of Object.entries(WORKER_ENTRIES)) {
+    await bundleModule(entry, join(dirname(out), `${name}.js`), imports);
+  }
 }

@@ -43,6 +43,7 @@ import {
   computeCheckpointHash,
   MANIFEST_FILE,
 } from "./checkpoint_manifest.ts";
+import { workerModuleUrl } from "../util/worker_module.ts";
 import { fsyncDirectory, pathExists, randomHex, writeFileDurable } from "./durable_fs.ts";
 import { verifyCheckpoint } from "./checkpoint_reader.ts";
 import { gcCheckpoints, type RetentionPlan, type RetentionPolicy } from "./retention.ts";
@@ -314,6 +315,7 @@ export class CheckpointWriter {
   #last: CheckpointInfo | null = null;
   #closed = false;
   #useWorker: boolean;
+  readonly #workerUrl: string | null;
   #worker: Worker | null = null;
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #control: Int32Array | null = null;
@@ -325,10 +327,15 @@ export class CheckpointWriter {
   /** @param runDir the run directory checkpoints go into. */
   constructor(readonly runDir: string, private readonly options: CheckpointWriterOptions = {}) {
     this.#parentHash = options.initialParentHash ?? null;
-    // The worker module ships beside this one when Orion runs from source; a single-file bundle or a
-    // `deno compile` binary may not carry it, so those write on this thread.
+    // The worker module ships beside this one when Orion runs from source, and beside a bundle built by
+    // scripts/build_bundle.ts; a `deno compile` binary does not carry it, so that writes on this thread.
+    this.#workerUrl = workerModuleUrl(
+      import.meta.url,
+      "./checkpoint_write_worker.ts",
+      "checkpoint_write_worker",
+    );
     this.#useWorker = (options.thread ?? "worker") === "worker" && options.onProgress === undefined &&
-      import.meta.url.endsWith("/checkpoint/checkpoint_writer.ts") && !Deno.build.standalone;
+      this.#workerUrl !== null;
     if (this.#useWorker) {
       try {
         this.#ensureWorker(); // started now (tens of ms), not inside the first checkpoint's submit
@@ -389,7 +396,7 @@ export class CheckpointWriter {
   #ensureWorker(): { worker: Worker; control: Int32Array } {
     if (this.#worker === null || this.#control === null) {
       const control = new Int32Array(new SharedArrayBuffer(4));
-      const worker = new Worker(new URL("./checkpoint_write_worker.ts", import.meta.url).href, {
+      const worker = new Worker(this.#workerUrl!, {
         type: "module",
       });
       worker.onmessage = (event: MessageEvent<WorkerReply>) => this.#onWorkerReply(event.data);

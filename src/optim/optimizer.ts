@@ -344,7 +344,8 @@ export class FlatOptimizer {
     const split = (buf: ArrayBuffer) => {
       const flat = new Float32Array(buf);
       const out = new Map<string, Float32Array>();
-      for (const s of this.store.slots) out.set(s.name, flat.slice(s.offset, s.offset + s.size));
+      // Views into the fresh read-back buffer (no copy on the training thread).
+      for (const s of this.store.slots) out.set(s.name, flat.subarray(s.offset, s.offset + s.size));
       return out;
     };
     return { step, expAvg: split(m), expAvgSq: split(v), ema: e ? split(e) : null };

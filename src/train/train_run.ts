@@ -30,6 +30,7 @@ import type { PoyoBatch } from "../data/batch.ts";
 import { Gpu } from "../gpu/gpu.ts";
 import { batchUploadArrays } from "../models/poyo.ts";
 import type { OptimizerKind } from "../optim/optimizer.ts";
+import { checkpointTensors } from "./checkpoint_tensors.ts";
 import { type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
 import { openRunData, type RunData } from "./run_data.ts";
 import { ProgressReporter } from "./progress.ts";
@@ -130,12 +131,6 @@ export function configDifferences(
   };
   walk(saved, current, "");
   return { incompatible, changed: changed.filter((c) => !incompatible.some((i) => c.startsWith(i))) };
-}
-
-function tensorSet(named: Map<string, Float32Array>, shapes: Map<string, number[]>): TensorSet {
-  const out: TensorSet = {};
-  for (const [name, data] of named) out[name] = { dtype: "F32", shape: shapes.get(name)!, data };
-  return out;
 }
 
 function namedFrom(set: TensorSet | undefined): Map<string, Float32Array> {
@@ -444,12 +439,13 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       draining = false;
     }
     const snap = await snapshot;
+    const tensors = checkpointTensors(snap, shapes);
     const metrics: JsonObject = { step, ...(stepMetrics.get(step) ?? latest), ...valNow };
     const state: CheckpointState = {
       config: JSON.parse(req.serializedConfig),
       model: {
-        weights: tensorSet(snap.weights, shapes),
-        ema: snap.optimizer.ema ? tensorSet(snap.optimizer.ema, shapes) : undefined,
+        weights: tensors.weights,
+        ema: tensors.ema,
         metadata: {
           vocabulary_channels: JSON.stringify(data.vocab.channels),
           vocabulary_sessions: JSON.stringify(data.vocab.sessions),
@@ -458,10 +454,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         },
       },
       optimizer: {
-        tensors: {
-          ...prefixed("exp_avg.", tensorSet(snap.optimizer.expAvg, shapes)),
-          ...prefixed("exp_avg_sq.", tensorSet(snap.optimizer.expAvgSq, shapes)),
-        },
+        tensors: tensors.optimizer,
         state: {
           step: snap.optimizer.step,
           kind: trainer.optimizer.settings.kind,
@@ -702,10 +695,6 @@ function bestCheckpoint(
     if (!best || (dir === "min" ? v < best.v : v > best.v)) best = { info: w.info, v };
   }
   return best?.info ?? null;
-}
-
-function prefixed(prefix: string, set: TensorSet): TensorSet {
-  return Object.fromEntries(Object.entries(set).map(([k, v]) => [prefix + k, v]));
 }
 
 async function collect<T>(it: AsyncIterable<T> | Iterable<T>): Promise<T[]> {

@@ -341,7 +341,8 @@ export class Trainer {
     return Promise.all([values, optimizer]).then(([v, opt]) => {
       const flat = new Float32Array(v);
       const weights = new Map<string, Float32Array>();
-      for (const s of store.slots) weights.set(s.name, flat.slice(s.offset, s.offset + s.size));
+      // Views, not copies: the flat read-back is this snapshot's own buffer.
+      for (const s of store.slots) weights.set(s.name, flat.subarray(s.offset, s.offset + s.size));
       return { step, weights, optimizer: opt };
     });
   }

@@ -53,7 +53,10 @@ Deno.test({
       );
       assert.doesNotMatch(bundle, /from "zod"|from "apache-arrow"/, "no import-map alias is left");
       assert.match(bundle, /@compute @workgroup_size/, "the WGSL shaders are inlined");
-      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["orion.js"]);
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+        "checkpoint_write_worker.js", // worker entries beside the bundle (src/util/worker_module.ts)
+        "orion.js",
+      ]);
 
       await Deno.writeTextFile(
         join(dir, "tiny.ts"),
