@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     "no-timing": { type: "boolean", default: false },
     "checkpoint-every": { type: "string", default: "0" },
     "checkpoint-reps": { type: "string", default: "3" },
+    "checkpoint-submit": { type: "string", default: "next" },
   },
 });
 
@@ -133,18 +134,34 @@ if (checkpointEvery > 0) {
     transfer: true,
     retention: { policy: { keepLast: 2 } },
   });
+  // Where a checkpoint's time goes on the training thread: the snapshot() call, snapshot → host copies
+  // (read-back latency, not thread time), and building the state + handing it to the writer thread; and the
+  // wall time of each step of a checkpointing pass (step index within the pass).
+  const diagnostics = {
+    snapshotCallMs: [] as number[],
+    readbackMs: [] as number[],
+    handOffMs: [] as number[],
+    stepMs: [] as number[],
+  };
   const pass = async (withCheckpoints: boolean) => {
     let submitted = 0;
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) {
+      const s0 = performance.now();
       await trainer.trainStep([batches[i % batches.length]]);
+      if (withCheckpoints) diagnostics.stepMs[i] = performance.now() - s0;
       if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
       if (withCheckpoints && (i + 1) % checkpointEvery === 0) {
         const step = trainer.step;
         submitted++;
-        trainer.snapshot().then((snap) => {
+        const c0 = performance.now();
+        const snapshot = trainer.snapshot({ submit: args["checkpoint-submit"] === "now" });
+        diagnostics.snapshotCallMs.push(performance.now() - c0);
+        snapshot.then((snap) => {
+          const c1 = performance.now();
+          diagnostics.readbackMs.push(c1 - c0);
           const tensors = checkpointTensors(snap, shapes);
-          return writer.submit(step, {
+          const done = writer.submit(step, {
             config: { bench: "bench_train", preset: args.preset! },
             model: { weights: tensors.weights, ema: tensors.ema },
             optimizer: { tensors: tensors.optimizer, state: { step: snap.optimizer.step } },
@@ -155,6 +172,8 @@ if (checkpointEvery > 0) {
             metrics: { step },
             lineage: { parentRun: null, parentCheckpoint: null, stepsConsumed: step },
           });
+          diagnostics.handOffMs.push(performance.now() - c1);
+          return done;
         }).catch(() => {}); // a superseded snapshot is fine here; written ones are counted below
       }
     }
@@ -185,6 +204,11 @@ if (checkpointEvery > 0) {
     stepMs,
     stallPerCheckpointMs: stallMs,
     stallPercentOfStep: (100 * stallMs) / stepMs,
+    submit: args["checkpoint-submit"],
+    diagnostics: {
+      ...diagnostics,
+      stepMs: diagnostics.stepMs.map((x) => Math.round(x * 100) / 100),
+    },
   };
   await writer.close();
   await Deno.remove(dir, { recursive: true });

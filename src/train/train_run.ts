@@ -428,13 +428,16 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       await dist!.waitCheckpointCommitted(step);
       return;
     }
-    const snapshot = trainer.snapshot();
+    // A checkpoint taken while training goes on adds no submit of its own (an extra submit makes this thread
+    // wait for the GPU): its copies and the metrics read-back ride in the next step's command buffer.
+    const submit = status !== "running";
+    const snapshot = trainer.snapshot({ submit });
     const cursorNow = loader.cursor();
     const ledgerNow = ledger.toJSON();
     const valNow = { ...lastVal };
     draining = true;
     try {
-      await logMetrics(await trainer.flushMetrics());
+      await logMetrics(await trainer.flushMetrics({ submit }));
     } finally {
       draining = false;
     }
@@ -581,6 +584,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       if (t.valEveryNSteps !== null && trainer.step % t.valEveryNSteps !== 0) await validate();
       status = "finished";
     } else status = "interrupted";
+    gpu.submit(); // the copies of a checkpoint no step followed (the loop stopped right after it)
     await Promise.all(pendingCheckpoints);
     const last = lastCheckpoint as CheckpointInfo | null;
     if (last && last.step === trainer.step) {

@@ -233,10 +233,13 @@ export class Trainer {
     return out;
   }
 
-  /** Every metric up to the current step (submits and waits for outstanding read-backs). */
-  async flushMetrics(): Promise<StepMetrics[]> {
+  /**
+   * Every metric up to the current step (submits and waits for outstanding read-backs). With
+   * `{ submit: false }` the read-back rides in the next step's command buffer instead of an extra submit.
+   */
+  async flushMetrics(options: { submit?: boolean } = {}): Promise<StepMetrics[]> {
     this.#queueReadback();
-    this.gpu.submit();
+    if (options.submit ?? true) this.gpu.submit();
     const all = await Promise.all(this.#pending.splice(0).map((e) => e.promise));
     return all.flat();
   }
@@ -328,16 +331,18 @@ export class Trainer {
   /**
    * Records copies of the model and optimizer state into staging buffers at the current point of the
    * stream and returns promises that resolve (after the next submit) with host copies: training goes on
-   * while the maps complete.
+   * while the maps complete. By default the copies are submitted at once; with `{ submit: false }` they
+   * ride in the next step's command buffer (no extra submit, which would make the training thread wait for
+   * the GPU) — the caller then owes a submit (the next `trainStep`, or `gpu.submit()`).
    */
-  snapshot(): Promise<TrainerSnapshot> {
+  snapshot(options: { submit?: boolean } = {}): Promise<TrainerSnapshot> {
     const gpu = this.gpu;
     const store = this.model.params;
     const bytes = store.totalElements * 4;
     const step = this.step;
     const values = gpu.readback(store.values, 0, bytes);
     const optimizer = this.optimizer.readStateAsync();
-    gpu.submit();
+    if (options.submit ?? true) gpu.submit();
     return Promise.all([values, optimizer]).then(([v, opt]) => {
       const flat = new Float32Array(v);
       const weights = new Map<string, Float32Array>();
