@@ -143,6 +143,7 @@ if (checkpointEvery > 0) {
     handOffMs: [] as number[],
     stepMs: [] as number[],
   };
+  const inflight: Promise<unknown>[] = [];
   const pass = async (withCheckpoints: boolean) => {
     let submitted = 0;
     const t0 = performance.now();
@@ -157,24 +158,26 @@ if (checkpointEvery > 0) {
         const c0 = performance.now();
         const snapshot = trainer.snapshot({ submit: args["checkpoint-submit"] === "now" });
         diagnostics.snapshotCallMs.push(performance.now() - c0);
-        snapshot.then((snap) => {
-          const c1 = performance.now();
-          diagnostics.readbackMs.push(c1 - c0);
-          const tensors = checkpointTensors(snap, shapes);
-          const done = writer.submit(step, {
-            config: { bench: "bench_train", preset: args.preset! },
-            model: { weights: tensors.weights, ema: tensors.ema },
-            optimizer: { tensors: tensors.optimizer, state: { step: snap.optimizer.step } },
-            scheduler: { step },
-            rng: { cpu: { counter: step }, gpu: [{ counter: step }] },
-            dataloader: { position: step },
-            dataHashes: { recordings: [] },
-            metrics: { step },
-            lineage: { parentRun: null, parentCheckpoint: null, stepsConsumed: step },
-          });
-          diagnostics.handOffMs.push(performance.now() - c1);
-          return done;
-        }).catch(() => {}); // a superseded snapshot is fine here; written ones are counted below
+        inflight.push(
+          snapshot.then((snap) => {
+            const c1 = performance.now();
+            diagnostics.readbackMs.push(c1 - c0);
+            const tensors = checkpointTensors(snap, shapes);
+            const done = writer.submit(step, {
+              config: { bench: "bench_train", preset: args.preset! },
+              model: { weights: tensors.weights, ema: tensors.ema },
+              optimizer: { tensors: tensors.optimizer, state: { step: snap.optimizer.step } },
+              scheduler: { step },
+              rng: { cpu: { counter: step }, gpu: [{ counter: step }] },
+              dataloader: { position: step },
+              dataHashes: { recordings: [] },
+              metrics: { step },
+              lineage: { parentRun: null, parentCheckpoint: null, stepsConsumed: step },
+            });
+            diagnostics.handOffMs.push(performance.now() - c1);
+            return done;
+          }).catch(() => {}),
+        ); // a superseded snapshot is fine here
       }
     }
     await trainer.flushMetrics();
@@ -190,7 +193,9 @@ if (checkpointEvery > 0) {
     const p = await pass(true);
     withCkpt.push(p.ms);
     submitted += p.submitted;
-    await writer.flush(); // outside the timed passes: the next plain pass starts with an idle writer
+    // Outside the timed passes: the next plain pass starts with an idle writer (whose thread stays up, as
+    // in a training run, where it idles 60 s before stopping).
+    await Promise.all(inflight.splice(0));
   }
   const stepMs = plain.reduce((a, b) => a + b, 0) / plain.length / steps;
   const stallMs = (withCkpt.reduce((a, b) => a + b, 0) - plain.reduce((a, b) => a + b, 0)) / submitted;

@@ -28,6 +28,32 @@ interface PendingReadback {
   size: number;
   resolve: (data: ArrayBuffer) => void;
   reject: (error: Error) => void;
+  /** Copy the mapped bytes out in slices after later submits (see {@linkcode ReadbackOptions.spread}). */
+  spread: boolean;
+}
+
+/** Options of {@linkcode Gpu.readback}. */
+export interface ReadbackOptions {
+  /**
+   * Copy the mapped bytes to the host in slices of {@linkcode SPREAD_SLICE_BYTES}, one slice right after
+   * each later submit — when the GPU has just been handed a step of work — instead of all at once whenever
+   * the map completes (which may be right after the GPU ran dry: a 21 MB copy there is GPU idle time).
+   * Bounded latency: whatever is left is copied {@linkcode SPREAD_DEADLINE_MS} after the map completes.
+   * For large snapshots (checkpoints); small read-backs (metrics) copy at once.
+   */
+  spread?: boolean;
+}
+
+/** Bytes copied out of a spread read-back per submit. */
+export const SPREAD_SLICE_BYTES = 4 << 20;
+/** A spread read-back finishes its copy at the latest this long after its map completed. */
+export const SPREAD_DEADLINE_MS = 250;
+
+/** A mapped spread read-back being copied out slice by slice. */
+interface SpreadCopy {
+  readback: PendingReadback;
+  data: Uint8Array;
+  copied: number;
 }
 
 const MAX_QUERIES = 4096;
@@ -96,6 +122,7 @@ export class Gpu {
   readonly #uniforms = new Map<string, GpuBuffer>();
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   #readbacks: PendingReadback[] = [];
+  #spreading: SpreadCopy[] = [];
   readonly #stagingFree = new Map<number, GPUBuffer[]>();
   readonly #errors: Error[] = [];
   #lastKernel = "(none)";
@@ -504,7 +531,12 @@ export class Gpu {
    * Records a copy of `size` bytes into a mappable staging buffer; the promise resolves with the bytes
    * after the next {@linkcode Gpu.submit} and the map complete. Never awaited inside a step.
    */
-  readback(src: BufferBinding, byteOffset: number, size: number): Promise<ArrayBuffer> {
+  readback(
+    src: BufferBinding,
+    byteOffset: number,
+    size: number,
+    options: ReadbackOptions = {},
+  ): Promise<ArrayBuffer> {
     const cls = sizeClass(size);
     const staging = this.#stagingFree.get(cls)?.pop() ??
       this.device.createBuffer({
@@ -521,7 +553,52 @@ export class Gpu {
       0,
       Math.ceil(size / 4) * 4,
     );
-    return new Promise((resolve, reject) => this.#readbacks.push({ staging, size, resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.#readbacks.push({ staging, size, resolve, reject, spread: options.spread ?? false })
+    );
+  }
+
+  /** Copies up to `budget` bytes of the oldest spread read-backs; resolves those that complete. */
+  #copySpread(budget: number): void {
+    while (this.#spreading.length && budget > 0) {
+      const c = this.#spreading[0];
+      const n = Math.min(budget, c.readback.size - c.copied);
+      if (n > 0) {
+        // Ranges are 8-byte aligned (sizes and offsets of getMappedRange); copy whole aligned slices.
+        const start = c.copied;
+        const end = start + n;
+        const alignedStart = start - (start % 8);
+        const alignedEnd = Math.min(sizeClass(c.readback.size), Math.ceil(end / 8) * 8);
+        const range = new Uint8Array(
+          c.readback.staging.getMappedRange(alignedStart, alignedEnd - alignedStart),
+        );
+        c.data.set(range.subarray(start - alignedStart, end - alignedStart), start);
+        c.copied = end;
+        budget -= n;
+      }
+      if (c.copied >= c.readback.size) {
+        this.#spreading.shift();
+        this.#finishReadback(c.readback, c.data.buffer as ArrayBuffer);
+      }
+    }
+  }
+
+  /** Unmaps a read-back's staging buffer, returns it to the free list and settles its promise. */
+  #finishReadback(r: PendingReadback, data: ArrayBuffer): void {
+    r.staging.unmap();
+    const cls = sizeClass(r.size);
+    let list = this.#stagingFree.get(cls);
+    if (!list) this.#stagingFree.set(cls, list = []);
+    list.push(r.staging);
+    if (this.#errors.length) {
+      try {
+        this.checkErrors();
+      } catch (e) {
+        r.reject(e as Error);
+        return;
+      }
+    }
+    r.resolve(data);
   }
 
   /** Ends the step: finishes the command encoder and submits it (one `queue.submit`). */
@@ -551,23 +628,22 @@ export class Gpu {
     this.#dispatchesThisSubmit = 0;
     const readbacks = this.#readbacks;
     this.#readbacks = [];
+    // The GPU was just handed this submit's work: copy a slice of spread read-backs now.
+    this.#copySpread(SPREAD_SLICE_BYTES);
     for (const r of readbacks) {
       r.staging.mapAsync(GPUMapMode.READ, 0, sizeClass(r.size)).then(() => {
-        const data = r.staging.getMappedRange(0, sizeClass(r.size)).slice(0, r.size);
-        r.staging.unmap();
-        const cls = sizeClass(r.size);
-        let list = this.#stagingFree.get(cls);
-        if (!list) this.#stagingFree.set(cls, list = []);
-        list.push(r.staging);
-        if (this.#errors.length) {
-          try {
-            this.checkErrors();
-          } catch (e) {
-            r.reject(e as Error);
-            return;
-          }
+        if (!r.spread) {
+          this.#finishReadback(r, r.staging.getMappedRange(0, sizeClass(r.size)).slice(0, r.size));
+          return;
         }
-        r.resolve(data);
+        const copy: SpreadCopy = { readback: r, data: new Uint8Array(r.size), copied: 0 };
+        this.#spreading.push(copy);
+        setTimeout(() => {
+          if (copy.copied < r.size && this.#spreading.includes(copy)) {
+            // Deadline: finish this one (and any older ones) at once.
+            while (this.#spreading.includes(copy)) this.#copySpread(Number.MAX_SAFE_INTEGER);
+          }
+        }, SPREAD_DEADLINE_MS);
       }, (e) => r.reject(e instanceof Error ? e : new Error(String(e))));
     }
     if (timed) {
@@ -605,6 +681,8 @@ export class Gpu {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    // Spread read-backs still copying are mapped: finish them before the device goes.
+    this.#copySpread(Number.MAX_SAFE_INTEGER);
     this.device.destroy();
   }
 }

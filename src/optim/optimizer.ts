@@ -13,7 +13,7 @@
 import src from "../../shaders/optimizer.wgsl" with { type: "text" };
 import type { BindingKind, KernelSpec } from "../gpu/kernel.ts";
 import type { GpuBuffer } from "../gpu/buffer_pool.ts";
-import type { Gpu } from "../gpu/gpu.ts";
+import type { Gpu, ReadbackOptions } from "../gpu/gpu.ts";
 import type { ParameterSlot, ParameterStore } from "../tensor/parameters.ts";
 import { grid1d } from "../ops/launch.ts";
 
@@ -330,16 +330,17 @@ export class FlatOptimizer {
 
   /**
    * Records copies of the optimizer state into staging buffers at this point of the command stream; the
-   * promise resolves after the next submit (training may go on meanwhile).
+   * promise resolves after the next submit (training may go on meanwhile). `options` as for
+   * {@linkcode Gpu.readback}.
    */
-  async readStateAsync(): Promise<OptimizerState> {
+  async readStateAsync(options: ReadbackOptions = {}): Promise<OptimizerState> {
     const gpu = this.#gpu;
     const bytes = this.store.totalElements * 4;
     const step = this.stepCount;
     const [m, v, e] = await Promise.all([
-      gpu.readback(this.#expAvg, 0, bytes),
-      gpu.readback(this.#expAvgSq, 0, bytes),
-      this.#ema ? gpu.readback(this.#ema, 0, bytes) : Promise.resolve(null),
+      gpu.readback(this.#expAvg, 0, bytes, options),
+      gpu.readback(this.#expAvgSq, 0, bytes, options),
+      this.#ema ? gpu.readback(this.#ema, 0, bytes, options) : Promise.resolve(null),
     ]);
     const split = (buf: ArrayBuffer) => {
       const flat = new Float32Array(buf);

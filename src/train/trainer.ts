@@ -333,16 +333,19 @@ export class Trainer {
    * stream and returns promises that resolve (after the next submit) with host copies: training goes on
    * while the maps complete. By default the copies are submitted at once; with `{ submit: false }` they
    * ride in the next step's command buffer (no extra submit, which would make the training thread wait for
-   * the GPU) — the caller then owes a submit (the next `trainStep`, or `gpu.submit()`).
+   * the GPU) — the caller then owes a submit (the next `trainStep`, or `gpu.submit()`) — and the host copies
+   * are made in slices after the following submits, while the GPU has work.
    */
   snapshot(options: { submit?: boolean } = {}): Promise<TrainerSnapshot> {
     const gpu = this.gpu;
     const store = this.model.params;
     const bytes = store.totalElements * 4;
     const step = this.step;
-    const values = gpu.readback(store.values, 0, bytes);
-    const optimizer = this.optimizer.readStateAsync();
-    if (options.submit ?? true) gpu.submit();
+    const submit = options.submit ?? true;
+    // Training goes on: the host copies are spread over the next steps' submits (Gpu.readback `spread`).
+    const values = gpu.readback(store.values, 0, bytes, { spread: !submit });
+    const optimizer = this.optimizer.readStateAsync({ spread: !submit });
+    if (submit) gpu.submit();
     return Promise.all([values, optimizer]).then(([v, opt]) => {
       const flat = new Float32Array(v);
       const weights = new Map<string, Float32Array>();

@@ -1,0 +1,53 @@
+/**
+ * Gpu.readback: immediate and spread read-backs return exactly the bytes of the buffer at the point of the
+ * stream where they were recorded, whether later submits carry the slice copies or the deadline does.
+ */
+import assert from "node:assert/strict";
+import { Gpu, SPREAD_SLICE_BYTES } from "../../src/gpu/gpu.ts";
+
+function pattern(n: number, salt: number): Uint32Array<ArrayBuffer> {
+  const a = new Uint32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.imul(i + 1, 2654435761) ^ salt;
+  return a;
+}
+
+Deno.test({
+  name: "readback: spread copies over later submits and by the deadline equal immediate ones",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await Gpu.create();
+    try {
+      // 2.5 slices and an odd tail, so slices cross the 8-byte mapping alignment.
+      const bytes = Math.floor(2.5 * SPREAD_SLICE_BYTES) + 12;
+      const buf = gpu.pool.acquire(bytes, "test.readback");
+      const first = pattern(bytes / 4, 0x1234);
+      gpu.device.queue.writeBuffer(buf.buffer, 0, first);
+      const immediate = gpu.readback(buf, 0, bytes);
+      const spread = gpu.readback(buf, 0, bytes, { spread: true });
+      const offset = gpu.readback(buf, 256, bytes - 256 - 4, { spread: true });
+      gpu.submit();
+      // Overwrite after the copies were recorded: the read-backs must still see `first`.
+      const second = pattern(bytes / 4, 0x5678);
+      gpu.device.queue.writeBuffer(buf.buffer, 0, second);
+      const later = gpu.readback(buf, 0, bytes, { spread: true });
+      assert.deepEqual(new Uint32Array(await immediate), first);
+      // Drive the spread copies with (empty) submits, as training steps would.
+      let submits = 0;
+      let done = false;
+      spread.then(() => (done = true));
+      while (!done && submits < 100) {
+        gpu.submit();
+        submits++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.deepEqual(new Uint32Array(await spread), first);
+      assert.deepEqual(new Uint32Array(await offset), first.subarray(64, first.length - 1));
+      assert.ok(submits >= 1, "the spread copy took at least one further submit");
+      // No further submits: the deadline finishes `later` on its own.
+      assert.deepEqual(new Uint32Array(await later), second);
+    } finally {
+      gpu.destroy();
+    }
+  },
+});
