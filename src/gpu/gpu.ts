@@ -35,11 +35,13 @@ interface PendingReadback {
 /** Options of {@linkcode Gpu.readback}. */
 export interface ReadbackOptions {
   /**
-   * Copy the mapped bytes to the host in slices of {@linkcode SPREAD_SLICE_BYTES}, one slice right after
-   * each later submit — when the GPU has just been handed a step of work — instead of all at once whenever
-   * the map completes (which may be right after the GPU ran dry: a 21 MB copy there is GPU idle time).
-   * Bounded latency: whatever is left is copied {@linkcode SPREAD_DEADLINE_MS} after the map completes.
-   * For large snapshots (checkpoints); small read-backs (metrics) copy at once.
+   * Ride on the stream's existing sync points instead of adding one: mapping a buffer makes the thread
+   * wait for all GPU work queued so far, so a spread read-back is mapped together with the next ordinary
+   * read-back (the trainer's metrics, which wait anyway), and its bytes are copied to the host in slices of
+   * {@linkcode SPREAD_SLICE_BYTES}, one right after each later submit — when the GPU has just been handed a
+   * step of work — instead of all at once right after the GPU ran dry (a 21 MB copy there is GPU idle
+   * time). Bounded latency: each phase finishes at the latest {@linkcode SPREAD_DEADLINE_MS} later.
+   * For large snapshots (checkpoints); small read-backs (metrics) map and copy at once.
    */
   spread?: boolean;
 }
@@ -123,6 +125,9 @@ export class Gpu {
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   #readbacks: PendingReadback[] = [];
   #spreading: SpreadCopy[] = [];
+  /** Spread read-backs submitted but not mapped yet (they wait for the next sync point). */
+  #unmapped: { readback: PendingReadback; since: number }[] = [];
+  #unmappedTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #stagingFree = new Map<number, GPUBuffer[]>();
   readonly #errors: Error[] = [];
   #lastKernel = "(none)";
@@ -558,6 +563,29 @@ export class Gpu {
     );
   }
 
+  /** Maps the spread read-backs whose copies were submitted but not yet mapped. */
+  #mapUnmapped(): void {
+    if (this.#unmappedTimer !== undefined) clearTimeout(this.#unmappedTimer);
+    this.#unmappedTimer = undefined;
+    for (const { readback } of this.#unmapped.splice(0)) this.#map(readback);
+  }
+
+  /** Maps a submitted read-back; then copies it out at once, or slice by slice when spread. */
+  #map(r: PendingReadback): void {
+    r.staging.mapAsync(GPUMapMode.READ, 0, sizeClass(r.size)).then(() => {
+      if (!r.spread) {
+        this.#finishReadback(r, r.staging.getMappedRange(0, sizeClass(r.size)).slice(0, r.size));
+        return;
+      }
+      const copy: SpreadCopy = { readback: r, data: new Uint8Array(r.size), copied: 0 };
+      this.#spreading.push(copy);
+      setTimeout(() => {
+        // Deadline: finish this one (and any older ones) at once.
+        while (this.#spreading.includes(copy)) this.#copySpread(Number.MAX_SAFE_INTEGER);
+      }, SPREAD_DEADLINE_MS);
+    }, (e) => r.reject(e instanceof Error ? e : new Error(String(e))));
+  }
+
   /** Copies up to `budget` bytes of the oldest spread read-backs; resolves those that complete. */
   #copySpread(budget: number): void {
     while (this.#spreading.length && budget > 0) {
@@ -630,21 +658,17 @@ export class Gpu {
     this.#readbacks = [];
     // The GPU was just handed this submit's work: copy a slice of spread read-backs now.
     this.#copySpread(SPREAD_SLICE_BYTES);
-    for (const r of readbacks) {
-      r.staging.mapAsync(GPUMapMode.READ, 0, sizeClass(r.size)).then(() => {
-        if (!r.spread) {
-          this.#finishReadback(r, r.staging.getMappedRange(0, sizeClass(r.size)).slice(0, r.size));
-          return;
-        }
-        const copy: SpreadCopy = { readback: r, data: new Uint8Array(r.size), copied: 0 };
-        this.#spreading.push(copy);
-        setTimeout(() => {
-          if (copy.copied < r.size && this.#spreading.includes(copy)) {
-            // Deadline: finish this one (and any older ones) at once.
-            while (this.#spreading.includes(copy)) this.#copySpread(Number.MAX_SAFE_INTEGER);
-          }
-        }, SPREAD_DEADLINE_MS);
-      }, (e) => r.reject(e instanceof Error ? e : new Error(String(e))));
+    // Mapping makes this thread wait for the GPU to finish the work queued so far (a sync point), so spread
+    // read-backs are mapped together with the next ordinary read-back (metrics), which waits anyway — or
+    // after SPREAD_DEADLINE_MS.
+    const immediate = readbacks.filter((r) => !r.spread);
+    for (const r of readbacks) if (r.spread) this.#unmapped.push({ readback: r, since: performance.now() });
+    const overdue = this.#unmapped.length > 0 &&
+      performance.now() - this.#unmapped[0].since >= SPREAD_DEADLINE_MS;
+    for (const r of immediate) this.#map(r);
+    if (immediate.length > 0 || overdue) this.#mapUnmapped();
+    else if (this.#unmapped.length && this.#unmappedTimer === undefined) {
+      this.#unmappedTimer = setTimeout(() => this.#mapUnmapped(), SPREAD_DEADLINE_MS);
     }
     if (timed) {
       const { families, read } = timed;
@@ -683,6 +707,10 @@ export class Gpu {
     this.#destroyed = true;
     // Spread read-backs still copying are mapped: finish them before the device goes.
     this.#copySpread(Number.MAX_SAFE_INTEGER);
+    if (this.#unmappedTimer !== undefined) clearTimeout(this.#unmappedTimer);
+    for (const { readback } of this.#unmapped.splice(0)) {
+      readback.reject(new Error("Cannot read back a buffer as its device was destroyed before the map"));
+    }
     this.device.destroy();
   }
 }
