@@ -40,7 +40,8 @@ export interface ReadbackOptions {
    * read-back (the trainer's metrics, which wait anyway), and its bytes are copied to the host in slices of
    * {@linkcode SPREAD_SLICE_BYTES}, one right after each later submit — when the GPU has just been handed a
    * step of work — instead of all at once right after the GPU ran dry (a 21 MB copy there is GPU idle
-   * time). Bounded latency: each phase finishes at the latest {@linkcode SPREAD_DEADLINE_MS} later.
+   * time). Bounded latency: the map happens at the latest {@linkcode SPREAD_MAP_DEADLINE_MS} after the
+   * submit, the copy at the latest {@linkcode SPREAD_DEADLINE_MS} after the map.
    * For large snapshots (checkpoints); small read-backs (metrics) map and copy at once.
    */
   spread?: boolean;
@@ -50,6 +51,11 @@ export interface ReadbackOptions {
 export const SPREAD_SLICE_BYTES = 4 << 20;
 /** A spread read-back finishes its copy at the latest this long after its map completed. */
 export const SPREAD_DEADLINE_MS = 250;
+/**
+ * A spread read-back waiting for the next ordinary read-back to be mapped with is mapped on its own at the
+ * latest this long after its submit (the trainer reads metrics back every ≤ 100 steps).
+ */
+export const SPREAD_MAP_DEADLINE_MS = 2000;
 
 /** A mapped spread read-back being copied out slice by slice. */
 interface SpreadCopy {
@@ -660,15 +666,15 @@ export class Gpu {
     this.#copySpread(SPREAD_SLICE_BYTES);
     // Mapping makes this thread wait for the GPU to finish the work queued so far (a sync point), so spread
     // read-backs are mapped together with the next ordinary read-back (metrics), which waits anyway — or
-    // after SPREAD_DEADLINE_MS.
+    // after SPREAD_MAP_DEADLINE_MS.
     const immediate = readbacks.filter((r) => !r.spread);
     for (const r of readbacks) if (r.spread) this.#unmapped.push({ readback: r, since: performance.now() });
     const overdue = this.#unmapped.length > 0 &&
-      performance.now() - this.#unmapped[0].since >= SPREAD_DEADLINE_MS;
+      performance.now() - this.#unmapped[0].since >= SPREAD_MAP_DEADLINE_MS;
     for (const r of immediate) this.#map(r);
     if (immediate.length > 0 || overdue) this.#mapUnmapped();
     else if (this.#unmapped.length && this.#unmappedTimer === undefined) {
-      this.#unmappedTimer = setTimeout(() => this.#mapUnmapped(), SPREAD_DEADLINE_MS);
+      this.#unmappedTimer = setTimeout(() => this.#mapUnmapped(), SPREAD_MAP_DEADLINE_MS);
     }
     if (timed) {
       const { families, read } = timed;
