@@ -7,11 +7,12 @@
  * Usage:
  *   deno run -A scripts/bench_train.ts [--preset poyo_1_3m|seed|tiny] [--steps 50] [--warmup 10]
  *       [--batch 32] [--optimizer sparse_lamb] [--json out.json] [--dump step.safetensors]
- *       [--checkpoint-every K [--checkpoint-reps 3]]
+ *       [--checkpoint-every K [--checkpoint-reps 5]]
  *
  * `--checkpoint-every K` adds the checkpoint stall: passes of the same steps with and without a checkpoint
- * every K steps (the training run's snapshot → background writer path); the extra wall time per checkpoint,
- * also as a percentage of one step.
+ * every K steps (the training run's snapshot → background writer path), alternating, after one warm-up
+ * pass of each; the stall is the difference of the median pass times per checkpoint, also as a percentage of
+ * one step.
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -46,7 +47,7 @@ const { values: args } = parseArgs({
     dump: { type: "string" },
     "no-timing": { type: "boolean", default: false },
     "checkpoint-every": { type: "string", default: "0" },
-    "checkpoint-reps": { type: "string", default: "3" },
+    "checkpoint-reps": { type: "string", default: "5" },
     "checkpoint-submit": { type: "string", default: "next" },
   },
 });
@@ -184,7 +185,12 @@ if (checkpointEvery > 0) {
     await gpu.sync();
     return { ms: performance.now() - t0, submitted };
   };
-  await pass(false); // warm the extra submits' paths
+  // Warm-up: one pass of each kind (the first checkpoints grow the staging-buffer pool and start the writer
+  // thread — once per run in training).
+  await pass(false);
+  await pass(true);
+  await Promise.all(inflight.splice(0));
+  for (const list of Object.values(diagnostics)) list.length = 0;
   const plain: number[] = [];
   const withCkpt: number[] = [];
   let submitted = 0;
@@ -197,8 +203,11 @@ if (checkpointEvery > 0) {
     // in a training run, where it idles 60 s before stopping).
     await Promise.all(inflight.splice(0));
   }
-  const stepMs = plain.reduce((a, b) => a + b, 0) / plain.length / steps;
-  const stallMs = (withCkpt.reduce((a, b) => a + b, 0) - plain.reduce((a, b) => a + b, 0)) / submitted;
+  // Medians: a pass now and then runs several % slower for reasons outside the checkpoint (seen on the H200
+  // in plain passes too), which a mean would charge to whichever kind of pass it hit.
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const stepMs = median(plain) / steps;
+  const stallMs = (median(withCkpt) - median(plain)) / (submitted / withCkpt.length);
   checkpointStall = {
     every: checkpointEvery,
     checkpoints: submitted,
