@@ -157,7 +157,11 @@ if (checkpointEvery > 0) {
         const step = trainer.step;
         submitted++;
         const c0 = performance.now();
-        const snapshot = trainer.snapshot({ submit: args["checkpoint-submit"] === "now" });
+        const submit = args["checkpoint-submit"] === "now";
+        const snapshot = trainer.snapshot({ submit });
+        // As the training run does: the metrics up to this step are read back for the checkpoint's
+        // metrics snapshot, with the same (next) submit.
+        inflight.push(trainer.flushMetrics({ submit }));
         diagnostics.snapshotCallMs.push(performance.now() - c0);
         inflight.push(
           snapshot.then((snap) => {
