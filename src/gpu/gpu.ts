@@ -503,13 +503,23 @@ export class Gpu {
       );
     }
     let w = 0;
+    // A pass keeps its pipeline and bind group between dispatches: skip the calls that would not change
+    // them (each is a JS → native call; a poyo_1_3m step replays 533 dispatches).
+    let pass: GPUComputePassEncoder | null = null;
+    let pipeline: GPUComputePipeline | null = null;
+    let bindGroup: GPUBindGroup | null = null;
     for (const c of graph.commands) {
       switch (c.kind) {
         case "dispatch": {
-          const pass = this.#passFor(c.family);
-          pass.setPipeline(c.kernel.pipeline);
-          pass.setBindGroup(0, c.bindGroup);
-          pass.dispatchWorkgroups(c.x, c.y, c.z);
+          const current = this.#passFor(c.family);
+          if (current !== pass) {
+            pass = current;
+            pipeline = null;
+            bindGroup = null;
+          }
+          if (c.kernel.pipeline !== pipeline) current.setPipeline(pipeline = c.kernel.pipeline);
+          if (c.bindGroup !== bindGroup) current.setBindGroup(0, bindGroup = c.bindGroup);
+          current.dispatchWorkgroups(c.x, c.y, c.z);
           this.counters.dispatches++;
           this.#dispatchesThisSubmit++;
           break;
