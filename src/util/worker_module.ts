@@ -12,6 +12,7 @@
 /** Worker entry modules by bundle name (paths relative to the repository root). */
 export const WORKER_ENTRIES: Record<string, string> = {
   checkpoint_write_worker: "src/checkpoint/checkpoint_write_worker.ts",
+  loader_worker: "src/data/loader_worker.ts",
 };
 
 /**

@@ -55,6 +55,7 @@ Deno.test({
       assert.match(bundle, /@compute @workgroup_size/, "the WGSL shaders are inlined");
       assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
         "checkpoint_write_worker.js", // worker entries beside the bundle (src/util/worker_module.ts)
+        "loader_worker.js",
         "orion.js",
       ]);
 
