@@ -74,10 +74,26 @@ export interface SampleRange {
   length: number;
 }
 
-function decodeChunk(samples: Uint8Array): Float32Array {
+function decodeChunk(samples: Uint8Array, shared = false): Float32Array {
+  if (shared) {
+    // Worker threads read shared chunks without a copy (see `SignalReaderOptions.sharedMemory`).
+    const out = new Uint8Array(new SharedArrayBuffer(samples.byteLength));
+    out.set(samples);
+    return new Float32Array(out.buffer, 0, samples.byteLength / 4);
+  }
   // Binary values may sit at any byte offset; copy into an aligned buffer.
   const copy = samples.byteOffset % 4 === 0 ? samples : new Uint8Array(samples);
   return new Float32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4).slice();
+}
+
+/** Options of {@link SignalReader}. */
+export interface SignalReaderOptions {
+  /** Decoded-chunk cache budget in bytes (default 2 GiB). */
+  cacheBytes?: number;
+  /** Decode chunks into `SharedArrayBuffer`s, so they can be posted to worker threads without copies. */
+  sharedMemory?: boolean;
+  /** Called with the key (`assetId#chunk`) of every chunk dropped from the cache. */
+  onEvict?: (key: string) => void;
 }
 
 /**
@@ -92,14 +108,18 @@ function decodeChunk(samples: Uint8Array): Float32Array {
 export class SignalReader {
   readonly #catalog: Catalog;
   readonly #cacheBytes: number;
+  readonly #shared: boolean;
+  readonly #onEvict: ((key: string) => void) | undefined;
   readonly #cache = new Map<string, Float32Array>();
   #bytes = 0;
   /** Number of `signals` queries issued (for tests and benchmarks). */
   queries = 0;
 
-  constructor(catalog: Catalog, options: { cacheBytes?: number } = {}) {
+  constructor(catalog: Catalog, options: SignalReaderOptions = {}) {
     this.#catalog = catalog;
     this.#cacheBytes = options.cacheBytes ?? 2 * 1024 ** 3;
+    this.#shared = options.sharedMemory ?? false;
+    this.#onEvict = options.onEvict;
   }
 
   /** Bytes of decoded chunks currently cached. */
@@ -143,7 +163,7 @@ export class SignalReader {
       columns: ["asset_id", "chunk_index", "samples"],
     });
     for (const row of rows) {
-      this.#put(`${row.asset_id}#${row.chunk_index}`, decodeChunk(row.samples as Uint8Array));
+      this.#put(`${row.asset_id}#${row.chunk_index}`, decodeChunk(row.samples as Uint8Array, this.#shared));
     }
   }
 
@@ -205,9 +225,38 @@ export class SignalReader {
     }
   }
 
+  /**
+   * Calls `visit(key, chunk)` for every chunk the range touches (all must be cached; marks them recently
+   * used). `chunk` holds every channel of the chunk, channel-major.
+   */
+  visitCachedChunks(
+    { layout, start, length }: SampleRange,
+    visit: (key: string, chunk: Float32Array) => void,
+  ): void {
+    const end = Math.min(start + length, layout.numSamples);
+    if (end <= Math.max(0, start)) return;
+    const first = Math.floor(Math.max(0, start) / layout.chunkSamples);
+    const last = Math.floor((end - 1) / layout.chunkSamples);
+    for (let chunk = first; chunk <= last; chunk++) {
+      const key = `${layout.assetId}#${chunk}`;
+      const data = this.#cache.get(key);
+      if (!data) {
+        throw new Error(
+          `Cannot read samples of asset ${layout.assetId} as chunk ${chunk} is not cached: call prefetch() first`,
+        );
+      }
+      this.#cache.delete(key); // LRU: move to the most recent end
+      this.#cache.set(key, data);
+      visit(key, data);
+    }
+  }
+
   #put(key: string, data: Float32Array): void {
     const old = this.#cache.get(key);
-    if (old) this.#bytes -= old.byteLength;
+    if (old) {
+      this.#bytes -= old.byteLength;
+      this.#onEvict?.(key);
+    }
     this.#cache.delete(key);
     this.#cache.set(key, data);
     this.#bytes += data.byteLength;
@@ -215,6 +264,7 @@ export class SignalReader {
       const [oldest, value] = this.#cache.entries().next().value as [string, Float32Array];
       this.#cache.delete(oldest);
       this.#bytes -= value.byteLength;
+      this.#onEvict?.(oldest);
     }
   }
 }
