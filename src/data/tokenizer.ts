@@ -10,7 +10,16 @@
  * @module
  */
 import type { PoyoBatch } from "./batch.ts";
-import type { SampleRange, SignalReader } from "../ursa/signal_store.ts";
+import type { SampleRange } from "../ursa/signal_store.ts";
+
+/**
+ * Cached samples a row is tokenized from: the catalog's `SignalReader` on the main thread, a
+ * `ChunkMirror` in a loader worker.
+ */
+export interface CachedSamples {
+  /** Calls `sink(channel, offsetInRange, values)` for every cached piece of the range (throws if one is missing). */
+  copyCached(range: SampleRange, sink: (channel: number, offset: number, values: Float32Array) => void): void;
+}
 
 /** What the tokenizer needs about one asset of a session. */
 export interface TokenSource {
@@ -80,6 +89,13 @@ export function allocateBatch(rows: number, shape: TokenShape): PoyoBatch {
   };
 }
 
+/** Allocates a batch and tokenizes `rows` into it, one row each (`windows` left empty for the caller). */
+export function tokenizeRows(rows: TokenRow[], shape: TokenShape, reader: CachedSamples): PoyoBatch {
+  const batch = allocateBatch(rows.length, shape);
+  for (let b = 0; b < rows.length; b++) tokenizeRow(batch, b, rows[b], shape, reader);
+  return batch;
+}
+
 /**
  * Writes row `b` of `batch` from cached samples (call `reader.prefetch(rangesOf(...))` first). Returns the
  * number of real tokens.
@@ -89,7 +105,7 @@ export function tokenizeRow(
   b: number,
   row: TokenRow,
   shape: TokenShape,
-  reader: SignalReader,
+  reader: CachedSamples,
 ): number {
   const { patch: p, numTokens: n, numQueries: q } = shape;
   let token = 0;
@@ -105,15 +121,19 @@ export function tokenizeRow(
         `Cannot tokenize a window into ${n} tokens: it needs more; the dataset's numTokens is too small`,
       );
     }
+    const value = batch.value, rowBase = (b * n + first) * p, channelStride = count * p;
     reader.copyCached({ layout: s.layout, start: i0 + k0 * p, length: count * p }, (c, offset, values) => {
-      batch.value.set(values, (b * n + first + c * count) * p + offset);
+      value.set(values, rowBase + c * channelStride + offset);
     });
-    const times = new Float32Array(count);
-    for (let k = k0; k < k1; k++) times[k - k0] = s.timeOffset + (i0 + k * p) / s.samplingRate - row.start;
+    // The first channel's token times, then copied to the others (same patches, same times).
+    const time = batch.time, at0 = b * n + token;
+    for (let k = k0; k < k1; k++) {
+      time[at0 + k - k0] = s.timeOffset + (i0 + k * p) / s.samplingRate - row.start;
+    }
     for (let c = 0; c < s.units.length; c++) {
       const at = b * n + token;
       batch.unit.fill(s.units[c], at, at + count);
-      batch.time.set(times, at);
+      if (c > 0) time.copyWithin(at, at0, at0 + count);
       token += count;
     }
     batch.modality.fill(s.modalityIndex, b * n + first, b * n + token);

@@ -10,14 +10,8 @@
 import type { PoyoBatch, WindowRef } from "./batch.ts";
 import { buildVocabulary, vocabularyIndex } from "./vocabulary.ts";
 import { type SplitName, splitOf } from "./split.ts";
-import {
-  allocateBatch,
-  rangesOf,
-  tokenizeRow,
-  type TokenRow,
-  type TokenShape,
-  type TokenSource,
-} from "./tokenizer.ts";
+import { rangesOf, tokenizeRows, type TokenRow, type TokenShape, type TokenSource } from "./tokenizer.ts";
+import { defaultLoaderWorkers, loaderWorkerModuleUrl, LoaderWorkerPool } from "./loader_worker_pool.ts";
 import { WindowLoader, type WindowLoaderOptions } from "./window_loader.ts";
 import type { Catalog } from "../ursa/catalog.ts";
 import type { ResolvedQuery, ResolvedSession } from "../ursa/resolve_query.ts";
@@ -45,6 +39,12 @@ export interface WindowDatasetOptions {
   vocab?: { channels?: readonly string[]; sessions?: readonly string[] };
   /** Decoded-chunk cache budget in bytes (default 2 GiB). */
   cacheBytes?: number;
+  /**
+   * Worker threads that assemble training batches (default min(4, cores − 1); 0 = on the main thread).
+   * Batches are bit-identical whatever the count. Where workers cannot start (a compiled binary) the
+   * loader assembles on the main thread.
+   */
+  loaderWorkers?: number;
 }
 
 /** One window of the dataset. */
@@ -109,10 +109,38 @@ export async function openWindowDataset(
   return new WindowDataset(catalog, resolved, options);
 }
 
+/**
+ * Checks a loader worker count: a non-negative integer, or undefined for the default
+ * ({@link defaultLoaderWorkers}).
+ */
+export function parseLoaderWorkers(value: number | undefined): number {
+  if (value === undefined) return defaultLoaderWorkers();
+  if (!Number.isInteger(value) || value < 0) {
+    throw new Error(
+      `Cannot start loader workers as loaderWorkers is ${value}: it must be a non-negative integer (0 = main thread)`,
+    );
+  }
+  return value;
+}
+
+/** The size fields of a batch of `rows` rows, without arrays (workers fill those). */
+function allocateBatchHeader(rows: number, shape: TokenShape) {
+  return {
+    batchSize: rows,
+    numTokens: shape.numTokens,
+    patch: shape.patch,
+    numQueries: shape.numQueries,
+    latentTime: shape.latentTime,
+    windows: [] as WindowRef[],
+  };
+}
+
 /** See {@link openWindowDataset}. */
 export class WindowDataset {
   readonly resolved: ResolvedQuery;
-  readonly options: Required<Omit<WindowDatasetOptions, "vocab" | "cacheBytes">>;
+  readonly options: Required<Omit<WindowDatasetOptions, "vocab" | "cacheBytes" | "loaderWorkers">>;
+  /** Default worker count of this dataset's loaders (0 where workers cannot start). */
+  readonly loaderWorkers: number;
   /** Sorted modality names; a token's modality is an index here. */
   readonly modalities: string[];
   readonly vocab: { channels: string[]; sessions: string[] };
@@ -129,6 +157,8 @@ export class WindowDataset {
   readonly #sessionIndex: Int32Array;
   readonly #splits = new Map<SplitName, DatasetSplit>();
   readonly #splitOfSession: SplitName[];
+  /** Worker pools by size (shared by this dataset's loaders; they share the chunk cache). */
+  readonly #pools = new Map<number, LoaderWorkerPool>();
 
   constructor(catalog: Catalog, resolved: ResolvedQuery, options: WindowDatasetOptions) {
     const S = options.trainWindow, P = options.patch;
@@ -160,7 +190,14 @@ export class WindowDataset {
     this.modalities = resolved.modalities;
     this.sessions = resolved.sessions;
     this.numQueries = this.options.numQueries;
-    this.reader = new SignalReader(catalog, { cacheBytes: options.cacheBytes });
+    this.loaderWorkers = parseLoaderWorkers(options.loaderWorkers);
+    this.reader = new SignalReader(catalog, {
+      cacheBytes: options.cacheBytes,
+      sharedMemory: true, // chunks are shared with loader workers, not copied
+      onEvict: (key) => {
+        for (const pool of this.#pools.values()) pool.evicted(key);
+      },
+    });
     const channelWords = this.sessions.flatMap((s) =>
       s.assets.flatMap((a) => a.channels.map((c) => `${s.participant}/${c}`))
     );
@@ -337,8 +374,11 @@ export class WindowDataset {
     }
   }
 
-  /** Reads and tokenizes `windows` into one batch (one row each). */
-  async makeBatch(windows: DatasetWindow[]): Promise<PoyoBatch> {
+  /**
+   * Reads and tokenizes `windows` into one batch (one row each), on `workers` loader workers (default 0:
+   * this thread). The batch is the same bit for bit either way.
+   */
+  async makeBatch(windows: DatasetWindow[], options: { workers?: number } = {}): Promise<PoyoBatch> {
     const rows: TokenRow[] = windows.map((w) => ({
       start: w.start,
       sources: this.#sources[w.session],
@@ -358,10 +398,46 @@ export class WindowDataset {
       await this.reader.prefetch(ranges);
     }
     const shape = this.shape;
-    const batch = allocateBatch(rows.length, shape);
-    rows.forEach((row, b) => tokenizeRow(batch, b, row, shape, this.reader));
+    const pool = this.#pool(options.workers ?? 0);
+    let batch: PoyoBatch;
+    if (pool) {
+      const chunks = new Map<string, Float32Array>();
+      for (const range of ranges) {
+        this.reader.visitCachedChunks(range, (key, chunk) => chunks.set(key, chunk));
+      }
+      const arrays = await pool.assemble(
+        windows.map((w) => ({ session: w.session, start: w.start, label: w.label })),
+        chunks,
+      );
+      batch = { ...allocateBatchHeader(rows.length, shape), ...arrays };
+    } else {
+      batch = tokenizeRows(rows, shape, this.reader);
+    }
     batch.windows = windows.map((w) => this.windowRef(w));
     return batch;
+  }
+
+  /** Stops this dataset's loader workers (loaders still running fail their next batch). */
+  close(): void {
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
+  }
+
+  #pool(workers: number): LoaderWorkerPool | null {
+    // No worker module in this build (a compiled binary): assemble here, same batches.
+    if (parseLoaderWorkers(workers) === 0 || loaderWorkerModuleUrl() === null) return null;
+    let pool = this.#pools.get(workers);
+    if (!pool) {
+      pool = new LoaderWorkerPool({
+        shape: this.shape,
+        sources: this.#sources,
+        sessionIndex: this.#sessionIndex,
+      }, {
+        workers,
+      });
+      this.#pools.set(workers, pool);
+    }
+    return pool;
   }
 
   /** Provenance of a window (for the data-hash ledger). */

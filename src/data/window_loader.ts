@@ -18,8 +18,13 @@ export interface WindowLoaderOptions {
   worldSize?: number;
   /** Resume point (from `cursor()` of an earlier loader, possibly as JSON text). */
   cursor?: LoaderCursor | string;
-  /** Batches assembled ahead (default 4; 0 = none). */
+  /** Batches assembled ahead (default max(4, 2 · workers); 0 = none). */
   prefetch?: number;
+  /**
+   * Worker threads assembling batches (default: the dataset's `loaderWorkers`; 0 = this thread). The
+   * batches, their order and the cursor are the same whatever the count.
+   */
+  workers?: number;
   /**
    * Extra per-batch work done in the prefetch pipeline, off the consumer's critical path (the trainer
    * prepares the batch's GPU upload arrays here: masks and embedding-index inverses).
@@ -50,6 +55,8 @@ export class WindowLoader {
   readonly #dataset: WindowDataset;
   readonly #windows: DatasetWindow[];
   readonly #prefetch: number;
+  /** Worker threads assembling batches (0 = this thread). */
+  readonly workers: number;
   readonly #prepare: ((batch: PoyoBatch) => void) | undefined;
   readonly #permutations = new Map<number, Uint32Array>();
   readonly #queue: { promise: Promise<PoyoBatch>; after: LoaderCursor }[] = [];
@@ -78,7 +85,13 @@ export class WindowLoader {
     this.#windows = windows;
     this.numWindows = windows.length;
     this.stepsPerEpoch = this.numWindows / (this.batchSize * this.worldSize);
-    this.#prefetch = Math.max(0, options.prefetch ?? 4);
+    this.workers = options.workers ?? dataset.loaderWorkers;
+    if (!Number.isInteger(this.workers) || this.workers < 0) {
+      throw new Error(
+        `Cannot start loader workers as workers is ${this.workers}: it must be a non-negative integer (0 = this thread)`,
+      );
+    }
+    this.#prefetch = Math.max(0, options.prefetch ?? Math.max(4, 2 * this.workers));
     this.#prepare = options.prepare;
     const start = options.cursor === undefined ? { epoch: 0, position: 0 } : parseCursor(options.cursor);
     if (start.position >= this.numWindows) {
@@ -138,7 +151,7 @@ export class WindowLoader {
     // Start on a fresh macrotask so the CPU part of assembly runs while the consumer awaits (GPU work,
     // I/O), not inside the next() call that scheduled it.
     const promise = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(async () => {
-      const batch = await this.#dataset.makeBatch(windows);
+      const batch = await this.#dataset.makeBatch(windows, { workers: this.workers });
       this.#prepare?.(batch);
       return batch;
     });

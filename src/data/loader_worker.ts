@@ -1,0 +1,53 @@
+/**
+ * Worker entry of the training loader's batch assembly (`LoaderWorkerPool`): tokenizes whole batches from
+ * the chunks the main thread shares with it and hands the batch arrays back as transferred buffers. The
+ * output is exactly what the main thread's `tokenizeRows` would produce (same function, same inputs).
+ *
+ * @module
+ */
+import { parentPort } from "node:worker_threads";
+import { ChunkMirror } from "./chunk_mirror.ts";
+import { tokenizeRows, type TokenRow } from "./tokenizer.ts";
+import {
+  BATCH_ARRAY_FIELDS,
+  type LoaderWorkerReply,
+  type LoaderWorkerRequest,
+  type LoaderWorkerSetup,
+} from "./loader_worker_protocol.ts";
+
+const port = parentPort!;
+const mirror = new ChunkMirror();
+let setup: LoaderWorkerSetup | null = null;
+
+function reply(message: LoaderWorkerReply, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+port.on("message", (request: LoaderWorkerRequest) => {
+  if (request.type === "init") {
+    setup = request.setup;
+    return;
+  }
+  try {
+    for (const key of request.drop) mirror.drop(key);
+    for (const [key, chunk] of request.chunks) mirror.put(key, chunk);
+    if (!setup) throw new Error("Cannot assemble a batch before the worker's init message");
+    const { sources, sessionIndex, shape } = setup;
+    const rows: TokenRow[] = request.rows.map((r) => ({
+      start: r.start,
+      sources: sources[r.session],
+      sessionIndex: sessionIndex[r.session],
+      label: r.label,
+      weight: 1,
+    }));
+    const batch = tokenizeRows(rows, shape, mirror);
+    const arrays = Object.fromEntries(BATCH_ARRAY_FIELDS.map((f) => [f, batch[f]]));
+    reply(
+      { type: "batch", id: request.id, arrays: arrays as never },
+      BATCH_ARRAY_FIELDS.map((f) => batch[f].buffer as ArrayBuffer),
+    );
+  } catch (e) {
+    const error = e instanceof Error ? e : new Error(String(e));
+    reply({ type: "error", id: request.id, message: error.message, stack: error.stack });
+  }
+});

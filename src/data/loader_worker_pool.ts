@@ -1,0 +1,202 @@
+/**
+ * Batch assembly on worker threads for the training loader. Each request goes to the worker with the
+ * fewest batches in flight (lowest index on ties); since a batch is a pure function of its rows and the
+ * chunk samples, which worker assembles it does not change a bit of it. Chunks are shared, not copied: the
+ * main thread's `SignalReader` decodes into `SharedArrayBuffer`s, each chunk is posted once per worker, and
+ * chunks the cache evicts are dropped by the workers with their next request. Batch arrays come back as
+ * transferred buffers.
+ *
+ * Workers are `node:worker_threads` workers so that idle ones can be unreferenced: a process whose loader
+ * is never closed still exits when its work is done. A worker that fails a batch rejects that batch with
+ * the worker's error; a worker that dies (or fails to start) fails every pending and later batch of the
+ * pool with a clear error instead of leaving `next()` waiting.
+ *
+ * @module
+ */
+import { Worker } from "node:worker_threads";
+import { workerModuleUrl } from "../util/worker_module.ts";
+import type {
+  BatchArrays,
+  LoaderWorkerReply,
+  LoaderWorkerRequest,
+  LoaderWorkerSetup,
+  WorkerRow,
+} from "./loader_worker_protocol.ts";
+
+/** Options of {@link LoaderWorkerPool}. */
+export interface LoaderWorkerPoolOptions {
+  /** Number of workers (≥ 1). */
+  workers: number;
+  /** Worker entry module (default: `loader_worker.ts` beside this module, or `loader_worker.js` beside a bundle). */
+  moduleUrl?: string;
+}
+
+interface Pending {
+  resolve: (arrays: BatchArrays) => void;
+  reject: (error: Error) => void;
+}
+
+interface PoolWorker {
+  index: number;
+  worker: Worker;
+  /** Chunks this worker holds (the exact arrays sent, so a re-read chunk is sent again). */
+  sent: Map<string, Float32Array>;
+  /** Evicted chunks to drop with the next request. */
+  drop: string[];
+  pending: Map<number, Pending>;
+}
+
+/**
+ * The entry module of the loader workers in this process, or null when workers cannot be started here
+ * (a compiled binary, or a bundle without `loader_worker.js` beside it): the loader then assembles on its
+ * own thread.
+ */
+export function loaderWorkerModuleUrl(): string | null {
+  if (moduleUrl === undefined) {
+    moduleUrl = workerModuleUrl(import.meta.url, "./loader_worker.ts", "loader_worker");
+  }
+  return moduleUrl;
+}
+
+let moduleUrl: string | null | undefined;
+
+/**
+ * Default number of loader workers: min(4, logical cores − 1), at least 1; 0 where workers cannot start.
+ */
+export function defaultLoaderWorkers(): number {
+  if (loaderWorkerModuleUrl() === null) return 0;
+  const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 2 : 2;
+  return Math.max(1, Math.min(4, cores - 1));
+}
+
+/**
+ * A pool of batch-assembly workers over one dataset's tokenization constants.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = new LoaderWorkerPool(setup, { workers: 2 });
+ * const arrays = await pool.assemble(rows, chunks); // chunks: the cached chunks the rows touch
+ * pool.close();
+ * ```
+ */
+export class LoaderWorkerPool {
+  readonly size: number;
+  readonly #workers: PoolWorker[] = [];
+  #nextId = 1;
+  #failure: Error | null = null;
+  #closed = false;
+
+  constructor(setup: LoaderWorkerSetup, options: LoaderWorkerPoolOptions) {
+    if (!Number.isInteger(options.workers) || options.workers < 1) {
+      throw new Error(
+        `Cannot start ${options.workers} loader workers: the count must be a positive integer`,
+      );
+    }
+    const url = options.moduleUrl ?? loaderWorkerModuleUrl();
+    if (url === null) {
+      throw new Error(
+        "Cannot start loader workers as this build carries no loader worker module (a compiled binary, or a " +
+          "bundle without loader_worker.js beside it); set loaderWorkers to 0",
+      );
+    }
+    this.size = options.workers;
+    for (let index = 0; index < options.workers; index++) {
+      const worker = new Worker(new URL(url));
+      worker.unref(); // referenced only while it has batches in flight
+      const entry: PoolWorker = { index, worker, sent: new Map(), drop: [], pending: new Map() };
+      worker.on("message", (reply: LoaderWorkerReply) => this.#onReply(entry, reply));
+      worker.on("error", (e: unknown) => this.#fail(entry, e));
+      worker.on("exit", (code: number) => {
+        if (!this.#closed) this.#fail(entry, new Error(`the worker exited with code ${code}`));
+      });
+      this.#post(entry, { type: "init", setup });
+      this.#workers.push(entry);
+    }
+  }
+
+  /** Batches in flight over all workers. */
+  get inFlight(): number {
+    return this.#workers.reduce((n, w) => n + w.pending.size, 0);
+  }
+
+  /**
+   * Assembles one batch on a worker. `chunks` must hold every cached chunk the rows touch (key
+   * `assetId#chunk`, shared-memory samples); only those the chosen worker lacks are posted.
+   */
+  assemble(rows: WorkerRow[], chunks: Map<string, Float32Array>): Promise<BatchArrays> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new Error("Cannot assemble a batch as the loader was closed"));
+    let target = this.#workers[0];
+    for (const w of this.#workers) if (w.pending.size < target.pending.size) target = w;
+    const fresh: [string, Float32Array][] = [];
+    for (const [key, chunk] of chunks) {
+      if (target.sent.get(key) === chunk) continue;
+      if (!(chunk.buffer instanceof SharedArrayBuffer)) {
+        throw new Error(
+          `Cannot share chunk ${key} with a loader worker as it is not in shared memory; ` +
+            "open the SignalReader with sharedMemory: true",
+        );
+      }
+      target.sent.set(key, chunk);
+      fresh.push([key, chunk]);
+    }
+    const id = this.#nextId++;
+    const drop = target.drop.splice(0);
+    return new Promise<BatchArrays>((resolve, reject) => {
+      if (target.pending.size === 0) target.worker.ref();
+      target.pending.set(id, { resolve, reject });
+      this.#post(target, { type: "assemble", id, rows, chunks: fresh, drop });
+    });
+  }
+
+  /** Tells the workers that chunk `key` left the main thread's cache (they drop it with their next batch). */
+  evicted(key: string): void {
+    for (const w of this.#workers) {
+      if (w.sent.delete(key)) w.drop.push(key);
+    }
+  }
+
+  /** Stops the workers; batches in flight are rejected. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop(new Error("Cannot assemble a batch as the loader was closed"));
+  }
+
+  #stop(error: Error): void {
+    for (const w of this.#workers) {
+      for (const p of w.pending.values()) p.reject(error);
+      w.pending.clear();
+      w.worker.terminate();
+    }
+  }
+
+  #post(entry: PoolWorker, message: LoaderWorkerRequest): void {
+    entry.worker.postMessage(message);
+  }
+
+  #onReply(entry: PoolWorker, reply: LoaderWorkerReply): void {
+    const pending = entry.pending.get(reply.id);
+    if (!pending) return;
+    entry.pending.delete(reply.id);
+    if (entry.pending.size === 0) entry.worker.unref();
+    if (reply.type === "batch") pending.resolve(reply.arrays);
+    else {
+      const error = new Error(`Cannot assemble a batch in loader worker ${entry.index}: ${reply.message}`);
+      if (reply.stack) error.stack = `${error.message}\n(worker) ${reply.stack}`;
+      pending.reject(error);
+    }
+  }
+
+  /** A worker died: fail everything pending and every later request, and stop the other workers. */
+  #fail(entry: PoolWorker, cause: unknown): void {
+    if (this.#failure || this.#closed) return;
+    const message = cause instanceof Error ? cause.message : String(cause);
+    this.#failure = new Error(
+      `Cannot assemble batches as loader worker ${entry.index} failed: ${message}; ` +
+        "set loaderWorkers to 0 to assemble on the main thread",
+      { cause },
+    );
+    this.#stop(this.#failure);
+  }
+}

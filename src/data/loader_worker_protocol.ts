@@ -1,0 +1,64 @@
+/**
+ * Messages between the training loader (main thread, `LoaderWorkerPool`) and its batch-assembly workers
+ * (`loader_worker.ts`). The worker gets the dataset's tokenization constants once (`init`), then one
+ * `assemble` request per batch: the rows, the chunks it has not been sent yet (shared memory, no copy) and
+ * the chunks the main thread's cache evicted. It answers with the batch's arrays, transferred (no copy), or
+ * with the error that stopped it.
+ *
+ * @module
+ */
+import type { PoyoBatch } from "./batch.ts";
+import type { TokenShape, TokenSource } from "./tokenizer.ts";
+
+/** The dataset constants a worker tokenizes with. */
+export interface LoaderWorkerSetup {
+  shape: TokenShape;
+  /** Token sources of each session (index = session). */
+  sources: TokenSource[][];
+  /** Session vocabulary index of each session. */
+  sessionIndex: Int32Array;
+}
+
+/** One row of a batch: session index, session-clock start (seconds), class label. */
+export interface WorkerRow {
+  session: number;
+  start: number;
+  label: number;
+}
+
+/** Main thread → worker. */
+export type LoaderWorkerRequest =
+  | { type: "init"; setup: LoaderWorkerSetup }
+  | {
+    type: "assemble";
+    id: number;
+    rows: WorkerRow[];
+    /** Chunks (`assetId#chunk` → channel-major samples over a SharedArrayBuffer) new to this worker. */
+    chunks: [string, Float32Array][];
+    /** Chunks to forget (evicted by the main thread's cache); applied before `chunks`. */
+    drop: string[];
+  };
+
+/** The typed arrays of an assembled batch (everything of a `PoyoBatch` that a worker fills). */
+export type BatchArrays = Pick<
+  PoyoBatch,
+  "value" | "unit" | "modality" | "time" | "kvLen" | "querySession" | "queryTime" | "label" | "weight"
+>;
+
+/** Names of {@link BatchArrays}' fields, in a fixed order. */
+export const BATCH_ARRAY_FIELDS = [
+  "value",
+  "unit",
+  "modality",
+  "time",
+  "kvLen",
+  "querySession",
+  "queryTime",
+  "label",
+  "weight",
+] as const;
+
+/** Worker → main thread. */
+export type LoaderWorkerReply =
+  | { type: "batch"; id: number; arrays: BatchArrays }
+  | { type: "error"; id: number; message: string; stack?: string };

@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { type Catalog, openCatalog } from "../../src/ursa/catalog.ts";
+import { generateDemoCorpus } from "../../src/ursa/demo_corpus.ts";
+import { resolveQuery } from "../../src/ursa/resolve_query.ts";
+import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/window_dataset.ts";
+import type { PoyoBatch } from "../../src/data/batch.ts";
+import { LoaderWorkerPool } from "../../src/data/loader_worker_pool.ts";
+import type { LoaderWorkerSetup } from "../../src/data/loader_worker_protocol.ts";
+
+const OPTIONS: WindowDatasetOptions = {
+  trainWindow: 1,
+  trainSplit: 0.7,
+  patch: 16,
+  latentStep: 0.25,
+  numLatents: 4,
+};
+
+let shared: Promise<{ catalog: Catalog; dir: string }> | undefined;
+function corpus() {
+  shared ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "orion_loader_workers_" });
+    const catalog = await openCatalog(`${dir}/catalog`);
+    await generateDemoCorpus(catalog, { participants: 3, minutes: 1, sessions: 1, seed: 5 });
+    return { catalog, dir };
+  })();
+  return shared;
+}
+
+const ARRAYS = [
+  "value",
+  "unit",
+  "modality",
+  "time",
+  "kvLen",
+  "latentTime",
+  "querySession",
+  "queryTime",
+  "label",
+  "weight",
+] as const;
+
+function assertSameBatch(got: PoyoBatch, want: PoyoBatch, what: string): void {
+  for (const f of ARRAYS) {
+    const a = new Uint8Array(got[f].buffer, got[f].byteOffset, got[f].byteLength);
+    const b = new Uint8Array(want[f].buffer, want[f].byteOffset, want[f].byteLength);
+    assert.ok(a.length === b.length && a.every((x, i) => x === b[i]), `${what}: ${f} differs`);
+  }
+  assert.deepEqual(
+    [got.batchSize, got.numTokens, got.patch, got.numQueries],
+    [want.batchSize, want.numTokens, want.patch, want.numQueries],
+  );
+  assert.deepEqual(got.windows, want.windows, `${what}: windows differ`);
+}
+
+Deno.test({
+  name: "loader workers: 0, 1 and 2 workers give byte-identical batches across an epoch boundary",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { catalog } = await corpus();
+    const resolved = await resolveQuery(catalog, {});
+    const ds = await openWindowDataset(catalog, resolved, { ...OPTIONS, loaderWorkers: 0 });
+    // A second dataset whose cache holds a few batches only: chunks are evicted, dropped by the workers
+    // and sent again while the loader runs.
+    const small = await openWindowDataset(catalog, resolved, { ...OPTIONS, cacheBytes: 1 << 20 });
+    try {
+      const B = 7;
+      const numWindows = ds.split("train").numWindows;
+      const batches = Math.ceil(numWindows / B) + 3; // into the second epoch
+      const reference = ds.loader("train", { batchSize: B, seed: 9 });
+      assert.equal(reference.workers, 0);
+      const want: PoyoBatch[] = [];
+      for (let i = 0; i < batches; i++) want.push(await reference.next());
+      for (const [dataset, workers] of [[ds, 1], [ds, 2], [small, 2]] as const) {
+        const loader = dataset.loader("train", { batchSize: B, seed: 9, workers });
+        for (let i = 0; i < batches; i++) {
+          assertSameBatch(await loader.next(), want[i], `${workers} workers, batch ${i}`);
+        }
+        assert.deepEqual(loader.cursor(), reference.cursor());
+      }
+      assert.ok(small.reader.cachedBytes <= 1 << 20);
+    } finally {
+      ds.close();
+      small.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "loader workers: a resumed loader continues the uninterrupted stream (no window twice, none skipped)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { catalog } = await corpus();
+    const resolved = await resolveQuery(catalog, {});
+    const ds = await openWindowDataset(catalog, resolved, { ...OPTIONS, loaderWorkers: 2 });
+    try {
+      const B = 5;
+      const numWindows = ds.split("train").numWindows;
+      const total = Math.ceil((2 * numWindows) / B); // two epochs
+      const uninterrupted = ds.loader("train", { batchSize: B, seed: 4, workers: 0 });
+      const want: PoyoBatch[] = [];
+      for (let i = 0; i < total; i++) want.push(await uninterrupted.next());
+      const cut = Math.floor(total / 2);
+      const first = ds.loader("train", { batchSize: B, seed: 4 });
+      assert.equal(first.workers, 2);
+      const got: PoyoBatch[] = [];
+      for (let i = 0; i < cut; i++) got.push(await first.next());
+      const saved = JSON.stringify(first.cursor());
+      const resumed = ds.loader("train", { batchSize: B, seed: 4, cursor: saved, workers: 1 });
+      for (let i = cut; i < total; i++) got.push(await resumed.next());
+      got.forEach((b, i) => assertSameBatch(b, want[i], `batch ${i}`));
+      // The first epoch visits every window once.
+      const seen = got.flatMap((b) => b.windows).slice(0, numWindows).map((w) => `${w.session}@${w.start}`);
+      assert.equal(new Set(seen).size, numWindows);
+    } finally {
+      ds.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "loader workers: a failing batch and a dying worker surface as errors, not hangs",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { catalog } = await corpus();
+    const resolved = await resolveQuery(catalog, {});
+    const ds = await openWindowDataset(catalog, resolved, { ...OPTIONS, loaderWorkers: 0 });
+    const setup: LoaderWorkerSetup = {
+      shape: ds.shape,
+      sources: [[{
+        modalityIndex: 0,
+        units: Int32Array.of(1),
+        samplingRate: 16,
+        timeOffset: 0,
+        patchesPerChannel: 1,
+        layout: { assetId: "missing", numChannels: 1, numSamples: 64, chunkSamples: 32 },
+      }]],
+      sessionIndex: Int32Array.of(1),
+    };
+    // A chunk the worker was never sent: that batch fails with the worker's reason, the pool goes on.
+    const pool = new LoaderWorkerPool(setup, { workers: 1 });
+    try {
+      await assert.rejects(
+        pool.assemble([{ session: 0, start: 0, label: 0 }], new Map()),
+        /Cannot assemble a batch in loader worker 0: Cannot read samples of asset missing .*chunk 0 was not sent/,
+      );
+      const chunk = new Float32Array(new SharedArrayBuffer(32 * 4)).fill(2.5);
+      const arrays = await pool.assemble(
+        [{ session: 0, start: 0, label: 1 }],
+        new Map([["missing#0", chunk]]),
+      );
+      assert.deepEqual(Array.from(arrays.value.subarray(0, 16)), new Array(16).fill(2.5));
+      assert.equal(arrays.label[0], 1);
+    } finally {
+      pool.close();
+    }
+    // A worker that dies (here: its module throws on load) fails pending and later batches clearly.
+    const dir = await Deno.makeTempDir({ prefix: "orion_loader_worker_error_" });
+    try {
+      const bad = `${dir}/bad_worker.ts`;
+      await Deno.writeTextFile(bad, `throw new Error("worker module exploded");\n`);
+      const broken = new LoaderWorkerPool(setup, { workers: 2, moduleUrl: new URL(`file://${bad}`).href });
+      try {
+        await assert.rejects(
+          broken.assemble([{ session: 0, start: 0, label: 0 }], new Map()),
+          /Cannot assemble batches as loader worker \d failed: .*worker module exploded.*loaderWorkers to 0/,
+        );
+        await assert.rejects(broken.assemble([], new Map()), /loader worker \d failed/);
+      } finally {
+        broken.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    // Invalid counts are refused with the field named.
+    assert.throws(
+      () => ds.loader("train", { batchSize: 2, seed: 0, workers: -1 }),
+      /Cannot start loader workers as workers is -1/,
+    );
+    await assert.rejects(
+      openWindowDataset(catalog, resolved, { ...OPTIONS, loaderWorkers: 1.5 }),
+      /Cannot start loader workers as loaderWorkers is 1.5/,
+    );
+    ds.close();
+  },
+});
+
+Deno.test({
+  name: "loader workers: cleanup of the shared corpus",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    if (!shared) return;
+    const { catalog, dir } = await shared;
+    catalog.close();
+    await Deno.remove(dir, { recursive: true });
+  },
+});
