@@ -38,6 +38,9 @@ const DataConfigObject = z.strictObject({
   maxTokensPerWindow: z.number().int().positive().nullable().default(null).describe(
     "padded token count N per window; null = computed from the catalog (channels × samples / patch)",
   ),
+  loaderWorkers: z.number().int().nonnegative().nullable().default(null).describe(
+    "worker threads assembling training batches; null = min(4, cores - 1); 0 = the main thread (batches are identical either way)",
+  ),
 });
 
 /** The zod schema of {@link DataConfig}: fields, defaults and their documentation. */
@@ -90,6 +93,8 @@ export interface DataConfig {
   evalWindowStride: number;
   /** Padded token count N per window; null = computed from the catalog (channels × samples / patch). */
   maxTokensPerWindow: number | null;
+  /** Worker threads assembling training batches; null = min(4, cores − 1); 0 = the main thread. */
+  loaderWorkers: number | null;
 }
 
 /** Data settings as a user writes them (every field optional; see {@link DataConfig}). */
@@ -112,6 +117,8 @@ export interface DataConfigInput {
   evalWindowStride?: number | null;
   /** Padded token count per window; null = computed from the catalog. */
   maxTokensPerWindow?: number | null;
+  /** Worker threads assembling training batches; null = min(4, cores − 1); 0 = the main thread. */
+  loaderWorkers?: number | null;
 }
 
 const _dataConfigMatchesSchema: [

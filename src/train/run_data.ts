@@ -56,6 +56,7 @@ export async function openRunData(
     latentStep,
     numLatents: k.numLatents as number,
     vocab: options.baseVocab,
+    loaderWorkers: config.data.loaderWorkers ?? undefined,
   });
   const kwargs = resolvedKwargs(config, dataset.numClasses);
   return {
