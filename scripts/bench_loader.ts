@@ -1,10 +1,17 @@
 /**
- * Loader benchmark: windows/s and batches/s of the training loader (batch 32, 10 s windows, patch 16),
- * cold (first pass, chunks read from Lance) and warm (steady state, chunks cached), plus how long a
- * consumer that works 20 ms per step waits on `next()` with prefetch. Prints a table and one JSON line.
+ * Loader benchmark: windows/s of the training loader (batch 32, 10 s windows, patch 16 — the poyo_1_3m data
+ * shape) for several loader worker counts, cold (first pass over an empty decoded-chunk cache: chunks read
+ * from Lance) and warm (steady state over cached chunks), each without and with the training run's
+ * `prepare` hook (`batchUploadArrays` of a poyo_1_3m model: modality masks and embedding-index inverses,
+ * built on the main thread in the prefetch pipeline). The required rate is 10 × the H200's training
+ * consumption (1568.7 samples/s for poyo_1_3m, one window per sample). Also measures how long a consumer
+ * that works 20 ms per step waits on `next()`. Prints a table and one JSON line (the last line).
  *
  * Usage: deno run -A scripts/bench_loader.ts [--catalog DIR] [--participants N] [--batches N]
- * Without --catalog it builds a demo corpus (12 participants × 5 min) in a temporary directory.
+ *   [--workers 0,1,2,4] [--no-prepare]
+ * Without --catalog it builds a demo corpus (12 participants × 5 min) in a temporary directory. The
+ * prepare hook needs a WebGPU adapter to build the model on (any: the software adapter does); without one
+ * the prepare columns are null.
  *
  * @module
  */
@@ -12,30 +19,70 @@ import { parseArgs } from "node:util";
 import { openCatalog } from "../src/ursa/catalog.ts";
 import { generateDemoCorpus } from "../src/ursa/demo_corpus.ts";
 import { resolveQuery } from "../src/ursa/resolve_query.ts";
-import { openWindowDataset } from "../src/data/window_dataset.ts";
+import { openWindowDataset, type WindowDataset } from "../src/data/window_dataset.ts";
+import { defaultLoaderWorkers } from "../src/data/loader_worker_pool.ts";
+import type { PoyoBatch } from "../src/data/batch.ts";
+import { Gpu } from "../src/gpu/gpu.ts";
+import { batchUploadArrays, POYO } from "../src/models/poyo.ts";
+import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
+import type { ResolvedQuery } from "../src/ursa/resolve_query.ts";
+import type { Catalog } from "../src/ursa/catalog.ts";
 
-/** Benchmark results. */
+/** poyo_1_3m training throughput on one H200 (samples/s; one sample = one window). */
+export const H200_POYO_1_3M_SAMPLES_PER_SECOND = 1568.7;
+/** The loader must deliver this many windows/s: 10 × the H200's consumption. */
+export const REQUIRED_WINDOWS_PER_SECOND = 10 * H200_POYO_1_3M_SAMPLES_PER_SECOND;
+
+/** One worker count's rates (windows/s; null where prepare could not run). */
+export interface LoaderBenchRow {
+  workers: number;
+  coldWindowsPerSecond: number;
+  coldPrepareWindowsPerSecond: number | null;
+  warmWindowsPerSecond: number;
+  warmPrepareWindowsPerSecond: number | null;
+}
+
+/** Benchmark results. The top-level cold/warm fields are those of `defaultWorkers` (without prepare). */
 export interface LoaderBenchResult {
   name: "loader";
   batchSize: number;
   windowSeconds: number;
   numTokens: number;
   trainWindows: number;
+  /** Logical cores of this machine. */
+  cores: number;
+  /** The loader's default worker count here. */
+  defaultWorkers: number;
   coldWindowsPerSecond: number;
   warmWindowsPerSecond: number;
   warmBatchesPerSecond: number;
-  /** Mean wait in next() per step for a consumer busy 20 ms per step (prefetch 4). */
+  /** Mean wait in next() per step for a consumer busy 20 ms per step (default workers and prefetch). */
   consumerWaitMs: number;
   cachedMiB: number;
+  requiredWindowsPerSecond: number;
+  /** What the prepare columns ran: the model and adapter, or why they are null. */
+  prepare: string;
+  rows: LoaderBenchRow[];
 }
 
 /** Runs the benchmark. */
 export async function benchLoader(
-  options: { catalog?: string; participants?: number; batches?: number; log?: (line: string) => void } = {},
+  options: {
+    catalog?: string;
+    participants?: number;
+    batches?: number;
+    workers?: number[];
+    prepare?: boolean;
+    log?: (line: string) => void;
+  } = {},
 ): Promise<LoaderBenchResult> {
   const log = options.log ?? (() => {});
   const temp = options.catalog ? undefined : await Deno.makeTempDir({ prefix: "orion_bench_loader_" });
   const catalog = await openCatalog(options.catalog ?? `${temp}/catalog`);
+  const cores = navigator.hardwareConcurrency ?? 1;
+  const defaultWorkers = defaultLoaderWorkers();
+  const counts = [...new Set(options.workers ?? [0, 1, 2, 4, cores])].sort((a, b) => a - b);
+  const open = (resolved: ResolvedQuery) => openBenchDataset(catalog, resolved);
   try {
     if (temp) {
       const summary = await generateDemoCorpus(catalog, {
@@ -49,50 +96,84 @@ export async function benchLoader(
       );
     }
     const resolved = await resolveQuery(catalog, {});
-    const S = 10, B = 32;
-    const ds = await openWindowDataset(catalog, resolved, {
-      trainWindow: S,
-      trainSplit: 0.8,
-      patch: 16,
-      latentStep: S / 8,
-      numLatents: 16,
-    });
-    const trainWindows = ds.split("train").numWindows;
-    // Cold: one epoch's worth of batches, every chunk read from Lance on first use.
-    const coldBatches = Math.max(1, Math.ceil(trainWindows / B));
-    let t = performance.now();
-    const cold = ds.loader("train", { batchSize: B, seed: 1, prefetch: 4 });
-    for (let i = 0; i < coldBatches; i++) await cold.next();
-    const coldSeconds = (performance.now() - t) / 1000;
-    // Warm: steady state over cached chunks.
+    const B = 32;
+    const probe = await open(resolved);
+    const trainWindows = probe.split("train").numWindows;
+    const epochBatches = Math.max(1, Math.ceil(trainWindows / B));
     const warmBatches = options.batches ?? 200;
-    const warm = ds.loader("train", { batchSize: B, seed: 2, prefetch: 4 });
-    await warm.next();
-    t = performance.now();
-    for (let i = 0; i < warmBatches; i++) await warm.next();
-    const warmSeconds = (performance.now() - t) / 1000;
-    // Consumer simulation: 20 ms of work per step; measure time blocked in next().
-    const consumer = ds.loader("train", { batchSize: B, seed: 3, prefetch: 4 });
-    await consumer.next();
-    let waited = 0;
-    const steps = 30;
-    for (let i = 0; i < steps; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      const w0 = performance.now();
-      await consumer.next();
-      waited += performance.now() - w0;
+    const { prepare, note } = options.prepare === false
+      ? { prepare: null, note: "skipped (--no-prepare)" }
+      : await prepareHook(probe);
+    log(`prepare hook: ${note}`);
+    // One throw-away cold pass: opens Lance's files and warms the OS page cache, so the cold rows below
+    // measure reading and decoding chunks, not the first file opens.
+    await passWindowsPerSecond(probe, { batchSize: B, seed: 0, workers: 0 }, epochBatches);
+
+    const rows: LoaderBenchRow[] = [];
+    let consumerWaitMs = 0, cachedMiB = 0;
+    for (const workers of counts) {
+      const cold = async (hook?: (b: PoyoBatch) => void) => {
+        const ds = await open(resolved); // empty chunk cache
+        try {
+          return await passWindowsPerSecond(
+            ds,
+            { batchSize: B, seed: 1, workers, prepare: hook },
+            epochBatches,
+          );
+        } finally {
+          ds.close();
+        }
+      };
+      const coldRate = await cold();
+      const coldPrepare = prepare ? await cold(prepare) : null;
+      const ds = await open(resolved);
+      try {
+        await passWindowsPerSecond(ds, { batchSize: B, seed: 1, workers }, epochBatches); // fill the cache
+        const warm = await passWindowsPerSecond(ds, { batchSize: B, seed: 2, workers }, warmBatches, 2);
+        const warmPrepare = prepare
+          ? await passWindowsPerSecond(ds, { batchSize: B, seed: 3, workers, prepare }, warmBatches, 2)
+          : null;
+        if (workers === defaultWorkers || (workers === counts[0] && !counts.includes(defaultWorkers))) {
+          consumerWaitMs = await consumerWait(ds, { batchSize: B, seed: 4, workers });
+          cachedMiB = ds.reader.cachedBytes / 2 ** 20;
+        }
+        const row = {
+          workers,
+          coldWindowsPerSecond: coldRate,
+          coldPrepareWindowsPerSecond: coldPrepare,
+          warmWindowsPerSecond: warm,
+          warmPrepareWindowsPerSecond: warmPrepare,
+        };
+        log(
+          `workers ${workers}: cold ${coldRate.toFixed(0)}${
+            coldPrepare === null ? "" : ` (+prepare ${coldPrepare.toFixed(0)})`
+          }, warm ${warm.toFixed(0)}${
+            warmPrepare === null ? "" : ` (+prepare ${warmPrepare.toFixed(0)})`
+          } windows/s`,
+        );
+        rows.push(row);
+      } finally {
+        ds.close();
+      }
     }
+    probe.close();
+    const main = rows.find((r) => r.workers === defaultWorkers) ?? rows[0];
     return {
       name: "loader",
       batchSize: B,
-      windowSeconds: S,
-      numTokens: ds.numTokens,
+      windowSeconds: probe.options.trainWindow,
+      numTokens: probe.numTokens,
       trainWindows,
-      coldWindowsPerSecond: (coldBatches * B) / coldSeconds,
-      warmWindowsPerSecond: (warmBatches * B) / warmSeconds,
-      warmBatchesPerSecond: warmBatches / warmSeconds,
-      consumerWaitMs: waited / steps,
-      cachedMiB: ds.reader.cachedBytes / 2 ** 20,
+      cores,
+      defaultWorkers,
+      coldWindowsPerSecond: main.coldWindowsPerSecond,
+      warmWindowsPerSecond: main.warmWindowsPerSecond,
+      warmBatchesPerSecond: main.warmWindowsPerSecond / B,
+      consumerWaitMs,
+      cachedMiB,
+      requiredWindowsPerSecond: REQUIRED_WINDOWS_PER_SECOND,
+      prepare: note,
+      rows,
     };
   } finally {
     catalog.close();
@@ -100,27 +181,128 @@ export async function benchLoader(
   }
 }
 
+/** The poyo_1_3m data shape: 10 s windows, patch 16, 16 latents every 1.25 s. */
+function openBenchDataset(catalog: Catalog, resolved: ResolvedQuery): Promise<WindowDataset> {
+  const S = 10;
+  return openWindowDataset(catalog, resolved, {
+    trainWindow: S,
+    trainSplit: 0.8,
+    patch: 16,
+    latentStep: S / 8,
+    numLatents: 16,
+  });
+}
+
+/**
+ * The training run's prepare hook over a poyo_1_3m model with the dataset's vocabularies (the hook reads
+ * only the model's kwargs and vocabulary sizes; the model is built on whatever adapter exists).
+ */
+async function prepareHook(
+  ds: WindowDataset,
+): Promise<{ prepare: ((b: PoyoBatch) => void) | null; note: string }> {
+  try {
+    const gpu = await Gpu.create();
+    const kwargs = { ...BENCH_PRESETS.poyo_1_3m.kwargs, numClasses: ds.numClasses };
+    const model = new POYO(gpu, kwargs, {
+      channels: ds.vocab.channels,
+      sessions: ds.vocab.sessions,
+      modalities: ds.modalities,
+    }, { seed: 0 });
+    return {
+      prepare: (b) => void batchUploadArrays(model, b),
+      note: `batchUploadArrays of poyo_1_3m (dim ${kwargs.dim}, ${kwargs.numLatents} latents)`,
+    };
+  } catch (e) {
+    return { prepare: null, note: `not measured: no model could be built (${(e as Error).message})` };
+  }
+}
+
+/** Windows/s over `batches` batches of a fresh loader (after `skip` untimed batches). */
+async function passWindowsPerSecond(
+  ds: WindowDataset,
+  options: { batchSize: number; seed: number; workers: number; prepare?: (b: PoyoBatch) => void },
+  batches: number,
+  skip = 0,
+): Promise<number> {
+  const loader = ds.loader("train", options);
+  for (let i = 0; i < skip; i++) await loader.next();
+  const t = performance.now();
+  for (let i = 0; i < batches; i++) await loader.next();
+  return (batches * options.batchSize) / ((performance.now() - t) / 1000);
+}
+
+/** Mean ms a consumer busy 20 ms per step waits in `next()`. */
+async function consumerWait(
+  ds: WindowDataset,
+  options: { batchSize: number; seed: number; workers: number },
+): Promise<number> {
+  const consumer = ds.loader("train", options);
+  await consumer.next();
+  let waited = 0;
+  const steps = 30;
+  for (let i = 0; i < steps; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const w0 = performance.now();
+    await consumer.next();
+    waited += performance.now() - w0;
+  }
+  return waited / steps;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { catalog: { type: "string" }, participants: { type: "string" }, batches: { type: "string" } },
+    options: {
+      catalog: { type: "string" },
+      participants: { type: "string" },
+      batches: { type: "string" },
+      workers: { type: "string" },
+      "no-prepare": { type: "boolean" },
+    },
   });
+  const workers = values.workers?.split(",").map(Number);
+  if (workers?.some((w) => !Number.isInteger(w) || w < 0)) {
+    throw new Error(
+      `Cannot benchmark worker counts ${values.workers}: --workers takes non-negative integers, e.g. 0,1,2,4`,
+    );
+  }
   const result = await benchLoader({
     catalog: values.catalog,
     participants: values.participants ? Number(values.participants) : undefined,
     batches: values.batches ? Number(values.batches) : undefined,
+    workers,
+    prepare: !values["no-prepare"],
     log: (line) => console.log(line),
   });
-  const rows: [string, string][] = [
+  const rate = (x: number | null) => (x === null ? "—" : x.toFixed(0));
+  const info: [string, string][] = [
     ["batch × window", `${result.batchSize} × ${result.windowSeconds} s (${result.numTokens} tokens)`],
     ["train windows", String(result.trainWindows)],
-    ["cold windows/s", result.coldWindowsPerSecond.toFixed(0)],
-    ["warm windows/s", result.warmWindowsPerSecond.toFixed(0)],
-    ["warm batches/s", result.warmBatchesPerSecond.toFixed(1)],
+    ["cores / default workers", `${result.cores} / ${result.defaultWorkers}`],
+    ["prepare", result.prepare],
     ["consumer wait/step (20 ms step)", `${result.consumerWaitMs.toFixed(2)} ms`],
     ["chunk cache", `${result.cachedMiB.toFixed(1)} MiB`],
+    [
+      "required windows/s",
+      `${result.requiredWindowsPerSecond.toFixed(0)} (10 × ${H200_POYO_1_3M_SAMPLES_PER_SECOND})`,
+    ],
   ];
-  const width = Math.max(...rows.map(([k]) => k.length));
-  for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+  const width = Math.max(...info.map(([k]) => k.length));
+  for (const [k, v] of info) console.log(`${k.padEnd(width)}  ${v}`);
+  const header = ["workers", "cold", "cold+prepare", "warm", "warm+prepare", "warm+prepare / required"];
+  console.log(header.map((h) => h.padStart(13)).join(""));
+  for (const r of result.rows) {
+    const judged = r.warmPrepareWindowsPerSecond ?? r.warmWindowsPerSecond;
+    console.log(
+      [
+        String(r.workers),
+        rate(r.coldWindowsPerSecond),
+        rate(r.coldPrepareWindowsPerSecond),
+        rate(r.warmWindowsPerSecond),
+        rate(r.warmPrepareWindowsPerSecond),
+        `${(judged / result.requiredWindowsPerSecond).toFixed(2)}×`,
+      ].map((c) => c.padStart(13)).join(""),
+    );
+  }
   console.log(JSON.stringify(result));
 }

@@ -30,7 +30,7 @@ port.on("message", (request: LoaderWorkerRequest) => {
   }
   try {
     for (const key of request.drop) mirror.drop(key);
-    for (const [key, chunk] of request.chunks) mirror.put(key, chunk);
+    for (const [key, buffer] of request.chunks) mirror.put(key, new Float32Array(buffer));
     if (!setup) throw new Error("Cannot assemble a batch before the worker's init message");
     const { sources, sessionIndex, shape } = setup;
     const rows: TokenRow[] = request.rows.map((r) => ({
@@ -41,11 +41,8 @@ port.on("message", (request: LoaderWorkerRequest) => {
       weight: 1,
     }));
     const batch = tokenizeRows(rows, shape, mirror);
-    const arrays = Object.fromEntries(BATCH_ARRAY_FIELDS.map((f) => [f, batch[f]]));
-    reply(
-      { type: "batch", id: request.id, arrays: arrays as never },
-      BATCH_ARRAY_FIELDS.map((f) => batch[f].buffer as ArrayBuffer),
-    );
+    const buffers = BATCH_ARRAY_FIELDS.map((f) => batch[f].buffer as ArrayBuffer);
+    reply({ type: "batch", id: request.id, buffers }, buffers);
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     reply({ type: "error", id: request.id, message: error.message, stack: error.stack });

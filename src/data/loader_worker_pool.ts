@@ -15,13 +15,25 @@
  */
 import { Worker } from "node:worker_threads";
 import { workerModuleUrl } from "../util/worker_module.ts";
-import type {
-  BatchArrays,
-  LoaderWorkerReply,
-  LoaderWorkerRequest,
-  LoaderWorkerSetup,
-  WorkerRow,
+import {
+  BATCH_ARRAY_FIELDS,
+  type BatchArrays,
+  type LoaderWorkerReply,
+  type LoaderWorkerRequest,
+  type LoaderWorkerSetup,
+  type WorkerRow,
 } from "./loader_worker_protocol.ts";
+
+const FLOAT_FIELDS = new Set<string>(["value", "time", "queryTime", "weight"]);
+
+/** Typed arrays over a reply's buffers ({@link BATCH_ARRAY_FIELDS} order). */
+function batchArrays(buffers: ArrayBuffer[]): BatchArrays {
+  const out: Record<string, Float32Array | Int32Array> = {};
+  BATCH_ARRAY_FIELDS.forEach((f, i) => {
+    out[f] = FLOAT_FIELDS.has(f) ? new Float32Array(buffers[i]) : new Int32Array(buffers[i]);
+  });
+  return out as unknown as BatchArrays;
+}
 
 /** Options of {@link LoaderWorkerPool}. */
 export interface LoaderWorkerPoolOptions {
@@ -128,17 +140,20 @@ export class LoaderWorkerPool {
     if (this.#closed) return Promise.reject(new Error("Cannot assemble a batch as the loader was closed"));
     let target = this.#workers[0];
     for (const w of this.#workers) if (w.pending.size < target.pending.size) target = w;
-    const fresh: [string, Float32Array][] = [];
+    const fresh: [string, SharedArrayBuffer][] = [];
     for (const [key, chunk] of chunks) {
       if (target.sent.get(key) === chunk) continue;
-      if (!(chunk.buffer instanceof SharedArrayBuffer)) {
+      if (
+        !(chunk.buffer instanceof SharedArrayBuffer) || chunk.byteOffset !== 0 ||
+        chunk.byteLength !== chunk.buffer.byteLength
+      ) {
         throw new Error(
-          `Cannot share chunk ${key} with a loader worker as it is not in shared memory; ` +
+          `Cannot share chunk ${key} with a loader worker as it is not a whole SharedArrayBuffer; ` +
             "open the SignalReader with sharedMemory: true",
         );
       }
       target.sent.set(key, chunk);
-      fresh.push([key, chunk]);
+      fresh.push([key, chunk.buffer]);
     }
     const id = this.#nextId++;
     const drop = target.drop.splice(0);
@@ -180,7 +195,7 @@ export class LoaderWorkerPool {
     if (!pending) return;
     entry.pending.delete(reply.id);
     if (entry.pending.size === 0) entry.worker.unref();
-    if (reply.type === "batch") pending.resolve(reply.arrays);
+    if (reply.type === "batch") pending.resolve(batchArrays(reply.buffers));
     else {
       const error = new Error(`Cannot assemble a batch in loader worker ${entry.index}: ${reply.message}`);
       if (reply.stack) error.stack = `${error.message}\n(worker) ${reply.stack}`;

@@ -33,8 +33,12 @@ export type LoaderWorkerRequest =
     type: "assemble";
     id: number;
     rows: WorkerRow[];
-    /** Chunks (`assetId#chunk` → channel-major samples over a SharedArrayBuffer) new to this worker. */
-    chunks: [string, Float32Array][];
+    /**
+     * Chunks new to this worker: `assetId#chunk` → the SharedArrayBuffer of its channel-major float32 samples
+     * (the whole buffer; buffers rather than typed arrays because Deno's `node:worker_threads` walks every
+     * enumerable property of a message, which for a typed array is every element).
+     */
+    chunks: [string, SharedArrayBuffer][];
     /** Chunks to forget (evicted by the main thread's cache); applied before `chunks`. */
     drop: string[];
   };
@@ -60,5 +64,6 @@ export const BATCH_ARRAY_FIELDS = [
 
 /** Worker → main thread. */
 export type LoaderWorkerReply =
-  | { type: "batch"; id: number; arrays: BatchArrays }
+  /** The batch's buffers in {@link BATCH_ARRAY_FIELDS} order (transferred; typed arrays over whole buffers). */
+  | { type: "batch"; id: number; buffers: ArrayBuffer[] }
   | { type: "error"; id: number; message: string; stack?: string };

@@ -388,8 +388,8 @@ export class WindowDataset {
     }));
     const ranges = rangesOf(rows, this.options.patch);
     // Concurrent prefetches may evict each other's chunks when the cache is small: check right before the
-    // synchronous tokenization and fetch again if needed.
-    for (let attempt = 0; attempt === 0 || !this.reader.hasAll(ranges); attempt++) {
+    // synchronous tokenization and fetch again if needed (no query, no await when all is cached).
+    for (let attempt = 0; !this.reader.hasAll(ranges); attempt++) {
       if (attempt > 3) {
         throw new Error(
           `Cannot assemble a batch as the chunk cache (${this.reader.cachedBytes} bytes) cannot hold it; raise cacheBytes`,

@@ -6,6 +6,7 @@ import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/win
 import type { PoyoBatch } from "../../src/data/batch.ts";
 import { LoaderWorkerPool } from "../../src/data/loader_worker_pool.ts";
 import type { LoaderWorkerSetup } from "../../src/data/loader_worker_protocol.ts";
+import { DataConfig, DataConfigSchema } from "../../src/config/data_config.ts";
 
 const OPTIONS: WindowDatasetOptions = {
   trainWindow: 1,
@@ -183,6 +184,9 @@ Deno.test({
       openWindowDataset(catalog, resolved, { ...OPTIONS, loaderWorkers: 1.5 }),
       /Cannot start loader workers as loaderWorkers is 1.5/,
     );
+    assert.equal(DataConfigSchema.safeParse({ loaderWorkers: -1 }).success, false);
+    assert.equal(DataConfigSchema.safeParse({ loaderWorkers: 2.5 }).success, false);
+    assert.equal(DataConfig({ loaderWorkers: 3 }).loaderWorkers, 3);
     ds.close();
   },
 });
