@@ -353,7 +353,11 @@ function computeBatchUploadArrays(model: POYO, batch: PoyoBatch): ArrayBufferVie
   const k = model.kwargs;
   const l = batch.latentTime.length;
   const vocabChannels = model.vocab.channels.length;
-  const masks = model.vocab.modalities.map((_, mi) => {
+  // Index arrays the loader computed with the batch (src/data/upload_index.ts), when made for these sizes.
+  const pre = batch.uploadIndex;
+  const ready = pre !== undefined && pre.numModalities === model.vocab.modalities.length &&
+    pre.numChannels === vocabChannels && pre.numSessions === model.vocab.sessions.length;
+  const masks = ready ? pre.modalityMasks : model.vocab.modalities.map((_, mi) => {
     const mask = new Float32Array(b * n);
     const mod = batch.modality, unit = batch.unit;
     for (let i = 0; i < b * n; i++) mask[i] = mod[i] === mi && unit[i] !== 0 ? 1 : 0;
@@ -364,7 +368,7 @@ function computeBatchUploadArrays(model: POYO, batch: PoyoBatch): ArrayBufferVie
     ...masks,
     batch.value,
     batch.unit,
-    gatherIndex(batch.unit, vocabChannels),
+    ready ? pre.unitInverse : gatherIndex(batch.unit, vocabChannels),
     batch.time,
     batch.kvLen,
     batch.latentTime,
@@ -372,7 +376,7 @@ function computeBatchUploadArrays(model: POYO, batch: PoyoBatch): ArrayBufferVie
     shapeConstant(model, `latentCsr:${b}:${l}`, () => gatherIndex(latentHost, k.numLatents)),
     shapeConstant(model, `latentKv:${b}:${l}`, () => new Int32Array(b).fill(l)),
     batch.querySession,
-    gatherIndex(batch.querySession, model.vocab.sessions.length),
+    ready ? pre.sessionInverse : gatherIndex(batch.querySession, model.vocab.sessions.length),
     batch.queryTime,
     batch.label,
     batch.weight,
