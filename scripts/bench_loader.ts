@@ -224,6 +224,7 @@ async function passWindowsPerSecond(
   batches: number,
   skip = 0,
 ): Promise<number> {
+  await ds.startWorkers(options.workers); // worker start-up (once per run) is not part of the rate
   const loader = ds.loader("train", options);
   for (let i = 0; i < skip; i++) await loader.next();
   const t = performance.now();

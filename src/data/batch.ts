@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { BatchUploadIndex } from "./upload_index.ts";
 
 /** Where one batch row came from: enough to rebuild the data-hash ledger. */
 export interface WindowRef {
@@ -75,4 +76,9 @@ export interface PoyoBatch {
   weight: Float32Array;
   /** Provenance of each of the B rows. */
   windows: WindowRef[];
+  /**
+   * The step's upload index arrays (token masks, embedding-index inverses), when the loader computed them
+   * with the batch (loaders with a `prepare` hook do); `batchUploadArrays` uses them when the sizes match.
+   */
+  uploadIndex?: BatchUploadIndex;
 }

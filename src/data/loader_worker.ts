@@ -7,6 +7,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { ChunkMirror } from "./chunk_mirror.ts";
+import { batchUploadIndex } from "./upload_index.ts";
 import { tokenizeRows, type TokenRow } from "./tokenizer.ts";
 import {
   BATCH_ARRAY_FIELDS,
@@ -26,13 +27,14 @@ function reply(message: LoaderWorkerReply, transfer: ArrayBuffer[] = []): void {
 port.on("message", (request: LoaderWorkerRequest) => {
   if (request.type === "init") {
     setup = request.setup;
+    reply({ type: "ready" });
     return;
   }
   try {
     for (const key of request.drop) mirror.drop(key);
     for (const [key, buffer] of request.chunks) mirror.put(key, new Float32Array(buffer));
     if (!setup) throw new Error("Cannot assemble a batch before the worker's init message");
-    const { sources, sessionIndex, shape } = setup;
+    const { sources, sessionIndex, shape, uploadIndexSizes } = setup;
     const rows: TokenRow[] = request.rows.map((r) => ({
       start: r.start,
       sources: sources[r.session],
@@ -42,6 +44,12 @@ port.on("message", (request: LoaderWorkerRequest) => {
     }));
     const batch = tokenizeRows(rows, shape, mirror);
     const buffers = BATCH_ARRAY_FIELDS.map((f) => batch[f].buffer as ArrayBuffer);
+    if (request.uploadIndex) {
+      const index = batchUploadIndex(batch, uploadIndexSizes);
+      for (const a of [...index.modalityMasks, index.unitInverse, index.sessionInverse]) {
+        buffers.push(a.buffer as ArrayBuffer);
+      }
+    }
     reply({ type: "batch", id: request.id, buffers }, buffers);
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));

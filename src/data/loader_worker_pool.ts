@@ -23,16 +23,29 @@ import {
   type LoaderWorkerSetup,
   type WorkerRow,
 } from "./loader_worker_protocol.ts";
+import type { BatchUploadIndex, UploadIndexSizes } from "./upload_index.ts";
 
 const FLOAT_FIELDS = new Set<string>(["value", "time", "queryTime", "weight"]);
 
-/** Typed arrays over a reply's buffers ({@link BATCH_ARRAY_FIELDS} order). */
-function batchArrays(buffers: ArrayBuffer[]): BatchArrays {
+/** Typed arrays over a reply's buffers (see `LoaderWorkerReply`). */
+function assembledBatch(buffers: ArrayBuffer[], sizes: UploadIndexSizes): AssembledBatch {
   const out: Record<string, Float32Array | Int32Array> = {};
   BATCH_ARRAY_FIELDS.forEach((f, i) => {
     out[f] = FLOAT_FIELDS.has(f) ? new Float32Array(buffers[i]) : new Int32Array(buffers[i]);
   });
-  return out as unknown as BatchArrays;
+  const arrays = out as unknown as BatchArrays;
+  const rest = buffers.slice(BATCH_ARRAY_FIELDS.length);
+  if (rest.length === 0) return { arrays };
+  const m = sizes.numModalities;
+  return {
+    arrays,
+    uploadIndex: {
+      ...sizes,
+      modalityMasks: rest.slice(0, m).map((b) => new Float32Array(b)),
+      unitInverse: new Int32Array(rest[m]),
+      sessionInverse: new Int32Array(rest[m + 1]),
+    },
+  };
 }
 
 /** Options of {@link LoaderWorkerPool}. */
@@ -43,8 +56,14 @@ export interface LoaderWorkerPoolOptions {
   moduleUrl?: string;
 }
 
+/** What a worker hands back: the batch arrays and, when asked, the upload index arrays. */
+export interface AssembledBatch {
+  arrays: BatchArrays;
+  uploadIndex?: BatchUploadIndex;
+}
+
 interface Pending {
-  resolve: (arrays: BatchArrays) => void;
+  resolve: (batch: AssembledBatch) => void;
   reject: (error: Error) => void;
 }
 
@@ -56,6 +75,8 @@ interface PoolWorker {
   /** Evicted chunks to drop with the next request. */
   drop: string[];
   pending: Map<number, Pending>;
+  /** Resolved when the worker answered its init message. */
+  ready: PromiseWithResolvers<void>;
 }
 
 /**
@@ -87,12 +108,13 @@ export function defaultLoaderWorkers(): number {
  * @example
  * ```ts ignore
  * const pool = new LoaderWorkerPool(setup, { workers: 2 });
- * const arrays = await pool.assemble(rows, chunks); // chunks: the cached chunks the rows touch
+ * const { arrays } = await pool.assemble(rows, chunks); // chunks: the cached chunks the rows touch
  * pool.close();
  * ```
  */
 export class LoaderWorkerPool {
   readonly size: number;
+  readonly #uploadIndexSizes: UploadIndexSizes;
   readonly #workers: PoolWorker[] = [];
   #nextId = 1;
   #failure: Error | null = null;
@@ -112,10 +134,19 @@ export class LoaderWorkerPool {
       );
     }
     this.size = options.workers;
+    this.#uploadIndexSizes = setup.uploadIndexSizes;
     for (let index = 0; index < options.workers; index++) {
       const worker = new Worker(new URL(url));
       worker.unref(); // referenced only while it has batches in flight
-      const entry: PoolWorker = { index, worker, sent: new Map(), drop: [], pending: new Map() };
+      const entry: PoolWorker = {
+        index,
+        worker,
+        sent: new Map(),
+        drop: [],
+        pending: new Map(),
+        ready: Promise.withResolvers<void>(),
+      };
+      entry.ready.promise.catch(() => {}); // surfaced by ready() and assemble()
       worker.on("message", (reply: LoaderWorkerReply) => this.#onReply(entry, reply));
       worker.on("error", (e: unknown) => this.#fail(entry, e));
       worker.on("exit", (code: number) => {
@@ -126,6 +157,11 @@ export class LoaderWorkerPool {
     }
   }
 
+  /** Resolves once every worker has started and holds its setup (rejects when one failed to start). */
+  async ready(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.ready.promise));
+  }
+
   /** Batches in flight over all workers. */
   get inFlight(): number {
     return this.#workers.reduce((n, w) => n + w.pending.size, 0);
@@ -133,9 +169,14 @@ export class LoaderWorkerPool {
 
   /**
    * Assembles one batch on a worker. `chunks` must hold every cached chunk the rows touch (key
-   * `assetId#chunk`, shared-memory samples); only those the chosen worker lacks are posted.
+   * `assetId#chunk`, shared-memory samples); only those the chosen worker lacks are posted. With
+   * `uploadIndex` the worker also computes the batch's upload index arrays.
    */
-  assemble(rows: WorkerRow[], chunks: Map<string, Float32Array>): Promise<BatchArrays> {
+  assemble(
+    rows: WorkerRow[],
+    chunks: Map<string, Float32Array>,
+    options: { uploadIndex?: boolean } = {},
+  ): Promise<AssembledBatch> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error("Cannot assemble a batch as the loader was closed"));
     let target = this.#workers[0];
@@ -157,10 +198,17 @@ export class LoaderWorkerPool {
     }
     const id = this.#nextId++;
     const drop = target.drop.splice(0);
-    return new Promise<BatchArrays>((resolve, reject) => {
+    return new Promise<AssembledBatch>((resolve, reject) => {
       if (target.pending.size === 0) target.worker.ref();
       target.pending.set(id, { resolve, reject });
-      this.#post(target, { type: "assemble", id, rows, chunks: fresh, drop });
+      this.#post(target, {
+        type: "assemble",
+        id,
+        rows,
+        chunks: fresh,
+        drop,
+        uploadIndex: options.uploadIndex ?? false,
+      });
     });
   }
 
@@ -180,6 +228,7 @@ export class LoaderWorkerPool {
 
   #stop(error: Error): void {
     for (const w of this.#workers) {
+      w.ready.reject(error);
       for (const p of w.pending.values()) p.reject(error);
       w.pending.clear();
       w.worker.terminate();
@@ -191,11 +240,15 @@ export class LoaderWorkerPool {
   }
 
   #onReply(entry: PoolWorker, reply: LoaderWorkerReply): void {
+    if (reply.type === "ready") {
+      entry.ready.resolve();
+      return;
+    }
     const pending = entry.pending.get(reply.id);
     if (!pending) return;
     entry.pending.delete(reply.id);
     if (entry.pending.size === 0) entry.worker.unref();
-    if (reply.type === "batch") pending.resolve(batchArrays(reply.buffers));
+    if (reply.type === "batch") pending.resolve(assembledBatch(reply.buffers, this.#uploadIndexSizes));
     else {
       const error = new Error(`Cannot assemble a batch in loader worker ${entry.index}: ${reply.message}`);
       if (reply.stack) error.stack = `${error.message}\n(worker) ${reply.stack}`;

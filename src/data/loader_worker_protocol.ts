@@ -9,6 +9,7 @@
  */
 import type { PoyoBatch } from "./batch.ts";
 import type { TokenShape, TokenSource } from "./tokenizer.ts";
+import type { UploadIndexSizes } from "./upload_index.ts";
 
 /** The dataset constants a worker tokenizes with. */
 export interface LoaderWorkerSetup {
@@ -17,6 +18,8 @@ export interface LoaderWorkerSetup {
   sources: TokenSource[][];
   /** Session vocabulary index of each session. */
   sessionIndex: Int32Array;
+  /** Vocabulary sizes of the upload index arrays (computed for requests that ask for them). */
+  uploadIndexSizes: UploadIndexSizes;
 }
 
 /** One row of a batch: session index, session-clock start (seconds), class label. */
@@ -41,6 +44,8 @@ export type LoaderWorkerRequest =
     chunks: [string, SharedArrayBuffer][];
     /** Chunks to forget (evicted by the main thread's cache); applied before `chunks`. */
     drop: string[];
+    /** Also compute the batch's upload index arrays (`upload_index.ts`). */
+    uploadIndex: boolean;
   };
 
 /** The typed arrays of an assembled batch (everything of a `PoyoBatch` that a worker fills). */
@@ -64,6 +69,11 @@ export const BATCH_ARRAY_FIELDS = [
 
 /** Worker → main thread. */
 export type LoaderWorkerReply =
-  /** The batch's buffers in {@link BATCH_ARRAY_FIELDS} order (transferred; typed arrays over whole buffers). */
+  /** The worker holds its setup and takes requests. */
+  | { type: "ready" }
+  /**
+   * The batch's buffers in {@link BATCH_ARRAY_FIELDS} order, then (when asked) the upload index arrays:
+   * M modality masks, the unit inverse, the session inverse. Transferred; typed arrays over whole buffers.
+   */
   | { type: "batch"; id: number; buffers: ArrayBuffer[] }
   | { type: "error"; id: number; message: string; stack?: string };

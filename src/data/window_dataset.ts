@@ -11,6 +11,7 @@ import type { PoyoBatch, WindowRef } from "./batch.ts";
 import { buildVocabulary, vocabularyIndex } from "./vocabulary.ts";
 import { type SplitName, splitOf } from "./split.ts";
 import { rangesOf, tokenizeRows, type TokenRow, type TokenShape, type TokenSource } from "./tokenizer.ts";
+import { batchUploadIndex, type UploadIndexSizes } from "./upload_index.ts";
 import { defaultLoaderWorkers, loaderWorkerModuleUrl, LoaderWorkerPool } from "./loader_worker_pool.ts";
 import { WindowLoader, type WindowLoaderOptions } from "./window_loader.ts";
 import type { Catalog } from "../ursa/catalog.ts";
@@ -376,9 +377,13 @@ export class WindowDataset {
 
   /**
    * Reads and tokenizes `windows` into one batch (one row each), on `workers` loader workers (default 0:
-   * this thread). The batch is the same bit for bit either way.
+   * this thread). The batch is the same bit for bit either way. With `uploadIndex` the batch carries its
+   * upload index arrays for this dataset's vocabulary sizes (`upload_index.ts`).
    */
-  async makeBatch(windows: DatasetWindow[], options: { workers?: number } = {}): Promise<PoyoBatch> {
+  async makeBatch(
+    windows: DatasetWindow[],
+    options: { workers?: number; uploadIndex?: boolean } = {},
+  ): Promise<PoyoBatch> {
     const rows: TokenRow[] = windows.map((w) => ({
       start: w.start,
       sources: this.#sources[w.session],
@@ -405,22 +410,42 @@ export class WindowDataset {
       for (const range of ranges) {
         this.reader.visitCachedChunks(range, (key, chunk) => chunks.set(key, chunk));
       }
-      const arrays = await pool.assemble(
+      const assembled = await pool.assemble(
         windows.map((w) => ({ session: w.session, start: w.start, label: w.label })),
         chunks,
+        { uploadIndex: options.uploadIndex },
       );
-      batch = { ...allocateBatchHeader(rows.length, shape), ...arrays };
+      batch = { ...allocateBatchHeader(rows.length, shape), ...assembled.arrays };
+      if (assembled.uploadIndex) batch.uploadIndex = assembled.uploadIndex;
     } else {
       batch = tokenizeRows(rows, shape, this.reader);
+      if (options.uploadIndex) batch.uploadIndex = batchUploadIndex(batch, this.uploadIndexSizes);
     }
     batch.windows = windows.map((w) => this.windowRef(w));
     return batch;
+  }
+
+  /** Vocabulary sizes of this dataset's upload index arrays (those of the model trained on it). */
+  get uploadIndexSizes(): UploadIndexSizes {
+    return {
+      numModalities: this.modalities.length,
+      numChannels: this.vocab.channels.length,
+      numSessions: this.vocab.sessions.length,
+    };
   }
 
   /** Stops this dataset's loader workers (loaders still running fail their next batch). */
   close(): void {
     for (const pool of this.#pools.values()) pool.close();
     this.#pools.clear();
+  }
+
+  /**
+   * Starts this dataset's pool of `workers` loader workers if it is not running (loaders do so when they
+   * are built) and resolves once every worker is ready; 0, or no worker support here: resolves at once.
+   */
+  async startWorkers(workers: number): Promise<void> {
+    await this.#pool(workers)?.ready();
   }
 
   #pool(workers: number): LoaderWorkerPool | null {
@@ -432,9 +457,8 @@ export class WindowDataset {
         shape: this.shape,
         sources: this.#sources,
         sessionIndex: this.#sessionIndex,
-      }, {
-        workers,
-      });
+        uploadIndexSizes: this.uploadIndexSizes,
+      }, { workers });
       this.#pools.set(workers, pool);
     }
     return pool;

@@ -30,6 +30,11 @@ export interface WindowLoaderOptions {
    * prepares the batch's GPU upload arrays here: masks and embedding-index inverses).
    */
   prepare?: (batch: PoyoBatch) => void;
+  /**
+   * Compute each batch's upload index arrays with the batch (on the workers; see `upload_index.ts`), so
+   * that `prepare` finds them ready. Default: true when `prepare` is given.
+   */
+  uploadIndex?: boolean;
 }
 
 /**
@@ -58,12 +63,14 @@ export class WindowLoader {
   /** Worker threads assembling batches (0 = this thread). */
   readonly workers: number;
   readonly #prepare: ((batch: PoyoBatch) => void) | undefined;
+  readonly #uploadIndex: boolean;
   readonly #permutations = new Map<number, Uint32Array>();
   readonly #queue: { promise: Promise<PoyoBatch>; after: LoaderCursor }[] = [];
   /** Cursor after the last batch handed out. */
   #consumed: LoaderCursor;
   /** Cursor after the last batch scheduled. */
   #scheduled: LoaderCursor;
+  readonly #ready: Promise<void>;
 
   constructor(dataset: WindowDataset, windows: DatasetWindow[], options: WindowLoaderOptions) {
     this.batchSize = options.batchSize;
@@ -93,6 +100,7 @@ export class WindowLoader {
     }
     this.#prefetch = Math.max(0, options.prefetch ?? Math.max(4, 2 * this.workers));
     this.#prepare = options.prepare;
+    this.#uploadIndex = options.uploadIndex ?? options.prepare !== undefined;
     const start = options.cursor === undefined ? { epoch: 0, position: 0 } : parseCursor(options.cursor);
     if (start.position >= this.numWindows) {
       throw new Error(
@@ -102,7 +110,14 @@ export class WindowLoader {
     }
     this.#consumed = start;
     this.#scheduled = start;
+    this.#ready = dataset.startWorkers(this.workers); // workers start now, not inside the first batch
+    this.#ready.catch(() => {}); // surfaced by ready() and by the batches
     this.#fill();
+  }
+
+  /** Resolves once this loader's workers (if any) have started; rejects when one could not start. */
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   /** The resume point: the next batch `next()` would return starts here. JSON-serializable. */
@@ -151,7 +166,10 @@ export class WindowLoader {
     // Start on a fresh macrotask so the CPU part of assembly runs while the consumer awaits (GPU work,
     // I/O), not inside the next() call that scheduled it.
     const promise = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(async () => {
-      const batch = await this.#dataset.makeBatch(windows, { workers: this.workers });
+      const batch = await this.#dataset.makeBatch(windows, {
+        workers: this.workers,
+        uploadIndex: this.#uploadIndex,
+      });
       this.#prepare?.(batch);
       return batch;
     });

@@ -6,6 +6,8 @@ import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/win
 import type { PoyoBatch } from "../../src/data/batch.ts";
 import { LoaderWorkerPool } from "../../src/data/loader_worker_pool.ts";
 import type { LoaderWorkerSetup } from "../../src/data/loader_worker_protocol.ts";
+import { gatherIndex } from "../../src/ops/embedding.ts";
+import { batchUploadArrays, type POYO } from "../../src/models/poyo.ts";
 import { DataConfig, DataConfigSchema } from "../../src/config/data_config.ts";
 
 const OPTIONS: WindowDatasetOptions = {
@@ -51,6 +53,7 @@ function assertSameBatch(got: PoyoBatch, want: PoyoBatch, what: string): void {
     [want.batchSize, want.numTokens, want.patch, want.numQueries],
   );
   assert.deepEqual(got.windows, want.windows, `${what}: windows differ`);
+  assert.deepEqual(got.uploadIndex, want.uploadIndex, `${what}: upload index arrays differ`);
 }
 
 Deno.test({
@@ -68,12 +71,12 @@ Deno.test({
       const B = 7;
       const numWindows = ds.split("train").numWindows;
       const batches = Math.ceil(numWindows / B) + 3; // into the second epoch
-      const reference = ds.loader("train", { batchSize: B, seed: 9 });
+      const reference = ds.loader("train", { batchSize: B, seed: 9, uploadIndex: true });
       assert.equal(reference.workers, 0);
       const want: PoyoBatch[] = [];
       for (let i = 0; i < batches; i++) want.push(await reference.next());
       for (const [dataset, workers] of [[ds, 1], [ds, 2], [small, 2]] as const) {
-        const loader = dataset.loader("train", { batchSize: B, seed: 9, workers });
+        const loader = dataset.loader("train", { batchSize: B, seed: 9, workers, uploadIndex: true });
         for (let i = 0; i < batches; i++) {
           assertSameBatch(await loader.next(), want[i], `${workers} workers, batch ${i}`);
         }
@@ -83,6 +86,42 @@ Deno.test({
     } finally {
       ds.close();
       small.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "upload index arrays: the same as the ones batchUploadArrays builds itself; used when sizes match",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { catalog } = await corpus();
+    const resolved = await resolveQuery(catalog, {});
+    const ds = await openWindowDataset(catalog, resolved, { ...OPTIONS, loaderWorkers: 1 });
+    try {
+      const loader = ds.loader("train", { batchSize: 6, seed: 2, prepare: () => {} }); // index on by default
+      const batch = await loader.next();
+      assert.ok(batch.uploadIndex, "a loader with a prepare hook computes the upload index");
+      // batchUploadArrays reads only the model's kwargs and vocabularies: a stand-in model needs no GPU.
+      const model = (vocab: POYO["vocab"]) => ({ kwargs: { numLatents: OPTIONS.numLatents }, vocab }) as POYO;
+      const vocab = { channels: ds.vocab.channels, sessions: ds.vocab.sessions, modalities: ds.modalities };
+      const withIndex = batchUploadArrays(model(vocab), batch);
+      const computed = batchUploadArrays(model(vocab), { ...batch, uploadIndex: undefined });
+      assert.deepEqual(withIndex, computed);
+      assert.equal(
+        withIndex[0],
+        batch.uploadIndex.modalityMasks[0],
+        "the loader's arrays are used as they are",
+      );
+      // Other vocabulary sizes (e.g. a model extended for finetuning): computed, not taken from the batch.
+      const bigger = { ...vocab, sessions: [...vocab.sessions, "extra/session"] };
+      const other = batchUploadArrays(model(bigger), batch);
+      assert.notEqual(other[0], batch.uploadIndex.modalityMasks[0]);
+      assert.deepEqual(other[0], batch.uploadIndex.modalityMasks[0]);
+      const plain = await ds.loader("train", { batchSize: 6, seed: 2 }).next();
+      assert.equal(plain.uploadIndex, undefined, "no prepare hook, no index");
+    } finally {
+      ds.close();
     }
   },
 });
@@ -139,6 +178,7 @@ Deno.test({
         layout: { assetId: "missing", numChannels: 1, numSamples: 64, chunkSamples: 32 },
       }]],
       sessionIndex: Int32Array.of(1),
+      uploadIndexSizes: { numModalities: 1, numChannels: 2, numSessions: 2 },
     };
     // A chunk the worker was never sent: that batch fails with the worker's reason, the pool goes on.
     const pool = new LoaderWorkerPool(setup, { workers: 1 });
@@ -148,12 +188,16 @@ Deno.test({
         /Cannot assemble a batch in loader worker 0: Cannot read samples of asset missing .*chunk 0 was not sent/,
       );
       const chunk = new Float32Array(new SharedArrayBuffer(32 * 4)).fill(2.5);
-      const arrays = await pool.assemble(
+      const { arrays, uploadIndex } = await pool.assemble(
         [{ session: 0, start: 0, label: 1 }],
         new Map([["missing#0", chunk]]),
+        { uploadIndex: true },
       );
       assert.deepEqual(Array.from(arrays.value.subarray(0, 16)), new Array(16).fill(2.5));
       assert.equal(arrays.label[0], 1);
+      assert.deepEqual(uploadIndex!.unitInverse, gatherIndex(arrays.unit, 2));
+      assert.deepEqual(uploadIndex!.sessionInverse, gatherIndex(arrays.querySession, 2));
+      assert.deepEqual(uploadIndex!.modalityMasks[0].subarray(0, 2), Float32Array.of(1, 0));
     } finally {
       pool.close();
     }

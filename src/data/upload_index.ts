@@ -1,0 +1,90 @@
+/**
+ * Host-side index arrays a POYO training step uploads with each batch besides the batch itself: one token
+ * mask per modality and the CSR inverses of the channel and session embedding indices (the layout of
+ * `gatherIndex` in `src/ops/embedding.ts`). They depend only on the batch and the vocabulary sizes, so the
+ * loader computes them while it assembles the batch (on its workers), and `batchUploadArrays` uses them
+ * instead of computing them on the training thread.
+ *
+ * @module
+ */
+import type { PoyoBatch } from "./batch.ts";
+
+/** Vocabulary sizes the index arrays are computed for. */
+export interface UploadIndexSizes {
+  /** Modalities M (masks 0..M-1). */
+  numModalities: number;
+  /** Channel vocabulary size (including the padding word). */
+  numChannels: number;
+  /** Session vocabulary size (including the padding word). */
+  numSessions: number;
+}
+
+/** The index arrays of one batch, with the sizes they were computed for. */
+export interface BatchUploadIndex extends UploadIndexSizes {
+  /** [M] × [B·N]: 1 where the token has modality m and is not padding (unit ≠ 0), else 0. */
+  modalityMasks: Float32Array[];
+  /** CSR inverse of `unit` over the channel vocabulary ({@link indexInverse}). */
+  unitInverse: Int32Array;
+  /** CSR inverse of `querySession` over the session vocabulary. */
+  sessionInverse: Int32Array;
+}
+
+/**
+ * CSR inverse of an index array: `out[0..vocab]` are row offsets (out[v + 1] − out[v] = occurrences of v),
+ * then the positions of each value in increasing order; out-of-range values are skipped. Identical to
+ * `gatherIndex` of `src/ops/embedding.ts` (tested), kept here so loader workers need no GPU modules.
+ *
+ * @example
+ * ```ts
+ * indexInverse(Int32Array.of(1, 0, 1), 2); // [0, 1, 3, 1, 0, 2]
+ * ```
+ */
+export function indexInverse(indices: Int32Array, vocab: number): Int32Array {
+  const t = indices.length;
+  const out = new Int32Array(vocab + 1 + t);
+  for (let i = 0; i < t; i++) {
+    const r = indices[i];
+    if (r >= 0 && r < vocab) out[r + 1]++;
+  }
+  for (let v = 0; v < vocab; v++) out[v + 1] += out[v];
+  const fill = out.slice(0, vocab);
+  for (let i = 0; i < t; i++) {
+    const r = indices[i];
+    if (r >= 0 && r < vocab) out[vocab + 1 + fill[r]++] = i;
+  }
+  return out;
+}
+
+/** Per-modality token masks of a batch (see {@link BatchUploadIndex.modalityMasks}). */
+export function modalityMasks(
+  batch: Pick<PoyoBatch, "modality" | "unit">,
+  numModalities: number,
+): Float32Array[] {
+  const { modality, unit } = batch;
+  const masks = Array.from({ length: numModalities }, () => new Float32Array(unit.length));
+  for (let i = 0; i < unit.length; i++) {
+    const m = modality[i];
+    if (unit[i] !== 0 && m >= 0 && m < numModalities) masks[m][i] = 1;
+  }
+  return masks;
+}
+
+/**
+ * The upload index arrays of a batch for the given vocabulary sizes.
+ *
+ * @example
+ * ```ts ignore
+ * batch.uploadIndex = batchUploadIndex(batch, { numModalities: 2, numChannels: 205, numSessions: 19 });
+ * ```
+ */
+export function batchUploadIndex(
+  batch: Pick<PoyoBatch, "modality" | "unit" | "querySession">,
+  sizes: UploadIndexSizes,
+): BatchUploadIndex {
+  return {
+    ...sizes,
+    modalityMasks: modalityMasks(batch, sizes.numModalities),
+    unitInverse: indexInverse(batch.unit, sizes.numChannels),
+    sessionInverse: indexInverse(batch.querySession, sizes.numSessions),
+  };
+}
