@@ -226,29 +226,30 @@ export class SignalReader {
   }
 
   /**
-   * Calls `visit(key, chunk)` for every chunk the range touches (all must be cached; marks them recently
-   * used). `chunk` holds every channel of the chunk, channel-major.
+   * Calls `visit(key, chunk)` for every cached chunk the range touches (marking it recently used) and
+   * returns whether all of them were cached. `chunk` holds every channel of the chunk, channel-major.
    */
   visitCachedChunks(
     { layout, start, length }: SampleRange,
     visit: (key: string, chunk: Float32Array) => void,
-  ): void {
+  ): boolean {
     const end = Math.min(start + length, layout.numSamples);
-    if (end <= Math.max(0, start)) return;
+    if (end <= Math.max(0, start)) return true;
     const first = Math.floor(Math.max(0, start) / layout.chunkSamples);
     const last = Math.floor((end - 1) / layout.chunkSamples);
+    let all = true;
     for (let chunk = first; chunk <= last; chunk++) {
       const key = `${layout.assetId}#${chunk}`;
       const data = this.#cache.get(key);
       if (!data) {
-        throw new Error(
-          `Cannot read samples of asset ${layout.assetId} as chunk ${chunk} is not cached: call prefetch() first`,
-        );
+        all = false;
+        continue;
       }
       this.#cache.delete(key); // LRU: move to the most recent end
       this.#cache.set(key, data);
       visit(key, data);
     }
+    return all;
   }
 
   #put(key: string, data: Float32Array): void {
