@@ -392,9 +392,23 @@ export class WindowDataset {
       weight: 1,
     }));
     const ranges = rangesOf(rows, this.options.patch);
+    const shape = this.shape;
+    const pool = this.#pool(options.workers ?? 0);
+    // With workers: the chunks the batch touches, collected in the same pass that checks the cache.
+    const chunks = new Map<string, Float32Array>();
+    const cached = pool
+      ? () => {
+        chunks.clear();
+        let all = true;
+        for (const range of ranges) {
+          all = this.reader.visitCachedChunks(range, (key, chunk) => chunks.set(key, chunk)) && all;
+        }
+        return all;
+      }
+      : () => this.reader.hasAll(ranges);
     // Concurrent prefetches may evict each other's chunks when the cache is small: check right before the
-    // synchronous tokenization and fetch again if needed (no query, no await when all is cached).
-    for (let attempt = 0; !this.reader.hasAll(ranges); attempt++) {
+    // synchronous tokenization (or hand-off) and fetch again if needed (no query, no await when all is cached).
+    for (let attempt = 0; !cached(); attempt++) {
       if (attempt > 3) {
         throw new Error(
           `Cannot assemble a batch as the chunk cache (${this.reader.cachedBytes} bytes) cannot hold it; raise cacheBytes`,
@@ -402,14 +416,8 @@ export class WindowDataset {
       }
       await this.reader.prefetch(ranges);
     }
-    const shape = this.shape;
-    const pool = this.#pool(options.workers ?? 0);
     let batch: PoyoBatch;
     if (pool) {
-      const chunks = new Map<string, Float32Array>();
-      for (const range of ranges) {
-        this.reader.visitCachedChunks(range, (key, chunk) => chunks.set(key, chunk));
-      }
       const assembled = await pool.assemble(
         windows.map((w) => ({ session: w.session, start: w.start, label: w.label })),
         chunks,
