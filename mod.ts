@@ -126,6 +126,7 @@ export {
 export type { BenchmarkResult, BenchmarkResultKey } from "./src/bench/results.ts";
 export type { BootstrapOptions } from "./src/bench/metrics.ts";
 export type { PoyoBatch, RecordingWindow, WindowRef } from "./src/data/batch.ts";
+export type { BatchUploadIndex, UploadIndexSizes } from "./src/data/upload_index.ts";
 export { DataLedger, type Interval, type LedgerEntry, type LedgerJson } from "./src/data/ledger.ts";
 export {
   runWindowAveragedClassification,
