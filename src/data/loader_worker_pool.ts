@@ -81,12 +81,14 @@ interface PoolWorker {
 
 /**
  * The entry module of the loader workers in this process, or null when workers cannot be started here
- * (a compiled binary, or a bundle without `loader_worker.js` beside it): the loader then assembles on its
- * own thread.
+ * (a compiled binary, a bundle without `loader_worker.js` beside it, or Orion imported by an http: URL):
+ * the loader then assembles on its own thread, with the same batches.
  */
 export function loaderWorkerModuleUrl(): string | null {
   if (moduleUrl === undefined) {
-    moduleUrl = workerModuleUrl(import.meta.url, "./loader_worker.ts", "loader_worker");
+    const url = workerModuleUrl(import.meta.url, "./loader_worker.ts", "loader_worker");
+    // `node:worker_threads` starts file: modules only (Orion imported by an http: URL assembles here).
+    moduleUrl = url !== null && url.startsWith("file:") ? url : null;
   }
   return moduleUrl;
 }
