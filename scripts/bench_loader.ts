@@ -276,6 +276,7 @@ if (import.meta.main) {
     log: (line) => console.log(line),
   });
   const rate = (x: number | null) => (x === null ? "—" : x.toFixed(0));
+  // judged: warm with prepare (the training path), or warm without it when prepare could not run.
   const info: [string, string][] = [
     ["batch × window", `${result.batchSize} × ${result.windowSeconds} s (${result.numTokens} tokens)`],
     ["train windows", String(result.trainWindows)],
@@ -290,8 +291,8 @@ if (import.meta.main) {
   ];
   const width = Math.max(...info.map(([k]) => k.length));
   for (const [k, v] of info) console.log(`${k.padEnd(width)}  ${v}`);
-  const header = ["workers", "cold", "cold+prepare", "warm", "warm+prepare", "warm+prepare / required"];
-  console.log(header.map((h) => h.padStart(13)).join(""));
+  const header = ["workers", "cold", "cold+prepare", "warm", "warm+prepare", "judged/required"];
+  console.log(header.map((h) => h.padStart(15)).join(" "));
   for (const r of result.rows) {
     const judged = r.warmPrepareWindowsPerSecond ?? r.warmWindowsPerSecond;
     console.log(
@@ -302,7 +303,7 @@ if (import.meta.main) {
         rate(r.warmWindowsPerSecond),
         rate(r.warmPrepareWindowsPerSecond),
         `${(judged / result.requiredWindowsPerSecond).toFixed(2)}×`,
-      ].map((c) => c.padStart(13)).join(""),
+      ].map((c) => c.padStart(15)).join(" "),
     );
   }
   console.log(JSON.stringify(result));
