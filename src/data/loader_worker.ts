@@ -8,6 +8,7 @@
 import { parentPort } from "node:worker_threads";
 import { ChunkMirror } from "./chunk_mirror.ts";
 import { batchUploadIndex } from "./upload_index.ts";
+import { batchSlotLayout, batchSlotViews } from "./batch_slots.ts";
 import { tokenizeRows, type TokenRow } from "./tokenizer.ts";
 import {
   BATCH_ARRAY_FIELDS,
@@ -42,6 +43,22 @@ port.on("message", (request: LoaderWorkerRequest) => {
       label: r.label,
       weight: 1,
     }));
+    if (request.slot) {
+      const layout = batchSlotLayout(rows.length, shape, request.uploadIndex ? uploadIndexSizes : null);
+      const views = batchSlotViews(request.slot, layout);
+      const batch = tokenizeRows(rows, shape, mirror, {
+        batchSize: rows.length,
+        numTokens: shape.numTokens,
+        patch: shape.patch,
+        numQueries: shape.numQueries,
+        latentTime: shape.latentTime,
+        windows: [],
+        ...views.arrays,
+      });
+      if (views.uploadIndex) batchUploadIndex(batch, uploadIndexSizes, views.uploadIndex);
+      reply({ type: "batch", id: request.id, buffers: [] });
+      return;
+    }
     const batch = tokenizeRows(rows, shape, mirror);
     const buffers = BATCH_ARRAY_FIELDS.map((f) => batch[f].buffer as ArrayBuffer);
     if (request.uploadIndex) {

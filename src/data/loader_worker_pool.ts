@@ -24,6 +24,8 @@ import {
   type WorkerRow,
 } from "./loader_worker_protocol.ts";
 import type { BatchUploadIndex, UploadIndexSizes } from "./upload_index.ts";
+import type { TokenShape } from "./tokenizer.ts";
+import { type BatchSlotLayout, batchSlotLayout, batchSlotViews } from "./batch_slots.ts";
 
 const FLOAT_FIELDS = new Set<string>(["value", "time", "queryTime", "weight"]);
 
@@ -63,6 +65,8 @@ export interface AssembledBatch {
 }
 
 interface Pending {
+  /** The slot the batch is written into, with its layout (none: the reply carries the buffers). */
+  slot?: { buffer: SharedArrayBuffer; layout: BatchSlotLayout };
   resolve: (batch: AssembledBatch) => void;
   reject: (error: Error) => void;
 }
@@ -117,6 +121,7 @@ export function defaultLoaderWorkers(): number {
 export class LoaderWorkerPool {
   readonly size: number;
   readonly #uploadIndexSizes: UploadIndexSizes;
+  readonly #shape: TokenShape;
   readonly #workers: PoolWorker[] = [];
   #nextId = 1;
   #failure: Error | null = null;
@@ -137,6 +142,7 @@ export class LoaderWorkerPool {
     }
     this.size = options.workers;
     this.#uploadIndexSizes = setup.uploadIndexSizes;
+    this.#shape = setup.shape;
     for (let index = 0; index < options.workers; index++) {
       const worker = new Worker(new URL(url));
       worker.unref(); // referenced only while it has batches in flight
@@ -172,12 +178,13 @@ export class LoaderWorkerPool {
   /**
    * Assembles one batch on a worker. `chunks` must hold every cached chunk the rows touch (key
    * `assetId#chunk`, shared-memory samples); only those the chosen worker lacks are posted. With
-   * `uploadIndex` the worker also computes the batch's upload index arrays.
+   * `uploadIndex` the worker also computes the batch's upload index arrays. With `slot` the worker writes
+   * into that shared buffer (`batch_slots.ts` layout) and the result's arrays are views of it.
    */
   assemble(
     rows: WorkerRow[],
     chunks: Map<string, Float32Array>,
-    options: { uploadIndex?: boolean } = {},
+    options: { uploadIndex?: boolean; slot?: SharedArrayBuffer } = {},
   ): Promise<AssembledBatch> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error("Cannot assemble a batch as the loader was closed"));
@@ -202,7 +209,15 @@ export class LoaderWorkerPool {
     const drop = target.drop.splice(0);
     return new Promise<AssembledBatch>((resolve, reject) => {
       if (target.pending.size === 0) target.worker.ref();
-      target.pending.set(id, { resolve, reject });
+      const slot = options.slot && {
+        buffer: options.slot,
+        layout: batchSlotLayout(
+          rows.length,
+          this.#shape,
+          options.uploadIndex ? this.#uploadIndexSizes : null,
+        ),
+      };
+      target.pending.set(id, { slot, resolve, reject });
       this.#post(target, {
         type: "assemble",
         id,
@@ -210,6 +225,7 @@ export class LoaderWorkerPool {
         chunks: fresh,
         drop,
         uploadIndex: options.uploadIndex ?? false,
+        slot: options.slot,
       });
     });
   }
@@ -250,8 +266,13 @@ export class LoaderWorkerPool {
     if (!pending) return;
     entry.pending.delete(reply.id);
     if (entry.pending.size === 0) entry.worker.unref();
-    if (reply.type === "batch") pending.resolve(assembledBatch(reply.buffers, this.#uploadIndexSizes));
-    else {
+    if (reply.type === "batch") {
+      pending.resolve(
+        pending.slot
+          ? batchSlotViews(pending.slot.buffer, pending.slot.layout)
+          : assembledBatch(reply.buffers, this.#uploadIndexSizes),
+      );
+    } else {
       const error = new Error(`Cannot assemble a batch in loader worker ${entry.index}: ${reply.message}`);
       if (reply.stack) error.stack = `${error.message}\n(worker) ${reply.stack}`;
       pending.reject(error);

@@ -46,6 +46,11 @@ export type LoaderWorkerRequest =
     drop: string[];
     /** Also compute the batch's upload index arrays (`upload_index.ts`). */
     uploadIndex: boolean;
+    /**
+     * Write the batch into this slot (`batch_slots.ts` layout for these rows and `uploadIndex`) instead of
+     * fresh buffers; the reply then carries no buffers.
+     */
+    slot?: SharedArrayBuffer;
   };
 
 /** The typed arrays of an assembled batch (everything of a `PoyoBatch` that a worker fills). */
@@ -74,6 +79,7 @@ export type LoaderWorkerReply =
   /**
    * The batch's buffers in {@link BATCH_ARRAY_FIELDS} order, then (when asked) the upload index arrays:
    * M modality masks, the unit inverse, the session inverse. Transferred; typed arrays over whole buffers.
+   * Empty when the request named a slot (the batch is in the slot).
    */
   | { type: "batch"; id: number; buffers: ArrayBuffer[] }
   | { type: "error"; id: number; message: string; stack?: string };

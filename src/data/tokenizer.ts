@@ -89,9 +89,17 @@ export function allocateBatch(rows: number, shape: TokenShape): PoyoBatch {
   };
 }
 
-/** Allocates a batch and tokenizes `rows` into it, one row each (`windows` left empty for the caller). */
-export function tokenizeRows(rows: TokenRow[], shape: TokenShape, reader: CachedSamples): PoyoBatch {
-  const batch = allocateBatch(rows.length, shape);
+/**
+ * Tokenizes `rows` into a batch, one row each (`windows` left empty for the caller): a fresh one, or
+ * `into` (every element of its arrays is overwritten).
+ */
+export function tokenizeRows(
+  rows: TokenRow[],
+  shape: TokenShape,
+  reader: CachedSamples,
+  into?: PoyoBatch,
+): PoyoBatch {
+  const batch = into ?? allocateBatch(rows.length, shape);
   for (let b = 0; b < rows.length; b++) tokenizeRow(batch, b, rows[b], shape, reader);
   return batch;
 }
@@ -139,6 +147,14 @@ export function tokenizeRow(
     batch.modality.fill(s.modalityIndex, b * n + first, b * n + token);
   }
   batch.kvLen[b] = token;
+  // Padding tokens are zero (a reused batch buffer may hold an earlier batch's values there).
+  if (token < n) {
+    const at = b * n + token, end = (b + 1) * n;
+    batch.value.fill(0, at * p, end * p);
+    batch.unit.fill(0, at, end);
+    batch.modality.fill(0, at, end);
+    batch.time.fill(0, at, end);
+  }
   for (let j = 0; j < q; j++) {
     batch.querySession[b * q + j] = row.sessionIndex;
     batch.queryTime[b * q + j] = ((j + 0.5) / q) * shape.window;

@@ -31,7 +31,8 @@ export interface BatchUploadIndex extends UploadIndexSizes {
 
 /**
  * CSR inverse of an index array: `out[0..vocab]` are row offsets (out[v + 1] − out[v] = occurrences of v),
- * then the positions of each value in increasing order; out-of-range values are skipped. Identical to
+ * then the positions of each value in increasing order; out-of-range values are skipped. Written into
+ * `into` (length vocab + 1 + indices.length) when given. Identical to
  * `gatherIndex` of `src/ops/embedding.ts` (tested), kept here so loader workers need no GPU modules.
  *
  * @example
@@ -39,9 +40,9 @@ export interface BatchUploadIndex extends UploadIndexSizes {
  * indexInverse(Int32Array.of(1, 0, 1), 2); // [0, 1, 3, 1, 0, 2]
  * ```
  */
-export function indexInverse(indices: Int32Array, vocab: number): Int32Array {
+export function indexInverse(indices: Int32Array, vocab: number, into?: Int32Array): Int32Array {
   const t = indices.length;
-  const out = new Int32Array(vocab + 1 + t);
+  const out = into ? into.fill(0) : new Int32Array(vocab + 1 + t);
   for (let i = 0; i < t; i++) {
     const r = indices[i];
     if (r >= 0 && r < vocab) out[r + 1]++;
@@ -55,13 +56,16 @@ export function indexInverse(indices: Int32Array, vocab: number): Int32Array {
   return out;
 }
 
-/** Per-modality token masks of a batch (see {@link BatchUploadIndex.modalityMasks}). */
+/** Per-modality token masks of a batch (see {@link BatchUploadIndex.modalityMasks}), fresh or into `into`. */
 export function modalityMasks(
   batch: Pick<PoyoBatch, "modality" | "unit">,
   numModalities: number,
+  into?: Float32Array[],
 ): Float32Array[] {
   const { modality, unit } = batch;
-  const masks = Array.from({ length: numModalities }, () => new Float32Array(unit.length));
+  const masks = into
+    ? into.map((m) => m.fill(0))
+    : Array.from({ length: numModalities }, () => new Float32Array(unit.length));
   for (let i = 0; i < unit.length; i++) {
     const m = modality[i];
     if (unit[i] !== 0 && m >= 0 && m < numModalities) masks[m][i] = 1;
@@ -70,7 +74,8 @@ export function modalityMasks(
 }
 
 /**
- * The upload index arrays of a batch for the given vocabulary sizes.
+ * The upload index arrays of a batch for the given vocabulary sizes: fresh arrays, or written into `into`
+ * (arrays of the same sizes; every element is overwritten).
  *
  * @example
  * ```ts ignore
@@ -80,11 +85,12 @@ export function modalityMasks(
 export function batchUploadIndex(
   batch: Pick<PoyoBatch, "modality" | "unit" | "querySession">,
   sizes: UploadIndexSizes,
+  into?: BatchUploadIndex,
 ): BatchUploadIndex {
   return {
     ...sizes,
-    modalityMasks: modalityMasks(batch, sizes.numModalities),
-    unitInverse: indexInverse(batch.unit, sizes.numChannels),
-    sessionInverse: indexInverse(batch.querySession, sizes.numSessions),
+    modalityMasks: modalityMasks(batch, sizes.numModalities, into?.modalityMasks),
+    unitInverse: indexInverse(batch.unit, sizes.numChannels, into?.unitInverse),
+    sessionInverse: indexInverse(batch.querySession, sizes.numSessions, into?.sessionInverse),
   };
 }

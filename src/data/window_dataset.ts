@@ -12,6 +12,7 @@ import { buildVocabulary, vocabularyIndex } from "./vocabulary.ts";
 import { type SplitName, splitOf } from "./split.ts";
 import { rangesOf, tokenizeRows, type TokenRow, type TokenShape, type TokenSource } from "./tokenizer.ts";
 import { batchUploadIndex, type UploadIndexSizes } from "./upload_index.ts";
+import { batchSlotLayout, batchSlotViews } from "./batch_slots.ts";
 import { defaultLoaderWorkers, loaderWorkerModuleUrl, LoaderWorkerPool } from "./loader_worker_pool.ts";
 import { WindowLoader, type WindowLoaderOptions } from "./window_loader.ts";
 import type { Catalog } from "../ursa/catalog.ts";
@@ -378,11 +379,12 @@ export class WindowDataset {
   /**
    * Reads and tokenizes `windows` into one batch (one row each), on `workers` loader workers (default 0:
    * this thread). The batch is the same bit for bit either way. With `uploadIndex` the batch carries its
-   * upload index arrays for this dataset's vocabulary sizes (`upload_index.ts`).
+   * upload index arrays for this dataset's vocabulary sizes (`upload_index.ts`). With `slot` its arrays are
+   * views of that shared buffer (`batch_slots.ts` layout for these rows and `uploadIndex`), overwritten.
    */
   async makeBatch(
     windows: DatasetWindow[],
-    options: { workers?: number; uploadIndex?: boolean } = {},
+    options: { workers?: number; uploadIndex?: boolean; slot?: SharedArrayBuffer } = {},
   ): Promise<PoyoBatch> {
     const rows: TokenRow[] = windows.map((w) => ({
       start: w.start,
@@ -421,10 +423,22 @@ export class WindowDataset {
       const assembled = await pool.assemble(
         windows.map((w) => ({ session: w.session, start: w.start, label: w.label })),
         chunks,
-        { uploadIndex: options.uploadIndex },
+        { uploadIndex: options.uploadIndex, slot: options.slot },
       );
       batch = { ...allocateBatchHeader(rows.length, shape), ...assembled.arrays };
       if (assembled.uploadIndex) batch.uploadIndex = assembled.uploadIndex;
+    } else if (options.slot) {
+      const views = batchSlotViews(
+        options.slot,
+        batchSlotLayout(rows.length, shape, options.uploadIndex ? this.uploadIndexSizes : null),
+      );
+      batch = tokenizeRows(rows, shape, this.reader, {
+        ...allocateBatchHeader(rows.length, shape),
+        ...views.arrays,
+      });
+      if (views.uploadIndex) {
+        batch.uploadIndex = batchUploadIndex(batch, this.uploadIndexSizes, views.uploadIndex);
+      }
     } else {
       batch = tokenizeRows(rows, shape, this.reader);
       if (options.uploadIndex) batch.uploadIndex = batchUploadIndex(batch, this.uploadIndexSizes);

@@ -7,6 +7,7 @@
 import type { PoyoBatch } from "./batch.ts";
 import { batchAt, epochPermutation, type LoaderCursor, parseCursor } from "./window_order.ts";
 import type { DatasetWindow, WindowDataset } from "./window_dataset.ts";
+import { batchSlotLayout, BatchSlotPool } from "./batch_slots.ts";
 
 /** Options of {@link WindowLoader}. */
 export interface WindowLoaderOptions {
@@ -35,6 +36,13 @@ export interface WindowLoaderOptions {
    * that `prepare` finds them ready. Default: true when `prepare` is given.
    */
   uploadIndex?: boolean;
+  /**
+   * Reuse batch memory (default false): batches are views of shared slots that the consumer hands back
+   * with {@link WindowLoader.release} once it is done with a batch (its uploads issued); released slots
+   * are overwritten by later batches. A steady run then allocates no batch memory (no page faults, no
+   * external-memory GCs on the consumer's thread). Batches never released are simply garbage-collected.
+   */
+  reuseBuffers?: boolean;
 }
 
 /**
@@ -64,6 +72,9 @@ export class WindowLoader {
   readonly workers: number;
   readonly #prepare: ((batch: PoyoBatch) => void) | undefined;
   readonly #uploadIndex: boolean;
+  readonly #slots: BatchSlotPool | null;
+  /** The slot of each live batch of a reusing loader. */
+  readonly #slotOf = new WeakMap<PoyoBatch, SharedArrayBuffer>();
   readonly #permutations = new Map<number, Uint32Array>();
   readonly #queue: { promise: Promise<PoyoBatch>; after: LoaderCursor }[] = [];
   /** Cursor after the last batch handed out. */
@@ -101,6 +112,11 @@ export class WindowLoader {
     this.#prefetch = Math.max(0, options.prefetch ?? Math.max(4, 2 * this.workers));
     this.#prepare = options.prepare;
     this.#uploadIndex = options.uploadIndex ?? options.prepare !== undefined;
+    this.#slots = options.reuseBuffers
+      ? new BatchSlotPool(
+        batchSlotLayout(this.batchSize, dataset.shape, this.#uploadIndex ? dataset.uploadIndexSizes : null),
+      )
+      : null;
     const start = options.cursor === undefined ? { epoch: 0, position: 0 } : parseCursor(options.cursor);
     if (start.position >= this.numWindows) {
       throw new Error(
@@ -123,6 +139,22 @@ export class WindowLoader {
   /** The resume point: the next batch `next()` would return starts here. JSON-serializable. */
   cursor(): LoaderCursor {
     return { ...this.#consumed };
+  }
+
+  /**
+   * Hands a batch back: its memory is reused for a later batch (only with `reuseBuffers`; otherwise, and
+   * for a batch already released, nothing happens). Do not read the batch's arrays afterwards.
+   */
+  release(batch: PoyoBatch): void {
+    const slot = this.#slotOf.get(batch);
+    if (!slot || !this.#slots) return;
+    this.#slotOf.delete(batch);
+    this.#slots.release(slot);
+  }
+
+  /** Batch slots allocated so far (with `reuseBuffers`; 0 otherwise). */
+  get slotsAllocated(): number {
+    return this.#slots?.allocated ?? 0;
   }
 
   /** Indices (into the split's windows) of this rank's batch at `cursor`. */
@@ -166,10 +198,13 @@ export class WindowLoader {
     // Start on a fresh macrotask so the CPU part of assembly runs while the consumer awaits (GPU work,
     // I/O), not inside the next() call that scheduled it.
     const promise = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(async () => {
+      const slot = this.#slots?.acquire();
       const batch = await this.#dataset.makeBatch(windows, {
         workers: this.workers,
         uploadIndex: this.#uploadIndex,
+        slot,
       });
+      if (slot) this.#slotOf.set(batch, slot);
       this.#prepare?.(batch);
       return batch;
     });

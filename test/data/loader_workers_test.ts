@@ -4,6 +4,8 @@ import { generateDemoCorpus } from "../../src/ursa/demo_corpus.ts";
 import { resolveQuery } from "../../src/ursa/resolve_query.ts";
 import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/window_dataset.ts";
 import type { PoyoBatch } from "../../src/data/batch.ts";
+import { allocateBatch, tokenizeRows, type TokenRow } from "../../src/data/tokenizer.ts";
+import { ChunkMirror } from "../../src/data/chunk_mirror.ts";
 import { LoaderWorkerPool } from "../../src/data/loader_worker_pool.ts";
 import type { LoaderWorkerSetup } from "../../src/data/loader_worker_protocol.ts";
 import { gatherIndex } from "../../src/ops/embedding.ts";
@@ -88,6 +90,87 @@ Deno.test({
       small.close();
     }
   },
+});
+
+/** A deep copy of a batch's arrays (a reusing loader overwrites released batches). */
+function snapshot(batch: PoyoBatch): PoyoBatch {
+  const copy = { ...batch };
+  for (const f of ARRAYS) (copy as Record<string, unknown>)[f] = batch[f].slice();
+  if (batch.uploadIndex) {
+    copy.uploadIndex = {
+      ...batch.uploadIndex,
+      modalityMasks: batch.uploadIndex.modalityMasks.map((m) => m.slice()),
+      unitInverse: batch.uploadIndex.unitInverse.slice(),
+      sessionInverse: batch.uploadIndex.sessionInverse.slice(),
+    };
+  }
+  return copy;
+}
+
+Deno.test({
+  name: "reused batch memory: released slots give the same batches (0 and 2 workers), and stay few",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { catalog } = await corpus();
+    const resolved = await resolveQuery(catalog, {});
+    const ds = await openWindowDataset(catalog, resolved, { ...OPTIONS, loaderWorkers: 0 });
+    try {
+      const B = 6;
+      const batches = Math.ceil(ds.split("train").numWindows / B) + 2; // into the second epoch
+      const reference = ds.loader("train", { batchSize: B, seed: 5, uploadIndex: true });
+      const want: PoyoBatch[] = [];
+      for (let i = 0; i < batches; i++) want.push(await reference.next());
+      for (const workers of [0, 2]) {
+        const loader = ds.loader("train", {
+          batchSize: B,
+          seed: 5,
+          workers,
+          uploadIndex: true,
+          reuseBuffers: true,
+          prefetch: 3,
+        });
+        const seen = new Set<ArrayBufferLike>();
+        for (let i = 0; i < batches; i++) {
+          const batch = await loader.next();
+          assert.ok(batch.value.buffer instanceof SharedArrayBuffer);
+          seen.add(batch.value.buffer);
+          assertSameBatch(snapshot(batch), want[i], `reuse, ${workers} workers, batch ${i}`);
+          loader.release(batch);
+          loader.release(batch); // a second release is ignored
+        }
+        assert.ok(loader.slotsAllocated <= 3 + 2, `${loader.slotsAllocated} slots`);
+        assert.equal(seen.size, loader.slotsAllocated, "batches are views of the pool's slots");
+      }
+    } finally {
+      ds.close();
+    }
+  },
+});
+
+Deno.test("tokenizing into a used batch overwrites everything, padding tokens included", () => {
+  const shape = { window: 1, patch: 4, numTokens: 6, numQueries: 2, latentTime: new Float32Array(2) };
+  const mirror = new ChunkMirror();
+  mirror.put("a#0", Float32Array.from({ length: 16 }, (_, i) => i + 1));
+  const rows: TokenRow[] = [0, 0.5].map((start) => ({
+    start,
+    sources: [{
+      modalityIndex: 0,
+      units: Int32Array.of(3),
+      samplingRate: 8,
+      timeOffset: 0,
+      patchesPerChannel: 2,
+      layout: { assetId: "a", numChannels: 1, numSamples: 16, chunkSamples: 16 },
+    }],
+    sessionIndex: 1,
+    label: 2,
+    weight: 1,
+  }));
+  const fresh = tokenizeRows(rows, shape, mirror);
+  assert.deepEqual(Array.from(fresh.kvLen), [2, 2]); // 4 padding tokens per row
+  const used = allocateBatch(2, shape);
+  for (const f of ARRAYS) if (f !== "latentTime") used[f].fill(7);
+  assertSameBatch(tokenizeRows(rows, shape, mirror, used), fresh, "used batch");
 });
 
 Deno.test({
