@@ -3,7 +3,8 @@
  * shape) for several loader worker counts, cold (first pass over an empty decoded-chunk cache: chunks read
  * from Lance) and warm (steady state over cached chunks), each without and with the training run's
  * `prepare` hook (`batchUploadArrays` of a poyo_1_3m model: modality masks and embedding-index inverses,
- * built on the main thread in the prefetch pipeline). The required rate is 10 × the H200's training
+ * built on the main thread in the prefetch pipeline) and, with prepare, with reused batch memory
+ * (`reuseBuffers`, each batch released after use). The required rate is 10 × the H200's training
  * consumption (1568.7 samples/s for poyo_1_3m, one window per sample). Also measures how long a consumer
  * that works 20 ms per step waits on `next()`. Prints a table and one JSON line (the last line).
  *
@@ -40,6 +41,11 @@ export interface LoaderBenchRow {
   coldPrepareWindowsPerSecond: number | null;
   warmWindowsPerSecond: number;
   warmPrepareWindowsPerSecond: number | null;
+  /**
+   * Warm with prepare and reused batch memory (`reuseBuffers`, each batch released after its prepare):
+   * what a training run that releases its batches gets.
+   */
+  warmPrepareReuseWindowsPerSecond: number | null;
 }
 
 /** Benchmark results. The top-level cold/warm fields are those of `defaultWorkers` (without prepare). */
@@ -133,6 +139,14 @@ export async function benchLoader(
         const warmPrepare = prepare
           ? await passWindowsPerSecond(ds, { batchSize: B, seed: 3, workers, prepare }, warmBatches, 2)
           : null;
+        const warmPrepareReuse = prepare
+          ? await passWindowsPerSecond(
+            ds,
+            { batchSize: B, seed: 3, workers, prepare, reuseBuffers: true },
+            warmBatches,
+            2,
+          )
+          : null;
         if (workers === defaultWorkers || (workers === counts[0] && !counts.includes(defaultWorkers))) {
           consumerWaitMs = await consumerWait(ds, { batchSize: B, seed: 4, workers });
           cachedMiB = ds.reader.cachedBytes / 2 ** 20;
@@ -143,12 +157,13 @@ export async function benchLoader(
           coldPrepareWindowsPerSecond: coldPrepare,
           warmWindowsPerSecond: warm,
           warmPrepareWindowsPerSecond: warmPrepare,
+          warmPrepareReuseWindowsPerSecond: warmPrepareReuse,
         };
         log(
           `workers ${workers}: cold ${coldRate.toFixed(0)}${
             coldPrepare === null ? "" : ` (+prepare ${coldPrepare.toFixed(0)})`
-          }, warm ${warm.toFixed(0)}${
-            warmPrepare === null ? "" : ` (+prepare ${warmPrepare.toFixed(0)})`
+          }, warm ${warm.toFixed(0)}${warmPrepare === null ? "" : ` (+prepare ${warmPrepare.toFixed(0)})`}${
+            warmPrepareReuse === null ? "" : ` (+prepare, reused memory ${warmPrepareReuse.toFixed(0)})`
           } windows/s`,
         );
         rows.push(row);
@@ -220,15 +235,21 @@ async function prepareHook(
 /** Windows/s over `batches` batches of a fresh loader (after `skip` untimed batches). */
 async function passWindowsPerSecond(
   ds: WindowDataset,
-  options: { batchSize: number; seed: number; workers: number; prepare?: (b: PoyoBatch) => void },
+  options: {
+    batchSize: number;
+    seed: number;
+    workers: number;
+    prepare?: (b: PoyoBatch) => void;
+    reuseBuffers?: boolean;
+  },
   batches: number,
   skip = 0,
 ): Promise<number> {
   await ds.startWorkers(options.workers); // worker start-up (once per run) is not part of the rate
   const loader = ds.loader("train", options);
-  for (let i = 0; i < skip; i++) await loader.next();
+  for (let i = 0; i < skip; i++) loader.release(await loader.next());
   const t = performance.now();
-  for (let i = 0; i < batches; i++) await loader.next();
+  for (let i = 0; i < batches; i++) loader.release(await loader.next()); // a no-op without reuseBuffers
   return (batches * options.batchSize) / ((performance.now() - t) / 1000);
 }
 
@@ -276,7 +297,8 @@ if (import.meta.main) {
     log: (line) => console.log(line),
   });
   const rate = (x: number | null) => (x === null ? "—" : x.toFixed(0));
-  // judged: warm with prepare (the training path), or warm without it when prepare could not run.
+  // judged: warm with prepare (today's training path, which does not release batches), or warm without
+  // it when prepare could not run.
   const info: [string, string][] = [
     ["batch × window", `${result.batchSize} × ${result.windowSeconds} s (${result.numTokens} tokens)`],
     ["train windows", String(result.trainWindows)],
@@ -291,7 +313,7 @@ if (import.meta.main) {
   ];
   const width = Math.max(...info.map(([k]) => k.length));
   for (const [k, v] of info) console.log(`${k.padEnd(width)}  ${v}`);
-  const header = ["workers", "cold", "cold+prepare", "warm", "warm+prepare", "judged/required"];
+  const header = ["workers", "cold", "cold+prepare", "warm", "warm+prepare", "+reuse", "judged/required"];
   console.log(header.map((h) => h.padStart(15)).join(" "));
   for (const r of result.rows) {
     const judged = r.warmPrepareWindowsPerSecond ?? r.warmWindowsPerSecond;
@@ -302,6 +324,7 @@ if (import.meta.main) {
         rate(r.coldPrepareWindowsPerSecond),
         rate(r.warmWindowsPerSecond),
         rate(r.warmPrepareWindowsPerSecond),
+        rate(r.warmPrepareReuseWindowsPerSecond),
         `${(judged / result.requiredWindowsPerSecond).toFixed(2)}×`,
       ].map((c) => c.padStart(15)).join(" "),
     );
