@@ -34,6 +34,7 @@ export {
 } from "./loader_worker_pool.ts";
 export type { BatchArrays, LoaderWorkerSetup, WorkerRow } from "./loader_worker_protocol.ts";
 export { ChunkMirror } from "./chunk_mirror.ts";
+export { type BatchSlotLayout, batchSlotLayout, BatchSlotPool, batchSlotViews } from "./batch_slots.ts";
 export {
   type BatchUploadIndex,
   batchUploadIndex,
