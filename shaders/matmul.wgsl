@@ -9,6 +9,9 @@
 // Bindings: 0 uniform Params; 1 A (read, f32, batch stride p.stride_a elements; 0 = shared);
 //           2 B (read, f32, batch stride p.stride_b); 3 bias (read, f32 [N]; ignored unless p.has_bias);
 //           4 C (read_write, f32 [batch, M, N] contiguous).
+// Mixed precision: src/ops/matmul.ts derives variants whose A and/or B hold 16-bit elements by replacing
+// the A/B binding lines and the read_a/read_b functions below (f16 via `enable f16;`, bf16 as two bit
+// patterns per u32 word); values are widened exactly to f32 on load, accumulation and C stay f32.
 // Workgroup: 16×16 threads computing a 64×64 tile of C, 4×4 outputs per thread, K in steps of 16
 // through workgroup memory (2 × 64×16 floats = 8 KiB, under every adapter's 16 KiB minimum). Tiles are
 // bounds-checked, so any M, N, K works. Grid: (ceil(N/64), ceil(M/64), batch).
@@ -29,6 +32,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
+fn read_a(i: u32) -> f32 { return A[i]; }
+fn read_b(i: u32) -> f32 { return B[i]; }
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
@@ -37,14 +42,14 @@ var<workgroup> tile_b: array<f32, 1024>; // [16 k][64 n]
 
 fn load_a(base: u32, m: u32, k: u32) -> f32 {
   if (m >= p.m || k >= p.k) { return 0.0; }
-  if (p.trans_a == 1u) { return A[base + k * p.m + m]; }
-  return A[base + m * p.k + k];
+  if (p.trans_a == 1u) { return read_a(base + k * p.m + m); }
+  return read_a(base + m * p.k + k);
 }
 
 fn load_b(base: u32, k: u32, n: u32) -> f32 {
   if (k >= p.k || n >= p.n) { return 0.0; }
-  if (p.trans_b == 1u) { return B[base + n * p.k + k]; }
-  return B[base + k * p.n + n];
+  if (p.trans_b == 1u) { return read_b(base + n * p.k + k); }
+  return read_b(base + k * p.n + n);
 }
 
 @compute @workgroup_size(16, 16)

@@ -7,25 +7,76 @@
  * Backward, with op(X) meaning X or Xᵀ as stored:
  *   dA = dC · op(B)ᵀ (or its transpose when A is stored transposed), dB = op(A)ᵀ · dC, dbias = Σ_rows dC.
  *
+ * Mixed precision (autocast, {@linkcode MatmulOptions.autocast}): A and B are cast to f16 or bf16
+ * (`src/ops/cast.ts`, round-to-nearest-even) and the kernels read the 16-bit copies, widening them exactly
+ * to f32 and accumulating in f32; the output C (and the bias) stay f32. The tape keeps the 16-bit copies for
+ * the backward pass, whose products read them together with the output gradient cast to the same format;
+ * gradients still flow to the f32 tensors (the cast is the identity for differentiation), and dbias sums
+ * the f32 gradient.
+ *
  * @module
  */
 import src from "../../shaders/matmul.wgsl" with { type: "text" };
 import { Params } from "../gpu/kernel.ts";
 import type { KernelSpec } from "../gpu/kernel.ts";
 import { noGrad, record } from "../tensor/autograd.ts";
-import { fmtShape, Tensor } from "../tensor/tensor.ts";
+import { DTYPE_BYTES, fmtShape, type HalfDType, Tensor } from "../tensor/tensor.ts";
 import { add, contiguous } from "./elementwise.ts";
-import { expectDtype } from "./launch.ts";
+import { castTo } from "./cast.ts";
 import { sumMiddle, sumTo } from "./reduce.ts";
 import { reshape } from "./shape.ts";
-import { chooseMatmulConfig, dispatchGeneratedMatmul, type MatmulKernelChoice } from "./matmul_codegen.ts";
+import {
+  chooseMatmulConfig,
+  dispatchGeneratedMatmul,
+  type MatmulKernelChoice,
+  operandReader,
+} from "./matmul_codegen.ts";
 
-const MATMUL: KernelSpec = {
-  name: "matmul.tiled64",
-  code: src,
-  bindings: ["uniform", "read", "read", "read", "rw"],
-  family: "matmul",
-};
+const generalSpecs = new Map<string, KernelSpec>();
+
+/**
+ * The general kernel (`shaders/matmul.wgsl`) for operands of the given element types: the f32 source as
+ * is, or with the A/B bindings and their read functions replaced for 16-bit operands.
+ */
+export function generalMatmulSpec(halfA?: HalfDType, halfB?: HalfDType): KernelSpec {
+  const key = `${halfA ?? "f32"}x${halfB ?? "f32"}`;
+  let spec = generalSpecs.get(key);
+  if (spec) return spec;
+  let code = src;
+  for (const [x, half] of [["A", halfA], ["B", halfB]] as const) {
+    if (!half) continue;
+    const r = operandReader(half);
+    const fn = x === "A" ? "read_a" : "read_b";
+    const binding = x === "A" ? 1 : 2;
+    code = code.replace(
+      `@group(0) @binding(${binding}) var<storage, read> ${x}: array<f32>;`,
+      `@group(0) @binding(${binding}) var<storage, read> ${x}: array<${r.arrayElem(false)}>;\n` +
+        r.helpers(x, false).join("\n"),
+    ).replace(
+      `fn ${fn}(i: u32) -> f32 { return ${x}[i]; }`,
+      `fn ${fn}(i: u32) -> f32 { return ${r.readScalar(x, "i")}; }`,
+    );
+  }
+  if (halfA === "f16" || halfB === "f16") code = `enable f16;\n${code}`;
+  spec = {
+    name: key === "f32xf32" ? "matmul.tiled64" : `matmul.tiled64.${key}`,
+    code,
+    bindings: ["uniform", "read", "read", "read", "rw"],
+    family: "matmul",
+  };
+  generalSpecs.set(key, spec);
+  return spec;
+}
+
+/** Mixed-precision operands of {@linkcode matmul}: the 16-bit format, optionally with ready-made copies. */
+export interface MatmulAutocast {
+  /** 16-bit format the operands are cast to. */
+  dtype: HalfDType;
+  /** A 16-bit copy of A made earlier (e.g. a weight cast once per step); otherwise A is cast here. */
+  castA?: Tensor;
+  /** A 16-bit copy of B made earlier; otherwise B is cast here. */
+  castB?: Tensor;
+}
 
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
@@ -37,6 +88,22 @@ export interface MatmulOptions {
   bias?: Tensor;
   /** Which kernel runs (default `"auto"`); backward products use the same choice. */
   kernel?: MatmulKernelChoice;
+  /** Mixed precision: multiply 16-bit copies of A and B (f32 accumulation and output). */
+  autocast?: MatmulAutocast;
+}
+
+/** The 16-bit type of a matmul operand (undefined for f32), or an error naming the operand. */
+function operandHalf(what: string, t: Tensor): HalfDType | undefined {
+  if (t.dtype === "f32") return undefined;
+  if (t.dtype === "f16" || t.dtype === "bf16") {
+    if (!t.isContiguous) {
+      throw new RangeError(
+        `Cannot run matmul as ${what} (${t.dtype}) must be contiguous: current strides are [${t.strides}]`,
+      );
+    }
+    return t.dtype;
+  }
+  throw new TypeError(`Cannot run matmul as ${what} must be f32, f16 or bf16: current dtype is ${t.dtype}`);
 }
 
 interface Dims {
@@ -88,16 +155,16 @@ export function matmulInto(
 ): void {
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
-  expectDtype("matmul", "A", a, "f32");
-  expectDtype("matmul", "B", b, "f32");
+  const halfA = operandHalf("A", a);
+  const halfB = operandHalf("B", b);
   const { batch, m, n, k } = dims(a, b, transA, transB);
   if (out.size !== batch * m * n) {
     throw new RangeError(
       `Cannot write a ${batch}×${m}×${n} product into a tensor of shape ${fmtShape(out.shape)}`,
     );
   }
-  const ac = contiguous(a);
-  const bc = contiguous(b);
+  const ac = halfA ? a : contiguous(a);
+  const bc = halfB ? b : contiguous(b);
   const bias = options.bias;
   if (bias && bias.size !== n) {
     throw new RangeError(`Cannot add a bias of shape ${fmtShape(bias.shape)} to a product with ${n} columns`);
@@ -115,6 +182,8 @@ export function matmulInto(
     bias: Boolean(bias),
     alpha: options.alpha ?? 1,
     beta: options.beta ?? 0,
+    ...(halfA ? { halfA } : {}),
+    ...(halfB ? { halfB } : {}),
   };
   if (useSplitK(problem, options)) {
     splitKWeightGradient(out, ac, bc, m, n, k);
@@ -138,7 +207,7 @@ export function matmulInto(
       .bytes(),
   );
   gpu.dispatch(
-    MATMUL,
+    generalMatmulSpec(halfA, halfB),
     [u, ac.binding(), bc.binding(), (bias ?? ac).binding(), out.binding()],
     [Math.ceil(n / 64), Math.ceil(m / 64), batch],
   );
@@ -153,6 +222,7 @@ export function matmulInto(
  * ```
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  if (options.autocast) return autocastMatmul(a, b, options, options.autocast);
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
   const kernel = options.kernel;
@@ -177,15 +247,63 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   });
 }
 
+/** A ready 16-bit copy, checked against the f32 tensor it stands for, or a fresh cast of that tensor. */
+function halfCopy(what: string, t: Tensor, given: Tensor | undefined, dtype: HalfDType): Tensor {
+  if (!given) return noGrad(() => castTo(contiguous(t), dtype));
+  if (given.dtype !== dtype || given.size !== t.size || !given.isContiguous) {
+    throw new RangeError(
+      `Cannot use autocast.cast${what} as the 16-bit copy of ${what} ${fmtShape(t.shape)}: ` +
+        `current value is a ${given.dtype} tensor of shape ${
+          fmtShape(given.shape)
+        } (expected contiguous ${dtype})`,
+    );
+  }
+  return given.shape.length === t.shape.length && given.shape.every((d, i) => d === t.shape[i])
+    ? given
+    : given.viewAs(t.shape);
+}
+
+/** `matmul` under autocast: 16-bit operands saved for the backward pass, f32 output and gradients. */
+function autocastMatmul(a: Tensor, b: Tensor, options: MatmulOptions, cast: MatmulAutocast): Tensor {
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const kernel = options.kernel;
+  const dtype = cast.dtype;
+  const { batch, m, n } = dims(a, b, transA, transB);
+  const a16 = halfCopy("A", a, cast.castA, dtype);
+  const b16 = halfCopy("B", b, cast.castB, dtype);
+  const out = Tensor.empty(a.gpu, a.rank === 3 ? [batch, m, n] : [m, n]);
+  const bias = options.bias;
+  matmulInto(out, a16, b16, { transA, transB, bias, kernel });
+  return record("matmul", bias ? [a, b, bias] : [a, b], out, (g) => {
+    const g16 = castTo(contiguous(g), dtype);
+    const da = !a.requiresGrad
+      ? null
+      : transA
+      ? matmul(b16, g16, { transA: transB, transB: true, kernel })
+      : matmul(g16, b16, { transB: !transB, kernel });
+    const db = !b.requiresGrad
+      ? null
+      : transB
+      ? matmul(g16, a16, { transA: true, transB: transA, kernel })
+      : matmul(a16, g16, { transA: !transA, kernel });
+    const grads: (Tensor | null)[] = [da, db];
+    if (bias) grads.push(bias.requiresGrad ? sumTo(g, [n]).viewAs(bias.shape) : null);
+    return grads;
+  });
+}
+
 /**
- * `y = x · Wᵀ + b` over the last axis of `x` (PyTorch `nn.Linear` layout: W is [out, in]).
+ * `y = x · Wᵀ + b` over the last axis of `x` (PyTorch `nn.Linear` layout: W is [out, in]). With
+ * `autocast`, x and W are multiplied as 16-bit copies (see {@linkcode MatmulAutocast}; `castB` is W's).
  *
  * @example
  * ```ts ignore
  * const y = linear(x, w, b); // x [B, L, in], w [out, in], b [out] → [B, L, out]
+ * const z = linear(x, w, b, { dtype: "bf16" }); // same, bf16 operands
  * ```
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor, autocast?: MatmulAutocast): Tensor {
   const inF = x.shape[x.rank - 1];
   if (weight.rank !== 2 || weight.shape[1] !== inF) {
     throw new RangeError(
@@ -195,7 +313,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   }
   const rows = x.size / inF;
   const x2 = reshape(x, [rows, inF]);
-  const y = matmul(x2, weight, { transB: true, bias });
+  const y = matmul(x2, weight, autocast ? { transB: true, bias, autocast } : { transB: true, bias });
   return reshape(y, [...x.shape.slice(0, -1), weight.shape[0]]);
 }
 
@@ -236,14 +354,16 @@ function splitKWeightGradient(out: Tensor, a: Tensor, b: Tensor, m: number, n: n
   const full = Math.floor(k / SPLIT_K_CHUNK);
   const tail = k - full * SPLIT_K_CHUNK;
   const partial = Tensor.empty(gpu, [full, m, n]);
-  const aChunks = Tensor.view(gpu, a.buffer, a.byteOffset, [full, SPLIT_K_CHUNK, m]);
-  const bChunks = Tensor.view(gpu, b.buffer, b.byteOffset, [full, SPLIT_K_CHUNK, n]);
+  const ea = DTYPE_BYTES[a.dtype];
+  const eb = DTYPE_BYTES[b.dtype];
+  const aChunks = Tensor.view(gpu, a.buffer, a.byteOffset, [full, SPLIT_K_CHUNK, m], a.dtype);
+  const bChunks = Tensor.view(gpu, b.buffer, b.byteOffset, [full, SPLIT_K_CHUNK, n], b.dtype);
   matmulInto(partial, aChunks, bChunks, { transA: true });
   let sum = sumMiddle(partial, 1, full, m * n);
   if (tail > 0) {
     const rows = full * SPLIT_K_CHUNK;
-    const aTail = Tensor.view(gpu, a.buffer, a.byteOffset + rows * m * 4, [tail, m]);
-    const bTail = Tensor.view(gpu, b.buffer, b.byteOffset + rows * n * 4, [tail, n]);
+    const aTail = Tensor.view(gpu, a.buffer, a.byteOffset + rows * m * ea, [tail, m], a.dtype);
+    const bTail = Tensor.view(gpu, b.buffer, b.byteOffset + rows * n * eb, [tail, n], b.dtype);
     const tailProduct = Tensor.empty(gpu, [1, m * n]);
     matmulInto(tailProduct.viewAs([m, n]), aTail, bTail, { transA: true });
     sum = noGrad(() => add(sum, tailProduct));

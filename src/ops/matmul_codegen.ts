@@ -29,6 +29,7 @@
 import type { BufferBinding, Gpu } from "../gpu/gpu.ts";
 import { Params } from "../gpu/kernel.ts";
 import type { KernelSpec } from "../gpu/kernel.ts";
+import type { HalfDType } from "../tensor/tensor.ts";
 
 /** A tile configuration of the generated kernel. */
 export interface MatmulTileConfig {
@@ -74,6 +75,10 @@ export interface MatmulVariant {
   alpha: boolean;
   /** Adds `beta·C` (left out when beta = 0, C is then not read). */
   beta: boolean;
+  /** A holds 16-bit elements of this type (mixed precision; absent = f32). Accumulation stays f32. */
+  halfA?: HalfDType;
+  /** B holds 16-bit elements of this type (absent = f32). */
+  halfB?: HalfDType;
 }
 
 /** One product `C[b] = alpha·op(A[b])·op(B[b]) (+ bias) (+ beta·C[b])` as `matmulInto` sees it. */
@@ -91,6 +96,10 @@ export interface MatmulProblem {
   bias: boolean;
   alpha: number;
   beta: number;
+  /** A's elements are 16-bit of this type (absent = f32); strides stay in elements. */
+  halfA?: HalfDType;
+  /** B's elements are 16-bit of this type (absent = f32). */
+  halfB?: HalfDType;
 }
 
 /** Version of the generator; part of autotune cache keys so a generator change re-tunes. */
@@ -230,6 +239,8 @@ export function matmulVariantFor(p: MatmulProblem, c: MatmulTileConfig): MatmulV
     bias: p.bias,
     alpha: p.alpha !== 1,
     beta: p.beta !== 0,
+    ...(p.halfA ? { halfA: p.halfA } : {}),
+    ...(p.halfB ? { halfB: p.halfB } : {}),
   };
 }
 
@@ -240,7 +251,61 @@ function variantTag(v: MatmulVariant): string {
   }` +
     `_c${f(v.checkM, "m")}${f(v.checkN, "n")}${f(v.checkK, "k")}_e${f(v.bias, "b")}${f(v.alpha, "a")}${
       f(v.beta, "c")
-    }`;
+    }` + (v.halfA || v.halfB ? `_i${v.halfA ?? "f32"}x${v.halfB ?? "f32"}` : "");
+}
+
+/**
+ * WGSL reading global operand `buf` as f32: `readVec4` takes a vec4 index (4 consecutive elements, which
+ * start at a multiple of 4), `readScalar` an element index. f16 operands load `vec4<f16>`/`f16` (exact
+ * widening); bf16 operands load u32 words holding two bf16 patterns and shift them into f32 bit patterns.
+ */
+interface OperandReader {
+  /** Element type of the binding's array. */
+  arrayElem(vec: boolean): string;
+  readVec4(buf: string, idx: string): string;
+  readScalar(buf: string, idx: string): string;
+  /** Helper functions the reads of a binding with (or without) vec4 loads call (module scope). */
+  helpers(buf: string, vec: boolean): string[];
+}
+
+/** The reader of an operand stored as `half` (or f32 when undefined). */
+export function operandReader(half: HalfDType | undefined): OperandReader {
+  if (half === "f16") {
+    return {
+      arrayElem: (vec) => (vec ? "vec4<f16>" : "f16"),
+      readVec4: (buf, idx) => `vec4<f32>(${buf}[${idx}])`,
+      readScalar: (buf, idx) => `f32(${buf}[${idx}])`,
+      helpers: () => [],
+    };
+  }
+  if (half === "bf16") {
+    return {
+      arrayElem: (vec) => (vec ? "vec2<u32>" : "u32"),
+      readVec4: (buf, idx) => `bf16x4_${buf}(${idx})`,
+      readScalar: (buf, idx) => `bf16_${buf}(${idx})`,
+      helpers: (buf, vec) =>
+        vec
+          ? [
+            `fn bf16x4_${buf}(i: u32) -> vec4<f32> {`,
+            `  let w = ${buf}[i];`,
+            "  return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), " +
+            "bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u));",
+            "}",
+          ]
+          : [
+            `fn bf16_${buf}(i: u32) -> f32 {`,
+            `  let w = ${buf}[i >> 1u];`,
+            "  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));",
+            "}",
+          ],
+    };
+  }
+  return {
+    arrayElem: (vec) => (vec ? "vec4<f32>" : "f32"),
+    readVec4: (buf, idx) => `${buf}[${idx}]`,
+    readScalar: (buf, idx) => `${buf}[${idx}]`,
+    helpers: () => [],
+  };
 }
 
 const COMPONENTS = ["x", "y", "z", "w"];
@@ -279,8 +344,9 @@ function loader(opts: {
   vec: boolean;
   checkOuter: boolean;
   checkK: boolean;
+  reader: OperandReader;
 }): Loader {
-  const { x, buf, smem, outer, outerDim, origin, tileK, threads, stride4, kContiguous, vec } = opts;
+  const { x, buf, smem, outer, outerDim, origin, tileK, threads, stride4, kContiguous, vec, reader } = opts;
   const slots = (outer * tileK) / 4 / threads;
   const regs = Array.from({ length: slots }, (_, r) => `${x}_reg${r}`);
   const setup: string[] = [];
@@ -318,7 +384,7 @@ function loader(opts: {
           const o = `${origin} + ${x}_g * 4u + ${rowOff}u`;
           const oCond = opts.checkOuter ? `${o} < ${outerDim}` : "";
           const idx = `${x}_ld + ${kt} * ${vec ? tileK / 4 : tileK}u + ${rowOff}u * ${x}_row`;
-          out.push(...guardedLoad(reg, buf, idx, vec, oCond, opts.checkK ? `${x}_k` : null));
+          out.push(...guardedLoad(reg, buf, idx, vec, oCond, opts.checkK ? `${x}_k` : null, reader));
         }
         return out;
       },
@@ -371,7 +437,7 @@ function loader(opts: {
           const idx = vec
             ? `${x}_ld + ${kt} * ${tileK / 4}u + ${r}u * ${x}_rstep`
             : `${x}_ld + ${kt} * ${tileK}u + ${r}u * ${x}_rstep`;
-          out.push(...guardedLoad(reg, buf, idx, vec, oCond, opts.checkK ? `${x}_k` : null));
+          out.push(...guardedLoad(reg, buf, idx, vec, oCond, opts.checkK ? `${x}_k` : null, reader));
         }
         return out;
       },
@@ -417,13 +483,14 @@ function loader(opts: {
         const idx = `${x}_ld + ${kt} * ${x}_tstep + ${r}u * ${x}_rstep`;
         if (vec) {
           const c = conds([kCond, opts.checkOuter ? `${x}_oq < ${outerDim}` : ""]);
-          if (c) out.push(`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`);
-          else out.push(`${reg} = ${buf}[${idx}];`);
+          const ld = reader.readVec4(buf, idx);
+          if (c) out.push(`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${ld}; }`);
+          else out.push(`${reg} = ${ld};`);
         } else {
           out.push(`{`, `  let i = ${idx};`);
           for (let c = 0; c < 4; c++) {
             const cc = conds([kCond, opts.checkOuter ? `${x}_oq + ${c}u < ${outerDim}` : ""]);
-            const ld = `${buf}[i + ${c}u]`;
+            const ld = reader.readScalar(buf, `i + ${c}u`);
             out.push(
               cc
                 ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});`
@@ -461,8 +528,10 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
   const SB = (c.tileN + c.pad) / 4;
   const sizeA = c.tileK * SA; // vec4s per A buffer
   const sizeB = c.tileK * SB;
-  const elemA = v.vecA ? "vec4<f32>" : "f32";
-  const elemB = v.vecB ? "vec4<f32>" : "f32";
+  const readA = operandReader(v.halfA);
+  const readB = operandReader(v.halfB);
+  const elemA = readA.arrayElem(v.vecA);
+  const elemB = readB.arrayElem(v.vecB);
   const elemC = v.vecC ? "vec4<f32>" : "f32";
   const L: string[] = [];
   const name = `matmul.gen.${matmulConfigName(c)}.${variantTag(v)}`;
@@ -486,6 +555,15 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
     }. Grid: (tiles_n, tiles_m, batch); workgroups are swizzled in groups of ` +
       `${c.groupM} tile rows for L2 reuse.`,
     `// Each output accumulates fma over k = 0..K-1 in order: bitwise equal to shaders/matmul.wgsl.`,
+    ...(v.halfA || v.halfB
+      ? [
+        `// Mixed precision: A is ${v.halfA ?? "f32"}, B is ${
+          v.halfB ?? "f32"
+        } (bf16: two bit patterns per u32 ` +
+        "word); both are widened exactly to f32 on load, accumulation and C stay f32.",
+      ]
+      : []),
+    ...(v.halfA === "f16" || v.halfB === "f16" ? ["enable f16;"] : []),
     "",
     "struct Params {",
     "  m: u32,",
@@ -510,6 +588,7 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
   } else {
     L.push(`@group(0) @binding(3) var<storage, read_write> C: array<${elemC}>;`);
   }
+  L.push(...readA.helpers("A", v.vecA), ...readB.helpers("B", v.vecB));
   L.push(
     "",
     `var<workgroup> As: array<vec4<f32>, ${sizeA * c.buffers}>; // [buffer][k][m/4], k-row stride ${SA}`,
@@ -554,6 +633,7 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
     vec: v.vecA,
     checkOuter: v.checkM,
     checkK: v.checkK,
+    reader: readA,
   });
   const lb = loader({
     x: "b",
@@ -569,6 +649,7 @@ export function generateMatmulWgsl(c: MatmulTileConfig, v: MatmulVariant): strin
     vec: v.vecB,
     checkOuter: v.checkN,
     checkK: v.checkK,
+    reader: readB,
   });
   body.push(...la.setup, ...lb.setup);
   for (const r of [...la.regs, ...lb.regs]) body.push(`var ${r}: vec4<f32>;`);
@@ -877,17 +958,17 @@ function guardedLoad(
   vec: boolean,
   oCond: string,
   kVar: string | null,
+  reader: OperandReader,
 ): string[] {
   if (vec) {
     const c = conds([oCond, kVar ? `${kVar} < p.k` : ""]);
-    return c
-      ? [`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${buf}[${idx}]; }`]
-      : [`${reg} = ${buf}[${idx}];`];
+    const ld = reader.readVec4(buf, idx);
+    return c ? [`${reg} = vec4<f32>(0.0);`, `if (${c}) { ${reg} = ${ld}; }`] : [`${reg} = ${ld};`];
   }
   const out = [`{`, `  let i = ${idx};`];
   for (let c = 0; c < 4; c++) {
     const cc = conds([oCond, kVar ? `${kVar} + ${c}u < p.k` : ""]);
-    const ld = `${buf}[i + ${c}u]`;
+    const ld = reader.readScalar(buf, `i + ${c}u`);
     out.push(
       cc ? `  ${reg}.${COMPONENTS[c]} = select(0.0, ${ld}, ${cc});` : `  ${reg}.${COMPONENTS[c]} = ${ld};`,
     );

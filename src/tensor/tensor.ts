@@ -11,11 +11,18 @@
 import type { Gpu } from "../gpu/gpu.ts";
 import type { GpuBuffer } from "../gpu/buffer_pool.ts";
 
-/** Element types. `f16` needs the `shader-f16` feature. */
-export type DType = "f32" | "i32" | "u32" | "f16";
+/**
+ * Element types. `f16` (IEEE binary16) is read by kernels through the `shader-f16` feature; `bf16` has no
+ * WGSL type: its bit patterns are stored two per u32 word (the little-endian layout of an array of
+ * 16-bit values, like `f16`) and unpacked by shifts. Both are produced by `src/ops/cast.ts`.
+ */
+export type DType = "f32" | "i32" | "u32" | "f16" | "bf16";
+
+/** The 16-bit floating-point element types of mixed precision. */
+export type HalfDType = "f16" | "bf16";
 
 /** Bytes per element of each dtype. */
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, i32: 4, u32: 4, f16: 2 };
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, i32: 4, u32: 4, f16: 2, bf16: 2 };
 
 /** A node of the autograd tape: how to turn the output's gradient into the inputs' gradients. */
 export interface GradNode {
@@ -294,6 +301,7 @@ export class Tensor {
       case "u32":
         return new Uint32Array(bytes, 0, this.size);
       case "f16":
+      case "bf16":
         return new Uint16Array(bytes, 0, this.size);
     }
   }
