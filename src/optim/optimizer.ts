@@ -8,6 +8,10 @@
  * momentum schedule, bias corrections) are written to a uniform block once per step, so pipelines and
  * bind groups never change between steps.
  *
+ * With a grad scaler attached (16-mixed, `src/optim/grad_scaler.ts`) the gradients carry the loss scale S:
+ * the step checks them for non-finite values, divides the norm and the update's gradients by S (folded
+ * into the clip coefficient), and skips the update on overflow.
+ *
  * @module
  */
 import src from "../../shaders/optimizer.wgsl" with { type: "text" };
@@ -16,6 +20,7 @@ import type { GpuBuffer } from "../gpu/buffer_pool.ts";
 import type { Gpu, ReadbackOptions } from "../gpu/gpu.ts";
 import type { ParameterSlot, ParameterStore } from "../tensor/parameters.ts";
 import { grid1d } from "../ops/launch.ts";
+import type { GradScaler } from "./grad_scaler.ts";
 
 /** Optimizer kinds of `TrainingConfig.optimizer`. */
 export type OptimizerKind = "adamw" | "lamb" | "sparse_lamb";
@@ -66,10 +71,11 @@ const U = "uniform", R = "read", W = "rw";
 const BLOCK_SUMSQ = entry("block_sumsq", [U, R, R, null, null, W]);
 const TENSOR_REDUCE = entry("tensor_reduce", [U, R, null, R, null, W]);
 const CLIP = entry("clip", [U, R, null, null, null, W]);
+const UNSCALE_CLIP = entry("unscale_clip", [U, R, null, null, R, W]);
 const ADAMW = entry("adamw", [U, R, R, null, R, W, W, W]);
 const LAMB_MOMENTS = entry("lamb_moments", [U, R, R, R, R, W, W, W, W]);
 const LAMB_APPLY = entry("lamb_apply", [U, R, R, R, R, W, W]);
-const EMA = entry("ema", [U, R, R, null, null, W]);
+const EMA = entry("ema", [U, R, R, null, R, W]);
 
 interface Tables {
   blocks: GpuBuffer;
@@ -131,6 +137,7 @@ export class FlatOptimizer {
   readonly #all: Tables;
   readonly #partial: GpuBuffer;
   readonly #norms: GpuBuffer;
+  #gradScaler: GradScaler | null = null;
   /** Optimizer steps taken so far. */
   stepCount = 0;
 
@@ -155,13 +162,13 @@ export class FlatOptimizer {
     }
     this.#hyper = gpu.pool.adopt(
       gpu.device.createBuffer({
-        size: 64,
+        size: 80,
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
         label: "orion.hyper",
       }),
     );
-    this.#scalars = gpu.pool.acquire(16, "orion.optimizer_scalars");
-    gpu.write(this.#scalars, new Float32Array([1, 0, 0, 0]));
+    this.#scalars = gpu.pool.acquire(32, "orion.optimizer_scalars");
+    gpu.write(this.#scalars, new Float32Array([1, 0, 0, 0, 0, 0, 0, 0]));
     this.#all = buildTables(gpu, store.slots, false);
     this.#trainableNames = new Set(store.slots.map((s) => s.name));
     this.#trainable = buildTables(gpu, store.slots, settings.kind === "sparse_lamb");
@@ -196,7 +203,23 @@ export class FlatOptimizer {
     return this.#ema;
   }
 
-  /** `[clip coefficient, global gradient norm]` of the last step, as a GPU buffer to read back. */
+  /**
+   * Makes every following step loss-scaled by `scaler` (16-mixed): gradients are checked for non-finite
+   * values, unscaled, and the update is skipped on overflow; the scaler's state is updated after the step.
+   */
+  attachGradScaler(scaler: GradScaler): void {
+    this.#gradScaler = scaler;
+  }
+
+  /** The attached grad scaler, if any. */
+  get gradScaler(): GradScaler | null {
+    return this.#gradScaler;
+  }
+
+  /**
+   * `[gradient coefficient, global gradient norm, skip flag, loss scale, bias correction 1, 2]` of the last
+   * step (see `shaders/optimizer.wgsl`), as a GPU buffer to read back.
+   */
   get scalars(): GpuBuffer {
     return this.#scalars;
   }
@@ -206,14 +229,23 @@ export class FlatOptimizer {
     const biasCorrected = s.kind !== "sparse_lamb";
     const bc1 = biasCorrected ? 1 - h.beta1 ** stepNumber : 1;
     const bc2 = biasCorrected ? 1 - s.beta2 ** stepNumber : 1;
-    const data = new ArrayBuffer(64);
+    const data = new ArrayBuffer(80);
     const f = new Float32Array(data);
     const u = new Uint32Array(data);
     f.set([h.lr, h.beta1, s.beta2, s.eps, s.weightDecay, bc1, bc2, s.maxGradNorm, s.emaDecay ?? 0]);
     u.set(
-      [tables.nBlocks, tables.nTensors, KIND_CODE[s.kind], this.#normOffset(tables), this.#all.nBlocks],
+      [
+        tables.nBlocks,
+        tables.nTensors,
+        KIND_CODE[s.kind],
+        this.#normOffset(tables),
+        this.#all.nBlocks,
+        stepNumber,
+        this.#gradScaler ? 1 : 0,
+      ],
       9,
     );
+    f.set([1 - h.beta1, 1 - s.beta2], 16);
     this.#gpu.device.queue.writeBuffer(this.#hyper.buffer, 0, data);
   }
 
@@ -262,10 +294,16 @@ export class FlatOptimizer {
     const gpu = this.#gpu;
     const store = this.store;
     const t = this.#trainable;
+    const scaler = this.#gradScaler;
+    if (scaler) scaler.recordCheck(store.grads, store.totalElements);
     if (t.nBlocks > 0) {
       // Global gradient norm (always computed: it is logged) and the clip coefficient.
       this.#tensorSumsq(store.grads, t, 0);
-      gpu.dispatch(CLIP, [this.#hyper, this.#norms, null, null, null, this.#scalars], [1]);
+      if (scaler) {
+        gpu.dispatch(UNSCALE_CLIP, [this.#hyper, this.#norms, null, null, scaler.state, this.#scalars], [1]);
+      } else {
+        gpu.dispatch(CLIP, [this.#hyper, this.#norms, null, null, null, this.#scalars], [1]);
+      }
       const wg = grid1d(t.nBlocks, 1);
       if (this.settings.kind === "adamw") {
         gpu.dispatch(
@@ -315,10 +353,11 @@ export class FlatOptimizer {
     if (this.#ema) {
       gpu.dispatch(
         EMA,
-        [this.#hyper, store.values, this.#all.blocks, null, null, this.#ema],
+        [this.#hyper, store.values, this.#all.blocks, null, this.#scalars, this.#ema],
         grid1d(this.#all.nBlocks, 1),
       );
     }
+    if (scaler) scaler.recordUpdate();
   }
 
   /** Reads the optimizer state back to the host (submits and waits on the GPU). */
