@@ -10,7 +10,9 @@ import type { PoyoBatch } from "../data/batch.ts";
 import { registerModelClass } from "./model_class.ts";
 import { PoyoKwargsSchema, type ResolvedPoyoKwargs } from "./poyo_kwargs.ts";
 import { type ParameterSpec, ParameterStore } from "../tensor/parameters.ts";
-import { Tensor } from "../tensor/tensor.ts";
+import { currentScope, type HalfDType, type Scope, Tensor } from "../tensor/tensor.ts";
+import { noGrad } from "../tensor/autograd.ts";
+import { castTo } from "../ops/cast.ts";
 import {
   add,
   concat,
@@ -162,14 +164,28 @@ export class POYO {
   readonly params: ParameterStore;
   /** Appended to dropout site names: the micro-batch of the forward pass in progress. */
   #siteSuffix = "";
+  /**
+   * Mixed precision: every linear layer multiplies 16-bit copies of its input and weight (f32 output;
+   * see `src/ops/matmul.ts`); null = f32 throughout.
+   */
+  readonly autocast: HalfDType | null;
+  /** 16-bit weight copies of the current scope (a training step): each weight is cast once per step. */
+  #casts = new Map<string, Tensor>();
+  #castScope: Scope | null = null;
 
-  constructor(gpu: Gpu, kwargs: ResolvedPoyoKwargs, vocab: PoyoVocabulary, options: { seed: number }) {
+  constructor(
+    gpu: Gpu,
+    kwargs: ResolvedPoyoKwargs,
+    vocab: PoyoVocabulary,
+    options: { seed: number; autocast?: HalfDType | null },
+  ) {
     if (vocab.channels[0] !== "<pad>" || vocab.sessions[0] !== "<pad>") {
       throw new Error('Cannot build POYO as its vocabularies must start with the padding word "<pad>"');
     }
     this.gpu = gpu;
     this.kwargs = kwargs;
     this.vocab = vocab;
+    this.autocast = options.autocast ?? null;
     this.params = new ParameterStore(gpu, poyoParameterSpecs(kwargs, vocab), options.seed);
   }
 
@@ -178,7 +194,29 @@ export class POYO {
   }
 
   #linear(x: Tensor, name: string, bias = true): Tensor {
-    return linear(x, this.#p(`${name}.weight`), bias ? this.#p(`${name}.bias`) : undefined);
+    const weight = this.#p(`${name}.weight`);
+    const b = bias ? this.#p(`${name}.bias`) : undefined;
+    const dtype = this.autocast;
+    if (!dtype) return linear(x, weight, b);
+    return linear(x, weight, b, { dtype, castB: this.#halfWeight(`${name}.weight`, weight, dtype) });
+  }
+
+  /**
+   * The 16-bit copy of a weight, cast from the f32 master weight at its first use in the current scope (the
+   * training step: its commands, casts included, are what a captured step replays).
+   */
+  #halfWeight(name: string, weight: Tensor, dtype: HalfDType): Tensor {
+    const scope = currentScope();
+    if (scope !== this.#castScope) {
+      this.#castScope = scope;
+      this.#casts.clear();
+    }
+    let h = this.#casts.get(name);
+    if (!h) {
+      h = noGrad(() => castTo(weight, dtype));
+      if (scope) this.#casts.set(name, h);
+    }
+    return h;
   }
 
   #norm(x: Tensor, name: string): Tensor {

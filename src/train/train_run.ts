@@ -30,6 +30,7 @@ import type { PoyoBatch } from "../data/batch.ts";
 import { Gpu } from "../gpu/gpu.ts";
 import { batchUploadArrays } from "../models/poyo.ts";
 import type { OptimizerKind } from "../optim/optimizer.ts";
+import { parseGradScalerState } from "../optim/grad_scaler.ts";
 import { checkpointTensors } from "./checkpoint_tensors.ts";
 import { type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
 import { openRunData, type RunData } from "./run_data.ts";
@@ -169,6 +170,7 @@ export function trainerSettings(config: RunConfig, rank = 0) {
       beta1: t.betas[0],
     },
     readbackEvery: Math.max(1, Math.min(t.logEveryNSteps, 100)),
+    precision: t.precision,
     // Gradual unfreezing (torch_brain): until freezeUntilStep only what was not loaded from the parent trains —
     // the embeddings (which hold the new participants' rows) and the weightOverrides (fresh initialisation).
     trainable: t.freezeUntilStep > 0
@@ -389,6 +391,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         loss: x.loss,
         grad_norm: x.gradNorm,
         lr: x.lr,
+        ...(x.lossScale !== undefined ? { loss_scale: x.lossScale, skipped_steps: x.skippedSteps! } : {}),
         time: Date.now() / 1000,
       };
       latest.loss = x.loss;
@@ -472,6 +475,9 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         },
       },
       scheduler: { kind: t.scheduler, step, lr: t.lr, totalSteps: t.maxSteps, warmupSteps: t.warmupSteps },
+      ...(snap.gradScaler
+        ? { gradScaler: { ...snap.gradScaler, ...trainer.gradScaler!.settings } as unknown as JsonObject }
+        : {}),
       rng: {
         cpu: {
           generator: "philox4x32-10",
@@ -733,6 +739,9 @@ export function snapshotOf(ckpt: LoadedCheckpoint): TrainerSnapshot {
       expAvgSq,
       ema: s.model.ema ? namedFrom(s.model.ema) : null,
     },
+    ...(s.gradScaler
+      ? { gradScaler: parseGradScalerState(s.gradScaler, `${ckpt.dir}/grad_scaler/state.json`) }
+      : {}),
   };
 }
 

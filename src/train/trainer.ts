@@ -5,6 +5,11 @@
  *
  * What it does not know about: configs, catalogs and files — `train_run.ts` wires those.
  *
+ * Precision: `32-true` runs f32 throughout; `16-mixed` and `bf16-mixed` run the model's linear layers on
+ * f16/bf16 copies of their inputs and weights (f32 master weights, gradients, optimizer state and outputs;
+ * see `src/ops/matmul.ts`), and `16-mixed` adds dynamic loss scaling with a GPU grad scaler
+ * (`src/optim/grad_scaler.ts`) whose scale and skipped-step count ride in the metrics ring.
+ *
  * @module
  */
 import type { Gpu } from "../gpu/gpu.ts";
@@ -21,8 +26,14 @@ import type { CapturedGraph } from "../gpu/gpu.ts";
 import type { ResolvedPoyoKwargs } from "../models/poyo_kwargs.ts";
 import { FlatOptimizer, type OptimizerSettings, type OptimizerState } from "../optim/optimizer.ts";
 import { scheduledValues, type ScheduleSettings } from "../optim/scheduler.ts";
+import {
+  DEFAULT_GRAD_SCALER,
+  GradScaler,
+  type GradScalerSettings,
+  type GradScalerState,
+} from "../optim/grad_scaler.ts";
 import { backward, noGrad } from "../tensor/autograd.ts";
-import { Scope, type Tensor } from "../tensor/tensor.ts";
+import { type HalfDType, Scope, Tensor } from "../tensor/tensor.ts";
 import { scale } from "../ops/mod.ts";
 
 /** Exchanges gradients between ranks (a no-op on one rank). Called after backward, before the update. */
@@ -47,6 +58,18 @@ export interface TrainerSettings {
    * JavaScript (default true). Replayed steps are bit-identical to recorded ones.
    */
   capture?: boolean;
+  /** Numeric precision (default `"32-true"`); see the module documentation. */
+  precision?: TrainingPrecision;
+  /** Grad scaler settings of `16-mixed` (default {@linkcode DEFAULT_GRAD_SCALER}, PyTorch's). */
+  gradScaler?: GradScalerSettings;
+}
+
+/** Numeric precisions of the step engine (`TrainingConfig.precision`). */
+export type TrainingPrecision = "32-true" | "16-mixed" | "bf16-mixed";
+
+/** The 16-bit format a precision multiplies in (null for 32-true). */
+export function autocastDtype(precision: TrainingPrecision): HalfDType | null {
+  return precision === "16-mixed" ? "f16" : precision === "bf16-mixed" ? "bf16" : null;
 }
 
 /** Per-step values read back from the GPU. */
@@ -55,6 +78,10 @@ export interface StepMetrics {
   loss: number;
   gradNorm: number;
   lr: number;
+  /** 16-mixed: the loss scale after this step's update. */
+  lossScale?: number;
+  /** 16-mixed: steps skipped on non-finite gradients so far (this one included). */
+  skippedSteps?: number;
 }
 
 /** Result of an evaluation pass. */
@@ -67,7 +94,7 @@ export interface EvalResult {
   logits: Float32Array[];
 }
 
-const RING_SLOTS = 4; // floats per step in the ring: loss, grad norm, lr, spare
+const RING_SLOTS = 4; // floats per step in the ring: loss, grad norm, loss scale, skipped steps (16-mixed)
 
 /**
  * Owns the model and optimizer on one GPU and runs optimizer steps.
@@ -84,6 +111,8 @@ export class Trainer {
   readonly model: POYO;
   readonly optimizer: FlatOptimizer;
   readonly settings: TrainerSettings;
+  /** The loss scaler of `16-mixed` (null otherwise). */
+  readonly gradScaler: GradScaler | null;
   /** Optimizer steps completed (the next step's number). */
   step = 0;
   #ring: GpuBuffer;
@@ -113,8 +142,13 @@ export class Trainer {
   constructor(gpu: Gpu, kwargs: ResolvedPoyoKwargs, vocab: PoyoVocabulary, settings: TrainerSettings) {
     this.gpu = gpu;
     this.settings = settings;
-    this.model = new POYO(gpu, kwargs, vocab, { seed: settings.seed });
+    const precision = settings.precision ?? "32-true";
+    this.model = new POYO(gpu, kwargs, vocab, { seed: settings.seed, autocast: autocastDtype(precision) });
     this.optimizer = new FlatOptimizer(this.model.params, settings.optimizer);
+    this.gradScaler = precision === "16-mixed"
+      ? new GradScaler(gpu, settings.gradScaler ?? DEFAULT_GRAD_SCALER)
+      : null;
+    if (this.gradScaler) this.optimizer.attachGradScaler(this.gradScaler);
     this.#ringCapacity = Math.max(1, settings.readbackEvery);
     this.#ring = gpu.pool.acquire(this.#ringCapacity * RING_SLOTS * 4, "orion.metrics_ring");
     gpu.clear(this.#ring);
@@ -155,7 +189,13 @@ export class Trainer {
         microBatches.forEach((mb, i) => {
           const batch = uploadBatch(gpu, this.model, mb);
           const { loss } = this.model.loss(batch, { training: true, microBatch: i });
-          backward(k > 1 ? scale(loss, 1 / k) : loss);
+          const root = k > 1 ? scale(loss, 1 / k) : loss;
+          if (this.gradScaler) {
+            // 16-mixed: backward starts from the loss scale S (a GPU value, so replays pick up its changes).
+            const seed = Tensor.empty(gpu, root.shape);
+            this.gradScaler.seedLossGradient(seed.binding());
+            backward(root, seed);
+          } else backward(root);
           // The first micro-batch's loss is staged for the metrics ring.
           if (i === 0) gpu.copy(loss.binding(), this.#lossStage, 4);
         });
@@ -183,6 +223,10 @@ export class Trainer {
       const slot = (step - this.#ringStart) * RING_SLOTS * 4;
       gpu.copy(this.#lossStage, this.#ring, 4, 0, slot);
       gpu.copy(this.optimizer.scalars, this.#ring, 4, 4, slot + 4);
+      if (this.gradScaler) {
+        gpu.copy(this.gradScaler.state, this.#ring, 4, 0, slot + 8); // scale after the update
+        gpu.copy(this.gradScaler.state, this.#ring, 4, 8, slot + 12); // skipped steps
+      }
       this.#lrs.set(step, lr);
       this.step++;
       if (this.step - this.#ringStart >= this.#ringCapacity) this.#queueReadback();
@@ -202,6 +246,7 @@ export class Trainer {
     if (count <= 0) return;
     const bytes = this.gpu.readback(this.#ring, 0, count * RING_SLOTS * 4);
     const lrs = this.#lrs;
+    const scaled = this.gradScaler !== null;
     const entry: { promise: Promise<StepMetrics[]>; value: StepMetrics[] | null } = {
       promise: null!,
       value: null,
@@ -216,6 +261,7 @@ export class Trainer {
           loss: f[i * RING_SLOTS],
           gradNorm: f[i * RING_SLOTS + 1],
           lr: lrs.get(step) ?? NaN,
+          ...(scaled ? { lossScale: f[i * RING_SLOTS + 2], skippedSteps: f[i * RING_SLOTS + 3] } : {}),
         });
         lrs.delete(step);
       }
@@ -345,13 +391,16 @@ export class Trainer {
     // Training goes on: the host copies are spread over the next steps' submits (Gpu.readback `spread`).
     const values = gpu.readback(store.values, 0, bytes, { spread: !submit });
     const optimizer = this.optimizer.readStateAsync({ spread: !submit });
+    const scaler = this.gradScaler
+      ? this.gradScaler.readStateAsync({ spread: !submit })
+      : Promise.resolve(null);
     if (submit) gpu.submit();
-    return Promise.all([values, optimizer]).then(([v, opt]) => {
+    return Promise.all([values, optimizer, scaler]).then(([v, opt, gradScaler]) => {
       const flat = new Float32Array(v);
       const weights = new Map<string, Float32Array>();
       // Views, not copies: the flat read-back is this snapshot's own buffer.
       for (const s of store.slots) weights.set(s.name, flat.subarray(s.offset, s.offset + s.size));
-      return { step, weights, optimizer: opt };
+      return gradScaler ? { step, weights, optimizer: opt, gradScaler } : { step, weights, optimizer: opt };
     });
   }
 
@@ -359,6 +408,15 @@ export class Trainer {
   restore(snapshot: TrainerSnapshot): void {
     this.model.params.writeValues(snapshot.weights);
     this.optimizer.loadState(snapshot.optimizer);
+    if (this.gradScaler) {
+      if (!snapshot.gradScaler) {
+        throw new Error(
+          `Cannot restore a 16-mixed trainer from a snapshot of step ${snapshot.step} as it has no grad scaler ` +
+            "state: current value is undefined (resume from a checkpoint written by a 16-mixed run)",
+        );
+      }
+      this.gradScaler.loadState(snapshot.gradScaler);
+    }
     this.step = snapshot.step;
     this.#ringStart = snapshot.step;
     this.#lrs.clear();
@@ -370,4 +428,6 @@ export interface TrainerSnapshot {
   step: number;
   weights: Map<string, Float32Array>;
   optimizer: OptimizerState;
+  /** The loss scaler's state (16-mixed runs). */
+  gradScaler?: GradScalerState;
 }
