@@ -168,7 +168,11 @@ export interface MemoryEstimate {
     optimizerState: number;
     /** EMA copy of the weights (0 when off). */
     ema: number;
-    /** Activations kept for the backward pass, for the whole batch. */
+    /**
+     * Activations kept for the backward pass, for the whole batch: f32 in every precision (activations live
+     * until the end of the step), plus under 16-mixed/bf16-mixed the 16-bit copies of every linear layer's
+     * input that the backward matmuls read.
+     */
     activations: number;
     /** Attention score matrix of the largest layer (transient, one layer at a time). */
     attentionWorkspace: number;
@@ -212,7 +216,7 @@ export function estimatePoyoMemory(input: MemoryEstimateInput): MemoryEstimate {
   const parameters = table.reduce((n, p) => n + numel(p.shape), 0);
   const largestTensor = table.reduce((a, p) => (numel(p.shape) > numel(a.shape) ? p : a), table[0]);
   const mixed = input.precision !== "32-true";
-  const act = mixed ? 2 : 4;
+  const act = 4; // activations stay f32 in every precision (src/ops/matmul.ts autocast adds 16-bit copies)
 
   const ffnElems = (rows: number) => rows * 18 * D; // LN, w1 out (8D), a⊙gelu(g) (4D), dropout mask (4D), w2 out
   const crossElems = (queries: number, keys: number) =>
@@ -220,6 +224,14 @@ export function estimatePoyoMemory(input: MemoryEstimateInput): MemoryEstimate {
   const selfElems = L * (D + 3 * hs * dh + hs * dh + hs + 2 * D);
   const perSampleActivationElems = N * (P + D) + crossElems(L, N) + ffnElems(L) +
     k.depth * (selfElems + ffnElems(L) + L * D) + crossElems(Q, L) + ffnElems(Q) + Q * C;
+  // Linear-layer inputs (autocast keeps their 16-bit copies): value maps (P per token and modality), cross
+  // attention (normed queries and context, attention output), FFNs (normed input D, gated hidden 4D), self
+  // attention (normed input, attention output), readout.
+  const M = Math.max(1, input.layout.modalities.length);
+  const crossInputs = (queries: number, keys: number) => queries * (D + hc * dh) + keys * D;
+  const ffnInputs = (rows: number) => rows * 5 * D;
+  const perSampleLinearInputs = N * P * M + crossInputs(L, N) + ffnInputs(L) +
+    k.depth * (L * (D + hs * dh) + ffnInputs(L)) + crossInputs(Q, L) + ffnInputs(Q) + Q * D;
   const workspaces = [
     { name: "encoder cross-attention scores [B, crossHeads, L, N] f32", perSample: hc * L * N * 4 },
     {
@@ -238,7 +250,7 @@ export function estimatePoyoMemory(input: MemoryEstimateInput): MemoryEstimate {
     gradients: parameters * 4,
     optimizerState: parameters * 8 + (input.optimizer === "adamw" ? 0 : numel(largestTensor.shape) * 4),
     ema: input.emaDecay === null ? 0 : parameters * 4,
-    activations: B * perSampleActivationElems * act,
+    activations: B * perSampleActivationElems * act + (mixed ? B * perSampleLinearInputs * 2 : 0),
     attentionWorkspace: B * workspace.perSample,
     inputBatch: B * inputPerSample,
     total: 0,

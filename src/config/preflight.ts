@@ -151,6 +151,14 @@ export const PRECISION_FEATURES: Record<(typeof PRECISIONS)[number], string[]> =
   "bf16-mixed": [],
 };
 
+/** What each precision computes in (the pre-flight check's detail; see docs/numerics.md "Precision"). */
+export const PRECISION_SUMMARY: Record<(typeof PRECISIONS)[number], string> = {
+  "32-true": "f32 throughout",
+  "16-mixed": "f16 matmul inputs via shader-f16, f32 accumulation and master weights, dynamic loss scaling",
+  "bf16-mixed":
+    "bf16 matmul inputs (packed bit patterns), f32 accumulation and master weights, no loss scaling",
+};
+
 /** Channel count and sample rate assumed per modality when the catalog is not consulted. */
 export const ASSUMED_MODALITY_LAYOUT: Record<string, { channels: number; sampleRate: number }> = {
   eeg: { channels: 64, sampleRate: 256 },
@@ -587,18 +595,7 @@ export async function preflightRunConfig(
       'set training.precision to "32-true" or "bf16-mixed"',
     ));
     check("precision", "failed", `missing ${needed.join(", ")}`);
-  } else if (t.precision !== "32-true") {
-    // Honest status: the kernels do not yet store activations in 16 bits; the run is f32 throughout.
-    problems.push(problem(
-      "training.precision",
-      t.precision,
-      `${t.precision} runs as 32-true in this version: activations and matmul inputs are stored and computed ` +
-        "in f32 (reduced-precision storage is not implemented yet), so memory use is the f32 estimate above",
-      'set training.precision to "32-true" to silence this warning',
-      "warning",
-    ));
-    check("precision", "ok", `${t.precision} accepted, runs in f32`);
-  } else check("precision", "ok", `${t.precision} supported`);
+  } else check("precision", "ok", `${t.precision} supported (${PRECISION_SUMMARY[t.precision]})`);
 
   if (!memory) check("memory", "skipped", `no memory model for ${config.model.cls.modelName}`);
   else {
@@ -637,7 +634,7 @@ export async function preflightRunConfig(
           formatBytes(memory.perSampleBytes)
         } per window × ${t.batchSize}) and the device has ${formatBytes(deviceMemory)}`,
         fitBatch >= 1
-          ? `lower training.batchSize to ≤ ${fitBatch} (raise training.accumulateGradBatches to keep the global batch), or use "bf16-mixed"`
+          ? `lower training.batchSize to ≤ ${fitBatch} (raise training.accumulateGradBatches to keep the global batch)`
           : "shrink the model (model.kwargs.dim / depth): the weights and optimizer state alone do not fit",
       ));
     }

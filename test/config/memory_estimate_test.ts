@@ -90,7 +90,9 @@ Deno.test("memory estimate: components scale as they should", () => {
     optimizer: "sparse_lamb",
     emaDecay: 0.999,
   });
-  assert.equal(mixed.bytes.activations, a.bytes.activations / 2);
+  // Activations stay f32; the 16-bit copies of the linear layers' inputs come on top.
+  assert.ok(mixed.bytes.activations > a.bytes.activations);
+  assert.ok(mixed.bytes.activations < a.bytes.activations * 1.5);
   assert.equal(mixed.bytes.halfPrecisionCopy, a.parameters * 2);
   assert.equal(mixed.bytes.ema, a.parameters * 4);
   assert.ok(mixed.bytes.optimizerState > a.bytes.optimizerState); // LAMB's update scratch

@@ -181,15 +181,35 @@ Deno.test("pipeline pre-flight: a stage may start from an earlier stage; paths a
   );
 });
 
-Deno.test("16-mixed and bf16-mixed pass with a warning that this version runs them in f32", async () => {
+Deno.test("16-mixed and bf16-mixed pass without warnings; 16-mixed needs shader-f16 (stubbed probe)", async () => {
   for (const precision of ["16-mixed", "bf16-mixed"] as const) {
     const report = await preflightRunConfig(
       { ...good, training: { ...good.training, precision } },
       context({ adapter: H200 }),
     );
     assert.equal(report.ok, true, formatPreflightReport(report));
-    const warning = report.problems.find((p) => p.path === "training.precision");
-    assert.equal(warning?.severity, "warning");
-    assert.match(warning!.message, /runs as 32-true/);
+    assert.deepEqual(report.problems.filter((p) => p.path === "training.precision"), []);
+    assert.match(report.checks.find((c) => c.name === "precision")!.detail, /supported/);
   }
+  // An adapter without shader-f16: 16-mixed is a pre-flight error naming the fix; bf16-mixed still runs.
+  const noF16 = { ...H200, features: ["timestamp-query"], description: "fake adapter without f16" };
+  const probed = context({ probeAdapter: () => Promise.resolve(noF16) });
+  const f16 = await preflightRunConfig(
+    { ...good, training: { ...good.training, precision: "16-mixed" } },
+    probed,
+  );
+  assert.equal(f16.ok, false);
+  const err = f16.problems.find((p) => p.path === "training.precision")!;
+  assert.equal(err.severity, "error");
+  assert.match(
+    err.message,
+    /Cannot train in 16-mixed as the adapter \(fake adapter without f16\) lacks shader-f16/,
+  );
+  assert.match(err.fix!, /32-true.*bf16-mixed/);
+  assert.equal(f16.checks.find((c) => c.name === "precision")!.status, "failed");
+  const bf16 = await preflightRunConfig(
+    { ...good, training: { ...good.training, precision: "bf16-mixed" } },
+    context({ probeAdapter: () => Promise.resolve(noF16) }),
+  );
+  assert.equal(bf16.ok, true, formatPreflightReport(bf16));
 });
