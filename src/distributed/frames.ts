@@ -208,6 +208,17 @@ export function decodeFrame(message: unknown): Frame {
     return { type, payload: new Uint8Array(buffer, FRAME_HEADER_BYTES, payloadBytes) };
   }
   if (type !== FrameType.data) throw new FrameError(`unknown frame type ${type}`);
+  const header = parseDataChunkHeader(view, payloadBytes);
+  return {
+    type,
+    header,
+    values: new Float32Array(buffer, DATA_VALUES_OFFSET, header.elementCount),
+    buffer,
+  };
+}
+
+/** Validates the chunk header of a data payload of `payloadBytes` bytes (frame header already checked). */
+function parseDataChunkHeader(view: DataView, payloadBytes: number): DataChunkHeader {
   if (payloadBytes < DATA_HEADER_BYTES) throw new FrameError(`data frame too short for its chunk header`);
   const h = FRAME_HEADER_BYTES;
   const phase = view.getUint8(h + 16);
@@ -238,12 +249,47 @@ export function decodeFrame(message: unknown): Frame {
       `chunk [${header.offset}, +${header.elementCount}) overruns bucket of ${header.bucketLength}`,
     );
   }
-  return {
-    type,
-    header,
-    values: new Float32Array(buffer, DATA_VALUES_OFFSET, header.elementCount),
-    buffer,
-  };
+  return header;
+}
+
+/**
+ * Parses the first {@link DATA_VALUES_OFFSET} bytes of a data message whose total length is
+ * `messageBytes`, before its values are read (so a receiver can read the values straight to where they
+ * belong). Same checks as {@link decodeFrame}: magic, version, type, length field, reserved bits, and a
+ * chunk header consistent with the message length. Throws {@link FrameError}.
+ */
+export function decodeDataHead(head: Uint8Array, messageBytes: number): DataChunkHeader {
+  if (head.length < DATA_VALUES_OFFSET) {
+    throw new FrameError(`data message head too short: ${head.length} bytes < ${DATA_VALUES_OFFSET}`);
+  }
+  if (messageBytes > MAX_MESSAGE_BYTES) {
+    throw new FrameError(`frame too large: ${messageBytes} bytes > ${MAX_MESSAGE_BYTES}`);
+  }
+  const view = new DataView(head.buffer, head.byteOffset, DATA_VALUES_OFFSET);
+  if (view.getUint32(0, true) !== FRAME_MAGIC) throw new FrameError("bad magic; not an Orion frame");
+  const version = view.getUint16(4, true);
+  if (version !== FRAME_VERSION) {
+    throw new FrameError(`unsupported frame version ${version}; expected ${FRAME_VERSION}`);
+  }
+  const type = view.getUint16(6, true);
+  if (type !== FrameType.data) {
+    throw new FrameError(`expected a data frame on the data link, got type ${type}`);
+  }
+  const payloadBytes = view.getUint32(8, true);
+  if (payloadBytes !== messageBytes - FRAME_HEADER_BYTES) {
+    throw new FrameError(
+      `length field ${payloadBytes} disagrees with payload of ${messageBytes - FRAME_HEADER_BYTES} bytes`,
+    );
+  }
+  if (view.getUint32(12, true) !== 0) throw new FrameError("reserved header bits set");
+  return parseDataChunkHeader(view, payloadBytes);
+}
+
+/** The {@link DATA_VALUES_OFFSET}-byte head (frame header + chunk header) of a data message. */
+export function encodeDataHead(header: DataChunkHeader): Uint8Array<ArrayBuffer> {
+  const head = new Uint8Array(DATA_VALUES_OFFSET);
+  writeDataHeader(head.buffer, header);
+  return head;
 }
 
 /** Trims a close reason to the 123-byte limit of the WebSocket protocol. */

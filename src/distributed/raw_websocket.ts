@@ -46,6 +46,19 @@ export class BufferPool {
   }
 }
 
+/**
+ * Receives binary messages in two parts so their bulk can be read straight to where it belongs: the first
+ * `headBytes` bytes are read into a small buffer, `target` (called with them and the message length)
+ * names where the rest goes (exactly `messageBytes − headBytes` bytes), and `done` runs once it is there.
+ * Either callback may throw to refuse the message: the link then closes with code 4400 and the reason.
+ * Messages shorter than `headBytes` are refused the same way.
+ */
+export interface SplitReceiver {
+  readonly headBytes: number;
+  target(head: Uint8Array, messageBytes: number): Uint8Array;
+  done(head: Uint8Array, rest: Uint8Array): void;
+}
+
 /** What the server decides about an upgrade request. */
 export type UpgradeDecision = { ok: true } | { ok: false; status: number; reason: string };
 
@@ -210,7 +223,13 @@ export class RawWebSocket {
   #pending: Uint8Array;
   readonly #pool: BufferPool;
   readonly #maxPayload: number;
-  readonly #queue: Array<{ header: Uint8Array; payload: Uint8Array; pooled: ArrayBuffer | null }> = [];
+  readonly #queue: Array<{
+    header: Uint8Array;
+    parts: Uint8Array[];
+    pooled: ArrayBuffer | null;
+    written: (() => void) | null;
+  }> = [];
+  #splitReceiver: SplitReceiver | null = null;
   #writing = false;
   #closed = false;
   #drainWaiters: Array<() => void> = [];
@@ -234,6 +253,13 @@ export class RawWebSocket {
     return !this.#closed;
   }
 
+  /**
+   * Reads binary messages through `receiver` instead of `onmessage` (call before {@link start}).
+   */
+  receiveSplit(receiver: SplitReceiver): void {
+    this.#splitReceiver = receiver;
+  }
+
   /** Starts the read loop. */
   start(): void {
     this.#readLoop().catch((error) => this.#finish(1006, (error as Error).message));
@@ -249,6 +275,30 @@ export class RawWebSocket {
     }
     this.bytesSent += buffer.byteLength;
     this.#enqueue(0x2, new Uint8Array(buffer), giveBackToPool ? buffer : null);
+  }
+
+  /**
+   * Queues one binary message made of `parts` (written without copying on a server-side link; a client
+   * masks a copy). `written` runs once every byte was handed to the OS; it never runs when the link
+   * closes first. The parts must stay unchanged until then.
+   */
+  sendParts(parts: Uint8Array[], written?: () => void): void {
+    if (this.#closed) return;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    this.bytesSent += length;
+    const header = this.#header(0x2, length);
+    if (this.#role === "client") {
+      const joined = new Uint8Array(length);
+      let offset = 0;
+      for (const part of parts) {
+        joined.set(part, offset);
+        offset += part.length;
+      }
+      parts = [this.#mask(header, joined)];
+    }
+    this.#queue.push({ header, parts, pooled: null, written: written ?? null });
+    if (!this.#writing) void this.#writeLoop();
   }
 
   /** Resolves when every queued message was written (or the link closed). */
@@ -313,7 +363,7 @@ export class RawWebSocket {
   #enqueue(opcode: number, payload: Uint8Array, pooled: ArrayBuffer | null): void {
     const header = this.#header(opcode, payload.length);
     const body = this.#role === "client" ? this.#mask(header, payload) : payload;
-    this.#queue.push({ header, payload: body, pooled });
+    this.#queue.push({ header, parts: [body], pooled, written: null });
     if (!this.#writing) void this.#writeLoop();
   }
 
@@ -322,16 +372,18 @@ export class RawWebSocket {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const item = this.#queue.shift()!;
-        if (item.payload.length < 4096) {
-          const frame = new Uint8Array(item.header.length + item.payload.length);
+        if (item.parts.length === 1 && item.parts[0].length < 4096) {
+          const payload = item.parts[0];
+          const frame = new Uint8Array(item.header.length + payload.length);
           frame.set(item.header);
-          frame.set(item.payload, item.header.length);
+          frame.set(payload, item.header.length);
           await writeAll(this.#conn, frame);
         } else {
           await writeAll(this.#conn, item.header);
-          await writeAll(this.#conn, item.payload);
+          for (const part of item.parts) await writeAll(this.#conn, part);
         }
         if (item.pooled) this.#pool.give(item.pooled);
+        item.written?.();
       }
     } catch (error) {
       this.#finish(1006, `write failed: ${(error as Error).message}`);
@@ -393,6 +445,33 @@ export class RawWebSocket {
         return this.#protocolError(`frame of ${length} bytes exceeds ${this.#maxPayload}`);
       }
       const isData = opcode === 0x2;
+      const split = this.#splitReceiver;
+      if (isData && split) {
+        if (masked) return this.#protocolError("masked frames cannot be received in two parts");
+        if (length < split.headBytes) {
+          return this.#protocolError(
+            `message of ${length} bytes is shorter than its ${split.headBytes}-byte head`,
+          );
+        }
+        const headBytes = new Uint8Array(split.headBytes);
+        if (!await this.#readExact(headBytes)) return this.#finish(1006, "connection closed");
+        let rest: Uint8Array;
+        try {
+          rest = split.target(headBytes, length);
+          if (rest.length !== length - split.headBytes) {
+            throw new Error(`receive target of ${rest.length} bytes for ${length - split.headBytes}`);
+          }
+        } catch (error) {
+          return this.#protocolError((error as Error).message);
+        }
+        if (!await this.#readExact(rest)) return this.#finish(1006, "connection closed");
+        try {
+          split.done(headBytes, rest);
+        } catch (error) {
+          return this.#protocolError((error as Error).message);
+        }
+        continue;
+      }
       const buffer = isData ? this.#pool.take(length) : new ArrayBuffer(length);
       const bytes = new Uint8Array(buffer);
       if (!await this.#readExact(bytes)) return this.#finish(1006, "connection closed");

@@ -43,6 +43,82 @@ export function ringSegmentBounds(length: number, worldSize: number): Array<{ st
 }
 
 /**
+ * The ring segments of stripe `stripe` of `stripes` (see `striped_all_reduce.ts`): each of the
+ * {@link ringSegmentBounds} segments is cut into `stripes` parts of `roundUp4(ceil(len / stripes))` values,
+ * and the stripe takes part `stripe` of each (possibly empty). Segment s of every stripe lies inside global
+ * segment s, so it starts at rank s and every element is summed in the same order as by the unstriped ring.
+ */
+export function stripeSegmentBounds(
+  length: number,
+  worldSize: number,
+  stripe: number,
+  stripes: number,
+): Array<{ start: number; end: number }> {
+  return ringSegmentBounds(length, worldSize).map(({ start, end }) => {
+    const per = Math.ceil(Math.ceil((end - start) / stripes) / 4) * 4;
+    return { start: Math.min(end, start + stripe * per), end: Math.min(end, start + (stripe + 1) * per) };
+  });
+}
+
+/** Chunks a rank receives in one collective over `segments` (both phases). */
+export function expectedRingChunks(
+  rank: number,
+  worldSize: number,
+  segments: ReadonlyArray<{ start: number; end: number }>,
+  chunkElements: number,
+): number {
+  const mod = (x: number) => ((x % worldSize) + worldSize) % worldSize;
+  const chunks = (s: number) => Math.ceil((segments[s].end - segments[s].start) / chunkElements);
+  let expected = 0;
+  for (let k = 0; k < worldSize - 1; k++) expected += chunks(mod(rank - k - 1)) + chunks(mod(rank - k));
+  return expected;
+}
+
+/**
+ * Checks that a chunk from the left neighbour fits rank `rank`'s schedule for a collective over
+ * `bucket`/`bucketLength`/`segments`; throws {@link RingOrderError} naming the mismatch.
+ */
+export function checkRingChunk(
+  h: DataChunkHeader,
+  expect: {
+    rank: number;
+    worldSize: number;
+    seq: number;
+    bucket: number;
+    bucketLength: number;
+    segments: ReadonlyArray<{ start: number; end: number }>;
+    chunkElements: number;
+  },
+): void {
+  const n = expect.worldSize;
+  const mod = (x: number) => ((x % n) + n) % n;
+  if (h.bucket !== expect.bucket || h.bucketLength !== expect.bucketLength) {
+    throw new RingOrderError(
+      `Cannot all-reduce bucket ${expect.bucket} (${expect.bucketLength} values) at position #${expect.seq} ` +
+        `as rank ${
+          mod(expect.rank - 1)
+        } started bucket ${h.bucket} (${h.bucketLength} values) there: every ` +
+        `rank must start the same buckets in the same fixed order`,
+    );
+  }
+  if (h.step > n - 2) throw new RingOrderError(`ring step ${h.step} out of range for ${n} ranks`);
+  const expectedSegment = h.phase === RingPhase.reduceScatter
+    ? mod(expect.rank - h.step - 1)
+    : mod(expect.rank - h.step);
+  const seg = expect.segments[expectedSegment];
+  if (
+    h.segment !== expectedSegment || h.offset < seg.start ||
+    (h.offset - seg.start) % expect.chunkElements !== 0 ||
+    h.elementCount !== Math.min(expect.chunkElements, seg.end - h.offset) || h.elementCount === 0
+  ) {
+    throw new RingOrderError(
+      `chunk (phase ${h.phase}, step ${h.step}, segment ${h.segment}, offset ${h.offset}, ${h.elementCount} ` +
+        `values) does not fit the ring schedule of rank ${expect.rank}`,
+    );
+  }
+}
+
+/**
  * The exact result every rank of a ring all-reduce mean produces, computed directly from all ranks'
  * inputs (the documented summation order). For tests and audits.
  */
@@ -159,11 +235,7 @@ export class RingAllReduce {
     const n = this.worldSize;
     if (n === 1 || data.length === 0) return Promise.resolve();
     const segments = ringSegmentBounds(data.length, n);
-    const chunks = (s: number) => Math.ceil((segments[s].end - segments[s].start) / this.chunkElements);
-    let expected = 0;
-    for (let k = 0; k < n - 1; k++) {
-      expected += chunks(this.#mod(this.rank - k - 1)) + chunks(this.#mod(this.rank - k));
-    }
+    const expected = expectedRingChunks(this.rank, n, segments, this.chunkElements);
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const collective: Collective = {
       seq,
@@ -243,10 +315,6 @@ export class RingAllReduce {
     this.#early.clear();
   }
 
-  #mod(x: number): number {
-    return ((x % this.worldSize) + this.worldSize) % this.worldSize;
-  }
-
   #header(
     c: Collective,
     phase: RingPhase,
@@ -271,30 +339,15 @@ export class RingAllReduce {
   #process(c: Collective, frame: DataFrame): void {
     const h = frame.header;
     const n = this.worldSize;
-    if (h.bucket !== c.bucket || h.bucketLength !== c.data.length) {
-      throw new RingOrderError(
-        `Cannot all-reduce bucket ${c.bucket} (${c.data.length} values) at position #${c.seq} as rank ` +
-          `${
-            this.#mod(this.rank - 1)
-          } started bucket ${h.bucket} (${h.bucketLength} values) there: every rank must ` +
-          `start the same buckets in the same fixed order`,
-      );
-    }
-    if (h.step > n - 2) throw new RingOrderError(`ring step ${h.step} out of range for ${n} ranks`);
-    const expectedSegment = h.phase === RingPhase.reduceScatter
-      ? this.#mod(this.rank - h.step - 1)
-      : this.#mod(this.rank - h.step);
-    const seg = c.segments[expectedSegment];
-    if (
-      h.segment !== expectedSegment || h.offset < seg.start ||
-      (h.offset - seg.start) % this.chunkElements !== 0 ||
-      h.elementCount !== Math.min(this.chunkElements, seg.end - h.offset) || h.elementCount === 0
-    ) {
-      throw new RingOrderError(
-        `chunk (phase ${h.phase}, step ${h.step}, segment ${h.segment}, offset ${h.offset}, ${h.elementCount} values) ` +
-          `does not fit the ring schedule of rank ${this.rank}`,
-      );
-    }
+    checkRingChunk(h, {
+      rank: this.rank,
+      worldSize: n,
+      seq: c.seq,
+      bucket: c.bucket,
+      bucketLength: c.data.length,
+      segments: c.segments,
+      chunkElements: this.chunkElements,
+    });
     const { offset, elementCount: count } = h;
     const local = c.data.subarray(offset, offset + count);
     if (h.phase === RingPhase.reduceScatter) {

@@ -222,17 +222,28 @@ function divBody(): number[] {
   return [...vec([[3, I32], [1, V128]]), ...code];
 }
 
+/** Largest size of a shared kernel memory, in 64 KiB pages (4 GiB, all of wasm32's address space). */
+export const SHARED_MEMORY_MAX_PAGES = 65536;
+
 /**
- * Emits the kernel module: exports `memory` (grown by the host), `add_f32(dst, a, b, n)` and
- * `div_f32(ptr, n, d)`; pointers are byte offsets into `memory`.
+ * Emits the kernel module: exports `memory`, `add_f32(dst, a, b, n)` and `div_f32(ptr, n, d)`; pointers
+ * are byte offsets into `memory`. By default the module defines its own memory (grown by the host); with
+ * `importSharedMemory` it imports `env.memory`, a shared memory of at most
+ * {@link SHARED_MEMORY_MAX_PAGES} pages (one memory used by several threads, see {@link ArenaReductionKernel}).
  */
-export function buildSimdKernelWasm(): Uint8Array {
+export function buildSimdKernelWasm(options: { importSharedMemory?: boolean } = {}): Uint8Array {
   const types = section(
     1,
     vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), 0], [0x60, ...vec([[I32], [I32], [F32]]), 0]]),
   );
   const funcs = section(3, vec([[0], [1]]));
-  const memory = section(5, vec([[0x00, ...uleb(1)]]));
+  const imports = options.importSharedMemory
+    ? section(
+      2,
+      vec([[...name("env"), ...name("memory"), 0x02, 0x03, ...uleb(1), ...uleb(SHARED_MEMORY_MAX_PAGES)]]),
+    )
+    : [];
+  const memory = options.importSharedMemory ? [] : section(5, vec([[0x00, ...uleb(1)]]));
   const exports = section(
     7,
     vec([
@@ -253,6 +264,7 @@ export function buildSimdKernelWasm(): Uint8Array {
     0x00,
     0x00,
     ...types,
+    ...imports,
     ...funcs,
     ...memory,
     ...exports,
@@ -345,6 +357,45 @@ export class WasmReductionKernel implements ReductionKernel {
       if (divisor !== null) this.#exports.div_f32(0, n, divisor);
       r.set(this.#a.subarray(0, n));
     }
+  }
+}
+
+let compiledShared: WebAssembly.Module | undefined;
+
+/**
+ * The SIMD kernel over a shared `WebAssembly.Memory` that holds both the received chunks and the buckets
+ * (an arena several threads use): it adds and divides in place at byte offsets, with no staging copies.
+ * Bit-identical to {@link WasmReductionKernel} and {@link jsReductionKernel}.
+ *
+ * @example
+ * ```ts
+ * const memory = new WebAssembly.Memory({ initial: 2, maximum: SHARED_MEMORY_MAX_PAGES, shared: true });
+ * const kernel = new ArenaReductionKernel(memory);
+ * kernel.add(0, 0, 65536, 16); // f32 [0, 64) += f32 [65536, 65600)
+ * ```
+ */
+export class ArenaReductionKernel {
+  readonly memory: WebAssembly.Memory;
+  readonly #exports: KernelExports;
+
+  constructor(memory: WebAssembly.Memory) {
+    compiledShared ??= new WebAssembly.Module(
+      buildSimdKernelWasm({ importSharedMemory: true }) as Uint8Array<ArrayBuffer>,
+    );
+    this.memory = memory;
+    this.#exports = new WebAssembly.Instance(compiledShared, { env: { memory } })
+      .exports as unknown as KernelExports;
+  }
+
+  /** f32 `dst[i] = a[i] + b[i]` for `count` values at byte offsets `dst`, `a`, `b` (may alias). */
+  add(dst: number, a: number, b: number, count: number): void {
+    this.#exports.add_f32(dst, a, b, count);
+  }
+
+  /** f32 `dst[i] = (a[i] + b[i]) / divisor` (the add rounded first). */
+  addDivide(dst: number, a: number, b: number, count: number, divisor: number): void {
+    this.#exports.add_f32(dst, a, b, count);
+    this.#exports.div_f32(dst, count, divisor);
   }
 }
 

@@ -1,0 +1,368 @@
+/**
+ * Striped ring all-reduce: a rank's buckets are reduced by `stripes` rings at once, each on its own Worker
+ * thread with its own two sockets (`ring_stripe_worker.ts`), so the per-byte work of a rank (socket reads
+ * and writes, the add) runs on several cores. Stripe k takes part k of every ring segment
+ * ({@link stripeSegmentBounds}), so every element is summed in the same order as by the unstriped ring:
+ * the bits depend only on (bucket length, world size), never on the stripe count.
+ *
+ * Buckets live in a shared arena ({@link SharedReduceArena}); the workers read chunks straight into it and
+ * add in place ({@link StripeRing}). A bucket from {@link StripedAllReduce.sharedBucket} is reduced where it
+ * is; any other Float32Array is copied in and back out.
+ *
+ * @module
+ */
+import { RingOrderError, stripeSegmentBounds } from "./ring_all_reduce.ts";
+import { SharedReduceArena } from "./reduce_arena.ts";
+import { workerModuleUrl } from "../util/worker_module.ts";
+
+/** Messages from the rank's thread to a stripe worker. */
+export type ToStripeWorker =
+  | {
+    t: "listen";
+    hostname: string;
+    secret: string;
+    jobId: string;
+    stripe: number;
+    memory: WebAssembly.Memory;
+  }
+  | {
+    t: "connect";
+    rank: number;
+    worldSize: number;
+    generation: number;
+    left: { host: string; port: number };
+    chunkElements: number;
+    stripes: number;
+    receiveOffset: number;
+  }
+  | { t: "start"; seq: number; bucket: number; offset: number; length: number }
+  | { t: "drain"; id: number }
+  | { t: "stop"; reason: string };
+
+/** Messages from a stripe worker to the rank's thread. */
+export type FromStripeWorker =
+  | { t: "listening"; port: number }
+  | { t: "connected" }
+  | { t: "setup_failed"; message: string }
+  | { t: "done"; seq: number }
+  | { t: "failed"; seq: number; name: string; message: string }
+  | { t: "drained"; id: number }
+  | { t: "link_lost"; peerRank: number; reason: string }
+  | { t: "stopped" };
+
+/** Options of {@link StripedAllReduce.listen}. */
+export interface StripedAllReduceOptions {
+  /** Worker threads (and socket pairs) per rank, ≥ 1. */
+  stripes: number;
+  /** Address the stripe data servers listen on. */
+  hostname: string;
+  /** Job secret (stripe links are authenticated like the ring's: role peer, right neighbour, once). */
+  secret: string;
+  jobId: string;
+  /** A stripe link broke (or a worker died); the rank reports it and stops. */
+  onLinkLost(peerRank: number | null, reason: string): void;
+  /** Worker entry module (default: `ring_stripe_worker.ts` beside this module, or `ring_stripe_worker.js` beside a bundle). */
+  moduleUrl?: string;
+}
+
+/** The stripe worker module of this process, or null where Workers cannot start (a compiled binary). */
+export function stripeWorkerModuleUrl(): string | null {
+  const url = workerModuleUrl(import.meta.url, "./ring_stripe_worker.ts", "ring_stripe_worker");
+  return url !== null && url.startsWith("file:") ? url : null;
+}
+
+/**
+ * Default stripes per rank: about a quarter of the logical cores, 1..4; 0 (the rank's own thread) where
+ * Workers cannot start. Ranks use the smallest count any rank offers.
+ */
+export function defaultStripes(): number {
+  if (stripeWorkerModuleUrl() === null) return 0;
+  const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 2 : 2;
+  return Math.max(1, Math.min(4, Math.floor(cores / 4)));
+}
+
+interface StripeWorker {
+  worker: Worker;
+  index: number;
+  port: number;
+  waiters: Map<string, PromiseWithResolvers<FromStripeWorker>>;
+}
+
+interface PendingCollective {
+  remaining: number;
+  copyBack: { offset: number; target: Float32Array } | null;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * One rank's striped ring. Start the workers with {@link listen} (publish {@link ports} to the peers),
+ * then {@link connect} with the left neighbour's stripe ports and the agreed stripe count.
+ *
+ * @example
+ * ```ts ignore
+ * const striped = await StripedAllReduce.listen({ stripes: 2, hostname: "0.0.0.0", secret, jobId, onLinkLost });
+ * // ... exchange striped.ports with the peers (the coordinator's hello/assign) ...
+ * await striped.connect({ rank, worldSize, generation, left: { host, ports: leftPorts }, stripes: 2, chunkElements });
+ * await striped.start(0, gradients); // gradients now holds the mean over ranks, bit-identical on every rank
+ * await striped.close();
+ * ```
+ */
+export class StripedAllReduce {
+  readonly arena: SharedReduceArena;
+  readonly #workers: StripeWorker[];
+  readonly #onLinkLost: StripedAllReduceOptions["onLinkLost"];
+  readonly #arenaBuffers = new WeakSet<ArrayBufferLike>();
+  readonly #pending = new Map<number, PendingCollective>();
+  #stripes = 0;
+  #nextSeq = 0;
+  #nextDrain = 0;
+  #failure: Error | null = null;
+  #closed = false;
+
+  private constructor(
+    arena: SharedReduceArena,
+    workers: StripeWorker[],
+    onLinkLost: StripedAllReduceOptions["onLinkLost"],
+  ) {
+    this.arena = arena;
+    this.#workers = workers;
+    this.#onLinkLost = onLinkLost;
+  }
+
+  /** Starts `stripes` workers, each listening for its right neighbour's stripe link. */
+  static async listen(options: StripedAllReduceOptions): Promise<StripedAllReduce> {
+    if (!Number.isInteger(options.stripes) || options.stripes < 1 || options.stripes > 64) {
+      throw new RangeError(
+        `Cannot start the striped ring as stripes is out of range: current value is ${options.stripes}; use 1..64`,
+      );
+    }
+    const url = options.moduleUrl ?? stripeWorkerModuleUrl();
+    if (url === null) {
+      throw new Error(
+        "Cannot start all-reduce stripe workers as this build carries no ring_stripe_worker module (a compiled " +
+          "binary); use stripes 0",
+      );
+    }
+    const arena = new SharedReduceArena();
+    const workers: StripeWorker[] = [];
+    let self: StripedAllReduce | null = null;
+    for (let index = 0; index < options.stripes; index++) {
+      const worker = new Worker(url, { type: "module" });
+      const entry: StripeWorker = { worker, index, port: 0, waiters: new Map() };
+      worker.onmessage = (e: MessageEvent<FromStripeWorker>) => self!.#onMessage(entry, e.data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        self!.#fail(null, `all-reduce stripe worker ${index} crashed: ${e.message}`);
+      };
+      workers.push(entry);
+    }
+    self = new StripedAllReduce(arena, workers, options.onLinkLost);
+    try {
+      await Promise.all(workers.map(async (entry) => {
+        const reply = self.#request(entry, "listening", {
+          t: "listen",
+          hostname: options.hostname,
+          secret: options.secret,
+          jobId: options.jobId,
+          stripe: entry.index,
+          memory: arena.memory,
+        });
+        entry.port = (await reply as Extract<FromStripeWorker, { t: "listening" }>).port;
+      }));
+    } catch (error) {
+      for (const entry of workers) entry.worker.terminate();
+      throw error;
+    }
+    return self;
+  }
+
+  /** Ports of the stripe data servers, stripe order. */
+  get ports(): number[] {
+    return this.#workers.map((w) => w.port);
+  }
+
+  /** Stripes in use after {@link connect}. */
+  get stripes(): number {
+    return this.#stripes;
+  }
+
+  /**
+   * Connects stripes 0..stripes−1 to the left neighbour's stripe servers and waits for the right
+   * neighbour's links; workers beyond `stripes` stop. `stripes` must be the same on every rank (the
+   * smallest count any rank offers).
+   */
+  async connect(a: {
+    rank: number;
+    worldSize: number;
+    generation: number;
+    left: { host: string; ports: readonly number[] };
+    stripes: number;
+    chunkElements: number;
+  }): Promise<void> {
+    if (a.stripes < 1 || a.stripes > this.#workers.length || a.stripes > a.left.ports.length) {
+      throw new RangeError(
+        `Cannot connect ${a.stripes} stripes as this rank runs ${this.#workers.length} and its left neighbour ` +
+          `offers ${a.left.ports.length}: use the smallest count any rank offers`,
+      );
+    }
+    this.#stripes = a.stripes;
+    for (const extra of this.#workers.splice(a.stripes)) extra.worker.terminate();
+    await Promise.all(this.#workers.map((entry) =>
+      this.#request(entry, "connected", {
+        t: "connect",
+        rank: a.rank,
+        worldSize: a.worldSize,
+        generation: a.generation,
+        left: { host: a.left.host, port: a.left.ports[entry.index] },
+        chunkElements: a.chunkElements,
+        stripes: a.stripes,
+        receiveOffset: this.arena.allocate(a.chunkElements * 4),
+      })
+    ));
+  }
+
+  /**
+   * A Float32Array of `length` zeros inside the shared arena: {@link start} reduces it in place (no copies).
+   * Give it back with {@link releaseSharedBucket} when done with it.
+   */
+  sharedBucket(length: number): Float32Array {
+    const offset = this.arena.allocate(length * 4);
+    const view = this.arena.float32(offset, length);
+    view.fill(0);
+    this.#arenaBuffers.add(view.buffer);
+    return view;
+  }
+
+  /** Returns a {@link sharedBucket}'s memory to the arena. */
+  releaseSharedBucket(bucket: Float32Array): void {
+    this.arena.release(bucket.byteOffset);
+  }
+
+  /**
+   * Starts the mean all-reduce of `data` (in place) as the next collective; `bucket` is its index in the
+   * fixed bucket order. Resolves when `data` holds the mean and no send reads it any more.
+   */
+  start(bucket: number, data: Float32Array): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new Error("Cannot all-reduce after the striped ring closed"));
+    const seq = this.#nextSeq++;
+    let offset: number;
+    let copyBack: PendingCollective["copyBack"] = null;
+    if (this.#arenaBuffers.has(data.buffer)) offset = data.byteOffset;
+    else {
+      offset = this.arena.allocate(Math.max(4, data.length * 4));
+      const staged = this.arena.float32(offset, data.length);
+      staged.set(data);
+      copyBack = { offset, target: data };
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#pending.set(seq, { remaining: this.#workers.length, copyBack, resolve, reject });
+    for (const entry of this.#workers) {
+      entry.worker.postMessage(
+        { t: "start", seq, bucket, offset, length: data.length } satisfies ToStripeWorker,
+      );
+    }
+    return promise;
+  }
+
+  /** Resolves when every stripe handed every queued byte to the OS. */
+  async drain(): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    await Promise.all(this.#workers.map((entry) => {
+      const id = this.#nextDrain++;
+      return this.#request(entry, `drained ${id}`, { t: "drain", id });
+    }));
+  }
+
+  /** Fails every pending and future collective with `error` and closes the stripe links. */
+  abort(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    for (const [seq, pending] of this.#pending) {
+      this.#pending.delete(seq);
+      if (pending.copyBack) this.arena.release(pending.copyBack.offset);
+      pending.reject(error);
+    }
+    for (const entry of this.#workers) {
+      for (const waiter of entry.waiters.values()) waiter.reject(error);
+      entry.waiters.clear();
+      entry.worker.postMessage({ t: "stop", reason: error.message } satisfies ToStripeWorker);
+    }
+  }
+
+  /** Stops the workers (pending collectives fail). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const stopped = this.#workers.map((entry) =>
+      this.#request(entry, "stopped", { t: "stop", reason: "striped ring closed" }).catch(() => {})
+    );
+    await Promise.race([Promise.all(stopped), new Promise((r) => setTimeout(r, 1000))]);
+    this.abort(new Error("Cannot all-reduce after the striped ring closed"));
+    for (const entry of this.#workers) entry.worker.terminate();
+  }
+
+  #request(entry: StripeWorker, key: string, message: ToStripeWorker): Promise<FromStripeWorker> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const waiter = Promise.withResolvers<FromStripeWorker>();
+    entry.waiters.set(key, waiter);
+    entry.worker.postMessage(message);
+    return waiter.promise;
+  }
+
+  #onMessage(entry: StripeWorker, m: FromStripeWorker): void {
+    switch (m.t) {
+      case "listening":
+      case "connected":
+      case "stopped": {
+        const waiter = entry.waiters.get(m.t);
+        entry.waiters.delete(m.t);
+        waiter?.resolve(m);
+        return;
+      }
+      case "drained": {
+        const key = `drained ${m.id}`;
+        const waiter = entry.waiters.get(key);
+        entry.waiters.delete(key);
+        waiter?.resolve(m);
+        return;
+      }
+      case "setup_failed": {
+        const error = new Error(m.message);
+        for (const waiter of entry.waiters.values()) waiter.reject(error);
+        entry.waiters.clear();
+        return;
+      }
+      case "done": {
+        const pending = this.#pending.get(m.seq);
+        if (!pending || --pending.remaining > 0) return;
+        this.#pending.delete(m.seq);
+        if (pending.copyBack) {
+          const { offset, target } = pending.copyBack;
+          target.set(this.arena.float32(offset, target.length));
+          this.arena.release(offset);
+        }
+        pending.resolve();
+        return;
+      }
+      case "failed": {
+        const error = m.name === "RingOrderError" ? new RingOrderError(m.message) : new Error(m.message);
+        this.#fail(null, m.message, error);
+        return;
+      }
+      case "link_lost":
+        this.#fail(m.peerRank, m.reason);
+        return;
+    }
+  }
+
+  #fail(peerRank: number | null, reason: string, error = new Error(reason)): void {
+    if (this.#failure || this.#closed) return;
+    this.abort(error);
+    this.#onLinkLost(peerRank, reason);
+  }
+}
+
+/** Re-exported for callers that compute a stripe's share of a bucket. */
+export { stripeSegmentBounds };

@@ -1,0 +1,268 @@
+import assert from "node:assert/strict";
+import { DATA_VALUES_OFFSET, decodeDataHead, decodeFrame } from "../../src/distributed/frames.ts";
+import { generateJoinSecret } from "../../src/distributed/join_token.ts";
+import { SharedReduceArena } from "../../src/distributed/reduce_arena.ts";
+import {
+  type DataFrame,
+  referenceRingMean,
+  RingAllReduce,
+  RingOrderError,
+} from "../../src/distributed/ring_all_reduce.ts";
+import { ArenaReductionKernel, jsReductionKernel } from "../../src/distributed/simd_add.ts";
+import { StripeRing } from "../../src/distributed/stripe_ring.ts";
+import { StripedAllReduce } from "../../src/distributed/striped_all_reduce.ts";
+import { seededGradients } from "./fixtures/seeded_gradients.ts";
+
+const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+
+/** The unstriped ring (RingAllReduce), n ranks in this thread. */
+async function unstripedRing(inputs: Float32Array[], chunkElements: number): Promise<Float32Array[]> {
+  const n = inputs.length;
+  const outputs = inputs.map((x) => x.slice());
+  const queues: ArrayBuffer[][] = Array.from({ length: n }, () => []);
+  const rings: RingAllReduce[] = [];
+  let scheduled = false;
+  const pump = () => {
+    scheduled = false;
+    for (let moved = true; moved;) {
+      moved = false;
+      for (let r = 0; r < n; r++) {
+        const message = queues[r].shift();
+        if (!message) continue;
+        moved = true;
+        rings[(r + 1) % n].receive(decodeFrame(message.slice(0)) as DataFrame);
+      }
+    }
+  };
+  for (let r = 0; r < n; r++) {
+    rings.push(
+      new RingAllReduce({
+        rank: r,
+        worldSize: n,
+        generation: 0,
+        chunkElements,
+        kernel: jsReductionKernel,
+        sendRight(message) {
+          queues[r].push(message);
+          if (!scheduled) {
+            scheduled = true;
+            setTimeout(pump, 0);
+          }
+        },
+      }),
+    );
+  }
+  await Promise.all(rings.map((ring, r) => ring.start(0, outputs[r])));
+  return outputs;
+}
+
+/**
+ * `stripes` StripeRings per rank over one arena per rank, joined by in-memory links that deliver one message
+ * per link per turn (interleaved like sockets) and copy bytes like a socket would.
+ */
+function inMemoryStripes(n: number, stripes: number, chunkElements: number) {
+  const arenas = Array.from({ length: n }, () => new SharedReduceArena(1 << 16));
+  const queues: Array<Array<{ head: Uint8Array; values: Uint8Array; written: () => void }>> = [];
+  const rings: StripeRing[][] = [];
+  let scheduled = false;
+  const pump = () => {
+    scheduled = false;
+    for (let moved = true; moved;) {
+      moved = false;
+      for (let q = 0; q < queues.length; q++) {
+        const message = queues[q].shift();
+        if (!message) continue;
+        moved = true;
+        const [r, k] = [Math.floor(q / stripes), q % stripes];
+        const bytes = DATA_VALUES_OFFSET + message.values.length;
+        const head = message.head.slice();
+        const receiver = rings[(r + 1) % n][k];
+        try {
+          const target = receiver.receiveTarget(decodeDataHead(head, bytes));
+          target.set(message.values); // the socket's copy
+          message.written();
+          receiver.receiveDone(decodeDataHead(head, bytes), target);
+        } catch {
+          queues[q].length = 0; // the receiver refused: a socket would close this link
+          for (const stripeRings of rings) {
+            for (const ring of stripeRings) ring.abort(new Error("link closed"));
+          }
+        }
+      }
+    }
+  };
+  for (let r = 0; r < n; r++) {
+    const kernel = new ArenaReductionKernel(arenas[r].memory);
+    rings.push([]);
+    for (let k = 0; k < stripes; k++) {
+      const q = queues.push([]) - 1;
+      rings[r].push(
+        new StripeRing({
+          rank: r,
+          worldSize: n,
+          generation: 0,
+          chunkElements,
+          stripe: k,
+          stripes,
+          kernel,
+          receiveOffset: arenas[r].allocate(chunkElements * 4),
+          send(head, values, written) {
+            queues[q].push({ head, values, written });
+            if (!scheduled) {
+              scheduled = true;
+              setTimeout(pump, 0);
+            }
+          },
+        }),
+      );
+    }
+  }
+  return { arenas, rings };
+}
+
+Deno.test("stripe rings: bits equal the unstriped ring and the reference for 2 and 3 ranks, any stripe count", async () => {
+  for (const n of [2, 3]) {
+    for (const length of [1, 5, 37, 1001, 4099]) {
+      const inputs = Array.from({ length: n }, (_, r) => seededGradients(5, 1, r, 0, length));
+      const expected = referenceRingMean(inputs);
+      const unstriped = await unstripedRing(inputs, 64);
+      for (const stripes of [1, 2, 3]) {
+        const { arenas, rings } = inMemoryStripes(n, stripes, 64);
+        const buckets = inputs.map((x, r) => {
+          const offset = arenas[r].allocate(length * 4);
+          arenas[r].float32(offset, length).set(x);
+          return offset;
+        });
+        // Two buckets back to back (the second a different bucket index) to exercise overlap.
+        await Promise.all(
+          rings.flatMap((stripeRings, r) => stripeRings.map((ring) => ring.start(0, buckets[r], length))),
+        );
+        for (let r = 0; r < n; r++) {
+          const out = arenas[r].float32(buckets[r], length);
+          const what = `n=${n} length=${length} stripes=${stripes} rank=${r}`;
+          assert.deepEqual(bits(out), bits(expected), `${what} vs reference`);
+          assert.deepEqual(bits(out), bits(unstriped[r]), `${what} vs unstriped ring`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("stripe rings: overlapping buckets; a bucket-order mismatch is refused", async () => {
+  const n = 3, stripes = 2, lengths = [300, 77, 1000];
+  const { arenas, rings } = inMemoryStripes(n, stripes, 32);
+  const inputs = lengths.map((length, b) =>
+    Array.from({ length: n }, (_, r) => seededGradients(9, 0, r, b, length))
+  );
+  const offsets = lengths.map((length, b) =>
+    inputs[b].map((x, r) => {
+      const offset = arenas[r].allocate(length * 4);
+      arenas[r].float32(offset, length).set(x);
+      return offset;
+    })
+  );
+  await Promise.all(
+    rings.flatMap((stripeRings, r) =>
+      stripeRings.flatMap((ring) => lengths.map((length, b) => ring.start(b, offsets[b][r], length)))
+    ),
+  );
+  for (const [b, length] of lengths.entries()) {
+    const expected = referenceRingMean(inputs[b]);
+    for (let r = 0; r < n; r++) {
+      assert.deepEqual(bits(arenas[r].float32(offsets[b][r], length)), bits(expected));
+    }
+  }
+  // Rank 1 starts bucket 7 where the others start bucket 3.
+  const bad = inMemoryStripes(2, 1, 32);
+  const o0 = bad.arenas[0].allocate(400), o1 = bad.arenas[1].allocate(400);
+  const results = await Promise.allSettled([
+    bad.rings[0][0].start(3, o0, 100),
+    bad.rings[1][0].start(7, o1, 100),
+  ]);
+  assert.ok(results.some((r) => r.status === "rejected" && r.reason instanceof RingOrderError));
+});
+
+async function stripedRanks(n: number, stripes: number, chunkElements: number) {
+  const secret = generateJoinSecret();
+  const lost: Array<{ rank: number; peerRank: number | null; reason: string }> = [];
+  const ranks = await Promise.all(
+    Array.from({ length: n }, (_, rank) =>
+      StripedAllReduce.listen({
+        stripes,
+        hostname: "127.0.0.1",
+        secret,
+        jobId: "striped-test",
+        onLinkLost: (peerRank, reason) => lost.push({ rank, peerRank, reason }),
+      })),
+  );
+  await Promise.all(ranks.map((striped, rank) =>
+    striped.connect({
+      rank,
+      worldSize: n,
+      generation: 0,
+      left: { host: "127.0.0.1", ports: ranks[(rank - 1 + n) % n].ports },
+      stripes,
+      chunkElements,
+    })
+  ));
+  return { ranks, lost };
+}
+
+Deno.test("striped all-reduce over Workers and sockets: bitwise reference for 2 and 3 ranks, odd sizes", async () => {
+  for (const [n, stripes] of [[2, 2], [3, 3]]) {
+    const { ranks } = await stripedRanks(n, stripes, 1000);
+    try {
+      for (const [b, length] of [1, 13, 2 * 3 * 1000 + 7, 40_001].entries()) {
+        const inputs = Array.from({ length: n }, (_, r) => seededGradients(21, 0, r, b, length));
+        const expected = referenceRingMean(inputs);
+        // Rank 0 hands a plain array (copied in and out), the others shared buckets (reduced in place).
+        const buffers = inputs.map((x, r) => {
+          if (r === 0) return x.slice();
+          const shared = ranks[r].sharedBucket(length);
+          shared.set(x);
+          return shared;
+        });
+        await Promise.all(ranks.map((striped, r) => striped.start(b, buffers[r])));
+        for (let r = 0; r < n; r++) {
+          assert.deepEqual(
+            bits(buffers[r]),
+            bits(expected),
+            `n=${n} stripes=${stripes} length=${length} rank=${r}`,
+          );
+          if (r > 0) ranks[r].releaseSharedBucket(buffers[r]);
+        }
+      }
+      await Promise.all(ranks.map((striped) => striped.drain()));
+    } finally {
+      await Promise.all(ranks.map((striped) => striped.close()));
+    }
+  }
+});
+
+Deno.test("striped all-reduce: a peer that dies mid-reduce is reported and pending reductions reject", async () => {
+  const n = 3;
+  const { ranks, lost } = await stripedRanks(n, 2, 1024);
+  try {
+    const length = 4 << 20; // 16 MiB: still in flight when rank 2 dies
+    const pending = ranks.slice(0, 2).map((striped, r) =>
+      striped.start(0, seededGradients(1, 0, r, 0, length))
+    );
+    const settled = Promise.allSettled(pending);
+    await new Promise((r) => setTimeout(r, 20));
+    const t0 = performance.now();
+    await ranks[2].close(); // its workers end: their sockets close like a killed process's
+    const results = await settled;
+    const waited = performance.now() - t0;
+    for (const result of results) {
+      assert.equal(result.status, "rejected");
+      assert.match(
+        (result as PromiseRejectedResult).reason.message,
+        /stripe \d link (to|from) rank \d closed/,
+      );
+    }
+    assert.ok(waited < 5000, `reported after ${waited} ms`);
+    assert.ok(lost.some((l) => l.rank !== 2 && l.peerRank === 2), JSON.stringify(lost));
+  } finally {
+    await Promise.all(ranks.map((striped) => striped.close()));
+  }
+});
