@@ -13,6 +13,7 @@
 export const WORKER_ENTRIES: Record<string, string> = {
   checkpoint_write_worker: "src/checkpoint/checkpoint_write_worker.ts",
   loader_worker: "src/data/loader_worker.ts",
+  ring_stripe_worker: "src/distributed/ring_stripe_worker.ts",
 };
 
 /**
