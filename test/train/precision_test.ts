@@ -9,6 +9,9 @@ import { testGpu } from "../ops/op_harness.ts";
 import { type StepMetrics, Trainer, type TrainingPrecision } from "../../src/train/trainer.ts";
 import { syntheticBatch } from "../../src/train/synthetic_batch.ts";
 import type { GradScalerSettings } from "../../src/optim/grad_scaler.ts";
+import { POYO, uploadBatch } from "../../src/models/poyo.ts";
+import { backward } from "../../src/tensor/autograd.ts";
+import { Scope } from "../../src/tensor/tensor.ts";
 import { tinyKwargs, tinySettings, tinyShape, tinyVocab } from "./tiny_setup.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -143,5 +146,51 @@ Deno.test({
     );
     assert.ok(!identical(initial, final), "training resumes once the scale fits");
     assert.ok(final.every(Number.isFinite));
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "one step's logits and gradients in 16-mixed/bf16-mixed stay within the 16-bit rounding of 32-true",
+  fn: async () => {
+    const gpu = await testGpu();
+    const batch = syntheticBatch({ ...tinyShape, batchSize: 8 }, 1);
+    const run = async (autocast: "f16" | "bf16" | null) => {
+      const model = new POYO(gpu, tinyKwargs, tinyVocab, { seed: 1, autocast });
+      const scope = Scope.begin();
+      try {
+        const { loss, logits } = model.loss(uploadBatch(gpu, model, batch), { training: false });
+        backward(loss);
+        const [l, z, g] = await Promise.all([
+          loss.toArray(),
+          logits.toArray(),
+          gpu.read(model.params.grads, 0, model.params.totalElements * 4),
+        ]);
+        return { loss: l[0], logits: z as Float32Array, grads: new Float32Array(g) };
+      } finally {
+        scope.end();
+      }
+    };
+    // Relative error of a tensor as in docs/numerics.md: max |x − ref| / max |ref|.
+    const rel = (a: Float32Array, b: Float32Array) => {
+      let d = 0, r = 0;
+      for (let i = 0; i < a.length; i++) {
+        (d = Math.max(d, Math.abs(a[i] - b[i])), r = Math.max(r, Math.abs(b[i])));
+      }
+      return d / r;
+    };
+    const ref = await run(null);
+    for (const [dtype, bound] of [["f16", 2e-3], ["bf16", 2e-2]] as const) {
+      const x = await run(dtype);
+      const logits = rel(x.logits, ref.logits);
+      const grads = rel(x.grads, ref.grads);
+      console.log(
+        `${dtype}: loss ${x.loss} vs ${ref.loss}; logits ${logits.toExponential(2)}, grads ${
+          grads.toExponential(2)
+        }`,
+      );
+      assert.ok(logits > 0 && logits < bound, `${dtype} logits relative error ${logits}`);
+      assert.ok(grads > 0 && grads < bound, `${dtype} gradient relative error ${grads}`);
+    }
   },
 });
