@@ -386,18 +386,30 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   const stepMetrics = new Map<number, Record<string, number>>();
   const logMetrics = async (m: StepMetrics[]) => {
     for (const x of m) {
+      // 16-mixed: the loss scale and skipped-step count. A step skipped by the grad scaler has a non-finite
+      // gradient norm: metrics.jsonl shows null; checkpoints (JSON of finite numbers only) leave it out.
+      const scaling: Record<string, number> = x.lossScale !== undefined
+        ? { loss_scale: x.lossScale, skipped_steps: x.skippedSteps! }
+        : {};
       const entry = {
         step: x.step + 1,
         loss: x.loss,
         grad_norm: x.gradNorm,
         lr: x.lr,
-        ...(x.lossScale !== undefined ? { loss_scale: x.lossScale, skipped_steps: x.skippedSteps! } : {}),
+        ...scaling,
         time: Date.now() / 1000,
       };
       latest.loss = x.loss;
-      latest.grad_norm = x.gradNorm;
       latest.lr = x.lr;
-      stepMetrics.set(entry.step, { loss: x.loss, grad_norm: x.gradNorm, lr: x.lr });
+      if (Number.isFinite(x.gradNorm)) latest.grad_norm = x.gradNorm;
+      else delete latest.grad_norm;
+      Object.assign(latest, scaling);
+      stepMetrics.set(entry.step, {
+        loss: x.loss,
+        ...(Number.isFinite(x.gradNorm) ? { grad_norm: x.gradNorm } : {}),
+        lr: x.lr,
+        ...scaling,
+      });
       if (stepMetrics.size > 4096) stepMetrics.delete(stepMetrics.keys().next().value!);
       await metricsLog.append(entry);
       progress.step(x.step + 1, x.loss, x.lr);
