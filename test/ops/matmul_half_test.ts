@@ -202,3 +202,40 @@ for (const dtype of ["f16", "bf16"] as const) {
     },
   });
 }
+
+Deno.test({
+  ...opts,
+  name: "subnormal 16-bit operands are widened exactly (f16 subnormals; bf16 patterns of f32 subnormals)",
+  fn: async () => {
+    const gpu = await testGpu();
+    const scope = Scope.begin();
+    try {
+      for (
+        const [dtype, tiny, big] of [["f16", 3 * 2 ** -24, 2 ** 10], ["bf16", 2 ** -130, 2 ** 20]] as const
+      ) {
+        for (const kernel of ["general", SMALL] as const) {
+          const m = 64, k = 16;
+          const ha = new Float32Array(m * k).fill(tiny);
+          const hb = new Float32Array(k * m);
+          for (let i = 0; i < m; i++) hb[i] = big; // row 0 of B: only k = 0 contributes
+          const c = Tensor.empty(gpu, [m, m]);
+          matmulInto(
+            c,
+            castTo(Tensor.fromArray(gpu, ha, [m, k]), dtype),
+            castTo(Tensor.fromArray(gpu, hb, [k, m]), dtype),
+            {
+              kernel,
+            },
+          );
+          const got = await c.toArray();
+          assert.ok(
+            got.every((x) => x === tiny * big),
+            `${dtype} ${JSON.stringify(kernel)}: got ${got[0]}, want ${tiny * big}`,
+          );
+        }
+      }
+    } finally {
+      scope.end();
+    }
+  },
+});
