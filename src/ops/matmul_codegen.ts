@@ -24,6 +24,11 @@
  * `alpha·acc (+ bias) (+ beta·C)`, so results are bitwise identical whichever kernel or tile
  * configuration runs (tested), and the autotuner's choice never changes numbers.
  *
+ * Mixed precision: a variant's `halfA`/`halfB` make the load emitter read that operand as f16
+ * (`vec4<f16>`/`f16` loads under `enable f16;`) or bf16 (u32 words of two bit patterns, unpacked by shifts);
+ * values are widened exactly to f32 before the same k-ordered `fma` chain, so 16-bit results are also
+ * bitwise equal across kernels. f32 variants generate exactly the same WGSL as before (tags unchanged).
+ *
  * @module
  */
 import type { BufferBinding, Gpu } from "../gpu/gpu.ts";
