@@ -20,10 +20,14 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CLI_PERMISSIONS } from "./build_bundle.ts";
+import { WORKER_ENTRIES } from "../src/util/worker_module.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Worker modules the sources start with `new Worker(new URL("…", import.meta.url))`, relative to the root. */
+/**
+ * Worker modules, relative to the root: those the sources start with `new Worker(new URL("…",
+ * import.meta.url))` and the entries of `WORKER_ENTRIES` (src/util/worker_module.ts).
+ */
 export async function workerModules(srcDir: string = join(root, "src")): Promise<string[]> {
   const found = new Set<string>();
   const walk = async (dir: string) => {
@@ -39,6 +43,8 @@ export async function workerModules(srcDir: string = join(root, "src")): Promise
     }
   };
   await walk(srcDir);
+  // Entries started through src/util/worker_module.ts (`workerModuleUrl`).
+  if (srcDir === join(root, "src")) { for (const entry of Object.values(WORKER_ENTRIES)) found.add(entry); }
   return [...found].sort();
 }
 
