@@ -22,6 +22,8 @@ export const PeerAddressSchema = z.object({
   rank: count,
   host: hostName,
   port: z.number().int().min(1).max(65535),
+  /** Ports of the rank's all-reduce stripe servers (stripe order); absent or empty = the rank's own-thread ring only. */
+  stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
 });
 /** Address of a rank's data-plane server. */
 export type PeerAddress = z.infer<typeof PeerAddressSchema>;
@@ -39,6 +41,8 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
     localRank: count.nullable(),
     /** Port of this rank's data server (ranks only). */
     dataPort: z.number().int().min(1).max(65535).nullable(),
+    /** Ports of this rank's all-reduce stripe servers (ranks only; absent or empty = no stripes). */
+    stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
     pid: count,
   }).strict(),
   z.object({ t: z.literal("ready"), generation: count }).strict(),

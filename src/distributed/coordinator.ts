@@ -522,7 +522,12 @@ export class Coordinator {
         nodeRank: hello.nodeRank,
         localRank: group.indexOf(c),
         pid: hello.pid,
-        peer: { rank, host: hello.advertiseHost ?? c.remoteHost, port: hello.dataPort! },
+        peer: {
+          rank,
+          host: hello.advertiseHost ?? c.remoteHost,
+          port: hello.dataPort!,
+          ...(hello.stripePorts ? { stripePorts: hello.stripePorts } : {}),
+        },
       };
     });
     const peers = records.map((r) => r.peer);

@@ -22,3 +22,6 @@ export * from "./launch_pbs.ts";
 export * from "./launch_cli.ts";
 export * from "./raw_websocket.ts";
 export * from "./peer_transport.ts";
+export * from "./reduce_arena.ts";
+export * from "./stripe_ring.ts";
+export * from "./striped_all_reduce.ts";

@@ -7,6 +7,10 @@
  * data therefore never leaves through a client `new WebSocket()`, whose small messages stall ~44 ms; the
  * default transport (peer_transport.ts) also sets TCP_NODELAY on both ends and recycles receive buffers.
  *
+ * With `stripes` ≥ 1 (the default where Workers can start) the buckets are reduced by that many ring
+ * stripes, each on its own Worker with its own pair of links (`striped_all_reduce.ts`); every rank uses the
+ * smallest stripe count any rank offers, and the bits are those of the single ring whatever that count.
+ *
  * @module
  */
 import {
@@ -45,6 +49,7 @@ import {
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
+import { defaultStripes, StripedAllReduce } from "./striped_all_reduce.ts";
 
 /** Options of {@link joinJob}. */
 export interface JoinOptions {
@@ -77,6 +82,12 @@ export interface JoinOptions {
   kernel?: ReductionKernelName;
   /** WebSocket implementation of the ring links; default "tcp-websocket" (see peer_transport.ts). */
   transport?: PeerTransportName;
+  /**
+   * Ring stripes (Worker threads, each with its own links) per rank; 0 = one ring on this thread. Default
+   * {@link defaultStripes} (about cores / 4, 1..4; 0 where Workers cannot start). The job uses the smallest
+   * count any rank offers; the results are bit-identical whatever it is. Needs the tcp-websocket transport.
+   */
+  stripes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
@@ -169,6 +180,7 @@ export class RankSession implements DistributedContext {
   #pool = new BufferPool();
   #dataPort = 0;
   #ring: RingAllReduce | null = null;
+  #striped: StripedAllReduce | null = null;
   #stopEvent: StopEvent | null = null;
   #stopCallbacks = new Set<(event: StopEvent) => void>();
   #closing = false;
@@ -209,6 +221,9 @@ export class RankSession implements DistributedContext {
       chunkBytes: options.chunkBytes ?? 1024 * 1024,
       kernel: options.kernel ?? "wasm-simd",
       transport: options.transport ?? "tcp-websocket",
+      stripes: (options.transport ?? "tcp-websocket") === "tcp-websocket"
+        ? options.stripes ?? defaultStripes()
+        : 0,
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
@@ -259,9 +274,27 @@ export class RankSession implements DistributedContext {
   get dataPort(): number {
     return this.#dataPort;
   }
-  /** Bytes this rank queued to its right neighbour. */
+  /** Bytes this rank queued to its right neighbour (own-thread ring). */
   get bytesSent(): number {
     return this.#right?.bytesSent ?? 0;
+  }
+  /** Ring stripes in use (0: one ring on this thread). */
+  get stripes(): number {
+    return this.#striped?.stripes ?? 0;
+  }
+
+  /**
+   * A zero-filled bucket that the striped ring reduces in place (inside its shared arena, no copies);
+   * a plain Float32Array without stripes. Any Float32Array works with {@link startBucket}; this one saves
+   * two copies. Give it back with {@link releaseSharedBucket}.
+   */
+  sharedBucket(length: number): Float32Array {
+    return this.#striped ? this.#striped.sharedBucket(length) : new Float32Array(length);
+  }
+
+  /** Returns a {@link sharedBucket}'s memory. */
+  releaseSharedBucket(bucket: Float32Array): void {
+    this.#striped?.releaseSharedBucket(bucket);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -280,6 +313,22 @@ export class RankSession implements DistributedContext {
       onAccepted: (link, setEvents) => this.#onRightAccepted(link, setEvents),
     });
     this.#dataPort = this.#peerServer.port;
+    if (o.stripes > 0) {
+      if (!Number.isInteger(o.stripes) || o.stripes > 64) {
+        throw new RangeError(`Cannot join with stripes ${o.stripes}: use an integer 0..64`);
+      }
+      this.#striped = await StripedAllReduce.listen({
+        stripes: o.stripes,
+        hostname: o.dataHostname,
+        secret: o.secret,
+        jobId: o.jobId,
+        failPendingOnLinkLoss: false, // pending buckets reject with the stop (DistributedStopError)
+        onLinkLost: (peerRank, reason) => {
+          const a = this.#assignment;
+          this.#peerLost(peerRank ?? (a ? (a.rank - 1 + a.worldSize) % a.worldSize : 0), reason);
+        },
+      });
+    }
     const token = await mintJoinToken(o.secret, { job: o.jobId, role: "rank", rank: o.localRank });
     // The control link is a client socket too, but a TCP_NODELAY one (raw_websocket.ts): Deno's client
     // WebSocket stalls ~44 ms on 1–60 KB messages (broadcasts, configs).
@@ -314,10 +363,15 @@ export class RankSession implements DistributedContext {
         nodeRank: o.nodeRank,
         localRank: o.localRank,
         dataPort: this.dataPort,
+        stripePorts: this.#striped?.ports ?? [],
         pid: Deno.pid,
       });
       const assignment = await withTimeout(this.#assigned.promise, o.joinTimeoutMs, "the rendezvous");
       if (assignment.worldSize > 1) await this.#connectRing(assignment);
+      else {
+        void this.#striped?.close();
+        this.#striped = null;
+      }
       this.#sendControl({ t: "ready", generation: assignment.generation });
       await withTimeout(this.#started.promise, o.joinTimeoutMs, "every rank to connect its ring");
     } catch (error) {
@@ -330,6 +384,34 @@ export class RankSession implements DistributedContext {
 
   async #connectRing(a: Assignment): Promise<void> {
     const n = a.worldSize;
+    // Every rank computes the same count from the same assignment.
+    const stripes = Math.min(...a.peers.map((p) => p.stripePorts?.length ?? 0));
+    if (stripes < (this.#striped?.ports.length ?? 0)) {
+      this.#options.log(`using ${stripes} all-reduce stripes (the smallest count any rank offers)`);
+    }
+    let stripeLinks: Promise<void> = Promise.resolve();
+    if (stripes === 0) {
+      void this.#striped?.close();
+      this.#striped = null;
+    } else {
+      // The stripes carry the buckets; the ring link below stays up as the neighbours' watched link.
+      const left = a.peers[(a.rank - 1 + n) % n];
+      stripeLinks = withTimeout(
+        this.#striped!.connect({
+          rank: a.rank,
+          worldSize: n,
+          generation: a.generation,
+          left: { host: left.host, ports: left.stripePorts ?? [] },
+          stripes,
+          chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
+        }),
+        this.#options.joinTimeoutMs,
+        `the all-reduce stripe links to ranks ${(a.rank - 1 + n) % n} and ${(a.rank + 1) % n}`,
+      ).catch((error) => {
+        throw error instanceof JoinError ? error : new JoinError((error as Error).message);
+      });
+      stripeLinks.catch(() => {}); // awaited below
+    }
     this.#ring = new RingAllReduce({
       rank: a.rank,
       worldSize: n,
@@ -377,6 +459,7 @@ export class RankSession implements DistributedContext {
       ),
     ]);
     this.#left = link;
+    await stripeLinks;
   }
 
   async #authorizePeer(target: string, authorization: string | null): Promise<UpgradeDecision> {
@@ -565,6 +648,7 @@ export class RankSession implements DistributedContext {
     this.#options.log(`stopping: ${event.kind}: ${event.reason}`);
     const error = new DistributedStopError(event);
     this.#ring?.abort(error);
+    this.#striped?.abort(error);
     for (const waiter of this.#barrierWaiters.values()) waiter.reject(error);
     for (const waiter of this.#broadcastWaiters.values()) waiter.reject(error);
     for (const list of this.#commitWaiters.values()) for (const waiter of list) waiter.reject(error);
@@ -599,6 +683,7 @@ export class RankSession implements DistributedContext {
     } catch { /* closing anyway */ }
     this.#peerServer?.close();
     this.#peerServer = null;
+    void this.#striped?.close();
   }
 
   #requireLive(): void {
@@ -621,12 +706,16 @@ export class RankSession implements DistributedContext {
       return handled(Promise.reject(error));
     }
     if (this.worldSize === 1) return Promise.resolve();
+    if (this.#striped) return handled(this.#striped.start(index, data));
     return handled(this.#ring!.start(index, data));
   }
 
   async flush(): Promise<void> {
     this.#requireLive();
     await this.#right?.drain();
+    await this.#striped?.drain().catch((error) => {
+      if (!this.#stopEvent) throw error;
+    });
     if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
   }
 
@@ -711,6 +800,7 @@ export class RankSession implements DistributedContext {
     if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
     if (this.#closing) return this.#shutdown.promise;
     await this.#right?.drain();
+    await this.#striped?.drain().catch(() => {});
     this.#closing = true;
     this.#sendControl({ t: "done" });
     await this.#shutdown.promise;

@@ -37,7 +37,11 @@ export interface StripeRingOptions {
   stripes: number;
   /** SIMD kernel over the shared arena memory (buckets and the receive area live there). */
   kernel: ArenaReductionKernel;
-  /** Byte offset of this ring's receive area (`chunkElements × 4` bytes) in the kernel's memory. */
+  /**
+   * Byte offset of this ring's two scratch areas in the kernel's memory, `2 × chunkElements × 4` bytes: the
+   * socket reads reduce-scatter chunks into the first; chunks that arrived before their collective started
+   * are added from the second (the socket may be halfway through a read into the first at that moment).
+   */
   receiveOffset: number;
   /**
    * Queues one message (a 48-byte head, `DATA_VALUES_OFFSET`, then the values) to the right neighbour, in
@@ -89,6 +93,8 @@ export class StripeRing {
   readonly #send: StripeRingOptions["send"];
   readonly #active = new Map<number, StripeCollective>();
   readonly #early = new Map<number, Array<{ header: DataChunkHeader; values: Uint8Array }>>();
+  /** Targets handed out for chunks of collectives not started yet. */
+  readonly #stashes = new WeakSet<Uint8Array>();
   #nextSeq = 0;
   #failure: Error | null = null;
 
@@ -199,17 +205,34 @@ export class StripeRing {
           `left neighbour ran ${header.collective - this.#nextSeq} collectives ahead`,
         );
       }
-      return new Uint8Array(bytes); // held until this rank starts that collective
+      const stash = new Uint8Array(bytes); // held until this rank starts that collective
+      this.#stashes.add(stash);
+      return stash;
     } catch (error) {
       this.abort(error as Error);
       throw error;
     }
   }
 
-  /** The values of a chunk are where {@link receiveTarget} said. */
+  /** The values of a chunk are in `values`, the view {@link receiveTarget} returned for it. */
   receiveDone(header: DataChunkHeader, values: Uint8Array): void {
     if (this.#failure) return;
     const c = this.#active.get(header.collective);
+    if (this.#stashes.has(values)) {
+      this.#stashes.delete(values);
+      if (c) {
+        // The collective started while the chunk was being read into its stash.
+        try {
+          this.#check(c, header);
+          this.#process(c, header, values);
+          this.#maybeFinish(c);
+        } catch (error) {
+          this.abort(error as Error);
+          throw error;
+        }
+        return;
+      }
+    }
     if (!c) {
       let list = this.#early.get(header.collective);
       if (!list) this.#early.set(header.collective, list = []);
@@ -280,14 +303,17 @@ export class StripeRing {
     const local = c.base + h.offset * 4;
     const count = h.elementCount;
     if (h.phase === RingPhase.reduceScatter) {
-      const buffer = this.#kernel.memory.buffer;
-      if (stash) new Uint8Array(buffer, this.#receiveOffset, stash.length).set(stash);
+      let received = this.#receiveOffset;
+      if (stash) {
+        received = this.#receiveOffset + this.chunkElements * 4;
+        new Uint8Array(this.#kernel.memory.buffer, received, stash.length).set(stash);
+      }
       if (h.step < n - 2) {
-        this.#kernel.add(local, this.#receiveOffset, local, count);
+        this.#kernel.add(local, received, local, count);
         this.#forward(c, { ...h, step: h.step + 1 });
       } else {
         // Last reduce-scatter step: this rank owns the finished segment.
-        this.#kernel.addDivide(local, this.#receiveOffset, local, count, n);
+        this.#kernel.addDivide(local, received, local, count, n);
         this.#forward(c, { ...h, phase: RingPhase.allGather, step: 0 });
       }
     } else {

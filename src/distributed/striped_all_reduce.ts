@@ -2,7 +2,7 @@
  * Striped ring all-reduce: a rank's buckets are reduced by `stripes` rings at once, each on its own Worker
  * thread with its own two sockets (`ring_stripe_worker.ts`), so the per-byte work of a rank (socket reads
  * and writes, the add) runs on several cores. Stripe k takes part k of every ring segment
- * ({@link stripeSegmentBounds}), so every element is summed in the same order as by the unstriped ring:
+ * (`stripeSegmentBounds` in ring_all_reduce.ts), so every element is summed in the same order as by the unstriped ring:
  * the bits depend only on (bucket length, world size), never on the stripe count.
  *
  * Buckets live in a shared arena ({@link SharedReduceArena}); the workers read chunks straight into it and
@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { RingOrderError, stripeSegmentBounds } from "./ring_all_reduce.ts";
+import { RingOrderError } from "./ring_all_reduce.ts";
 import { SharedReduceArena } from "./reduce_arena.ts";
 import { workerModuleUrl } from "../util/worker_module.ts";
 
@@ -59,8 +59,13 @@ export interface StripedAllReduceOptions {
   /** Job secret (stripe links are authenticated like the ring's: role peer, right neighbour, once). */
   secret: string;
   jobId: string;
-  /** A stripe link broke (or a worker died); the rank reports it and stops. */
+  /** A stripe link broke (or a worker died); the rank reports it and stops. Called once. */
   onLinkLost(peerRank: number | null, reason: string): void;
+  /**
+   * Whether a broken link rejects the pending collectives at once (default true). A rank session passes
+   * false: it reports the loss and rejects them with its own stop error when the job stops the rank.
+   */
+  failPendingOnLinkLoss?: boolean;
   /** Worker entry module (default: `ring_stripe_worker.ts` beside this module, or `ring_stripe_worker.js` beside a bundle). */
   moduleUrl?: string;
 }
@@ -71,12 +76,25 @@ export function stripeWorkerModuleUrl(): string | null {
   return url !== null && url.startsWith("file:") ? url : null;
 }
 
+/** Environment variable that overrides {@link defaultStripes} (an integer 0..64). */
+export const STRIPES_ENV = "ORION_RING_STRIPES";
+
 /**
- * Default stripes per rank: about a quarter of the logical cores, 1..4; 0 (the rank's own thread) where
+ * Default stripes per rank: `ORION_RING_STRIPES` when set, else about a quarter of the logical cores, 1..4; 0 (the rank's own thread) where
  * Workers cannot start. Ranks use the smallest count any rank offers.
  */
 export function defaultStripes(): number {
   if (stripeWorkerModuleUrl() === null) return 0;
+  const fromEnv = Deno.env.get(STRIPES_ENV);
+  if (fromEnv !== undefined && fromEnv !== "") {
+    const value = Number(fromEnv);
+    if (!Number.isInteger(value) || value < 0 || value > 64) {
+      throw new RangeError(
+        `Cannot read ${STRIPES_ENV} as a stripe count: current value is "${fromEnv}"; use an integer 0..64`,
+      );
+    }
+    return value;
+  }
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 2 : 2;
   return Math.max(1, Math.min(4, Math.floor(cores / 4)));
 }
@@ -112,6 +130,8 @@ export class StripedAllReduce {
   readonly arena: SharedReduceArena;
   readonly #workers: StripeWorker[];
   readonly #onLinkLost: StripedAllReduceOptions["onLinkLost"];
+  readonly #failPendingOnLinkLoss: boolean;
+  #linkLost = false;
   readonly #arenaBuffers = new WeakSet<ArrayBufferLike>();
   readonly #pending = new Map<number, PendingCollective>();
   #stripes = 0;
@@ -120,14 +140,11 @@ export class StripedAllReduce {
   #failure: Error | null = null;
   #closed = false;
 
-  private constructor(
-    arena: SharedReduceArena,
-    workers: StripeWorker[],
-    onLinkLost: StripedAllReduceOptions["onLinkLost"],
-  ) {
+  private constructor(arena: SharedReduceArena, workers: StripeWorker[], options: StripedAllReduceOptions) {
     this.arena = arena;
     this.#workers = workers;
-    this.#onLinkLost = onLinkLost;
+    this.#onLinkLost = options.onLinkLost;
+    this.#failPendingOnLinkLoss = options.failPendingOnLinkLoss ?? true;
   }
 
   /** Starts `stripes` workers, each listening for its right neighbour's stripe link. */
@@ -157,7 +174,7 @@ export class StripedAllReduce {
       };
       workers.push(entry);
     }
-    self = new StripedAllReduce(arena, workers, options.onLinkLost);
+    self = new StripedAllReduce(arena, workers, options);
     try {
       await Promise.all(workers.map(async (entry) => {
         const reply = self.#request(entry, "listening", {
@@ -217,7 +234,7 @@ export class StripedAllReduce {
         left: { host: a.left.host, port: a.left.ports[entry.index] },
         chunkElements: a.chunkElements,
         stripes: a.stripes,
-        receiveOffset: this.arena.allocate(a.chunkElements * 4),
+        receiveOffset: this.arena.allocate(2 * a.chunkElements * 4),
       })
     ));
   }
@@ -347,8 +364,11 @@ export class StripedAllReduce {
         return;
       }
       case "failed": {
-        const error = m.name === "RingOrderError" ? new RingOrderError(m.message) : new Error(m.message);
-        this.#fail(null, m.message, error);
+        if (m.name === "RingOrderError") {
+          // Ranks disagree on the bucket order: fail the collectives with that error (like the single ring).
+          if (!this.#closed) this.abort(new RingOrderError(m.message));
+          this.#reportLoss(null, m.message);
+        } else this.#fail(null, m.message);
         return;
       }
       case "link_lost":
@@ -357,12 +377,15 @@ export class StripedAllReduce {
     }
   }
 
-  #fail(peerRank: number | null, reason: string, error = new Error(reason)): void {
+  #fail(peerRank: number | null, reason: string): void {
     if (this.#failure || this.#closed) return;
-    this.abort(error);
+    if (this.#failPendingOnLinkLoss) this.abort(new Error(reason));
+    this.#reportLoss(peerRank, reason);
+  }
+
+  #reportLoss(peerRank: number | null, reason: string): void {
+    if (this.#linkLost || this.#closed) return;
+    this.#linkLost = true;
     this.#onLinkLost(peerRank, reason);
   }
 }
-
-/** Re-exported for callers that compute a stripe's share of a bucket. */
-export { stripeSegmentBounds };

@@ -57,45 +57,65 @@ async function unstripedRing(inputs: Float32Array[], chunkElements: number): Pro
 }
 
 /**
- * `stripes` StripeRings per rank over one arena per rank, joined by in-memory links that deliver one message
- * per link per turn (interleaved like sockets) and copy bytes like a socket would.
+ * `stripes` StripeRings per rank over one arena per rank, joined by in-memory links. Like a socket, a link
+ * delivers a message's values in two reads with other work in between (a turn of the event loop), so a
+ * collective may start while a read into the ring's receive area is half done.
  */
 function inMemoryStripes(n: number, stripes: number, chunkElements: number) {
   const arenas = Array.from({ length: n }, () => new SharedReduceArena(1 << 16));
-  const queues: Array<Array<{ head: Uint8Array; values: Uint8Array; written: () => void }>> = [];
+  type Message = { head: Uint8Array; values: Uint8Array; written: () => void };
+  const queues: Message[][] = [];
+  const reading: Array<{ message: Message; target: Uint8Array; head: Uint8Array; turns: number } | null> = [];
+  let delivered = 0;
   const rings: StripeRing[][] = [];
   let scheduled = false;
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      setTimeout(pump, 0);
+    }
+  };
   const pump = () => {
     scheduled = false;
-    for (let moved = true; moved;) {
-      moved = false;
-      for (let q = 0; q < queues.length; q++) {
+    for (let q = 0; q < queues.length; q++) {
+      const [r, k] = [Math.floor(q / stripes), q % stripes];
+      const receiver = rings[(r + 1) % n][k];
+      try {
+        const partial = reading[q];
+        if (partial && partial.turns-- > 0) continue;
+        if (partial) {
+          // Second read: the rest of the values, then the chunk is complete.
+          const half = partial.target.length >> 1;
+          partial.target.set(partial.message.values.subarray(half), half);
+          reading[q] = null;
+          partial.message.written();
+          const bytes = DATA_VALUES_OFFSET + partial.target.length;
+          receiver.receiveDone(decodeDataHead(partial.head, bytes), partial.target);
+          continue;
+        }
         const message = queues[q].shift();
         if (!message) continue;
-        moved = true;
-        const [r, k] = [Math.floor(q / stripes), q % stripes];
         const bytes = DATA_VALUES_OFFSET + message.values.length;
         const head = message.head.slice();
-        const receiver = rings[(r + 1) % n][k];
-        try {
-          const target = receiver.receiveTarget(decodeDataHead(head, bytes));
-          target.set(message.values); // the socket's copy
-          message.written();
-          receiver.receiveDone(decodeDataHead(head, bytes), target);
-        } catch {
-          queues[q].length = 0; // the receiver refused: a socket would close this link
-          for (const stripeRings of rings) {
-            for (const ring of stripeRings) ring.abort(new Error("link closed"));
-          }
-        }
+        const target = receiver.receiveTarget(decodeDataHead(head, bytes));
+        // First read: half of the values (a copy, like the socket's).
+        target.set(message.values.subarray(0, message.values.length >> 1));
+        // The rest arrives 1–3 turns later (varies per message, deterministically).
+        reading[q] = { message, target, head, turns: (delivered++ * 7 + q) % 3 };
+      } catch {
+        queues[q].length = 0; // the receiver refused: a socket would close this link
+        reading[q] = null;
+        for (const stripeRings of rings) for (const ring of stripeRings) ring.abort(new Error("link closed"));
       }
     }
+    if (queues.some((q) => q.length > 0) || reading.some((p) => p !== null)) schedule();
   };
   for (let r = 0; r < n; r++) {
     const kernel = new ArenaReductionKernel(arenas[r].memory);
     rings.push([]);
     for (let k = 0; k < stripes; k++) {
       const q = queues.push([]) - 1;
+      reading.push(null);
       rings[r].push(
         new StripeRing({
           rank: r,
@@ -105,13 +125,10 @@ function inMemoryStripes(n: number, stripes: number, chunkElements: number) {
           stripe: k,
           stripes,
           kernel,
-          receiveOffset: arenas[r].allocate(chunkElements * 4),
+          receiveOffset: arenas[r].allocate(2 * chunkElements * 4),
           send(head, values, written) {
             queues[q].push({ head, values, written });
-            if (!scheduled) {
-              scheduled = true;
-              setTimeout(pump, 0);
-            }
+            schedule();
           },
         }),
       );
@@ -148,29 +165,9 @@ Deno.test("stripe rings: bits equal the unstriped ring and the reference for 2 a
   }
 });
 
-Deno.test("stripe rings: overlapping buckets; a bucket-order mismatch is refused", async () => {
-  const n = 3, stripes = 2, lengths = [300, 77, 1000];
-  const { arenas, rings } = inMemoryStripes(n, stripes, 32);
-  const inputs = lengths.map((length, b) =>
-    Array.from({ length: n }, (_, r) => seededGradients(9, 0, r, b, length))
-  );
-  const offsets = lengths.map((length, b) =>
-    inputs[b].map((x, r) => {
-      const offset = arenas[r].allocate(length * 4);
-      arenas[r].float32(offset, length).set(x);
-      return offset;
-    })
-  );
-  await Promise.all(
-    rings.flatMap((stripeRings, r) =>
-      stripeRings.flatMap((ring) => lengths.map((length, b) => ring.start(b, offsets[b][r], length)))
-    ),
-  );
-  for (const [b, length] of lengths.entries()) {
-    const expected = referenceRingMean(inputs[b]);
-    for (let r = 0; r < n; r++) {
-      assert.deepEqual(bits(arenas[r].float32(offsets[b][r], length)), bits(expected));
-    }
+Deno.test("stripe rings: overlapping buckets started at staggered times; a bucket-order mismatch is refused", async () => {
+  for (const stagger of [[0, 1, 2], [2, 0, 1], [1, 3, 0], [0, 2, 2], [3, 0, 0]]) {
+    await overlappingBuckets(3, 2, [300, 77, 1000], stagger);
   }
   // Rank 1 starts bucket 7 where the others start bucket 3.
   const bad = inMemoryStripes(2, 1, 32);
@@ -182,6 +179,38 @@ Deno.test("stripe rings: overlapping buckets; a bucket-order mismatch is refused
   assert.ok(results.some((r) => r.status === "rejected" && r.reason instanceof RingOrderError));
 });
 
+/**
+ * Ranks start `lengths.length` buckets, rank r waiting `stagger[r]` turns before each, so chunks of a
+ * collective arrive before this rank started it (they wait) and collectives start while a read is half done.
+ */
+async function overlappingBuckets(n: number, stripes: number, lengths: number[], stagger: number[]) {
+  const { arenas, rings } = inMemoryStripes(n, stripes, 32);
+  const inputs = lengths.map((length, b) =>
+    Array.from({ length: n }, (_, r) => seededGradients(9, 0, r, b, length))
+  );
+  const offsets = lengths.map((length, b) =>
+    inputs[b].map((x, r) => {
+      const offset = arenas[r].allocate(length * 4);
+      arenas[r].float32(offset, length).set(x);
+      return offset;
+    })
+  );
+  const delay = () => new Promise((resolve) => setTimeout(resolve, 0));
+  await Promise.all(rings.map(async (stripeRings, r) => {
+    const pending: Promise<void>[] = [];
+    for (const [b, length] of lengths.entries()) {
+      for (let t = 0; t < stagger[r]; t++) await delay();
+      for (const ring of stripeRings) pending.push(ring.start(b, offsets[b][r], length));
+    }
+    await Promise.all(pending);
+  }));
+  for (const [b, length] of lengths.entries()) {
+    const expected = referenceRingMean(inputs[b]);
+    for (let r = 0; r < n; r++) {
+      assert.deepEqual(bits(arenas[r].float32(offsets[b][r], length)), bits(expected), `stagger ${stagger}`);
+    }
+  }
+}
 async function stripedRanks(n: number, stripes: number, chunkElements: number) {
   const secret = generateJoinSecret();
   const lost: Array<{ rank: number; peerRank: number | null; reason: string }> = [];
