@@ -4,9 +4,16 @@
  * small-message stall (round trips) that shaped the data plane.
  *
  * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
- *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--kernel wasm-simd|js] [--compare-js]
- *          [--transport tcp-websocket|deno-websocket] [--compare-transport]
+ *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
+ *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
  *          [--json runs/bench/allreduce.json]
+ *
+ * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
+ * (0 = the single ring on the rank's thread; default: `defaultStripes()`). `--buffer shared` (default)
+ * reduces buckets allocated in the striped ring's arena (`sharedBucket`, no copies), `plain` hands ordinary
+ * Float32Arrays (copied in and out). `--receive staged` makes the stripe workers read chunks into a private
+ * buffer and copy them into the arena (one more copy per chunk) instead of reading them straight into it
+ * (`direct`, the default).
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
  * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
@@ -21,6 +28,7 @@ import { generateJoinSecret, joinSecretFromEnv } from "../src/distributed/join_t
 import type { PeerTransportName } from "../src/distributed/peer_transport.ts";
 import { BufferPool, connectRawWebSocket } from "../src/distributed/raw_websocket.ts";
 import { joinJob } from "../src/distributed/rank_client.ts";
+import { defaultStripes, type StripeReceive } from "../src/distributed/striped_all_reduce.ts";
 import {
   jsReductionKernel,
   type ReductionKernel,
@@ -35,6 +43,9 @@ const { values } = parseArgs({
     "sizes-mib": { type: "string", default: "1,4,16,64,256" },
     kernel: { type: "string", default: "wasm-simd" },
     transport: { type: "string", default: "tcp-websocket" },
+    stripes: { type: "string" },
+    buffer: { type: "string", default: "shared" },
+    receive: { type: "string", default: "direct" },
     "chunk-bytes": { type: "string", default: String(1024 * 1024) },
     "compare-transport": { type: "boolean", default: false },
     "compare-js": { type: "boolean", default: false },
@@ -68,13 +79,17 @@ if (values.worker) {
     kernel: values.kernel as ReductionKernelName,
     transport: values.transport as PeerTransportName,
     chunkBytes: Number(values["chunk-bytes"]),
+    stripes: Number(values.stripes),
+    stripeReceive: values.receive as StripeReceive,
     // Ranks share few cores here: tolerate long scheduling gaps instead of declaring the coordinator lost.
     coordinatorTimeoutMs: 60_000,
     log: () => {},
   });
-  const results: Array<{ sizeMib: number; iters: number; seconds: number }> = [];
+  const results: Array<{ sizeMib: number; iters: number; seconds: number; stripes: number }> = [];
   for (const sizeMib of sizes) {
-    const buffer = new Float32Array((sizeMib * MIB) / 4).fill(ctx.rank + 1);
+    const length = (sizeMib * MIB) / 4;
+    const shared = values.buffer === "shared";
+    const buffer = (shared ? ctx.sharedBucket(length) : new Float32Array(length)).fill(ctx.rank + 1);
     await ctx.allReduceMean([buffer]);
     const iters = itersFor(sizeMib);
     await ctx.barrier(`start ${sizeMib}`);
@@ -82,7 +97,8 @@ if (values.worker) {
     for (let i = 0; i < iters; i++) await ctx.allReduceMean([buffer]);
     await ctx.barrier(`end ${sizeMib}`);
     const seconds = (performance.now() - t0) / 1000 / iters;
-    results.push({ sizeMib, iters, seconds });
+    results.push({ sizeMib, iters, seconds, stripes: ctx.stripes });
+    if (shared) ctx.releaseSharedBucket(buffer);
   }
   if (ctx.rank === 0) console.log(JSON.stringify(results));
   await ctx.close();
@@ -132,7 +148,17 @@ async function rawTcpGBps(): Promise<number> {
   return best;
 }
 
-async function allReduceRun(n: number, sizes: number[], kernel: string, transport: string) {
+interface RunSpec {
+  n: number;
+  kernel: string;
+  transport: string;
+  stripes: number;
+  buffer: string;
+  receive: string;
+}
+
+async function allReduceRun(spec: RunSpec, sizes: number[]) {
+  const { n, kernel, transport, stripes } = spec;
   const secret = generateJoinSecret();
   const jobId = `bench-${n}-${Date.now()}`;
   const coordinator = await Coordinator.start({
@@ -162,6 +188,12 @@ async function allReduceRun(n: number, sizes: number[], kernel: string, transpor
         transport,
         "--chunk-bytes",
         values["chunk-bytes"],
+        "--stripes",
+        String(stripes),
+        "--buffer",
+        spec.buffer,
+        "--receive",
+        spec.receive,
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -172,7 +204,7 @@ async function allReduceRun(n: number, sizes: number[], kernel: string, transpor
   await coordinator.close();
   const text = outputs.map((o) => new TextDecoder().decode(o.stdout).trim()).find((t) => t.startsWith("["));
   if (!text) throw new Error(`no result from rank 0 (exit codes ${outputs.map((o) => o.code).join(",")})`);
-  return JSON.parse(text) as Array<{ sizeMib: number; iters: number; seconds: number }>;
+  return JSON.parse(text) as Array<{ sizeMib: number; iters: number; seconds: number; stripes: number }>;
 }
 
 function reductionKernelGBps(): { wasmSimd: number; js: number } {
@@ -254,16 +286,54 @@ console.error(
 
 const rows: Array<Record<string, number | string>> = [];
 const transport = values.transport;
-const runs: Array<[number, string, string]> = rankCounts.map((n) => [n, kernel, transport]);
+const stripeCounts = values.stripes === undefined
+  ? [defaultStripes()]
+  : values.stripes.split(",").map((x) => {
+    const count = Number(x);
+    if (!Number.isInteger(count) || count < 0 || count > 64) {
+      throw new Error(
+        `Cannot run with --stripes ${values.stripes}: current value is "${x}"; use integers 0..64`,
+      );
+    }
+    return count;
+  });
+const buffers = values.buffer.split(",");
+const receives = values.receive.split(",");
+for (const b of buffers) {
+  if (b !== "shared" && b !== "plain") {
+    throw new Error(`Cannot run with --buffer ${values.buffer}: use shared, plain`);
+  }
+}
+for (const r of receives) {
+  if (r !== "direct" && r !== "staged") {
+    throw new Error(`Cannot run with --receive ${values.receive}: use direct, staged`);
+  }
+}
+const runs: RunSpec[] = [];
+for (const n of rankCounts) {
+  for (const stripes of stripeCounts) {
+    // Buffer and receive modes only apply to stripes (the single ring copies through pooled buffers).
+    const combos = stripes === 0
+      ? [["plain", "pooled"]]
+      : buffers.flatMap((buffer) => receives.map((receive) => [buffer, receive]));
+    for (const [buffer, receive] of combos) runs.push({ n, kernel, transport, stripes, buffer, receive });
+  }
+}
 if (values["compare-js"]) {
-  for (const n of rankCounts) runs.push([n, kernel === "js" ? "wasm-simd" : "js", transport]);
+  for (const n of rankCounts) {
+    const other = kernel === "js" ? "wasm-simd" : "js";
+    runs.push({ n, kernel: other, transport, stripes: 0, buffer: "plain", receive: "pooled" });
+  }
 }
 if (values["compare-transport"]) {
   const other = transport === "deno-websocket" ? "tcp-websocket" : "deno-websocket";
-  for (const n of rankCounts) runs.push([n, kernel, other]);
+  for (const n of rankCounts) {
+    runs.push({ n, kernel, transport: other, stripes: 0, buffer: "plain", receive: "pooled" });
+  }
 }
-for (const [n, k, t] of runs) {
-  const results = await allReduceRun(n, sizes, k, t);
+for (const spec of runs) {
+  const { n, kernel: k, transport: t } = spec;
+  const results = await allReduceRun(spec, sizes);
   for (const r of results) {
     const algbw = (r.sizeMib * MIB) / r.seconds / 1e9;
     const busbw = algbw * (2 * (n - 1)) / n;
@@ -271,6 +341,9 @@ for (const [n, k, t] of runs) {
       ranks: n,
       kernel: k,
       transport: t,
+      stripes: r.stripes,
+      buffer: spec.buffer,
+      receive: spec.receive,
       sizeMib: r.sizeMib,
       iters: r.iters,
       ms: +(r.seconds * 1000).toFixed(2),
@@ -279,9 +352,9 @@ for (const [n, k, t] of runs) {
       pctOfTcp: +((busbw / tcp) * 100).toFixed(1),
     });
     console.error(
-      `[bench] n=${n} ${k} ${t} ${r.sizeMib} MiB: ${(r.seconds * 1000).toFixed(1)} ms, busbw ${
-        busbw.toFixed(3)
-      } GB/s`,
+      `[bench] n=${n} ${k} ${t} stripes ${r.stripes} ${spec.buffer}/${spec.receive} ${r.sizeMib} MiB: ${
+        (r.seconds * 1000).toFixed(1)
+      } ms, busbw ${busbw.toFixed(3)} GB/s`,
     );
   }
 }
@@ -290,6 +363,9 @@ const header = [
   "ranks",
   "kernel",
   "transport",
+  "stripes",
+  "buffer",
+  "receive",
   "sizeMib",
   "iters",
   "ms",

@@ -49,7 +49,7 @@ import {
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
-import { defaultStripes, StripedAllReduce } from "./striped_all_reduce.ts";
+import { defaultStripes, StripedAllReduce, type StripeReceive } from "./striped_all_reduce.ts";
 
 /** Options of {@link joinJob}. */
 export interface JoinOptions {
@@ -88,6 +88,8 @@ export interface JoinOptions {
    * count any rank offers; the results are bit-identical whatever it is. Needs the tcp-websocket transport.
    */
   stripes?: number;
+  /** How stripe workers receive chunk values; default "direct" ("staged" adds a copy, for measurements). */
+  stripeReceive?: StripeReceive;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
@@ -224,6 +226,7 @@ export class RankSession implements DistributedContext {
       stripes: (options.transport ?? "tcp-websocket") === "tcp-websocket"
         ? options.stripes ?? defaultStripes()
         : 0,
+      stripeReceive: options.stripeReceive ?? "direct",
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
@@ -404,6 +407,7 @@ export class RankSession implements DistributedContext {
           left: { host: left.host, ports: left.stripePorts ?? [] },
           stripes,
           chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
+          receive: this.#options.stripeReceive,
         }),
         this.#options.joinTimeoutMs,
         `the all-reduce stripe links to ranks ${(a.rank - 1 + n) % n} and ${(a.rank + 1) % n}`,

@@ -127,11 +127,28 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
       `stripe ${setup!.stripe} link to rank ${rightRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
     );
   sending.start();
-  dialed.receiveSplit({
-    headBytes: DATA_VALUES_OFFSET,
-    target: (head, bytes) => r.receiveTarget(decodeDataHead(head, bytes)),
-    done: (head, rest) => r.receiveDone(decodeDataHead(head, rest.length + DATA_VALUES_OFFSET), rest),
-  });
+  if (m.receive === "staged") {
+    // Measurement variant: read into a private buffer, then copy to where the values belong.
+    const staging = new Uint8Array(4 * m.chunkElements);
+    let destination: Uint8Array | null = null;
+    dialed.receiveSplit({
+      headBytes: DATA_VALUES_OFFSET,
+      target: (head, bytes) => {
+        destination = r.receiveTarget(decodeDataHead(head, bytes));
+        return staging.subarray(0, destination.length);
+      },
+      done: (head, rest) => {
+        destination!.set(rest);
+        r.receiveDone(decodeDataHead(head, rest.length + DATA_VALUES_OFFSET), destination!);
+      },
+    });
+  } else {
+    dialed.receiveSplit({
+      headBytes: DATA_VALUES_OFFSET,
+      target: (head, bytes) => r.receiveTarget(decodeDataHead(head, bytes)),
+      done: (head, rest) => r.receiveDone(decodeDataHead(head, rest.length + DATA_VALUES_OFFSET), rest),
+    });
+  }
   dialed.onclose = (code, reason) =>
     linkLost(
       leftRank,

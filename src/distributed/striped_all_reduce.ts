@@ -34,6 +34,7 @@ export type ToStripeWorker =
     chunkElements: number;
     stripes: number;
     receiveOffset: number;
+    receive: StripeReceive;
   }
   | { t: "start"; seq: number; bucket: number; offset: number; length: number }
   | { t: "drain"; id: number }
@@ -49,6 +50,13 @@ export type FromStripeWorker =
   | { t: "drained"; id: number }
   | { t: "link_lost"; peerRank: number; reason: string }
   | { t: "stopped" };
+
+/**
+ * How a stripe worker receives chunk values: `direct` reads them from the socket straight into the arena
+ * (the bucket, or the receive area the add reads); `staged` reads into a private buffer and copies (one
+ * extra copy per chunk; kept to measure what the direct path saves).
+ */
+export type StripeReceive = "direct" | "staged";
 
 /** Options of {@link StripedAllReduce.listen}. */
 export interface StripedAllReduceOptions {
@@ -216,6 +224,8 @@ export class StripedAllReduce {
     left: { host: string; ports: readonly number[] };
     stripes: number;
     chunkElements: number;
+    /** Default "direct". */
+    receive?: StripeReceive;
   }): Promise<void> {
     if (a.stripes < 1 || a.stripes > this.#workers.length || a.stripes > a.left.ports.length) {
       throw new RangeError(
@@ -235,6 +245,7 @@ export class StripedAllReduce {
         chunkElements: a.chunkElements,
         stripes: a.stripes,
         receiveOffset: this.arena.allocate(2 * a.chunkElements * 4),
+        receive: a.receive ?? "direct",
       })
     ));
   }
