@@ -25,3 +25,4 @@ export * from "./peer_transport.ts";
 export * from "./reduce_arena.ts";
 export * from "./stripe_ring.ts";
 export * from "./striped_all_reduce.ts";
+export * from "./bucket_overlap.ts";

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { allReduceBuckets } from "../distributed/bucket_overlap.ts";
 import type { DistributedContext } from "../distributed/context.ts";
 import type { Gpu } from "../gpu/gpu.ts";
 import type { GpuBuffer } from "../gpu/buffer_pool.ts";
@@ -29,9 +30,10 @@ export function gradientBuckets(elements: number): [number, number][] {
 }
 
 /**
- * A {@linkcode GradientSync} over a distributed context. Each bucket is read back as soon as the step's
- * commands are submitted, and all-reduced as it arrives (buckets are started in index order on every
- * rank; later read-backs overlap earlier exchanges).
+ * A {@linkcode GradientSync} over a distributed context. Every bucket's read-back is queued as soon as the
+ * step's commands are submitted; each bucket is all-reduced the moment its read-back lands (in index order
+ * on every rank, later read-backs overlapping earlier exchanges, {@linkcode allReduceBuckets}) and written
+ * back as soon as it and every earlier bucket are reduced.
  */
 export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync {
   return {
@@ -40,17 +42,12 @@ export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync
       const buckets = gradientBuckets(elements);
       const reads = buckets.map(([a, b]) => gpu.readback(grads, a * 4, (b - a) * 4));
       gpu.submit();
-      // Start buckets strictly in index order (every rank must), each as soon as its read-back lands.
-      const reduced: Float32Array[] = [];
-      const pending: Promise<void>[] = [];
-      for (let i = 0; i < reads.length; i++) {
-        const data = new Float32Array(await reads[i]);
-        reduced.push(data);
-        pending.push(ctx.startBucket(i, data));
+      async function* readBack(): AsyncGenerator<Float32Array> {
+        for (const read of reads) yield new Float32Array(await read);
       }
-      await Promise.all(pending);
-      await ctx.flush();
-      reduced.forEach((data, i) => gpu.write(grads, data, buckets[i][0] * 4));
+      for await (const { index, data } of allReduceBuckets(ctx, readBack())) {
+        gpu.write(grads, data, buckets[index][0] * 4);
+      }
     },
   };
 }
