@@ -127,6 +127,8 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
   cluster backends: --accelerators H100:8 --partition P --account A --queue Q --walltime HH:MM:SS --filesystems F
   --kernel wasm-simd|js                reduction arithmetic (default wasm-simd)
   --transport tcp-websocket|deno-websocket   ring links (default tcp-websocket)
+  --stripes N                          all-reduce ring stripes (Worker threads) per rank; 0 = one ring on the
+                                       rank's thread (default env ORION_RING_STRIPES, else cores/8, 1..4)
   --heartbeat-timeout-ms MS            hung-rank detection (default 4000)
 Secret: env ${JOIN_SECRET_ENV} (generated for single-node local runs when unset).
 `;
@@ -157,6 +159,7 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
       "run-dir": { type: "string" },
       kernel: { type: "string" },
       transport: { type: "string" },
+      stripes: { type: "string" },
       "dry-run": { type: "boolean", default: false },
       out: { type: "string" },
       accelerators: { type: "string" },
@@ -232,6 +235,9 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
       extraWorkerArgs: [
         ...(kernel ? ["--kernel", kernel] : []),
         ...(values.transport ? ["--transport", values.transport] : []),
+        ...(values.stripes !== undefined
+          ? ["--stripes", String(positiveInt(values.stripes, "--stripes", 0))]
+          : []),
         ...(heartbeatTimeoutMs
           ? ["--coordinator-timeout-ms", String(Math.max(5000, heartbeatTimeoutMs))]
           : []),
@@ -335,6 +341,8 @@ Joins a job as one rank (normally started by the node agent of \`orion launch\`)
   --kernel wasm-simd|js     reduction arithmetic (default wasm-simd)
   --transport T             ring links: tcp-websocket (default) or deno-websocket
   --chunk-bytes N           all-reduce chunk size (default 1048576, max 4 MiB - 48)
+  --stripes N               all-reduce ring stripes (Worker threads) per rank, 0..64; 0 = one ring on this
+                            thread (default env ORION_RING_STRIPES, else cores/8, 1..4; ranks use the smallest)
   --coordinator-timeout-ms  coordinator silence before giving up (default 5000)
   --stop-grace-ms MS        time rankMain gets to return after a stop (default 5000)
 Exit codes: 0 done, 75 stopped for a restart, 76 job over (coordinator lost / failed), 1 error.
@@ -363,6 +371,7 @@ export async function workerCommand(args: string[], hooks: DistributedHooks): Pr
       kernel: { type: "string" },
       transport: { type: "string" },
       "chunk-bytes": { type: "string" },
+      stripes: { type: "string" },
       "coordinator-timeout-ms": { type: "string" },
       "stop-grace-ms": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
@@ -409,6 +418,7 @@ export async function workerCommand(args: string[], hooks: DistributedHooks): Pr
       kernel,
       transport,
       chunkBytes: values["chunk-bytes"] ? positiveInt(values["chunk-bytes"], "--chunk-bytes", 0) : undefined,
+      stripes: values.stripes !== undefined ? positiveInt(values.stripes, "--stripes", 0) : undefined,
       coordinatorTimeoutMs: values["coordinator-timeout-ms"]
         ? Number(values["coordinator-timeout-ms"])
         : undefined,

@@ -84,7 +84,7 @@ export interface JoinOptions {
   transport?: PeerTransportName;
   /**
    * Ring stripes (Worker threads, each with its own links) per rank; 0 = one ring on this thread. Default
-   * {@link defaultStripes} (about cores / 4, 1..4; 0 where Workers cannot start). The job uses the smallest
+   * {@link defaultStripes} (`ORION_RING_STRIPES`, else cores / 8, 1..4; 0 where Workers cannot start). The job uses the smallest
    * count any rank offers; the results are bit-identical whatever it is. Needs the tcp-websocket transport.
    */
   stripes?: number;

@@ -88,8 +88,10 @@ export function stripeWorkerModuleUrl(): string | null {
 export const STRIPES_ENV = "ORION_RING_STRIPES";
 
 /**
- * Default stripes per rank: `ORION_RING_STRIPES` when set, else about a quarter of the logical cores, 1..4; 0 (the rank's own thread) where
- * Workers cannot start. Ranks use the smallest count any rank offers.
+ * Default stripes per rank: `ORION_RING_STRIPES` when set, else an eighth of the logical cores, 1..4 (16
+ * threads: 2; a 2-core VM: 1); 0 (the rank's own thread) where Workers cannot start. Each stripe is one
+ * Worker doing its share of the socket I/O and adds; more stripes than free cores only add switching.
+ * Ranks use the smallest count any rank offers.
  */
 export function defaultStripes(): number {
   if (stripeWorkerModuleUrl() === null) return 0;
@@ -104,7 +106,7 @@ export function defaultStripes(): number {
     return value;
   }
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 2 : 2;
-  return Math.max(1, Math.min(4, Math.floor(cores / 4)));
+  return Math.max(1, Math.min(4, Math.floor(cores / 8)));
 }
 
 interface StripeWorker {
