@@ -300,6 +300,8 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     worldSize,
     cursor: cursor as never,
     prepare: (b) => batchUploadArrays(trainer.model, b),
+    // Batch memory is reused once a step has issued its uploads (released below): no allocation per batch.
+    reuseBuffers: true,
   });
   const valBatches = t.valEveryNSteps === null
     ? []
@@ -589,6 +591,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         micro.push(b);
       }
       await trainer.trainStep(micro);
+      for (const b of micro) loader.release(b); // uploaded (queue.writeBuffer copies): the slots are free
       if (trainer.pendingReadbacks > 2) await logMetrics(await trainer.awaitOldest());
       await drainReady();
       const step = trainer.step;
