@@ -6,7 +6,8 @@
  *
  * Usage:
  *   deno run -A scripts/bench_train.ts [--preset poyo_1_3m|seed|tiny] [--steps 50] [--warmup 10]
- *       [--batch 32] [--optimizer sparse_lamb] [--json out.json] [--dump step.safetensors]
+ *       [--batch 32] [--optimizer sparse_lamb] [--precision 32-true|16-mixed|bf16-mixed] [--json out.json]
+ *       [--dump step.safetensors]
  *       [--checkpoint-every K [--checkpoint-reps 5]]
  *
  * `--checkpoint-every K` adds the checkpoint stall: passes of the same steps with and without a checkpoint
@@ -21,7 +22,7 @@
  */
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/gpu.ts";
-import { Trainer } from "../src/train/trainer.ts";
+import { Trainer, type TrainingPrecision } from "../src/train/trainer.ts";
 import { batchUploadArrays } from "../src/models/poyo.ts";
 import {
   syntheticBatch,
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     dump: { type: "string" },
     "no-timing": { type: "boolean", default: false },
+    precision: { type: "string", default: "32-true" },
     "checkpoint-every": { type: "string", default: "0" },
     "checkpoint-reps": { type: "string", default: "5" },
     "checkpoint-submit": { type: "string", default: "next" },
@@ -77,6 +79,7 @@ const trainer = new Trainer(gpu, preset.kwargs, vocab, {
   },
   schedule: { kind: "onecycle", lr: 1e-4, totalSteps: warmup + steps + 1, warmupSteps: 0, beta1: 0.9 },
   readbackEvery: 10,
+  precision: args.precision as TrainingPrecision,
 });
 const batches = [0, 1, 2, 3].map((i) => syntheticBatch(shape, i));
 // As the training loader does in its prefetch pipeline: the upload arrays (modality masks, embedding-index
@@ -234,6 +237,7 @@ if (checkpointEvery > 0) {
 
 const result = {
   preset: args.preset,
+  precision: args.precision,
   adapter: gpu.description.description,
   batchSize,
   params: trainer.model.params.count,
@@ -252,7 +256,9 @@ const result = {
 };
 console.log(`adapter: ${result.adapter}`);
 console.log(
-  `orion ${args.preset}: ${samplesPerS.toFixed(1)} samples/s, ${result.msPerStep.toFixed(2)} ms/step ` +
+  `orion ${args.preset} (${args.precision}): ${samplesPerS.toFixed(1)} samples/s, ${
+    result.msPerStep.toFixed(2)
+  } ms/step ` +
     `(batch ${batchSize}, ${result.params} params, N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms + submit ${
       result.submitMsPerStep.toFixed(2)
