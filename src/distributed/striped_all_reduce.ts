@@ -95,7 +95,10 @@ export const STRIPES_ENV = "ORION_RING_STRIPES";
  */
 export function defaultStripes(): number {
   if (stripeWorkerModuleUrl() === null) return 0;
-  const fromEnv = Deno.env.get(STRIPES_ENV);
+  let fromEnv: string | undefined;
+  try {
+    fromEnv = Deno.env.get(STRIPES_ENV);
+  } catch { /* no env permission: not set */ }
   if (fromEnv !== undefined && fromEnv !== "") {
     const value = Number(fromEnv);
     if (!Number.isInteger(value) || value < 0 || value > 64) {
