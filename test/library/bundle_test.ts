@@ -57,6 +57,7 @@ Deno.test({
         "checkpoint_write_worker.js", // worker entries beside the bundle (src/util/worker_module.ts)
         "loader_worker.js",
         "orion.js",
+        "ring_stripe_worker.js",
       ]);
 
       await Deno.writeTextFile(
