@@ -232,6 +232,8 @@ export class RawWebSocket {
   #splitReceiver: SplitReceiver | null = null;
   #writing = false;
   #closed = false;
+  /** Set when a write failed: nothing more is sent, the read side still delivers what already arrived. */
+  #writeBroken = false;
   #drainWaiters: Array<() => void> = [];
 
   constructor(
@@ -269,7 +271,7 @@ export class RawWebSocket {
    * Queues one binary message. When `giveBackToPool` is true the buffer returns to the pool once written.
    */
   send(buffer: ArrayBuffer, giveBackToPool = false): void {
-    if (this.#closed) {
+    if (this.#closed || this.#writeBroken) {
       if (giveBackToPool) this.#pool.give(buffer);
       return;
     }
@@ -283,7 +285,7 @@ export class RawWebSocket {
    * closes first. The parts must stay unchanged until then.
    */
   sendParts(parts: Uint8Array[], written?: () => void): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#writeBroken) return;
     let length = 0;
     for (const part of parts) length += part.length;
     this.bytesSent += length;
@@ -361,6 +363,7 @@ export class RawWebSocket {
   }
 
   #enqueue(opcode: number, payload: Uint8Array, pooled: ArrayBuffer | null): void {
+    if (this.#writeBroken) return;
     const header = this.#header(opcode, payload.length);
     const body = this.#role === "client" ? this.#mask(header, payload) : payload;
     this.#queue.push({ header, parts: [body], pooled, written: null });
@@ -386,7 +389,12 @@ export class RawWebSocket {
         item.written?.();
       }
     } catch (error) {
-      this.#finish(1006, `write failed: ${(error as Error).message}`);
+      // The peer is gone, but its last messages (a coordinator's "stop", a close frame) may still wait
+      // to be read: let the read loop deliver them and report the close; give it a moment at most.
+      this.#writeBroken = true;
+      this.#queue.length = 0;
+      const reason = `write failed: ${(error as Error).message}`;
+      setTimeout(() => this.#finish(1006, reason), 200);
     } finally {
       this.#writing = false;
       if (this.#queue.length === 0) this.#releaseDrain();
