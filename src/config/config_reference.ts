@@ -14,7 +14,7 @@ import { FinetuneFromSchema } from "./finetune_from.ts";
 import { InfraConfigSchema } from "./infra_config.ts";
 import { RunConfigSchema } from "./run_config.ts";
 import { defaultOf, descriptionOf, unwrapSchema } from "./schema_tools.ts";
-import { TrainingConfigSchema } from "./training_config.ts";
+import { GradScalerSchema, TrainingConfigSchema } from "./training_config.ts";
 import { PipelineShapeSchema } from "./training_pipeline.ts";
 
 interface Def {
@@ -119,6 +119,7 @@ export const REFERENCE_SECTIONS: [title: string, schema: z.ZodType][] = [
   ["ModelConfig kwargs for POYO (`model.kwargs`)", PoyoKwargsSchema],
   ["TrainingConfig (`training`)", TrainingConfigSchema],
   ["BenchCompute (`training.benchCompute`)", BenchComputeSchema],
+  ["GradScaler (`training.gradScaler`)", GradScalerSchema],
   ["InfraConfig (`infra`)", InfraConfigSchema],
   ["FinetuneFrom (`initFrom`)", FinetuneFromSchema],
   ["TrainingPipeline", PipelineShapeSchema],

@@ -36,6 +36,24 @@ export const MONITOR_PATTERN: RegExp =
 
 const steps = () => z.number().int().positive();
 
+/** A finite power of two (2^k for an integer k): keeps the loss scale exact when it grows or backs off. */
+const powerOfTwo = (what: string) =>
+  z.number().positive().refine((v) => Number.isFinite(v) && Math.log2(v) === Math.round(Math.log2(v)), {
+    error: `Cannot use training.gradScaler.${what} as it must be a power of two so scaling stays exact`,
+  });
+
+/** The zod schema of {@link GradScalerConfig}: loss scaling of `16-mixed` (PyTorch `GradScaler` defaults). */
+export const GradScalerSchema = z.strictObject({
+  initScale: powerOfTwo("initScale").default(65536).describe("initial loss scale (a power of two)"),
+  growthFactor: powerOfTwo("growthFactor").gt(1).default(2).describe(
+    "scale multiplier after growthInterval clean steps (a power of two > 1)",
+  ),
+  backoffFactor: powerOfTwo("backoffFactor").lt(1).default(0.5).describe(
+    "scale multiplier on a step with inf/NaN gradients, which is skipped (a power of two < 1)",
+  ),
+  growthInterval: steps().default(2000).describe("consecutive clean steps before the scale grows"),
+});
+
 const TrainingConfigObject = z.strictObject({
   batchSize: steps().default(32).describe(
     "windows per optimizer micro-step per GPU; global batch = batchSize × nodes × gpusPerNode × accumulateGradBatches",
@@ -80,6 +98,9 @@ const TrainingConfigObject = z.strictObject({
   ),
   precision: z.enum(PRECISIONS).default("32-true").describe(
     "32-true | 16-mixed (needs shader-f16) | bf16-mixed",
+  ),
+  gradScaler: GradScalerSchema.prefault({}).describe(
+    "dynamic loss scaling of 16-mixed (GradScaler semantics); unused by the other precisions",
   ),
   seed: z.number().int().nonnegative().default(0).describe(
     "seed of every counter-based generator (init, dropout, sampling)",
@@ -255,6 +276,8 @@ export interface TrainingConfig {
   monitorMode: "min" | "max";
   /** 32-true | 16-mixed (needs shader-f16) | bf16-mixed. */
   precision: "32-true" | "16-mixed" | "bf16-mixed";
+  /** Dynamic loss scaling of 16-mixed (GradScaler semantics); unused by the other precisions. */
+  gradScaler: GradScalerConfig;
   /** Seed of every counter-based generator (init, dropout, sampling). */
   seed: number;
   /** Benchmark cadence in steps; null = only at the end (when benchSuites is not empty). */
@@ -267,9 +290,21 @@ export interface TrainingConfig {
   freezeUntilStep: number;
 }
 
+/** Loss-scaling settings of `16-mixed` (`training.gradScaler`), PyTorch `GradScaler` defaults. */
+export interface GradScalerConfig {
+  /** Initial loss scale (a power of two). */
+  initScale: number;
+  /** Scale multiplier after `growthInterval` clean steps (a power of two > 1). */
+  growthFactor: number;
+  /** Scale multiplier on a step with inf/NaN gradients, which is skipped (a power of two < 1). */
+  backoffFactor: number;
+  /** Consecutive clean steps before the scale grows. */
+  growthInterval: number;
+}
+
 /** Training settings as a user writes them: every field optional, nullable ones may be null (see {@link TrainingConfig}). */
 export type TrainingConfigInput =
-  & Partial<Omit<TrainingConfig, "eps" | "monitorMode" | "benchCompute">>
+  & Partial<Omit<TrainingConfig, "eps" | "monitorMode" | "benchCompute" | "gradScaler">>
   & {
     /** Optimizer epsilon; null = the optimizer's default. */
     eps?: number | null;
@@ -277,6 +312,8 @@ export type TrainingConfigInput =
     monitorMode?: "min" | "max" | null;
     /** How benchmarks are computed (a `BenchCompute(...)` or its fields). */
     benchCompute?: BenchComputeInput;
+    /** Loss scaling of 16-mixed; fields left out take PyTorch's defaults. */
+    gradScaler?: Partial<GradScalerConfig>;
   };
 
 const _trainingConfigMatchesSchema: [

@@ -171,6 +171,7 @@ export function trainerSettings(config: RunConfig, rank = 0) {
     },
     readbackEvery: Math.max(1, Math.min(t.logEveryNSteps, 100)),
     precision: t.precision,
+    gradScaler: t.gradScaler,
     // Gradual unfreezing (torch_brain): until freezeUntilStep only what was not loaded from the parent trains —
     // the embeddings (which hold the new participants' rows) and the weightOverrides (fresh initialisation).
     trainable: t.freezeUntilStep > 0

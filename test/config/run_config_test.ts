@@ -223,3 +223,32 @@ Deno.test("TrainingPipeline: stages resolve, names must be unique and stages sta
   const problems = problemsOf(() => parseTrainingPipeline({ name: "bad", stages: [ft, pre, { ...pre }] }));
   assert.deepEqual(problems.map((x) => x.path).sort(), ["stages.0.initFrom.run", "stages.2.name"]);
 });
+
+Deno.test("training.gradScaler: PyTorch defaults, partial overrides, and non-power-of-two factors refused with the field path", () => {
+  assert.deepEqual(TrainingConfig({}).gradScaler, {
+    initScale: 65536,
+    growthFactor: 2,
+    backoffFactor: 0.5,
+    growthInterval: 2000,
+  });
+  assert.deepEqual(TrainingConfig({ precision: "16-mixed", gradScaler: { initScale: 1024 } }).gradScaler, {
+    initScale: 1024,
+    growthFactor: 2,
+    backoffFactor: 0.5,
+    growthInterval: 2000,
+  });
+  const problems = invalidConfigError(
+    TrainingConfig({
+      gradScaler: { initScale: 1000, backoffFactor: 0.3, growthFactor: 0.5, growthInterval: 0 },
+    }),
+  )?.problems ?? [];
+  const byPath = new Map(problems.map((p) => [p.path, p.message]));
+  assert.deepEqual([...byPath.keys()].sort(), [
+    "gradScaler.backoffFactor",
+    "gradScaler.growthFactor",
+    "gradScaler.growthInterval",
+    "gradScaler.initScale",
+  ]);
+  assert.match(byPath.get("gradScaler.initScale")!, /power of two/);
+  assert.match(byPath.get("gradScaler.backoffFactor")!, /power of two/);
+});
