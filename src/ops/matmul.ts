@@ -145,13 +145,14 @@ function dims(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Dims {
 
 /**
  * Records `out = alpha · op(A)·op(B) (+ bias) (+ beta · out)` into an existing tensor (no tape node).
- * Used by backward passes to accumulate straight into gradient buffers.
+ * Used by backward passes to accumulate straight into gradient buffers. `family` files the dispatch under
+ * another kernel family for per-family GPU timing (e.g. the products of materialized attention).
  */
 export function matmulInto(
   out: Tensor,
   a: Tensor,
   b: Tensor,
-  options: MatmulOptions & { alpha?: number; beta?: number } = {},
+  options: MatmulOptions & { alpha?: number; beta?: number; family?: string } = {},
 ): void {
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
@@ -196,7 +197,7 @@ export function matmulInto(
       b: bc.binding(),
       bias: bias?.binding(),
       c: out.binding(),
-    });
+    }, options.family);
     return;
   }
   const u = gpu.uniform(
@@ -206,8 +207,9 @@ export function matmulInto(
       )
       .bytes(),
   );
+  const general = generalMatmulSpec(halfA, halfB);
   gpu.dispatch(
-    generalMatmulSpec(halfA, halfB),
+    options.family ? { ...general, family: options.family } : general,
     [u, ac.binding(), bc.binding(), (bias ?? ac).binding(), out.binding()],
     [Math.ceil(n / 64), Math.ceil(m / 64), batch],
   );
