@@ -1,7 +1,8 @@
 /**
  * Tests of the rotary attention op beyond the shared gradient suite (cases_attention.ts): bitwise
  * determinism, the exact rotary angle (large times included), kvLen = 0, split keys vs one pass, and
- * input validation.
+ * input validation. The op-level tests here run the flash kernels (the materialized path has its own,
+ * attention_materialized_test.ts).
  */
 import assert from "node:assert/strict";
 import { backward } from "../../src/tensor/autograd.ts";
@@ -53,6 +54,7 @@ function crossProblem(
       rotateValue: true,
       tMin: T_MIN,
       tMax: T_MAX,
+      implementation: "flash",
       ...extra,
     },
   };
@@ -80,6 +82,7 @@ function selfProblem(gpu: Gpu, seed: number): Problem {
       rotateValue: true,
       tMin: T_MIN,
       tMax: T_MAX,
+      implementation: "flash",
     },
   };
 }
@@ -324,6 +327,10 @@ Deno.test({
         ],
         [{ tiles: { forward: { tx: 3, ty: 4, rows: 4, cols: 4 } } }, /forward tile shape must fit/],
         [{ keysPerSplit: 10 }, /keysPerSplit must be a positive multiple/],
+        [
+          { implementation: "fast" as unknown as "flash" },
+          /implementation must be "auto", "flash" or "materialized"/,
+        ],
       ];
       for (const [change, message] of cases) {
         assert.throws(() => rotaryAttention({ ...o, ...change }), message);

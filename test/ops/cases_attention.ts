@@ -1,9 +1,11 @@
 /**
  * Shared-suite cases of the rotary attention op (self- and cross-attention, ragged sizes, kvLen edge
- * cases, split keys, small tiles) and of the standalone rotary embedding.
+ * cases, split keys, small tiles), each run by the flash kernels and by the materialized path (the
+ * flash-only options — tiles, key splits, subgroups — dropped), and of the standalone rotary embedding.
  */
 import { rotaryAttention } from "../../src/ops/attention.ts";
 import type { AttentionTiles } from "../../src/ops/attention_codegen.ts";
+import type { AttentionImplementation } from "../../src/ops/attention_selection.ts";
 import { rotaryEmbed } from "../../src/ops/rotary.ts";
 import { ELEMENTWISE, randomF32, REDUCTION } from "../reference/compare.ts";
 import { refAttention, refRotaryEmbed } from "../reference/attention.ts";
@@ -34,6 +36,7 @@ interface SelfCase {
   kvLen: number[];
   sharedTime?: boolean;
   tiles?: Partial<AttentionTiles>;
+  implementation?: AttentionImplementation;
   note?: string;
 }
 
@@ -41,7 +44,7 @@ function selfCase(c: SelfCase): OpCase {
   const w = c.heads * c.dimHead;
   return {
     name: `rotaryAttention self B${c.batch} L${c.len} h${c.heads} dh${c.dimHead} rotV=${c.rotateValue} ` +
-      `kvLen=${JSON.stringify(c.kvLen)}${c.note ? ` ${c.note}` : ""}`,
+      `kvLen=${JSON.stringify(c.kvLen)}${c.note ? ` ${c.note}` : ""} [${c.implementation ?? "auto"}]`,
     inputs: [
       { shape: [c.batch, c.len, 3 * w] },
       times(c.sharedTime ? [c.len] : [c.batch, c.len]),
@@ -61,6 +64,7 @@ function selfCase(c: SelfCase): OpCase {
         tMin: T_MIN,
         tMax: T_MAX,
         tiles: c.tiles,
+        implementation: c.implementation,
       }),
     ref: refAttention({
       batch: c.batch,
@@ -99,6 +103,7 @@ interface CrossCase {
   keysPerSplit?: number;
   tiles?: Partial<AttentionTiles>;
   subgroups?: boolean;
+  implementation?: AttentionImplementation;
   note?: string;
 }
 
@@ -109,7 +114,8 @@ function crossCase(c: CrossCase): OpCase {
   const vOff = c.valueFirst ? 0 : w;
   return {
     name: `rotaryAttention cross B${c.batch} Lq${c.lq} Lk${c.lk} h${c.heads} dh${c.dimHead} ` +
-      `rotV=${c.rotateValue} kvLen=${JSON.stringify(c.kvLen)}${c.note ? ` ${c.note}` : ""}`,
+      `rotV=${c.rotateValue} kvLen=${JSON.stringify(c.kvLen)}${c.note ? ` ${c.note}` : ""} ` +
+      `[${c.implementation ?? "auto"}]`,
     inputs: [
       { shape: [c.batch, c.lq, qPad + w] },
       { shape: [c.batch, c.lk, 2 * w] },
@@ -133,6 +139,7 @@ function crossCase(c: CrossCase): OpCase {
         keysPerSplit: c.keysPerSplit,
         tiles: c.tiles,
         subgroups: c.subgroups,
+        implementation: c.implementation,
       }),
     ref: refAttention({
       batch: c.batch,
@@ -161,69 +168,100 @@ const SMALL_TILES: AttentionTiles = {
   backwardQ: { tx: 2, ty: 2, rows: 2, cols: 2 },
 };
 
+/** The flash-path cases; each also runs materialized (flash-only options dropped). */
+const SELF_CASES: SelfCase[] = [
+  { batch: 2, len: 37, heads: 2, dimHead: 16, rotateValue: true, kvLen: [37, 20] },
+  { batch: 3, len: 19, heads: 3, dimHead: 8, rotateValue: false, kvLen: [19, 1, 0] },
+  { batch: 1, len: 45, heads: 1, dimHead: 64, rotateValue: true, kvLen: [45], sharedTime: true },
+  {
+    batch: 2,
+    len: 11,
+    heads: 2,
+    dimHead: 8,
+    rotateValue: true,
+    kvLen: [7, 11],
+    tiles: SMALL_TILES,
+    note: "small tiles",
+  },
+];
+
+const CROSS_CASES: CrossCase[] = [
+  { batch: 2, lq: 33, lk: 45, heads: 1, dimHead: 64, rotateValue: true, kvLen: [45, 17] },
+  {
+    batch: 2,
+    lq: 9,
+    lk: 130,
+    heads: 2,
+    dimHead: 16,
+    rotateValue: false,
+    kvLen: [100, 130],
+    keysPerSplit: 32,
+    note: "split keys",
+  },
+  {
+    batch: 3,
+    lq: 6,
+    lk: 21,
+    heads: 2,
+    dimHead: 8,
+    rotateValue: true,
+    kvLen: [0, 5, 21],
+    valueFirst: true,
+    qPad: 4,
+    sharedQueryTime: true,
+    note: "v before k, padded q",
+  },
+  {
+    batch: 2,
+    lq: 13,
+    lk: 29,
+    heads: 1,
+    dimHead: 16,
+    rotateValue: true,
+    kvLen: [29, 3],
+    keysPerSplit: 8,
+    tiles: SMALL_TILES,
+    note: "small tiles, split keys",
+  },
+  {
+    batch: 2,
+    lq: 21,
+    lk: 40,
+    heads: 2,
+    dimHead: 16,
+    rotateValue: true,
+    kvLen: [40, 26],
+    subgroups: false,
+    note: "row statistics through workgroup memory",
+  },
+];
+
+/**
+ * Materialized-only cases: rows longer than the softmax workgroup (300 keys > 128 threads), and products
+ * big enough for the generated matmul kernel (≥ 64³ multiply-adds, K ≥ 16).
+ */
+const MATERIALIZED_CASES: (SelfCase | CrossCase)[] = [
+  { batch: 2, lq: 70, lk: 300, heads: 2, dimHead: 64, rotateValue: true, kvLen: [300, 129] },
+  { batch: 2, len: 67, heads: 3, dimHead: 32, rotateValue: false, kvLen: [0, 67] },
+];
+
 function attentionCaseList(): OpCase[] {
+  const materialized = { implementation: "materialized", tiles: undefined } as const;
+  // A note about flash-only options does not apply to the materialized run.
+  const note = (c: SelfCase | CrossCase) =>
+    c.tiles || ("keysPerSplit" in c && c.keysPerSplit) || ("subgroups" in c && c.subgroups !== undefined)
+      ? undefined
+      : c.note;
   return [
-    selfCase({ batch: 2, len: 37, heads: 2, dimHead: 16, rotateValue: true, kvLen: [37, 20] }),
-    selfCase({ batch: 3, len: 19, heads: 3, dimHead: 8, rotateValue: false, kvLen: [19, 1, 0] }),
-    selfCase({ batch: 1, len: 45, heads: 1, dimHead: 64, rotateValue: true, kvLen: [45], sharedTime: true }),
-    selfCase({
-      batch: 2,
-      len: 11,
-      heads: 2,
-      dimHead: 8,
-      rotateValue: true,
-      kvLen: [7, 11],
-      tiles: SMALL_TILES,
-      note: "small tiles",
-    }),
-    crossCase({ batch: 2, lq: 33, lk: 45, heads: 1, dimHead: 64, rotateValue: true, kvLen: [45, 17] }),
-    crossCase({
-      batch: 2,
-      lq: 9,
-      lk: 130,
-      heads: 2,
-      dimHead: 16,
-      rotateValue: false,
-      kvLen: [100, 130],
-      keysPerSplit: 32,
-      note: "split keys",
-    }),
-    crossCase({
-      batch: 3,
-      lq: 6,
-      lk: 21,
-      heads: 2,
-      dimHead: 8,
-      rotateValue: true,
-      kvLen: [0, 5, 21],
-      valueFirst: true,
-      qPad: 4,
-      sharedQueryTime: true,
-      note: "v before k, padded q",
-    }),
-    crossCase({
-      batch: 2,
-      lq: 13,
-      lk: 29,
-      heads: 1,
-      dimHead: 16,
-      rotateValue: true,
-      kvLen: [29, 3],
-      keysPerSplit: 8,
-      tiles: SMALL_TILES,
-      note: "small tiles, split keys",
-    }),
-    crossCase({
-      batch: 2,
-      lq: 21,
-      lk: 40,
-      heads: 2,
-      dimHead: 16,
-      rotateValue: true,
-      kvLen: [40, 26],
-      subgroups: false,
-      note: "row statistics through workgroup memory",
-    }),
+    ...SELF_CASES.map((c) => selfCase({ ...c, implementation: "flash" })),
+    ...CROSS_CASES.map((c) => crossCase({ ...c, implementation: "flash" })),
+    ...SELF_CASES.map((c) => selfCase({ ...c, ...materialized, note: note(c) })),
+    ...CROSS_CASES.map((c) =>
+      crossCase({ ...c, ...materialized, keysPerSplit: undefined, subgroups: undefined, note: note(c) })
+    ),
+    ...MATERIALIZED_CASES.map((c) =>
+      "len" in c ? selfCase({ ...c, ...materialized }) : crossCase({ ...c, ...materialized })
+    ),
   ];
 }
 
