@@ -3,21 +3,29 @@
  * Lq=512 latents, Lk=2560 tokens, dh=64) and latent self-attention (B=32, heads=8, L=512, dh=64).
  * Prints time and TFLOP/s for forward, backward and total, then one JSON line.
  *
+ * Each shape runs with each implementation of `--impl` (default both): `flash` (the fused kernels of
+ * src/ops/attention_codegen.ts) and `materialized` (score matrix and every product through the batched
+ * matmul, src/ops/attention_materialized.ts); a last line per shape compares them.
+ *
  * FLOPs are the usual nominal counts: forward 4·B·h·Lq·Lk·dh (two products), backward 2.5× that (five
- * products). The deterministic backward actually runs seven products (it recomputes the scores in both
- * the dK/dV and the dQ kernel); "executed" TFLOP/s in the JSON counts those.
+ * products, as FlashAttention counts it). The deterministic flash backward actually runs seven products
+ * (it recomputes the scores in both the dK/dV and the dQ kernel), the materialized backward four (dV, dP,
+ * dQ, dK); "executed" TFLOP/s in the JSON counts those.
  *
  * Before timing, each shape is checked against the f64 reference on a batch of 2 with ragged kvLen
- * (same kernels and tiles), and fwd+bwd is run twice at full size to check the results are
- * bit-identical.
+ * (same implementation, kernels and tiles), and fwd+bwd is run twice at full size to check the results
+ * are bit-identical.
  *
  * Timing: at least 300 ms of warm-up calls, then 5 trials of --iters calls each; the median trial is
  * reported with the fastest and slowest (run-to-run spread on the H200 has been large: see the trials).
  *
  * Usage:
- *   deno run -A scripts/bench_attention.ts [--small] [--iters N] [--tune] [--out file.json] [--no-check]
+ *   deno run -A scripts/bench_attention.ts [--small] [--impl flash,materialized] [--shapes cross,self]
+ *     [--iters N] [--tune] [--out file.json] [--no-check]
  *   --small   tiny shapes for the software adapter (CI machines)
- *   --tune    also time every tile shape that fits this device, kernel by kernel
+ *   --impl    implementations to run, comma-separated (default flash,materialized)
+ *   --shapes  shapes to run, comma-separated (default cross,self)
+ *   --tune    also time every tile shape of the flash kernels that fits this device, kernel by kernel
  *
  * @module
  */
@@ -27,6 +35,7 @@ import { noGrad } from "../src/tensor/autograd.ts";
 import { Scope, Tensor } from "../src/tensor/tensor.ts";
 import "../src/ops/mod.ts";
 import { rotaryAttention, type RotaryAttentionOptions } from "../src/ops/attention.ts";
+import type { AttentionImplementation } from "../src/ops/attention_selection.ts";
 import {
   type AttentionTiles,
   chooseAttentionTiles,
@@ -56,10 +65,19 @@ const args = parseArgs({
     "no-check": { type: "boolean", default: false },
     iters: { type: "string" },
     out: { type: "string" },
+    impl: { type: "string", default: "flash,materialized" },
+    shapes: { type: "string", default: "cross,self" },
   },
 });
 
-const SHAPES: Shape[] = args.values.small
+const IMPLS = args.values.impl.split(",").map((x) => x.trim()).filter((x) => x) as AttentionImplementation[];
+for (const impl of IMPLS) {
+  if (impl !== "flash" && impl !== "materialized") {
+    throw new RangeError(`Cannot run --impl ${impl}: current value must list flash and/or materialized`);
+  }
+}
+
+const ALL_SHAPES: Shape[] = args.values.small
   ? [
     { name: "cross", batch: 2, heads: 1, lq: 64, lk: 160, dimHead: 64, self: false },
     { name: "self", batch: 2, heads: 2, lq: 64, lk: 64, dimHead: 64, self: true },
@@ -68,6 +86,13 @@ const SHAPES: Shape[] = args.values.small
     { name: "cross", batch: 32, heads: 1, lq: 512, lk: 2560, dimHead: 64, self: false },
     { name: "self", batch: 32, heads: 8, lq: 512, lk: 512, dimHead: 64, self: true },
   ];
+const SHAPE_NAMES = args.values.shapes.split(",").map((x) => x.trim());
+const SHAPES = ALL_SHAPES.filter((s) => SHAPE_NAMES.includes(s.name));
+if (SHAPES.length !== SHAPE_NAMES.length) {
+  throw new RangeError(
+    `Cannot run --shapes ${args.values.shapes}: current value must list cross and/or self`,
+  );
+}
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -134,8 +159,12 @@ function disposeProblem(p: Problem): void {
   for (const t of new Set([o.q.tensor, o.k.tensor, o.qTime, o.kTime, o.kvLen, p.gradOut])) t.dispose();
 }
 
-function forwardBackward(p: Problem, tiles?: Partial<AttentionTiles>): { out: Tensor; grads: Tensor[] } {
-  const out = rotaryAttention({ ...p.options, tiles });
+function forwardBackward(
+  p: Problem,
+  implementation: AttentionImplementation,
+  tiles?: Partial<AttentionTiles>,
+): { out: Tensor; grads: Tensor[] } {
+  const out = rotaryAttention({ ...p.options, tiles, implementation });
   const grads = noGrad(() => out.node!.backward(p.gradOut)).filter((g): g is Tensor => g !== null);
   return { out, grads };
 }
@@ -153,12 +182,16 @@ function scaledError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return worst;
 }
 
-async function checkShape(gpu: Gpu, s: Shape): Promise<{ forward: number; dq: number; dkv: number }> {
+async function checkShape(
+  gpu: Gpu,
+  s: Shape,
+  impl: AttentionImplementation,
+): Promise<{ forward: number; dq: number; dkv: number }> {
   const ragged = [s.lk, Math.max(1, Math.floor(s.lk * 0.61))];
   const p = makeProblem(gpu, s, 2, ragged, 7);
   const scope = Scope.begin();
   try {
-    const { out, grads } = forwardBackward(p);
+    const { out, grads } = forwardBackward(p, impl);
     const got = await out.toArray();
     const gotGrads = await Promise.all(grads.map((g) => g.toArray()));
     const w = s.heads * s.dimHead;
@@ -209,12 +242,15 @@ async function digest(arrays: ArrayBufferView[]): Promise<string> {
   return [...new Uint8Array(h)].slice(0, 8).map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function determinism(p: Problem): Promise<{ identical: boolean; digest: string }> {
+async function determinism(
+  p: Problem,
+  impl: AttentionImplementation,
+): Promise<{ identical: boolean; digest: string }> {
   const runs: string[] = [];
   for (let r = 0; r < 2; r++) {
     const scope = Scope.begin();
     try {
-      const { out, grads } = forwardBackward(p);
+      const { out, grads } = forwardBackward(p, impl);
       runs.push(await digest([await out.toArray(), ...await Promise.all(grads.map((g) => g.toArray()))]));
     } finally {
       scope.end();
@@ -276,23 +312,34 @@ async function time(gpu: Gpu, n: number, body: () => void, trials = 5): Promise<
   };
 }
 
-function flops(s: Shape): { forward: number; backward: number; backwardExecuted: number } {
+function flops(
+  s: Shape,
+  impl: AttentionImplementation,
+): { forward: number; backward: number; backwardExecuted: number } {
   const f = 4 * s.batch * s.heads * s.lq * s.lk * s.dimHead;
-  return { forward: f, backward: 2.5 * f, backwardExecuted: 3.5 * f };
+  return { forward: f, backward: 2.5 * f, backwardExecuted: (impl === "flash" ? 3.5 : 2) * f };
 }
 
-async function timeShape(gpu: Gpu, s: Shape, p: Problem, n: number, tiles?: Partial<AttentionTiles>) {
-  const fwd = await time(gpu, n, () => void rotaryAttention({ ...p.options, tiles }));
+async function timeShape(
+  gpu: Gpu,
+  s: Shape,
+  p: Problem,
+  n: number,
+  implementation: AttentionImplementation,
+  tiles?: Partial<AttentionTiles>,
+) {
+  const fwd = await time(gpu, n, () => void rotaryAttention({ ...p.options, tiles, implementation }));
   // Backward alone: one forward kept outside the timed calls, then the op's backward closure.
   const scope = Scope.begin();
-  const out = rotaryAttention({ ...p.options, tiles });
+  const out = rotaryAttention({ ...p.options, tiles, implementation });
   const bwd = await time(gpu, n, () => void noGrad(() => out.node!.backward(p.gradOut)));
   scope.end();
-  const fl = flops(s);
+  const fl = flops(s, implementation);
   const tf = (f: number, ms: number) => f / (ms * 1e-3) / 1e12;
   return {
     shape: s,
-    tiles: tiles ?? null,
+    implementation,
+    tiles: implementation === "flash" ? tiles ?? chooseAttentionTiles(s.dimHead, gpu.device.limits) : null,
     forwardMs: fwd.ms,
     backwardMs: bwd.ms,
     totalMs: fwd.ms + bwd.ms,
@@ -334,7 +381,8 @@ async function tune(gpu: Gpu, s: Shape, p: Problem, n: number) {
       const tiles = { ...base, [kind]: t };
       let ms: number;
       if (kind === "forward") {
-        ms = (await time(gpu, n, () => void rotaryAttention({ ...p.options, tiles }), 3)).ms;
+        const o = { ...p.options, tiles, implementation: "flash" } as const;
+        ms = (await time(gpu, n, () => void rotaryAttention(o), 3)).ms;
       } else {
         // Isolate one backward kernel: in cross-attention only the tensor that wants a gradient gets one.
         const scope = Scope.begin();
@@ -345,7 +393,7 @@ async function tune(gpu: Gpu, s: Shape, p: Problem, n: number) {
           q.requiresGrad = kind === "backwardQ";
           kv.requiresGrad = kind === "backwardKv";
         }
-        const out = rotaryAttention({ ...p.options, tiles });
+        const out = rotaryAttention({ ...p.options, tiles, implementation: "flash" });
         ms = (await time(gpu, n, () => void noGrad(() => out.node!.backward(p.gradOut)), 3)).ms;
         q.requiresGrad = kv.requiresGrad = true;
         scope.end();
@@ -374,43 +422,61 @@ const iters = Number(args.values.iters ?? (args.values.small ? 3 : 20));
 const report: Record<string, unknown>[] = [];
 for (const s of SHAPES) {
   const tiles = chooseAttentionTiles(s.dimHead, gpu.device.limits);
+  const scoreMiB = s.batch * s.heads * s.lq * s.lk * 4 / 2 ** 20;
   console.log(
-    `${s.name}: B=${s.batch} heads=${s.heads} Lq=${s.lq} Lk=${s.lk} dh=${s.dimHead}; tiles ${
+    `${s.name}: B=${s.batch} heads=${s.heads} Lq=${s.lq} Lk=${s.lk} dh=${s.dimHead}; flash tiles ${
       JSON.stringify(tiles)
-    }`,
+    }; score matrix ${scoreMiB.toFixed(1)} MiB`,
   );
-  const check = args.values["no-check"] ? null : await checkShape(gpu, s);
-  if (check) {
-    console.log(
-      `  check vs f64 reference (B=2, kvLen ragged): max scaled error fwd ${
-        check.forward.toExponential(2)
-      }, ` +
-        `dq ${check.dq.toExponential(2)}, dkv ${check.dkv.toExponential(2)}`,
-    );
-  }
   const p = makeProblem(gpu, s, s.batch, Array(s.batch).fill(s.lk), 1);
-  const det = await determinism(p);
-  console.log(
-    `  determinism (fwd+bwd twice): ${det.identical ? "bit-identical" : "DIFFERENT"} (${det.digest})`,
-  );
-  const r = await timeShape(gpu, s, p, iters);
-  console.log(
-    `  forward  ${r.forwardMs.toFixed(3)} ms  ${r.forwardTflops.toPrecision(3)} TFLOP/s ` +
-      `(trials ${r.forwardSpreadMs.map((x) => x.toFixed(3)).join("..")} ms)\n` +
-      `  backward ${r.backwardMs.toFixed(3)} ms  ${r.backwardTflops.toPrecision(3)} TFLOP/s ` +
-      `(trials ${r.backwardSpreadMs.map((x) => x.toFixed(3)).join("..")} ms) ` +
-      `(executed ${r.backwardExecutedTflops.toPrecision(3)})\n` +
-      `  total    ${r.totalMs.toFixed(3)} ms  ${r.totalTflops.toPrecision(3)} TFLOP/s  [${r.timing} timing]`,
-  );
-  const tuned = args.values.tune ? await tune(gpu, s, p, Math.max(2, Math.floor(iters / 2))) : null;
-  if (tuned) {
+  const totals = new Map<AttentionImplementation, number>();
+  for (const impl of IMPLS) {
+    console.log(` ${impl}:`);
+    const check = args.values["no-check"] ? null : await checkShape(gpu, s, impl);
+    if (check) {
+      console.log(
+        `  check vs f64 reference (B=2, kvLen ragged): max scaled error fwd ${
+          check.forward.toExponential(2)
+        }, ` +
+          `dq ${check.dq.toExponential(2)}, dkv ${check.dkv.toExponential(2)}`,
+      );
+    }
+    const det = await determinism(p, impl);
     console.log(
-      `  best tiles: forward ${JSON.stringify(tuned.forward.tiles)} ${tuned.forward.ms.toFixed(3)} ms; ` +
-        `backwardKv ${JSON.stringify(tuned.backwardKv.tiles)} ${tuned.backwardKv.ms.toFixed(3)} ms; ` +
-        `backwardQ ${JSON.stringify(tuned.backwardQ.tiles)} ${tuned.backwardQ.ms.toFixed(3)} ms`,
+      `  determinism (fwd+bwd twice): ${det.identical ? "bit-identical" : "DIFFERENT"} (${det.digest})`,
+    );
+    const r = await timeShape(gpu, s, p, iters, impl);
+    totals.set(impl, r.totalMs);
+    console.log(
+      `  forward  ${r.forwardMs.toFixed(3)} ms  ${r.forwardTflops.toPrecision(3)} TFLOP/s ` +
+        `(trials ${r.forwardSpreadMs.map((x) => x.toFixed(3)).join("..")} ms)\n` +
+        `  backward ${r.backwardMs.toFixed(3)} ms  ${r.backwardTflops.toPrecision(3)} TFLOP/s ` +
+        `(trials ${r.backwardSpreadMs.map((x) => x.toFixed(3)).join("..")} ms) ` +
+        `(executed ${r.backwardExecutedTflops.toPrecision(3)})\n` +
+        `  total    ${r.totalMs.toFixed(3)} ms  ${
+          r.totalTflops.toPrecision(3)
+        } TFLOP/s  [${r.timing} timing]`,
+    );
+    const tuned = args.values.tune && impl === "flash"
+      ? await tune(gpu, s, p, Math.max(2, Math.floor(iters / 2)))
+      : null;
+    if (tuned) {
+      console.log(
+        `  best tiles: forward ${JSON.stringify(tuned.forward.tiles)} ${tuned.forward.ms.toFixed(3)} ms; ` +
+          `backwardKv ${JSON.stringify(tuned.backwardKv.tiles)} ${tuned.backwardKv.ms.toFixed(3)} ms; ` +
+          `backwardQ ${JSON.stringify(tuned.backwardQ.tiles)} ${tuned.backwardQ.ms.toFixed(3)} ms`,
+      );
+    }
+    report.push({ ...r, check, determinism: det, tune: tuned });
+  }
+  const flash = totals.get("flash");
+  const mat = totals.get("materialized");
+  if (flash !== undefined && mat !== undefined) {
+    console.log(
+      `  fwd+bwd: flash ${flash.toFixed(3)} ms, materialized ${mat.toFixed(3)} ms ` +
+        `(materialized runs at ${(flash / mat).toFixed(2)}× the speed of flash)`,
     );
   }
-  report.push({ ...r, check, determinism: det, tune: tuned });
   disposeProblem(p);
 }
 const json = JSON.stringify({
