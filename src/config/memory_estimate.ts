@@ -7,9 +7,14 @@
  *
  * The activation and workspace figures are upper-bound estimates: attention scores are counted as a full
  * `[B, heads, queries, keys]` f32 matrix per layer (a flash-style kernel needs less), one layer at a time.
+ * Attention layers that take the materialized path (src/ops/attention_selection.ts: the score matrix is at
+ * most `MATERIALIZED_ATTENTION_MAX_BYTES`) also keep their probabilities P for the backward pass, and the
+ * backward allocates dP/dS of the same size; both are counted for every such layer
+ * (`attentionProbabilities`), since a step's buffers return to the pool only when the step ends.
  *
  * @module
  */
+import { attentionScoreBytes, chooseAttentionImplementation } from "../ops/attention_selection.ts";
 
 /** One parameter tensor of the contract (safetensors name and shape). */
 export interface ParameterTensor {
@@ -176,6 +181,11 @@ export interface MemoryEstimate {
     activations: number;
     /** Attention score matrix of the largest layer (transient, one layer at a time). */
     attentionWorkspace: number;
+    /**
+     * Score-sized buffers of the attention layers on the materialized path: the saved probabilities P and
+     * the backward's dP/dS, 2 · B·heads·queries·keys·4 bytes per layer (0 for layers on the flash path).
+     */
+    attentionProbabilities: number;
     /** The batch tensors of the contract. */
     inputBatch: number;
     /** Sum of the above. */
@@ -241,6 +251,17 @@ export function estimatePoyoMemory(input: MemoryEstimateInput): MemoryEstimate {
     { name: "decoder cross-attention scores [B, crossHeads, Q, L] f32", perSample: hc * Q * L * 4 },
   ];
   const workspace = workspaces.reduce((a, w) => (w.perSample > a.perSample ? w : a));
+  // Every attention layer of one forward: encoder cross-attention, `depth` latent self-attentions, decoder.
+  const layers = [
+    { heads: hc, lq: L, lk: N, count: 1 },
+    { heads: hs, lq: L, lk: L, count: k.depth },
+    { heads: hc, lq: Q, lk: L, count: 1 },
+  ];
+  const attentionProbabilities = layers.reduce((sum, l) => {
+    const shape = { batch: B, heads: l.heads, lq: l.lq, lk: l.lk };
+    const materialized = chooseAttentionImplementation(shape) === "materialized";
+    return sum + (materialized ? 2 * attentionScoreBytes(shape) * l.count : 0);
+  }, 0);
   // value f32 + unit, modality, time (4 bytes each) per token; kv_len; per query: session, time, label, weight.
   const inputPerSample = N * (P * 4 + 12) + 4 + Q * 16;
 
@@ -252,6 +273,7 @@ export function estimatePoyoMemory(input: MemoryEstimateInput): MemoryEstimate {
     ema: input.emaDecay === null ? 0 : parameters * 4,
     activations: B * perSampleActivationElems * act + (mixed ? B * perSampleLinearInputs * 2 : 0),
     attentionWorkspace: B * workspace.perSample,
+    attentionProbabilities,
     inputBatch: B * inputPerSample,
     total: 0,
   };

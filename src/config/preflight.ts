@@ -763,7 +763,9 @@ export function formatPreflightReport(report: PreflightReport): string {
         formatBytes(b.gradients)
       } + optimizer ${formatBytes(b.optimizerState)} + EMA ${formatBytes(b.ema)} + activations ${
         formatBytes(b.activations)
-      } + attention workspace ${formatBytes(b.attentionWorkspace)} + inputs ${formatBytes(b.inputBatch)}`,
+      } + attention workspace ${formatBytes(b.attentionWorkspace)} + attention P/dS ${
+        formatBytes(b.attentionProbabilities)
+      } + inputs ${formatBytes(b.inputBatch)}`,
     );
     lines.push(
       `  largest buffer: ${m.largestBuffer.name} = ${

@@ -98,6 +98,14 @@ Deno.test("memory estimate: components scale as they should", () => {
   assert.ok(mixed.bytes.optimizerState > a.bytes.optimizerState); // LAMB's update scratch
   // encoder attention scores [B, hc, L, N] f32 dominate here
   assert.equal(a.bytes.attentionWorkspace, 8 * 1 * 128 * 256 * 4);
+  // Every layer is small enough for the materialized path: saved P and the backward's dS, per layer
+  // (encoder [B, 1, L 128, N 256], two self-attentions [B, 2, 128, 128], decoder [B, 1, Q, 128]).
+  const Q = layout.numQueries;
+  assert.equal(
+    a.bytes.attentionProbabilities,
+    2 * 4 * 8 * (128 * 256 + 2 * 2 * 128 * 128 + Q * 128),
+  );
+  assert.equal(b.bytes.attentionProbabilities, 2 * a.bytes.attentionProbabilities);
   assert.equal(a.checkpointBytes, a.parameters * 12);
 });
 
