@@ -156,15 +156,17 @@ if (checkpointEvery > 0) {
       await trainer.trainStep([batches[i % batches.length]]);
       if (withCheckpoints) diagnostics.stepMs[i] = performance.now() - s0;
       if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
-      if (withCheckpoints && (i + 1) % checkpointEvery === 0) {
+      // Never at a pass's last step: that snapshot would wait (up to the map deadline) for an ordinary
+      // read-back after the pass, leaving the GPU idle and its clocks low for the next pass.
+      if (withCheckpoints && (i + 1) % checkpointEvery === 0 && i + 1 < steps) {
         const step = trainer.step;
         submitted++;
         const c0 = performance.now();
         const submit = args["checkpoint-submit"] === "now";
         const snapshot = trainer.snapshot({ submit });
-        // As the training run does: the metrics up to this step are read back for the checkpoint's
-        // metrics snapshot, with the same (next) submit.
-        inflight.push(trainer.flushMetrics({ submit }));
+        // As the training run does: a running checkpoint's metrics arrive with the loop's regular
+        // read-back (no read-back of its own); with --checkpoint-submit now they are flushed at once.
+        if (submit) inflight.push(trainer.flushMetrics({ submit }));
         diagnostics.snapshotCallMs.push(performance.now() - c0);
         inflight.push(
           snapshot.then((snap) => {
@@ -201,8 +203,17 @@ if (checkpointEvery > 0) {
   const plain: number[] = [];
   const withCkpt: number[] = [];
   let submitted = 0;
+  // Untimed steps before each timed pass: the GPU lowers its clocks while idle (waiting for the writer
+  // between passes), which would charge the clock ramp to whichever pass comes next.
+  const reheat = async () => {
+    for (let i = 0; i < 5; i++) await trainer.trainStep([batches[i % batches.length]]);
+    await trainer.flushMetrics();
+    await gpu.sync();
+  };
   for (let r = 0; r < Number(args["checkpoint-reps"]); r++) {
+    await reheat();
     plain.push((await pass(false)).ms);
+    await reheat();
     const p = await pass(true);
     withCkpt.push(p.ms);
     submitted += p.submitted;
