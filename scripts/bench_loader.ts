@@ -297,8 +297,8 @@ if (import.meta.main) {
     log: (line) => console.log(line),
   });
   const rate = (x: number | null) => (x === null ? "—" : x.toFixed(0));
-  // judged: warm with prepare (today's training path, which does not release batches), or warm without
-  // it when prepare could not run.
+  // judged: the training path — warm, with prepare, batches released after upload (reused memory) — or
+  // warm without prepare when prepare could not run.
   const info: [string, string][] = [
     ["batch × window", `${result.batchSize} × ${result.windowSeconds} s (${result.numTokens} tokens)`],
     ["train windows", String(result.trainWindows)],
@@ -316,7 +316,7 @@ if (import.meta.main) {
   const header = ["workers", "cold", "cold+prepare", "warm", "warm+prepare", "+reuse", "judged/required"];
   console.log(header.map((h) => h.padStart(15)).join(" "));
   for (const r of result.rows) {
-    const judged = r.warmPrepareWindowsPerSecond ?? r.warmWindowsPerSecond;
+    const judged = r.warmPrepareReuseWindowsPerSecond ?? r.warmWindowsPerSecond;
     console.log(
       [
         String(r.workers),
