@@ -121,15 +121,21 @@ export class Trainer {
   #pending: { promise: Promise<StepMetrics[]>; value: StepMetrics[] | null }[] = [];
   #lrs = new Map<number, number>();
   gradientSync: GradientSync | null = null;
-  /** Capture state: record normally, capture, verify a second capture, replay, or off. */
+  /**
+   * Capture state: record normally, capture, verify a second capture, replay, or off. With a gradient sync
+   * the step is two captured segments around the exchange: `graph` (uploads, forward, backward) and
+   * `after` (optimizer, gradient zeroing).
+   */
   #graph: {
     state: "record" | "capture" | "verify" | "replay" | "off";
     key: string;
     graph: CapturedGraph | null;
+    after: CapturedGraph | null;
   } = {
     state: "record",
     key: "",
     graph: null,
+    after: null,
   };
   readonly #lossStage: GpuBuffer;
   /** Whether the last step was replayed from a captured stream. */
@@ -172,7 +178,8 @@ export class Trainer {
     if (g.key !== key) {
       g.key = key;
       g.graph = null;
-      g.state = this.settings.capture === false || sync ? "off" : "record";
+      g.after = null;
+      g.state = this.settings.capture === false ? "off" : "record";
     }
     const scope = Scope.begin();
     const t0 = performance.now();
@@ -182,6 +189,13 @@ export class Trainer {
       this.lastStepReplayed = g.state === "replay";
       if (g.state === "replay") {
         gpu.replay(g.graph!, microBatches.flatMap((mb) => batchUploadArrays(this.model, mb)));
+        if (sync) {
+          await this.gradientSync!.allReduceGradients(
+            this.model.params.grads,
+            this.model.params.totalElements,
+          );
+          gpu.replay(g.after!, []);
+        }
       } else {
         const capturing = g.state === "capture" || g.state === "verify";
         if (capturing) gpu.beginCapture();
@@ -199,24 +213,35 @@ export class Trainer {
           // The first micro-batch's loss is staged for the metrics ring.
           if (i === 0) gpu.copy(loss.binding(), this.#lossStage, 4);
         });
+        // With a gradient sync the exchange (read-backs, a submit, host writes) sits between two captured
+        // segments; it is never part of a capture.
+        let graph: CapturedGraph | null = null;
         if (sync) {
+          if (capturing) graph = gpu.endCapture();
           await this.gradientSync!.allReduceGradients(
             this.model.params.grads,
             this.model.params.totalElements,
           );
+          if (capturing) gpu.beginCapture();
         }
         this.optimizer.recordStep();
         this.model.params.zeroGrads();
         if (capturing) {
-          const graph = gpu.endCapture();
-          if (!graph) g.state = "off";
+          const tail = gpu.endCapture();
+          const whole = sync ? graph : tail;
+          const after = sync ? tail : null;
+          if (!whole || (sync && !after)) g.state = "off";
           else if (g.state === "capture") {
-            g.graph = graph;
+            g.graph = whole;
+            g.after = after;
             g.state = "verify";
           } else {
             // Two identical captures in a row: the step is static and can be replayed.
-            g.state = graph.signature === g.graph!.signature ? "replay" : "off";
-            g.graph = graph;
+            const same = whole.signature === g.graph!.signature &&
+              (!sync || after!.signature === g.after!.signature);
+            g.state = same ? "replay" : "off";
+            g.graph = whole;
+            g.after = after;
           }
         } else if (g.state === "record") g.state = "capture";
       }
