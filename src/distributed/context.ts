@@ -81,6 +81,12 @@ export interface DistributedContext {
    * in the fixed order; call in that order on every rank. Resolves when `data` holds the mean.
    */
   startBucket(index: number, data: Float32Array): Promise<void>;
+  /**
+   * A zero-filled bucket that {@link startBucket} reduces without copies (a view into the striped ring's
+   * shared arena; a plain Float32Array without stripes). Callers that reduce the same buckets every step
+   * keep them: reused memory also saves the page faults of fresh buffers.
+   */
+  sharedBucket(length: number): Float32Array;
   /** Resolves when every queued outgoing byte was handed to the OS. */
   flush(): Promise<void>;
   /** Resolves when every rank reached the barrier `name` (names must agree). */
@@ -140,6 +146,10 @@ export class SingleRankContext implements DistributedContext {
 
   startBucket(_index: number, _data: Float32Array): Promise<void> {
     return Promise.resolve();
+  }
+
+  sharedBucket(length: number): Float32Array {
+    return new Float32Array(length);
   }
 
   flush(): Promise<void> {

@@ -51,3 +51,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "readbackInto: immediate and spread read-backs land in caller memory (shared too) and round-trip via write",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await Gpu.create();
+    try {
+      const bytes = SPREAD_SLICE_BYTES + 20;
+      const buf = gpu.pool.acquire(bytes, "test.readback_into");
+      const first = pattern(bytes / 4, 0x9abc);
+      gpu.device.queue.writeBuffer(buf.buffer, 0, first);
+      const shared = new Uint8Array(new SharedArrayBuffer(bytes + 64), 32, bytes + 8);
+      const plain = new Uint8Array(bytes);
+      const a = gpu.readbackInto(buf, 0, bytes, shared);
+      const b = gpu.readbackInto(buf, 0, bytes, plain, { spread: true });
+      assert.throws(() => gpu.readbackInto(buf, 0, bytes, new Uint8Array(bytes - 4)), /Cannot read/);
+      gpu.submit();
+      await a;
+      assert.deepEqual(new Uint32Array(shared.slice(0, bytes).buffer), first);
+      let done = false;
+      b.then(() => (done = true));
+      for (let i = 0; i < 100 && !done; i++) {
+        gpu.submit();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await b;
+      assert.deepEqual(new Uint32Array(plain.buffer), first);
+      // A shared view goes back to the GPU as is (the gradient sync writes reduced buckets this way).
+      const doubled = new Float32Array(shared.buffer, shared.byteOffset, bytes / 4);
+      gpu.write(buf, doubled, 0);
+      const back = new Uint8Array(await gpu.read(buf, 0, bytes));
+      assert.deepEqual(back, shared.slice(0, bytes));
+    } finally {
+      gpu.destroy();
+    }
+  },
+});
