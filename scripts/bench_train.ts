@@ -8,7 +8,7 @@
  *   deno run -A scripts/bench_train.ts [--preset poyo_1_3m|seed|tiny] [--steps 50] [--warmup 10]
  *       [--batch 32] [--optimizer sparse_lamb] [--precision 32-true|16-mixed|bf16-mixed] [--json out.json]
  *       [--dump step.safetensors]
- *       [--checkpoint-every K [--checkpoint-reps 5]]
+ *       [--checkpoint-every K [--checkpoint-reps 5]] [--timing-kernels]
  *
  * `--checkpoint-every K` adds the checkpoint stall: passes of the same steps with and without a checkpoint
  * every K steps (the training run's snapshot → background writer path), alternating, after one warm-up
@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     dump: { type: "string" },
     "no-timing": { type: "boolean", default: false },
+    "timing-kernels": { type: "boolean", default: false },
     precision: { type: "string", default: "32-true" },
     "checkpoint-every": { type: "string", default: "0" },
     "checkpoint-reps": { type: "string", default: "5" },
@@ -123,6 +124,21 @@ if (!args["no-timing"] && gpu.features.timestampQuery) {
   const t = await gpu.takeTimings();
   gpu.setTiming(false);
   families = Object.fromEntries(Object.entries(t.ns).map(([k, v]) => [k, v / Math.max(1, t.submits) / 1e6]));
+}
+// --timing-kernels: the same per `family:kernel` (a pass per kernel change; for finding what to speed up).
+let kernels: Record<string, number> = {};
+if (args["timing-kernels"] && gpu.features.timestampQuery) {
+  gpu.setTiming("kernel");
+  for (let i = 0; i < 5; i++) await trainer.trainStep([batches[i % batches.length]]);
+  await trainer.flushMetrics();
+  await gpu.sync();
+  const t = await gpu.takeTimings();
+  gpu.setTiming(false);
+  kernels = Object.fromEntries(
+    Object.entries(t.ns).map(([k, v]) => [k, v / Math.max(1, t.submits) / 1e6] as const).sort((a, b) =>
+      b[1] - a[1]
+    ),
+  );
 }
 
 // Checkpoint stall: the same steps with and without checkpoints every `--checkpoint-every` steps, through the
@@ -262,6 +278,7 @@ const result = {
   submitMsPerStep: submitMs / steps,
   dispatchesPerStep,
   gpuMsPerStepByFamily: families,
+  ...(Object.keys(kernels).length ? { gpuMsPerStepByKernel: kernels } : {}),
   lastLoss: metrics.at(-1)?.loss,
   checkpointStall,
 };
@@ -280,6 +297,12 @@ if (Object.keys(families).length) {
   console.log(
     "GPU ms/step by family: " + Object.entries(families).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", "),
   );
+}
+if (Object.keys(kernels).length) {
+  console.log("GPU ms/step by kernel (top 30):");
+  for (const [k, v] of Object.entries(kernels).slice(0, 30)) {
+    console.log(`  ${v.toFixed(3).padStart(8)}  ${k}`);
+  }
 }
 if (checkpointStall) {
   const c = checkpointStall as { stallPerCheckpointMs: number; stallPercentOfStep: number; stepMs: number };

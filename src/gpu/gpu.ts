@@ -157,6 +157,7 @@ export class Gpu {
 
   // Timestamp queries (per kernel family, pass granularity).
   #timing = false;
+  #timingByKernel = false;
   #querySet: GPUQuerySet | null = null;
   #queryResolve: GPUBuffer | null = null;
   #queryCount = 0;
@@ -267,11 +268,15 @@ export class Gpu {
     this.write(target, data, byteOffset);
   }
 
-  /** Turns per-family GPU timing on or off (needs `timestamp-query`; a no-op without it). */
-  setTiming(on: boolean): void {
+  /**
+   * Turns GPU timing on or off (needs `timestamp-query`; a no-op without it): per kernel family, or with
+   * `"kernel"` per `family:kernel name` (every change of kernel starts a timed pass: slower, for profiles).
+   */
+  setTiming(on: boolean | "kernel"): void {
     if (on && !this.features.timestampQuery) return;
     this.#endPass();
-    this.#timing = on;
+    this.#timing = on !== false;
+    this.#timingByKernel = on === "kernel";
     if (on && !this.#querySet) {
       this.#querySet = this.device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
       this.#queryResolve = this.device.createBuffer({
@@ -294,7 +299,8 @@ export class Gpu {
     return this.#encoder;
   }
 
-  #passFor(family: string): GPUComputePassEncoder {
+  #passFor(family: string, kernelName?: string): GPUComputePassEncoder {
+    if (this.#timingByKernel && kernelName !== undefined) family = `${family}:${kernelName}`;
     if (this.#pass && (!this.#timing || this.#passFamily === family)) return this.#pass;
     this.#endPass();
     const encoder = this.#encoderOrNew();
@@ -382,7 +388,7 @@ export class Gpu {
       return;
     }
     const family = spec.family ?? "other";
-    const pass = this.#passFor(family);
+    const pass = this.#passFor(family, spec.name);
     const bindGroup = this.#bindGroup(kernel, resources);
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -514,7 +520,7 @@ export class Gpu {
     for (const c of graph.commands) {
       switch (c.kind) {
         case "dispatch": {
-          const current = this.#passFor(c.family);
+          const current = this.#passFor(c.family, c.kernel.spec.name);
           if (current !== pass) {
             pass = current;
             pipeline = null;
