@@ -270,7 +270,8 @@ export class Gpu {
 
   /**
    * Turns GPU timing on or off (needs `timestamp-query`; a no-op without it): per kernel family, or with
-   * `"kernel"` per `family:kernel name` (every change of kernel starts a timed pass: slower, for profiles).
+   * `"kernel"` per `family:kernel name@workgroup grid` (every change starts a timed pass: slower, for
+   * profiles).
    */
   setTiming(on: boolean | "kernel"): void {
     if (on && !this.features.timestampQuery) return;
@@ -299,8 +300,8 @@ export class Gpu {
     return this.#encoder;
   }
 
-  #passFor(family: string, kernelName?: string): GPUComputePassEncoder {
-    if (this.#timingByKernel && kernelName !== undefined) family = `${family}:${kernelName}`;
+  #passFor(family: string, kernelName?: string, grid?: string): GPUComputePassEncoder {
+    if (this.#timingByKernel && kernelName !== undefined) family = `${family}:${kernelName}@${grid}`;
     if (this.#pass && (!this.#timing || this.#passFamily === family)) return this.#pass;
     this.#endPass();
     const encoder = this.#encoderOrNew();
@@ -388,7 +389,7 @@ export class Gpu {
       return;
     }
     const family = spec.family ?? "other";
-    const pass = this.#passFor(family, spec.name);
+    const pass = this.#passFor(family, spec.name, this.#timingByKernel ? `${x}x${y}x${z}` : undefined);
     const bindGroup = this.#bindGroup(kernel, resources);
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -520,7 +521,11 @@ export class Gpu {
     for (const c of graph.commands) {
       switch (c.kind) {
         case "dispatch": {
-          const current = this.#passFor(c.family, c.kernel.spec.name);
+          const current = this.#passFor(
+            c.family,
+            c.kernel.spec.name,
+            this.#timingByKernel ? `${c.x}x${c.y}x${c.z}` : undefined,
+          );
           if (current !== pass) {
             pass = current;
             pipeline = null;

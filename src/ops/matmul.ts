@@ -186,8 +186,9 @@ export function matmulInto(
     ...(halfA ? { halfA } : {}),
     ...(halfB ? { halfB } : {}),
   };
-  if (useSplitK(problem, options)) {
-    splitKWeightGradient(out, ac, bc, m, n, k);
+  const chunk = splitKChunk(problem, options);
+  if (chunk !== null) {
+    splitKWeightGradient(out, ac, bc, m, n, k, chunk);
     return;
   }
   const config = chooseMatmulConfig(gpu, problem, options.kernel ?? "auto");
@@ -319,15 +320,26 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, autocast?: Matm
   return reshape(y, [...x.shape.slice(0, -1), weight.shape[0]]);
 }
 
-/** K rows per partial product of a split-K weight gradient (fixed: the summation order depends only on K). */
+/** Largest K rows per partial product of a split-K weight gradient. */
 export const SPLIT_K_CHUNK = 2048;
+/** Smallest K rows per partial product. */
+export const SPLIT_K_MIN_CHUNK = 256;
+/** Multiply-adds below which a product is never split (2²²: a [64, 64] dW from 1024 rows). */
+const SPLIT_K_MIN_WORK = 1 << 22;
+/** Output tiles × K-chunks a split aims for (the H200 has 132 SMs; fewer leaves most of them idle). */
+const SPLIT_K_TARGET_TILES = 128;
 
 /**
- * Split-K applies to the weight-gradient layout (Aᵀ·B with both stored row-major [K, ·], so every K-chunk
- * is a contiguous block) when the output is too small to fill the GPU and K is long — e.g. dW of a token
- * projection: [out, in] from 80 000 token rows, which a single 128×128 tile would otherwise walk serially.
+ * K rows per partial product when `out = Aᵀ·B` should be split over K, else null. Split-K applies to the
+ * weight-gradient layout (Aᵀ·B with both stored row-major [K, ·], so every K-chunk is a contiguous block)
+ * when the output is too small to fill the GPU (< 64 tiles of 128×128) and K is long enough for two chunks
+ * — e.g. dW of a token projection ([out, in] from 80 000 token rows) or of a latent-level layer of a small
+ * model ([3·64, 64] from 32 × 128 latent rows), which 1–4 workgroups would otherwise walk serially (seen
+ * on an H200: 8.4 ms of a 20.7 ms poyo_1_3m step). The chunk is the largest power of two in
+ * [{@linkcode SPLIT_K_MIN_CHUNK}, {@linkcode SPLIT_K_CHUNK}] that still gives ≥ 128 tile-chunks (else the
+ * smallest): a function of (M, N, K) only, so the summation order — and the bits — depend only on the shape.
  */
-function useSplitK(
+export function splitKChunk(
   p: {
     batch: number;
     m: number;
@@ -339,31 +351,44 @@ function useSplitK(
     alpha: number;
     beta: number;
   },
-  options: MatmulOptions,
-): boolean {
-  if ((options.kernel ?? "auto") !== "auto") return false;
-  if (!p.transA || p.transB || p.batch !== 1 || p.bias || p.alpha !== 1 || p.beta !== 0) return false;
+  options: MatmulOptions = {},
+): number | null {
+  if ((options.kernel ?? "auto") !== "auto") return null;
+  if (!p.transA || p.transB || p.batch !== 1 || p.bias || p.alpha !== 1 || p.beta !== 0) return null;
   const tiles = Math.ceil(p.m / 128) * Math.ceil(p.n / 128);
-  return p.k >= 4 * SPLIT_K_CHUNK && tiles < 64;
+  // Small products stay one dispatch: the split adds four (partials, tail, sum, copy).
+  if (tiles >= 64 || p.m * p.n * p.k < SPLIT_K_MIN_WORK) return null;
+  for (let chunk = SPLIT_K_CHUNK; chunk >= SPLIT_K_MIN_CHUNK; chunk /= 2) {
+    if (tiles * Math.floor(p.k / chunk) >= SPLIT_K_TARGET_TILES) return chunk;
+  }
+  return p.k >= 2 * SPLIT_K_MIN_CHUNK ? SPLIT_K_MIN_CHUNK : null;
 }
 
 /**
  * `out = Aᵀ·B` as a deterministic split-K: the full K-chunks in one batched product (partials [S, M, N]),
  * the ragged tail as its own product, then a fixed-order sum over the chunks plus the tail.
  */
-function splitKWeightGradient(out: Tensor, a: Tensor, b: Tensor, m: number, n: number, k: number): void {
+function splitKWeightGradient(
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  m: number,
+  n: number,
+  k: number,
+  chunk: number,
+): void {
   const gpu = a.gpu;
-  const full = Math.floor(k / SPLIT_K_CHUNK);
-  const tail = k - full * SPLIT_K_CHUNK;
+  const full = Math.floor(k / chunk);
+  const tail = k - full * chunk;
   const partial = Tensor.empty(gpu, [full, m, n]);
   const ea = DTYPE_BYTES[a.dtype];
   const eb = DTYPE_BYTES[b.dtype];
-  const aChunks = Tensor.view(gpu, a.buffer, a.byteOffset, [full, SPLIT_K_CHUNK, m], a.dtype);
-  const bChunks = Tensor.view(gpu, b.buffer, b.byteOffset, [full, SPLIT_K_CHUNK, n], b.dtype);
+  const aChunks = Tensor.view(gpu, a.buffer, a.byteOffset, [full, chunk, m], a.dtype);
+  const bChunks = Tensor.view(gpu, b.buffer, b.byteOffset, [full, chunk, n], b.dtype);
   matmulInto(partial, aChunks, bChunks, { transA: true });
   let sum = sumMiddle(partial, 1, full, m * n);
   if (tail > 0) {
-    const rows = full * SPLIT_K_CHUNK;
+    const rows = full * chunk;
     const aTail = Tensor.view(gpu, a.buffer, a.byteOffset + rows * m * ea, [tail, m], a.dtype);
     const bTail = Tensor.view(gpu, b.buffer, b.byteOffset + rows * n * eb, [tail, n], b.dtype);
     const tailProduct = Tensor.empty(gpu, [1, m * n]);

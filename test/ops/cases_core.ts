@@ -72,13 +72,20 @@ function matmulCases(): OpCase[] {
     ref: refMatmul(1, 18, 11, 13, false, true, true),
     tol: REDUCTION,
   });
-  // Weight gradients over long K take the deterministic split-K path (K ≥ 4·2048, small output): full
-  // chunks plus a ragged tail.
+  // Weight gradients with a small output and a long K take the deterministic split-K path (splitKChunk):
+  // full chunks plus a ragged tail — 2048-row chunks over 9001 rows, and the 256-row minimum over 1500.
   out.push({
-    name: "linear [9001, 8] → 5: weight gradient through split-K",
-    inputs: [{ shape: [9001, 8] }, { shape: [5, 8] }, { shape: [5] }],
+    name: "linear [9001, 24] → 20: weight gradient through split-K (chunk 2048 or less)",
+    inputs: [{ shape: [9001, 24] }, { shape: [20, 24] }, { shape: [20] }],
     gpu: ([x, w, b]) => linear(x, w, b),
-    ref: refMatmul(1, 9001, 5, 8, false, true, true),
+    ref: refMatmul(1, 9001, 20, 24, false, true, true),
+    tol: REDUCTION,
+  });
+  out.push({
+    name: "linear [1500, 48] → 64: weight gradient through split-K (256-row chunks)",
+    inputs: [{ shape: [1500, 48] }, { shape: [64, 48] }, { shape: [64] }],
+    gpu: ([x, w, b]) => linear(x, w, b),
+    ref: refMatmul(1, 1500, 64, 48, false, true, true),
     tol: REDUCTION,
   });
   return out;

@@ -132,7 +132,7 @@ for (const dtype of ["f16", "bf16"] as const) {
       const gpu = await testGpu();
       const scope = Scope.begin();
       try {
-        const m = 24, n = 20, k = 4 * 2048 + 37;
+        const m = 32, n = 20, k = 4 * 2048 + 37; // ≥ 2²² multiply-adds: split (splitKChunk)
         const random = rng(5);
         const ha = randomF32(k * m, random);
         const hb = randomF32(k * n, random);
