@@ -8,7 +8,7 @@
  *   deno run -A scripts/bench_train.ts [--preset poyo_1_3m|seed|tiny] [--steps 50] [--warmup 10]
  *       [--batch 32] [--optimizer sparse_lamb] [--precision 32-true|16-mixed|bf16-mixed] [--json out.json]
  *       [--dump step.safetensors]
- *       [--checkpoint-every K [--checkpoint-reps 5]] [--timing-kernels]
+ *       [--checkpoint-every K [--checkpoint-reps 5]] [--timing-kernels] [--compare-torch [--python python3]]
  *
  * `--checkpoint-every K` adds the checkpoint stall: passes of the same steps with and without a checkpoint
  * every K steps (the training run's snapshot → background writer path), alternating, after one warm-up
@@ -17,6 +17,9 @@
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
+ * `--compare-torch` does it in one command: after Orion's timing it runs that script (`python3`, or
+ * `--python`) on the dump with the same steps, warm-up and batch, and prints samples/s side by side with
+ * Orion ÷ PyTorch eager and ÷ `torch.compile` (also in the JSON as `torch` and `ratio`).
  *
  * @module
  */
@@ -48,6 +51,9 @@ const { values: args } = parseArgs({
     dump: { type: "string" },
     "no-timing": { type: "boolean", default: false },
     "timing-kernels": { type: "boolean", default: false },
+    "compare-torch": { type: "boolean", default: false },
+    python: { type: "string", default: "python3" },
+    "torch-script": { type: "string", default: "scripts/reference/poyo_torch.py" },
     precision: { type: "string", default: "32-true" },
     "checkpoint-every": { type: "string", default: "0" },
     "checkpoint-reps": { type: "string", default: "5" },
@@ -86,9 +92,11 @@ const batches = [0, 1, 2, 3].map((i) => syntheticBatch(shape, i));
 // As the training loader does in its prefetch pipeline: the upload arrays (modality masks, embedding-index
 // inverses) are prepared off the step's critical path, so `record` below is the step's own CPU cost.
 for (const b of batches) batchUploadArrays(trainer.model, b);
-if (args.dump) {
-  await writeNumericsDump(args.dump, trainer.model, batches[0]);
-  console.log(`wrote ${args.dump}`);
+const dumpPath = args.dump ??
+  (args["compare-torch"] ? await Deno.makeTempFile({ suffix: ".safetensors" }) : null);
+if (dumpPath) {
+  await writeNumericsDump(dumpPath, trainer.model, batches[0]);
+  console.log(`wrote ${dumpPath}`);
 }
 
 // Warm-up (pipeline compilation, pool growth), then the timed steps.
@@ -282,6 +290,44 @@ const result = {
   lastLoss: metrics.at(-1)?.loss,
   checkpointStall,
 };
+// --compare-torch: the same model, batch and optimizer in PyTorch fp32 (eager and torch.compile).
+let torch: { results: Record<string, { samples_per_s: number; ms_per_step: number }> } | null = null;
+if (args["compare-torch"] && dumpPath) {
+  const out = await Deno.makeTempFile({ suffix: ".json" });
+  const python = await new Deno.Command(args.python!, {
+    args: [
+      args["torch-script"]!,
+      "throughput",
+      dumpPath,
+      "--steps",
+      String(steps),
+      "--warmup",
+      String(warmup),
+      "--batch",
+      String(batchSize),
+      "--optimizer",
+      args.optimizer!,
+      "--json",
+      out,
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!python.success) {
+    throw new Error(
+      `Cannot compare with PyTorch as ${args.python} ${
+        args["torch-script"]
+      } throughput failed: exit code is ${python.code}`,
+    );
+  }
+  torch = JSON.parse(await Deno.readTextFile(out));
+}
+const ratio = torch
+  ? Object.fromEntries(
+    Object.entries(torch.results).map(([mode, r]) => [mode, samplesPerS / r.samples_per_s]),
+  )
+  : null;
+Object.assign(result, torch ? { torch, ratio } : {});
 console.log(`adapter: ${result.adapter}`);
 console.log(
   `orion ${args.preset} (${args.precision}): ${samplesPerS.toFixed(1)} samples/s, ${
@@ -297,6 +343,15 @@ if (Object.keys(families).length) {
   console.log(
     "GPU ms/step by family: " + Object.entries(families).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", "),
   );
+}
+if (torch && ratio) {
+  for (const [mode, r] of Object.entries(torch.results)) {
+    console.log(
+      `pytorch fp32 ${mode} (TF32 off): ${r.samples_per_s.toFixed(1)} samples/s → Orion ÷ PyTorch ${mode}: ${
+        ratio[mode].toFixed(2)
+      }×`,
+    );
+  }
 }
 if (Object.keys(kernels).length) {
   console.log("GPU ms/step by kernel (top 30):");
