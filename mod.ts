@@ -72,7 +72,11 @@ export {
   RUN_CONFIG_FILE,
   serializeConfig,
 } from "./src/config/serialize_config.ts";
-export { TrainingConfig, type TrainingConfigInput } from "./src/config/training_config.ts";
+export {
+  type GradScalerConfig,
+  TrainingConfig,
+  type TrainingConfigInput,
+} from "./src/config/training_config.ts";
 export {
   parseTrainingPipeline,
   TrainingPipeline,

@@ -102,6 +102,8 @@ export {
 export {
   BENCH_SUITE_KEY,
   DEFAULT_EPS,
+  type GradScalerConfig,
+  GradScalerSchema,
   MONITOR_PATTERN,
   OPTIMIZERS,
   PRECISIONS,
