@@ -133,8 +133,9 @@ export function tileConfig(
 
 /**
  * Candidate configurations, best first for large problems on a GPU with ≥ 34 KiB of workgroup storage.
- * The autotuner times all that fit; without a tuning table `matmulInto` takes the first that fits the
- * device and suits the problem's size (see {@linkcode chooseMatmulConfig}).
+ * The autotuner times all that fit; without a tuning table `matmulInto` takes the first of the leading
+ * {@linkcode DEFAULT_MATMUL_TILE_CONFIGS} that fits the device and suits the problem's size (see
+ * {@linkcode chooseMatmulConfig}); the small tiles at the end are tuning candidates only.
  */
 export const MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = [
   // H200 (Deno 2.9.6, wgpu, Vulkan) TFLOP/s at 4096³ nn / Aᵀ / Bᵀ, measured with scripts/bench_kernels.ts:
@@ -150,7 +151,22 @@ export const MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = [
   tileConfig(128, 128, 8, 8, 8), // 16.5 KiB, double-buffered: 30.6
   tileConfig(128, 128, 16, 8, 8, { buffers: 1, pad: 0 }), // 16 KiB
   tileConfig(64, 64, 16, 4, 4, { pad: 0 }), // 16 KiB, double-buffered
+  // Small tiles for tall-K products with a small output, e.g. the encoder cross-attention's P·V and dS·K
+  // (batch 32, [512 × 2560]·[2560 × 64]): 128 workgroups of 128×64 leave most SMs of an H200 idle, these
+  // give 512–1024. Appended last and left out of `DEFAULT_MATMUL_TILE_CONFIGS`, so `defaultMatmulConfig`
+  // never picks them: they only run when the autotuner chose them (or a caller forces one).
+  tileConfig(64, 32, 16, 4, 4, { buffers: 1 }), // 6.5 KiB, 128 threads
+  tileConfig(32, 64, 16, 4, 4, { buffers: 1 }), // 6.5 KiB, 128 threads
+  tileConfig(64, 32, 32, 4, 4, { buffers: 1 }), // 13 KiB, 128 threads, register-transposed A loads
+  tileConfig(32, 64, 32, 4, 4, { buffers: 1 }), // 13 KiB, 128 threads, register-transposed B loads
+  tileConfig(32, 32, 16, 4, 4, { buffers: 1 }), // 4.5 KiB, 64 threads
 ];
+
+/**
+ * The leading entries of {@linkcode MATMUL_TILE_CONFIGS} that {@linkcode defaultMatmulConfig} chooses
+ * from (in this order); the entries after them are autotuning candidates only.
+ */
+export const DEFAULT_MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = MATMUL_TILE_CONFIGS.slice(0, 12);
 
 /** A short stable name, e.g. `128x128x16_t8x8_b2_p4_g8`. */
 export function matmulConfigName(c: MatmulTileConfig): string {
@@ -900,7 +916,7 @@ export const SMALL_GRID_TILES = 128;
 
 /**
  * The default configuration for a problem on a device with the given limits: the first candidate of
- * {@linkcode MATMUL_TILE_CONFIGS} that fits and whose tile is not larger than the output (128-row or
+ * {@linkcode DEFAULT_MATMUL_TILE_CONFIGS} that fits and whose tile is not larger than the output (128-row or
  * 128-column tiles need ≥ 128 rows or columns), taking tiles of ≤ 128×64 first when 128×128 tiles would
  * give fewer than {@linkcode SMALL_GRID_TILES} workgroups, and the K-16 tile first when A is transposed.
  */
@@ -911,15 +927,16 @@ export function defaultMatmulConfig(
   const suits = (c: MatmulTileConfig) =>
     (c.tileM <= 64 || p.m >= c.tileM) && (c.tileN <= 64 || p.n >= c.tileN);
   const bigTiles = (p.batch ?? 1) * Math.ceil(p.m / 128) * Math.ceil(p.n / 128);
-  let order: readonly MatmulTileConfig[] = MATMUL_TILE_CONFIGS;
+  const all = DEFAULT_MATMUL_TILE_CONFIGS;
+  let order: readonly MatmulTileConfig[] = all;
   if (bigTiles < SMALL_GRID_TILES) {
     order = [
-      ...MATMUL_TILE_CONFIGS.filter((c) => c.tileM * c.tileN <= 128 * 64),
-      ...MATMUL_TILE_CONFIGS.filter((c) => c.tileM * c.tileN > 128 * 64),
+      ...all.filter((c) => c.tileM * c.tileN <= 128 * 64),
+      ...all.filter((c) => c.tileM * c.tileN > 128 * 64),
     ];
   } else if (p.transA) {
     // A stored [K, M]: BK 16 measured 39.8 vs 37.6 TFLOP/s (4096³) and 39.9 vs 37.5 (a weight gradient).
-    order = [MATMUL_TILE_CONFIGS[1], ...MATMUL_TILE_CONFIGS.filter((_, i) => i !== 1)];
+    order = [all[1], ...all.filter((_, i) => i !== 1)];
   }
   for (const c of order) if (suits(c) && configFits(c, limits)) return c;
   for (const c of order) if (configFits(c, limits)) return c;

@@ -10,6 +10,7 @@ import { matmulInto } from "../../src/ops/mod.ts";
 import {
   chooseMatmulConfig,
   configFits,
+  DEFAULT_MATMUL_TILE_CONFIGS,
   defaultMatmulConfig,
   dispatchGeneratedMatmul,
   generateMatmulWgsl,
@@ -106,6 +107,27 @@ Deno.test("tile configs: workgroup storage limits decide what runs", () => {
     defaultMatmulConfig({ m: 4096, n: 4096 }, { ...software, maxComputeWorkgroupStorageSize: 4096 }),
     null,
   );
+});
+
+Deno.test("tile configs: the default choice only ever takes the leading default configs, in their order", () => {
+  assert.equal(DEFAULT_MATMUL_TILE_CONFIGS.length, 12);
+  assert.deepEqual(DEFAULT_MATMUL_TILE_CONFIGS, MATMUL_TILE_CONFIGS.slice(0, 12));
+  const tuningOnly = MATMUL_TILE_CONFIGS.slice(12).map(matmulConfigName);
+  assert.ok(tuningOnly.includes("64x32x16_t4x4_b1_p4_g8") && tuningOnly.includes("32x64x16_t4x4_b1_p4_g8"));
+  const limits = [
+    { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 },
+    { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 },
+  ];
+  for (const l of limits) {
+    for (const batch of [1, 4, 32]) {
+      for (const [m, n] of [[512, 64], [64, 512], [33, 17], [1000, 1000], [4096, 4096], [128, 32]]) {
+        for (const transA of [false, true]) {
+          const c = defaultMatmulConfig({ m, n, batch, transA }, l)!;
+          assert.ok(!tuningOnly.includes(matmulConfigName(c)), `${batch}×${m}×${n}: ${matmulConfigName(c)}`);
+        }
+      }
+    }
+  }
 });
 
 Deno.test({
@@ -218,6 +240,24 @@ Deno.test({
     await checkProduct(DEEP, 2, 68, 72, 36, false, false, { beta: 1 });
   },
 });
+
+// The small tiles only the autotuner picks (tall-K products with a small output): bitwise equal to the
+// general kernel over every transpose, ragged edges, a batch, and the epilogue.
+for (const config of MATMUL_TILE_CONFIGS.slice(12)) {
+  Deno.test({
+    ...opts,
+    name: `generated matmul ${
+      matmulConfigName(config)
+    } (tuning candidate): bitwise equal to the general kernel`,
+    fn: async () => {
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+        await checkProduct(config, 1, 70, 37, 45, transA, transB, { bias: true });
+        await checkProduct(config, 3, 64, 32, 80, transA, transB);
+      }
+      await checkProduct(config, 2, 33, 66, 21, false, true, { alpha: -2, beta: 0.25 });
+    },
+  });
+}
 
 Deno.test({
   ...opts,
