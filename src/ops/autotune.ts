@@ -31,6 +31,8 @@ import {
   setMatmulTuning,
 } from "./matmul_codegen.ts";
 import { matmulInto } from "./matmul.ts";
+import { castTo } from "./cast.ts";
+import { noGrad } from "../tensor/autograd.ts";
 
 /** Format version of the autotune cache file. */
 export const AUTOTUNE_FILE_VERSION = 1;
@@ -205,13 +207,20 @@ export function matmulOperands(
     fillRandom((p.strideB ? p.batch : 1) * bRows * bCols, 2),
     batched && p.strideB ? [p.batch, bRows, bCols] : [bRows, bCols],
   );
+  // Mixed-precision problems read 16-bit operands: time them on 16-bit copies.
+  const half = (t: Tensor, dtype: MatmulProblem["halfA"]) => {
+    if (!dtype) return t;
+    const h = noGrad(() => castTo(t, dtype));
+    t.dispose();
+    return h;
+  };
   const bias = p.bias ? Tensor.fromArray(gpu, fillRandom(p.n, 3), [p.n]) : undefined;
   const c = Tensor.fromArray(
     gpu,
     fillRandom(p.batch * p.m * p.n, 4),
     batched ? [p.batch, p.m, p.n] : [p.m, p.n],
   );
-  return { a, b, bias, c };
+  return { a: half(a, p.halfA), b: half(b, p.halfB), bias, c };
 }
 
 /**

@@ -31,6 +31,7 @@ import {
   type MatmulKernelChoice,
   operandReader,
 } from "./matmul_codegen.ts";
+import { noteMatmulProblem } from "./matmul_problems.ts";
 
 const generalSpecs = new Map<string, KernelSpec>();
 
@@ -191,7 +192,10 @@ export function matmulInto(
     splitKWeightGradient(out, ac, bc, m, n, k, chunk);
     return;
   }
-  const config = chooseMatmulConfig(gpu, problem, options.kernel ?? "auto");
+  const choice = options.kernel ?? "auto";
+  // The autotuner's shapes (`collectMatmulProblems`): only "auto" consults a tuning table.
+  if (choice === "auto" && batch > 0 && m > 0 && n > 0 && k > 0) noteMatmulProblem(problem);
+  const config = chooseMatmulConfig(gpu, problem, choice);
   if (config) {
     dispatchGeneratedMatmul(gpu, config, problem, {
       a: ac.binding(),
