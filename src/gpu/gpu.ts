@@ -124,7 +124,16 @@ export class Gpu {
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
   /** Counters: submits, dispatches recorded, and dispatches in the last submit. */
-  readonly counters = { submits: 0, dispatches: 0, dispatchesLastSubmit: 0, bindGroupsCreated: 0 };
+  readonly counters = {
+    submits: 0,
+    dispatches: 0,
+    dispatchesLastSubmit: 0,
+    bindGroupsCreated: 0,
+    /** CPU milliseconds of the last replay's host uploads (`queue.writeBuffer` of the batch). */
+    uploadMsLastReplay: 0,
+    /** Bytes the last replay uploaded. */
+    uploadBytesLastReplay: 0,
+  };
 
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -513,6 +522,8 @@ export class Gpu {
       );
     }
     let w = 0;
+    let uploadMs = 0;
+    let uploadBytes = 0;
     // A pass keeps its pipeline and bind group between dispatches: skip the calls that would not change
     // them (each is a JS → native call; a poyo_1_3m step replays 533 dispatches).
     let pass: GPUComputePassEncoder | null = null;
@@ -555,11 +566,16 @@ export class Gpu {
               } of ${data.byteLength} bytes: the captured step uploaded ${c.bytes}`,
             );
           }
+          const t0 = performance.now();
           this.device.queue.writeBuffer(c.buffer, c.offset, data as ArrayBufferView<ArrayBuffer>);
+          uploadMs += performance.now() - t0;
+          uploadBytes += data.byteLength;
           break;
         }
       }
     }
+    this.counters.uploadMsLastReplay = uploadMs;
+    this.counters.uploadBytesLastReplay = uploadBytes;
   }
 
   /**
