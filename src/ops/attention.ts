@@ -37,7 +37,7 @@ import type { KernelSpec } from "../gpu/kernel.ts";
 import { record } from "../tensor/autograd.ts";
 import { fmtShape, Tensor } from "../tensor/tensor.ts";
 import { contiguous } from "./elementwise.ts";
-import { expectDtype, grid1d } from "./launch.ts";
+import { expectDtype, grid1d, kernelSpecCache } from "./launch.ts";
 import { checkRotaryConfig, rotaryTable } from "./rotary.ts";
 import {
   type AttentionGeometry,
@@ -128,16 +128,7 @@ export interface RotaryAttentionOptions {
  */
 export const DEFAULT_KEYS_PER_SPLIT = 1024;
 
-const specs = new Map<string, KernelSpec>();
-
-function cachedSpec(key: string, make: () => KernelSpec): KernelSpec {
-  let s = specs.get(key);
-  if (!s) {
-    s = make();
-    specs.set(key, s);
-  }
-  return s;
-}
+const cachedSpec = kernelSpecCache();
 
 interface Plan {
   batch: number;

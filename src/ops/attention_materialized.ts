@@ -26,7 +26,7 @@ import scatterSrc from "../../shaders/attention_scatter.wgsl" with { type: "text
 import { Params } from "../gpu/kernel.ts";
 import type { KernelSpec } from "../gpu/kernel.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { grid1d } from "./launch.ts";
+import { grid1d, kernelSpecCache } from "./launch.ts";
 import { matmulInto } from "./matmul.ts";
 import { fillTemplate, type RotaryConfig, rotaryWgsl, wgslF32 } from "./rotary.ts";
 
@@ -55,16 +55,7 @@ export interface PackedTarget {
 }
 
 const FAMILY = "attention";
-const specs = new Map<string, KernelSpec>();
-
-function cachedSpec(key: string, make: () => KernelSpec): KernelSpec {
-  let s = specs.get(key);
-  if (!s) {
-    s = make();
-    specs.set(key, s);
-  }
-  return s;
-}
+const cachedSpec = kernelSpecCache();
 
 function softmaxSpec(dimHead: number): KernelSpec {
   return cachedSpec(`softmax|${dimHead}`, () => ({

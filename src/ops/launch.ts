@@ -3,7 +3,27 @@
  *
  * @module
  */
+import type { KernelSpec } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../tensor/tensor.ts";
+
+/**
+ * A memo of generated kernel specs by key: the same key always returns the same spec object (so the
+ * pipeline cache compiles each variant once).
+ *
+ * @example
+ * ```ts ignore
+ * const cachedSpec = kernelSpecCache();
+ * const spec = cachedSpec(`softmax|${dimHead}`, () => ({ name: "softmax", code, bindings, family }));
+ * ```
+ */
+export function kernelSpecCache(): (key: string, make: () => KernelSpec) => KernelSpec {
+  const specs = new Map<string, KernelSpec>();
+  return (key, make) => {
+    let s = specs.get(key);
+    if (!s) specs.set(key, s = make());
+    return s;
+  };
+}
 
 /** Workgroups for `n` elements at `perGroup` elements per workgroup, folded into (x, y) ≤ 65535. */
 export function grid1d(n: number, perGroup = 256): [number, number, number] {
