@@ -23,6 +23,11 @@ const InfraConfigObject = z.strictObject({
   maxRestarts: z.number().int().nonnegative().default(0).describe(
     "automatic restarts from the last checkpoint after a failure or preemption",
   ),
+  autotune: z.enum(["off", "cached", "tune"]).default("cached").describe(
+    '"off": never read or write the matmul autotune cache; "cached": install this adapter\'s tuning table ' +
+      '(${ORION_HOME:-.orion}/autotune/) at startup; "tune": also time the first step\'s uncached matmul ' +
+      "shapes right after it and cache the winners (the numbers never change)",
+  ),
 });
 
 /** The zod schema of {@link InfraConfig}: fields, defaults and their documentation. */
@@ -49,6 +54,12 @@ export interface InfraConfig {
   backend: "local" | "skypilot" | "slurm" | "pbs";
   /** Automatic restarts from the last checkpoint after a failure or preemption. */
   maxRestarts: number;
+  /**
+   * "off": never read or write the matmul autotune cache; "cached": install this adapter's tuning table
+   * (${ORION_HOME:-.orion}/autotune/) at startup; "tune": also time the first step's uncached matmul shapes
+   * right after it and cache the winners (the numbers never change).
+   */
+  autotune: "off" | "cached" | "tune";
 }
 
 /** Infrastructure settings as a user writes them (every field optional). */

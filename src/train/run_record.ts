@@ -9,6 +9,7 @@ import type { RunConfig } from "../config/run_config.ts";
 import type { CheckpointInfo } from "../checkpoint/checkpoint_writer.ts";
 import type { JsonObject } from "../checkpoint/checkpoint_state.ts";
 import type { Catalog } from "../ursa/catalog.ts";
+import type { StepAutotuneReport } from "./step_autotune.ts";
 
 /** Lifecycle of a run. */
 export type RunStatus = "running" | "interrupted" | "finished" | "failed";
@@ -20,6 +21,11 @@ export interface RunRecord {
   step: number;
   configHash: string;
   checkpoint: CheckpointInfo | null;
+  /**
+   * Matmul autotuning of this process (`infra.autotune`), present when a tuning table was loaded or the
+   * first step was tuned: the per-shape choices are in the cache file named here.
+   */
+  autotune?: Omit<StepAutotuneReport, "chosen">;
 }
 
 /** Catalog table of runs (key `run_name`). */

@@ -35,7 +35,7 @@ import { checkpointTensors } from "./checkpoint_tensors.ts";
 import { type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
 import { openRunData, type RunData } from "./run_data.ts";
 import { ProgressReporter } from "./progress.ts";
-import { registerRunInCatalog, type RunStatus, writeRunRecord } from "./run_record.ts";
+import { registerRunInCatalog, type RunRecord, type RunStatus, writeRunRecord } from "./run_record.ts";
 import { BenchScheduler } from "../bench/bench_runner.ts";
 import { liveBenchModel } from "./bench_model_loader.ts";
 import type { DistributedContext } from "../distributed/context.ts";
@@ -171,6 +171,8 @@ export function trainerSettings(config: RunConfig, rank = 0) {
     },
     readbackEvery: Math.max(1, Math.min(t.logEveryNSteps, 100)),
     precision: t.precision,
+    // Matmul autotuning (results are bitwise the same whichever kernels run; see step_autotune.ts).
+    autotune: { mode: config.infra.autotune },
     gradScaler: t.gradScaler,
     // Gradual unfreezing (torch_brain): until freezeUntilStep only what was not loaded from the parent trains —
     // the embeddings (which hold the new participants' rows) and the weightOverrides (fresh initialisation).
@@ -266,8 +268,22 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   const rank = dist?.rank ?? 0;
   const worldSize = dist?.worldSize ?? 1;
   const isWriter = rank === 0;
-  const trainer = new Trainer(gpu, data.kwargs, data.vocab, trainerSettings(config, rank));
+  // Autotune lines go through the progress reporter once it exists (it owns the terminal line).
+  let note = (line: string) => io.out(line);
+  const settings = trainerSettings(config, rank);
+  const trainer = new Trainer(gpu, data.kwargs, data.vocab, {
+    ...settings,
+    autotune: { ...settings.autotune, log: (line) => note(line) },
+  });
   if (dist) trainer.gradientSync = gradientSyncFor(dist, gpu);
+  // At startup: this adapter's cached matmul tuning table (unless infra.autotune is "off").
+  await trainer.loadAutotuneCache();
+  // run.json, with what autotuning did when it did something.
+  const recordRun = (record: RunRecord) => {
+    const { chosen: _chosen, ...autotune } = trainer.autotuneReport;
+    const used = autotune.loadedShapes > 0 || autotune.tunedAfterStep !== null;
+    return writeRunRecord(runDir, used ? { ...record, autotune } : record);
+  };
   const shapes = new Map(trainer.model.params.slots.map((s) => [s.name, s.shape]));
   const ledger = new DataLedger();
   if (stageLineage) ledger.merge(DataLedger.fromJSON(stageLineage.ancestorDataHashes));
@@ -315,6 +331,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     t.batchSize * t.accumulateGradBatches,
     t.logEveryNSteps,
   );
+  note = (line) => progress.note(line);
   // Checkpoints benchmarks still have to read, which retention keeps: a periodic one until each suite has a
   // result or a failure, and (for the final evaluation) the best one so far.
   const benchPins = new Map<string, Set<string>>();
@@ -559,7 +576,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       if (bench && t.benchEveryNSteps !== null && step % t.benchEveryNSteps === 0 && status === "running") {
         bench.submit({ step, checkpointDir: info.dir, checkpointHash: info.hash });
       }
-      await writeRunRecord(runDir, {
+      await recordRun({
         name: config.name,
         status,
         step,
@@ -588,7 +605,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   };
 
   if (isWriter) {
-    await writeRunRecord(runDir, {
+    await recordRun({
       name: config.name,
       status: "running",
       step: trainer.step,
@@ -632,7 +649,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     if (last && last.step === trainer.step) {
       // The step's checkpoint is already written (a cadence step): record the final status only.
       if (isWriter) {
-        await writeRunRecord(runDir, {
+        await recordRun({
           name: config.name,
           status,
           step: trainer.step,
@@ -674,7 +691,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   } catch (e) {
     status = "failed";
     if (isWriter) {
-      await writeRunRecord(runDir, {
+      await recordRun({
         name: config.name,
         status,
         step: trainer.step,

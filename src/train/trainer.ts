@@ -5,6 +5,10 @@
  *
  * What it does not know about: configs, catalogs and files — `train_run.ts` wires those.
  *
+ * Matmul autotuning (`TrainerSettings.autotune`, see `step_autotune.ts`): the first step loads the adapter's
+ * cached tuning table; with `"tune"` the first recorded step's matmul shapes are timed right after it and
+ * the step is captured again with the tuned kernels. Results are bitwise the same either way.
+ *
  * Precision: `32-true` runs f32 throughout; `16-mixed` and `bf16-mixed` run the model's linear layers on
  * f16/bf16 copies of their inputs and weights (f32 master weights, gradients, optimizer state and outputs;
  * see `src/ops/matmul.ts`), and `16-mixed` adds dynamic loss scaling with a GPU grad scaler
@@ -35,6 +39,7 @@ import {
 import { backward, noGrad } from "../tensor/autograd.ts";
 import { type HalfDType, Scope, Tensor } from "../tensor/tensor.ts";
 import { scale } from "../ops/mod.ts";
+import { StepAutotuner, type StepAutotuneReport, type StepAutotuneSettings } from "./step_autotune.ts";
 
 /** Exchanges gradients between ranks (a no-op on one rank). Called after backward, before the update. */
 export interface GradientSync {
@@ -62,6 +67,12 @@ export interface TrainerSettings {
   precision?: TrainingPrecision;
   /** Grad scaler settings of `16-mixed` (default {@linkcode DEFAULT_GRAD_SCALER}, PyTorch's). */
   gradScaler?: GradScalerSettings;
+  /**
+   * Matmul autotuning (default `{ mode: "off" }`: the step engine leaves the device's tuning table alone;
+   * training runs pass `InfraConfig.autotune`, default `"cached"`). See `step_autotune.ts`; never changes
+   * the numbers.
+   */
+  autotune?: StepAutotuneSettings;
 }
 
 /** Numeric precisions of the step engine (`TrainingConfig.precision`). */
@@ -144,6 +155,7 @@ export class Trainer {
   lastRecordMs = 0;
   /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
   lastSubmitMs = 0;
+  readonly #autotune: StepAutotuner;
 
   constructor(gpu: Gpu, kwargs: ResolvedPoyoKwargs, vocab: PoyoVocabulary, settings: TrainerSettings) {
     this.gpu = gpu;
@@ -159,6 +171,20 @@ export class Trainer {
     this.#ring = gpu.pool.acquire(this.#ringCapacity * RING_SLOTS * 4, "orion.metrics_ring");
     gpu.clear(this.#ring);
     this.#lossStage = gpu.pool.acquire(16, "orion.loss_stage");
+    this.#autotune = new StepAutotuner(gpu, settings.autotune ?? { mode: "off" });
+  }
+
+  /** What matmul autotuning did (see {@linkcode TrainerSettings.autotune}). */
+  get autotuneReport(): StepAutotuneReport {
+    return this.#autotune.report;
+  }
+
+  /**
+   * Installs this adapter's cached matmul tuning table unless autotuning is `"off"` (once; the first
+   * {@linkcode trainStep} calls it too).
+   */
+  loadAutotuneCache(): Promise<void> {
+    return this.#autotune.load();
   }
 
   /**
@@ -166,6 +192,7 @@ export class Trainer {
    * is scaled by 1/k). Returns without waiting on the GPU unless a gradient sync needs the gradients.
    */
   async trainStep(microBatches: readonly PoyoBatch[]): Promise<void> {
+    await this.#autotune.load();
     const gpu = this.gpu;
     const step = this.step;
     const { lr, beta1 } = scheduledValues(this.settings.schedule, step);
@@ -200,19 +227,22 @@ export class Trainer {
         const capturing = g.state === "capture" || g.state === "verify";
         if (capturing) gpu.beginCapture();
         const k = microBatches.length;
-        microBatches.forEach((mb, i) => {
-          const batch = uploadBatch(gpu, this.model, mb);
-          const { loss } = this.model.loss(batch, { training: true, microBatch: i });
-          const root = k > 1 ? scale(loss, 1 / k) : loss;
-          if (this.gradScaler) {
-            // 16-mixed: backward starts from the loss scale S (a GPU value, so replays pick up its changes).
-            const seed = Tensor.empty(gpu, root.shape);
-            this.gradScaler.seedLossGradient(seed.binding());
-            backward(root, seed);
-          } else backward(root);
-          // The first micro-batch's loss is staged for the metrics ring.
-          if (i === 0) gpu.copy(loss.binding(), this.#lossStage, 4);
-        });
+        // With autotune "tune", the first recorded step's matmul shapes are collected here.
+        this.#autotune.record(() =>
+          microBatches.forEach((mb, i) => {
+            const batch = uploadBatch(gpu, this.model, mb);
+            const { loss } = this.model.loss(batch, { training: true, microBatch: i });
+            const root = k > 1 ? scale(loss, 1 / k) : loss;
+            if (this.gradScaler) {
+              // 16-mixed: backward starts from the loss scale S (a GPU value, so replays pick up its changes).
+              const seed = Tensor.empty(gpu, root.shape);
+              this.gradScaler.seedLossGradient(seed.binding());
+              backward(root, seed);
+            } else backward(root);
+            // The first micro-batch's loss is staged for the metrics ring.
+            if (i === 0) gpu.copy(loss.binding(), this.#lossStage, 4);
+          })
+        );
         // With a gradient sync the exchange (read-backs, a submit, host writes) sits between two captured
         // segments; it is never part of a capture.
         let graph: CapturedGraph | null = null;
@@ -262,6 +292,9 @@ export class Trainer {
     } finally {
       scope.end();
     }
+    // Autotune "tune": time the collected shapes now that the step is submitted (between steps, never
+    // inside one). Streams captured before the new table would replay the old kernels: capture again.
+    if (await this.#autotune.afterStep(this.step)) g.key = "";
   }
 
   /** Queues the ring's read-back (resolves after the next submit). */
