@@ -9,6 +9,14 @@
  *       [--batch 32] [--optimizer sparse_lamb] [--precision 32-true|16-mixed|bf16-mixed] [--json out.json]
  *       [--dump step.safetensors]
  *       [--checkpoint-every K [--checkpoint-reps 5]] [--timing-kernels] [--compare-torch [--python python3]]
+ *       [--autotune [--autotune-target-ms 50] [--autotune-warmup-ms 200] | --autotune-cached]
+ *
+ * Matmul autotuning (`InfraConfig.autotune`, `src/train/step_autotune.ts`): off by default here, so the
+ * numbers are those of the size heuristic whatever cache exists. `--autotune` ("tune") loads this adapter's
+ * cache (`${ORION_HOME:-.orion}/autotune/`), times the first warm-up step's uncached matmul shapes right
+ * after it (at least 4 warm-up steps then, so the step is captured again before the timed steps) and caches
+ * the winners; `--autotune-cached` only loads the cache. The JSON's `autotune` holds the mode, what was
+ * timed, and the kernel each matmul shape of the step runs (`chosen`, in every mode).
  *
  * `--checkpoint-every K` adds the checkpoint stall: passes of the same steps with and without a checkpoint
  * every K steps (the training run's snapshot → background writer path), alternating, after one warm-up
@@ -37,6 +45,7 @@ import type { OptimizerKind } from "../src/optim/optimizer.ts";
 import { writeNumericsDump } from "../src/train/numerics_dump.ts";
 import { checkpointTensors } from "../src/train/checkpoint_tensors.ts";
 import { CheckpointWriter } from "../src/checkpoint/checkpoint_writer.ts";
+import type { AutotuneMode } from "../src/train/step_autotune.ts";
 import "../src/ops/mod.ts";
 
 const { values: args } = parseArgs({
@@ -58,6 +67,10 @@ const { values: args } = parseArgs({
     "checkpoint-every": { type: "string", default: "0" },
     "checkpoint-reps": { type: "string", default: "5" },
     "checkpoint-submit": { type: "string", default: "next" },
+    autotune: { type: "boolean", default: false },
+    "autotune-cached": { type: "boolean", default: false },
+    "autotune-target-ms": { type: "string" },
+    "autotune-warmup-ms": { type: "string" },
   },
 });
 
@@ -69,7 +82,9 @@ if (!preset) {
 }
 const batchSize = Number(args.batch);
 const steps = Number(args.steps);
-const warmup = Number(args.warmup);
+const autotuneMode: AutotuneMode = args.autotune ? "tune" : args["autotune-cached"] ? "cached" : "off";
+// Tuning runs after the first warm-up step; the step is then recorded, captured and verified again.
+const warmup = Math.max(Number(args.warmup), autotuneMode === "tune" ? 4 : 0);
 const shape: SyntheticBatchShape = { ...preset.shape, batchSize };
 const vocab = syntheticVocabulary(shape);
 const gpu = await Gpu.create();
@@ -87,6 +102,14 @@ const trainer = new Trainer(gpu, preset.kwargs, vocab, {
   schedule: { kind: "onecycle", lr: 1e-4, totalSteps: warmup + steps + 1, warmupSteps: 0, beta1: 0.9 },
   readbackEvery: 10,
   precision: args.precision as TrainingPrecision,
+  autotune: {
+    mode: autotuneMode,
+    options: {
+      ...(args["autotune-target-ms"] ? { targetMs: Number(args["autotune-target-ms"]) } : {}),
+      ...(args["autotune-warmup-ms"] ? { warmupMs: Number(args["autotune-warmup-ms"]) } : {}),
+    },
+    log: (line) => console.log(line),
+  },
 });
 const batches = [0, 1, 2, 3].map((i) => syntheticBatch(shape, i));
 // As the training loader does in its prefetch pipeline: the upload arrays (modality masks, embedding-index
@@ -105,6 +128,8 @@ await trainer.flushMetrics();
 await gpu.sync();
 let hostMs = 0;
 let recordMs = 0;
+let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the record, CPU ms
+let uploadBytes = 0;
 let submitMs = 0;
 let dispatchesPerStep = 0;
 const t0 = performance.now();
@@ -113,6 +138,8 @@ for (let i = 0; i < steps; i++) {
   await trainer.trainStep([batches[i % batches.length]]);
   hostMs += performance.now() - h0;
   recordMs += trainer.lastRecordMs;
+  uploadMs += gpu.counters.uploadMsLastReplay;
+  uploadBytes = gpu.counters.uploadBytesLastReplay;
   submitMs += trainer.lastSubmitMs;
   dispatchesPerStep = gpu.counters.dispatchesLastSubmit;
   if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
@@ -283,12 +310,16 @@ const result = {
   msPerStep: (wallS * 1000) / steps,
   hostMsPerStep: hostMs / steps,
   recordMsPerStep: recordMs / steps,
+  uploadMsPerStep: uploadMs / steps,
+  uploadBytesPerStep: uploadBytes,
   submitMsPerStep: submitMs / steps,
   dispatchesPerStep,
   gpuMsPerStepByFamily: families,
   ...(Object.keys(kernels).length ? { gpuMsPerStepByKernel: kernels } : {}),
   lastLoss: metrics.at(-1)?.loss,
   checkpointStall,
+  // What autotuning did and the kernel per matmul shape (config name or "general").
+  autotune: trainer.autotuneReport,
 };
 // --compare-torch: the same model, batch and optimizer in PyTorch fp32 (eager and torch.compile).
 let torch: { results: Record<string, { samples_per_s: number; ms_per_step: number }> } | null = null;
@@ -334,11 +365,24 @@ console.log(
     result.msPerStep.toFixed(2)
   } ms/step ` +
     `(batch ${batchSize}, ${result.params} params, N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
-    `host: record ${result.recordMsPerStep.toFixed(2)} ms + submit ${
+    `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${
+      result.uploadMsPerStep.toFixed(2)
+    } ms for ${(result.uploadBytesPerStep / 2 ** 20).toFixed(1)} MiB) + submit ${
       result.submitMsPerStep.toFixed(2)
     } ms per step ` +
     `(CPU time; submit blocks while the GPU is behind), ${result.dispatchesPerStep} dispatches/step`,
 );
+{
+  const a = trainer.autotuneReport;
+  console.log(
+    `autotune: ${a.mode}` +
+      (a.mode === "off" ? "" : `, ${a.loadedShapes} cached shapes loaded`) +
+      (a.tunedAfterStep !== null
+        ? `, ${a.timedShapes} shapes timed in ${(a.tuneMs / 1000).toFixed(1)} s`
+        : "") +
+      `; ${a.stepShapes ?? 0} matmul shapes per step`,
+  );
+}
 if (Object.keys(families).length) {
   console.log(
     "GPU ms/step by family: " + Object.entries(families).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", "),
