@@ -11,6 +11,7 @@ import { linear, matmulInto, sumAll } from "../../src/ops/mod.ts";
 import { castTo, roundThroughHalf } from "../../src/ops/cast.ts";
 import {
   generateMatmulWgsl,
+  MATMUL_TILE_CONFIGS,
   matmulProblem,
   matmulVariantFor,
   tileConfig,
@@ -109,6 +110,20 @@ for (const dtype of ["f16", "bf16"] as const) {
       },
     });
   }
+}
+
+// The small tuning-only tiles (see MATMUL_TILE_CONFIGS) on 16-bit operands: vec4 and scalar loads, ragged.
+for (const dtype of ["f16", "bf16"] as const) {
+  Deno.test({
+    ...opts,
+    name: `${dtype} matmul on the small tuning-only tiles: bitwise equal to the general kernel`,
+    fn: async () => {
+      for (const config of MATMUL_TILE_CONFIGS.slice(12)) {
+        await checkHalfProduct(dtype, config, 2, 64, 32, 48, false, true, { bias: true });
+        await checkHalfProduct(dtype, config, 1, 37, 70, 45, true, false);
+      }
+    },
+  });
 }
 
 Deno.test("generated 16-bit source: f16 enables the extension, bf16 unpacks u32 words", () => {
