@@ -246,7 +246,12 @@ function plan(o: RotaryAttentionOptions): Plan {
   if (choice !== "auto" && choice !== "flash" && choice !== "materialized") {
     fail('implementation must be "auto", "flash" or "materialized"', JSON.stringify(choice));
   }
-  const implementation = chooseAttentionImplementation(shape, choice, maxBinding);
+  const implementation = chooseAttentionImplementation(
+    shape,
+    choice,
+    maxBinding,
+    gpu.description.isFallbackAdapter,
+  );
   const cannot = implementation === "materialized" ? materializedProblem(shape, maxBinding) : null;
   if (cannot) fail(`implementation "materialized" must fit the device (${cannot})`, `"${choice}"`);
   const bk = tiles.forward.tx * tiles.forward.cols;
