@@ -43,6 +43,15 @@ export const BENCH_AREAS: readonly BenchArea[] = [
     args: (json, small) => ["--out", json, ...(small ? ["--small"] : [])],
   },
   {
+    area: "train",
+    script: "scripts/bench_train.ts",
+    args: (json, small) => [
+      "--json",
+      json,
+      ...(small ? ["--preset", "demo_small", "--steps", "3", "--warmup", "2", "--batch", "4"] : []),
+    ],
+  },
+  {
     area: "loader",
     script: "scripts/bench_loader.ts",
     args: (_json, small) => (small ? ["--participants", "3", "--batches", "5"] : []),
