@@ -1,5 +1,5 @@
 /**
- * `deno task bench`: runs every per-area benchmark script that exists (kernels, attention, loader,
+ * `deno task bench`: runs every per-area benchmark script that exists (kernels, attention, train, loader,
  * all-reduce, checkpoint), each in its own process (its own GPU device), and collects their JSON into one
  * file.
  *
