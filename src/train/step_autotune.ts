@@ -114,12 +114,35 @@ export class StepAutotuner {
     };
   }
 
-  /** Installs the adapter's cached table (once; a no-op with `"off"` or when already loaded). */
+  /**
+   * Installs the adapter's cached table (once; a no-op with `"off"` or when already loaded). The cache is
+   * derived data: an unreadable one (not JSON, no table, a bad config name) does not stop training — it is
+   * renamed to `<file>.unreadable-<time>` (kept for inspection), a warning says so, and the run goes on
+   * with the size heuristic (`"tune"` then writes a fresh cache).
+   */
   async load(): Promise<void> {
     if (this.#loaded) return;
     this.#loaded = true;
     if (this.settings.mode === "off") return;
-    const table = await loadMatmulTuning(this.gpu, this.settings.options?.home);
+    let table: Awaited<ReturnType<typeof loadMatmulTuning>>;
+    try {
+      table = await loadMatmulTuning(this.gpu, this.settings.options?.home);
+    } catch (e) {
+      if (e instanceof Deno.errors.PermissionDenied) throw e;
+      const path = this.report.cachePath!;
+      const aside = `${path}.unreadable-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+      try {
+        await Deno.rename(path, aside);
+      } catch (renameError) {
+        // Another process on this host (a second rank) moved it first.
+        if (!(renameError instanceof Deno.errors.NotFound)) throw renameError;
+      }
+      this.settings.log?.(
+        `autotune: warning: cannot use the autotune cache ${path} (${(e as Error).message}); moved it to ` +
+          `${aside} and running on the size heuristic${this.settings.mode === "tune" ? " (re-tuning)" : ""}`,
+      );
+      return;
+    }
     if (!table) return;
     this.report.loadedShapes = Object.keys(table).length;
     this.settings.log?.(

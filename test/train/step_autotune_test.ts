@@ -128,3 +128,40 @@ Deno.test("autotune: infra.autotune defaults to cached and reaches the trainer s
   } as never);
   assert.deepEqual(settings.autotune, { mode: "off" });
 });
+
+Deno.test({
+  name: "autotune: an unreadable cache is moved aside with a warning and training goes on (cached and tune)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    for (const mode of ["cached", "tune"] as const) {
+      const home = await Deno.makeTempDir({ prefix: "orion_step_autotune_bad_" });
+      try {
+        const probe = await testGpu();
+        setMatmulTuning(probe, null);
+        const path = autotuneCachePath(probe, home);
+        await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+        await Deno.writeTextFile(path, "{ not json");
+        const run = await train(mode, home, 2);
+        assert.ok(
+          run.lines.some((l) =>
+            l.includes("warning: cannot use the autotune cache") && l.includes("not valid JSON")
+          ),
+          run.lines.join("\n"),
+        );
+        assert.equal(run.report.loadedShapes, 0);
+        const names = [...Deno.readDirSync(path.slice(0, path.lastIndexOf("/")))].map((e) => e.name);
+        assert.ok(names.some((n) => n.includes(".json.unreadable-")), `kept aside: ${names}`);
+        if (mode === "tune") {
+          // A fresh cache was written by the tuning after the first step.
+          assert.ok(JSON.parse(await Deno.readTextFile(path)).matmul, "fresh cache");
+        } else {
+          await assert.rejects(() => Deno.stat(path), Deno.errors.NotFound);
+        }
+        setMatmulTuning(run.gpu, null);
+      } finally {
+        await Deno.remove(home, { recursive: true });
+      }
+    }
+  },
+});
