@@ -134,11 +134,23 @@ export function materializedForward(
   const rows = bh * a.lq;
   const u = gpu.uniform(new Params().u32(rows).u32(a.lk).u32(a.heads * a.lq).bytes());
   gpu.dispatch(softmaxSpec(dh), [u, a.kvLen.binding(), probs.binding()], grid1d(rows, 1));
-  const o = Tensor.empty(gpu, [bh, a.lq, dh]);
-  matmulInto(o, probs, batched(a, vr, a.lk, dh), { family: FAMILY });
-  scatterHeads(a, o, out);
-  o.dispose();
+  scatterProduct(a, a.lq, probs, batched(a, vr, a.lk, dh), {}, out);
   return probs;
+}
+
+/** `lhs · rhs` ([B·heads, rows, dh], products filed under attention) written to its packed target. */
+function scatterProduct(
+  a: MaterializedAttention,
+  rows: number,
+  lhs: Tensor,
+  rhs: Tensor,
+  options: { transA?: boolean },
+  to: PackedTarget,
+): void {
+  const product = Tensor.empty(lhs.gpu, [a.batch * a.heads, rows, a.dimHead]);
+  matmulInto(product, lhs, rhs, { ...options, family: FAMILY });
+  scatterHeads(a, product, to);
+  product.dispose();
 }
 
 /** The forward's saved state the backward reads. */
@@ -179,12 +191,7 @@ export function materializedBackward(
     return;
   }
   const g3 = batched(a, gr, a.lq, dh);
-  if (to.v) {
-    const dv = Tensor.empty(gpu, [bh, a.lk, dh]);
-    matmulInto(dv, saved.probs, g3, { transA: true, family: FAMILY });
-    scatterHeads(a, dv, to.v);
-    dv.dispose();
-  }
+  if (to.v) scatterProduct(a, a.lk, saved.probs, g3, { transA: true }, to.v);
   if (!to.q && !to.k) return;
   const ds = Tensor.empty(gpu, [bh, a.lq, a.lk]);
   matmulInto(ds, g3, batched(a, saved.vr, a.lk, dh), { transB: true, family: FAMILY });
@@ -195,17 +202,7 @@ export function materializedBackward(
     [u, saved.probs.binding(), dd.binding(), ds.binding()],
     grid1d(count),
   );
-  if (to.q) {
-    const dq = Tensor.empty(gpu, [bh, a.lq, dh]);
-    matmulInto(dq, ds, batched(a, saved.kr, a.lk, dh), { family: FAMILY });
-    scatterHeads(a, dq, to.q);
-    dq.dispose();
-  }
-  if (to.k) {
-    const dk = Tensor.empty(gpu, [bh, a.lk, dh]);
-    matmulInto(dk, ds, batched(a, saved.qr, a.lq, dh), { transA: true, family: FAMILY });
-    scatterHeads(a, dk, to.k);
-    dk.dispose();
-  }
+  if (to.q) scatterProduct(a, a.lq, ds, batched(a, saved.kr, a.lk, dh), {}, to.q);
+  if (to.k) scatterProduct(a, a.lk, ds, batched(a, saved.qr, a.lq, dh), { transA: true }, to.k);
   ds.dispose();
 }

@@ -217,10 +217,7 @@ export class Trainer {
       if (g.state === "replay") {
         gpu.replay(g.graph!, microBatches.flatMap((mb) => batchUploadArrays(this.model, mb)));
         if (sync) {
-          await this.gradientSync!.allReduceGradients(
-            this.model.params.grads,
-            this.model.params.totalElements,
-          );
+          await this.#syncGradients();
           gpu.replay(g.after!, []);
         }
       } else {
@@ -248,10 +245,7 @@ export class Trainer {
         let graph: CapturedGraph | null = null;
         if (sync) {
           if (capturing) graph = gpu.endCapture();
-          await this.gradientSync!.allReduceGradients(
-            this.model.params.grads,
-            this.model.params.totalElements,
-          );
+          await this.#syncGradients();
           if (capturing) gpu.beginCapture();
         }
         this.optimizer.recordStep();
@@ -295,6 +289,11 @@ export class Trainer {
     // Autotune "tune": time the collected shapes now that the step is submitted (between steps, never
     // inside one). Streams captured before the new table would replay the old kernels: capture again.
     if (await this.#autotune.afterStep(this.step)) g.key = "";
+  }
+
+  /** Averages the flat gradient across ranks (submits and waits: never inside a capture). */
+  #syncGradients(): Promise<void> {
+    return this.gradientSync!.allReduceGradients(this.model.params.grads, this.model.params.totalElements);
   }
 
   /** Queues the ring's read-back (resolves after the next submit). */
