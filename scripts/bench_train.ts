@@ -8,7 +8,8 @@
  *   deno run -A scripts/bench_train.ts [--preset poyo_1_3m|seed|tiny] [--steps 50] [--warmup 10]
  *       [--batch 32] [--optimizer sparse_lamb] [--precision 32-true|16-mixed|bf16-mixed] [--json out.json]
  *       [--dump step.safetensors]
- *       [--checkpoint-every K [--checkpoint-reps 5]] [--timing-kernels] [--compare-torch [--python python3]]
+ *       [--checkpoint-every K [--checkpoint-reps 5] [--checkpoint-host reused|fresh]
+ *         [--checkpoint-mode full|no-write|gpu-copy]] [--timing-kernels] [--compare-torch [--python python3]]
  *       [--autotune [--autotune-target-ms 50] [--autotune-warmup-ms 200] | --autotune-cached]
  *
  * Matmul autotuning (`InfraConfig.autotune`, `src/train/step_autotune.ts`): off by default here, so the
@@ -21,7 +22,9 @@
  * `--checkpoint-every K` adds the checkpoint stall: passes of the same steps with and without a checkpoint
  * every K steps (the training run's snapshot → background writer path), alternating, after one warm-up
  * pass of each; the stall is the difference of the median pass times per checkpoint, also as a percentage of
- * one step.
+ * one step. For attribution, `--checkpoint-host fresh` reads into new buffers instead of the reused shared
+ * memory the training run uses, `--checkpoint-mode no-write` stops after the host copy and `gpu-copy` only
+ * records GPU copies of the state's size into mappable buffers (never mapped).
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -33,7 +36,7 @@
  */
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/gpu.ts";
-import { Trainer, type TrainingPrecision } from "../src/train/trainer.ts";
+import { type SnapshotHost, Trainer, type TrainingPrecision } from "../src/train/trainer.ts";
 import { batchUploadArrays } from "../src/models/poyo.ts";
 import {
   syntheticBatch,
@@ -67,6 +70,8 @@ const { values: args } = parseArgs({
     "checkpoint-every": { type: "string", default: "0" },
     "checkpoint-reps": { type: "string", default: "5" },
     "checkpoint-submit": { type: "string", default: "next" },
+    "checkpoint-host": { type: "string", default: "reused" },
+    "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
     "autotune-cached": { type: "boolean", default: false },
     "autotune-target-ms": { type: "string" },
@@ -199,6 +204,35 @@ if (checkpointEvery > 0) {
     stepMs: [] as number[],
   };
   const inflight: Promise<unknown>[] = [];
+  // As the training run does: snapshots land in reused shared host memory (--checkpoint-host reused), free
+  // again once the writer settled; `fresh` reads into new buffers (the path before 2026-11-29's change).
+  const hostMode = args["checkpoint-host"];
+  if (hostMode !== "reused" && hostMode !== "fresh") {
+    throw new Error(`Cannot bench checkpoints with --checkpoint-host ${hostMode}: use reused or fresh`);
+  }
+  const hosts: SnapshotHost[] = [];
+  // --checkpoint-mode: `full` (snapshot, host copy, write), `no-write` (snapshot and host copy only) or
+  // `gpu-copy` (only the GPU copies of the state's size into mappable buffers: what the copies alone cost).
+  const mode = args["checkpoint-mode"];
+  if (!["full", "no-write", "gpu-copy"].includes(mode!)) {
+    throw new Error(
+      `Cannot bench checkpoints with --checkpoint-mode ${mode}: use full, no-write or gpu-copy`,
+    );
+  }
+  const stateBytes = trainer.model.params.totalElements * 4;
+  const stateCopies = trainer.optimizer.settings.emaDecay != null ? 4 : 3;
+  // Mappable like the snapshot's staging buffers (the copy crosses PCIe), never mapped here.
+  const copyTargets = mode === "gpu-copy"
+    ? Array.from({ length: stateCopies }, (_, i) => ({
+      id: -1 - i, // not a pool buffer
+      size: stateBytes,
+      buffer: gpu.device.createBuffer({
+        size: stateBytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: "bench.checkpoint_copy",
+      }),
+    }))
+    : [];
   const pass = async (withCheckpoints: boolean) => {
     let submitted = 0;
     const t0 = performance.now();
@@ -213,8 +247,14 @@ if (checkpointEvery > 0) {
         const step = trainer.step;
         submitted++;
         const c0 = performance.now();
+        if (mode === "gpu-copy") {
+          for (const target of copyTargets) gpu.copy(trainer.model.params.values, target, stateBytes);
+          diagnostics.snapshotCallMs.push(performance.now() - c0);
+          continue;
+        }
         const submit = args["checkpoint-submit"] === "now";
-        const snapshot = trainer.snapshot({ submit });
+        const host = hostMode === "reused" ? hosts.pop() ?? trainer.createSnapshotHost() : undefined;
+        const snapshot = trainer.snapshot({ submit, into: host });
         // As the training run does: a running checkpoint's metrics arrive with the loop's regular
         // read-back (no read-back of its own); with --checkpoint-submit now they are flushed at once.
         if (submit) inflight.push(trainer.flushMetrics({ submit }));
@@ -223,6 +263,7 @@ if (checkpointEvery > 0) {
           snapshot.then((snap) => {
             const c1 = performance.now();
             diagnostics.readbackMs.push(c1 - c0);
+            if (mode === "no-write") return;
             const tensors = checkpointTensors(snap, shapes);
             const done = writer.submit(step, {
               config: { bench: "bench_train", preset: args.preset! },
@@ -237,8 +278,11 @@ if (checkpointEvery > 0) {
             });
             diagnostics.handOffMs.push(performance.now() - c1);
             return done;
-          }).catch(() => {}),
-        ); // a superseded snapshot is fine here
+          }).catch(() => {}) // a superseded snapshot is fine here
+            .finally(() => {
+              if (host) hosts.push(host);
+            }),
+        );
       }
     }
     await trainer.flushMetrics();
@@ -276,7 +320,11 @@ if (checkpointEvery > 0) {
   // in plain passes too), which a mean would charge to whichever kind of pass it hit.
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const stepMs = median(plain) / steps;
-  const stallMs = (median(withCkpt) - median(plain)) / (submitted / withCkpt.length);
+  const perPass = submitted / withCkpt.length;
+  const stallMs = (median(withCkpt) - median(plain)) / perPass;
+  // Paired: each checkpointing pass against the plain pass just before it (the GPU's clocks drift over a
+  // run; a pair shares the drift), median over pairs.
+  const pairedStallMs = median(withCkpt.map((w, i) => w - plain[i])) / perPass;
   checkpointStall = {
     every: checkpointEvery,
     checkpoints: submitted,
@@ -287,7 +335,11 @@ if (checkpointEvery > 0) {
     stepMs,
     stallPerCheckpointMs: stallMs,
     stallPercentOfStep: (100 * stallMs) / stepMs,
+    pairedStallPerCheckpointMs: pairedStallMs,
+    pairedStallPercentOfStep: (100 * pairedStallMs) / stepMs,
     submit: args["checkpoint-submit"],
+    host: hostMode,
+    mode,
     diagnostics: {
       ...diagnostics,
       stepMs: diagnostics.stepMs.map((x) => Math.round(x * 100) / 100),
@@ -404,10 +456,17 @@ if (Object.keys(kernels).length) {
   }
 }
 if (checkpointStall) {
-  const c = checkpointStall as { stallPerCheckpointMs: number; stallPercentOfStep: number; stepMs: number };
+  const c = checkpointStall as {
+    stallPerCheckpointMs: number;
+    stallPercentOfStep: number;
+    pairedStallPerCheckpointMs: number;
+    pairedStallPercentOfStep: number;
+    stepMs: number;
+  };
   console.log(
     `checkpoint stall: ${c.stallPerCheckpointMs.toFixed(2)} ms per checkpoint = ` +
-      `${c.stallPercentOfStep.toFixed(1)}% of a ${c.stepMs.toFixed(2)} ms step ` +
+      `${c.stallPercentOfStep.toFixed(1)}% of a ${c.stepMs.toFixed(2)} ms step; paired ` +
+      `${c.pairedStallPerCheckpointMs.toFixed(2)} ms = ${c.pairedStallPercentOfStep.toFixed(1)}% ` +
       `(${JSON.stringify(checkpointStall)})`,
   );
 }

@@ -44,6 +44,14 @@ export interface StepHyper {
   beta1: number;
 }
 
+/** Caller-owned destinations of {@linkcode FlatOptimizer.readStateAsync}: flat, one element per parameter value. */
+export interface OptimizerStateHost {
+  expAvg: Float32Array;
+  expAvgSq: Float32Array;
+  /** Needed when the optimizer keeps an EMA (else a fresh buffer is used for it). */
+  ema: Float32Array | null;
+}
+
 /** Host copy of the optimizer state (for checkpoints). */
 export interface OptimizerState {
   /** Optimizer steps taken. */
@@ -370,21 +378,35 @@ export class FlatOptimizer {
   /**
    * Records copies of the optimizer state into staging buffers at this point of the command stream; the
    * promise resolves after the next submit (training may go on meanwhile). `options` as for
-   * {@linkcode Gpu.readback}.
+   * {@linkcode Gpu.readback}; with `into`, the moments (and EMA) land in those caller-owned arrays (each
+   * `store.totalElements` long, e.g. reused shared memory) instead of fresh buffers, and the state's maps
+   * are views of them.
    */
-  async readStateAsync(options: ReadbackOptions = {}): Promise<OptimizerState> {
+  async readStateAsync(
+    options: ReadbackOptions & { into?: OptimizerStateHost } = {},
+  ): Promise<OptimizerState> {
     const gpu = this.#gpu;
     const bytes = this.store.totalElements * 4;
     const step = this.stepCount;
+    const { into, ...readback } = options;
+    const read = async (src: GpuBuffer, dst: Float32Array | undefined): Promise<Float32Array> => {
+      if (!dst) return new Float32Array(await gpu.readback(src, 0, bytes, readback));
+      if (dst.length !== this.store.totalElements) {
+        throw new RangeError(
+          `Cannot read the optimizer state into an array of ${dst.length} elements as it has ${this.store.totalElements}: current value is ${dst.length}`,
+        );
+      }
+      await gpu.readbackInto(src, 0, bytes, new Uint8Array(dst.buffer, dst.byteOffset, bytes), readback);
+      return dst;
+    };
     const [m, v, e] = await Promise.all([
-      gpu.readback(this.#expAvg, 0, bytes, options),
-      gpu.readback(this.#expAvgSq, 0, bytes, options),
-      this.#ema ? gpu.readback(this.#ema, 0, bytes, options) : Promise.resolve(null),
+      read(this.#expAvg, into?.expAvg),
+      read(this.#expAvgSq, into?.expAvgSq),
+      this.#ema ? read(this.#ema, into?.ema ?? undefined) : Promise.resolve(null),
     ]);
-    const split = (buf: ArrayBuffer) => {
-      const flat = new Float32Array(buf);
+    const split = (flat: Float32Array) => {
       const out = new Map<string, Float32Array>();
-      // Views into the fresh read-back buffer (no copy on the training thread).
+      // Views into the read-back memory (no copy on the training thread).
       for (const s of this.store.slots) out.set(s.name, flat.subarray(s.offset, s.offset + s.size));
       return out;
     };

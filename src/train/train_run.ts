@@ -32,7 +32,7 @@ import { batchUploadArrays } from "../models/poyo.ts";
 import type { OptimizerKind } from "../optim/optimizer.ts";
 import { parseGradScalerState } from "../optim/grad_scaler.ts";
 import { checkpointTensors } from "./checkpoint_tensors.ts";
-import { type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
+import { type SnapshotHost, type StepMetrics, Trainer, type TrainerSnapshot } from "./trainer.ts";
 import { openRunData, type RunData } from "./run_data.ts";
 import { ProgressReporter } from "./progress.ts";
 import { registerRunInCatalog, type RunRecord, type RunStatus, writeRunRecord } from "./run_record.ts";
@@ -464,6 +464,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     signals = true;
   } catch { /* signals unsupported here (tests on restricted runtimes) */ }
 
+  const snapshotHosts: SnapshotHost[] = []; // free host memory for checkpoint snapshots
   const checkpoint = async (status: RunStatus) => {
     const step = trainer.step;
     if (!isWriter) {
@@ -477,7 +478,23 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     // A checkpoint taken while training goes on adds no submit of its own (an extra submit makes this thread
     // wait for the GPU): its copies and the metrics read-back ride in the next step's command buffer.
     const submit = status !== "running";
-    const snapshot = trainer.snapshot({ submit });
+    // The state lands in reused shared memory (no page faults on the training thread, read in place by the
+    // writer thread), free again once the writer has settled this checkpoint.
+    const host = snapshotHosts.pop() ?? trainer.createSnapshotHost();
+    const snapshot = trainer.snapshot({ submit, into: host });
+    try {
+      await checkpointFrom(status, step, snapshot, submit);
+    } finally {
+      await snapshot.catch(() => {}); // never hand out memory a read-back may still write
+      snapshotHosts.push(host);
+    }
+  };
+  const checkpointFrom = async (
+    status: RunStatus,
+    step: number,
+    snapshot: Promise<TrainerSnapshot>,
+    submit: boolean,
+  ) => {
     const cursorNow = loader.cursor();
     const ledgerNow = ledger.toJSON();
     const valNow = { ...lastVal };

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { testGpu } from "../ops/op_harness.ts";
-import { type GradientSync, Trainer } from "../../src/train/trainer.ts";
+import { type GradientSync, Trainer, type TrainerSnapshot } from "../../src/train/trainer.ts";
 import { syntheticBatch } from "../../src/train/synthetic_batch.ts";
 import { tinyKwargs, tinySettings, tinyShape, tinyVocab } from "./tiny_setup.ts";
 
@@ -153,6 +153,57 @@ Deno.test({
     for (const at of [2, 4]) {
       const b = await run(at);
       assert.ok(a.every((v, i) => Object.is(v, b[i])), `restoring at step ${at} changed the result`);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "trainer: snapshots taken while training into one reused host memory equal fresh snapshots, bit for bit",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await testGpu();
+    const settings = tinySettings({
+      seed: 5,
+      optimizer: { ...tinySettings().optimizer, emaDecay: 0.99 },
+    });
+    const flat = (snap: TrainerSnapshot) =>
+      [snap.weights, snap.optimizer.expAvg, snap.optimizer.expAvgSq, snap.optimizer.ema!].map((m) =>
+        [...m.values()].flatMap((a) => [...a])
+      );
+    const run = async (reuse: boolean) => {
+      const t = new Trainer(gpu, tinyKwargs, tinyVocab, settings);
+      const host = reuse ? t.createSnapshotHost() : undefined;
+      const taken: number[][][] = [];
+      for (let i = 0; i < 8; i++) {
+        await t.trainStep([syntheticBatch(tinyShape, 80 + i)]);
+        if (i === 2 || i === 5) {
+          // As the training run does: no submit of its own, the copies ride in the next step.
+          const pending = t.snapshot({ submit: false, into: host });
+          await t.trainStep([syntheticBatch(tinyShape, 180 + i)]);
+          const snap = await pending;
+          if (host) {
+            assert.equal(snap.weights.get(t.model.params.slots[0].name)!.buffer, host.values.buffer);
+            assert.equal(snap.optimizer.ema!.values().next().value!.buffer, host.ema!.buffer);
+          }
+          taken.push(flat(snap)); // copied out before the host is reused by the next snapshot
+        }
+      }
+      await t.flushMetrics();
+      return taken;
+    };
+    const fresh = await run(false);
+    const reused = await run(true);
+    assert.equal(reused.length, 2);
+    assert.notDeepEqual(fresh[0][0], fresh[1][0], "the two snapshots should differ (training went on)");
+    for (let k = 0; k < 2; k++) {
+      for (let part = 0; part < 4; part++) {
+        assert.ok(
+          fresh[k][part].every((v, i) => Object.is(v, reused[k][part][i])),
+          `snapshot ${k}, part ${part}: reused host memory differs from a fresh read-back`,
+        );
+      }
     }
   },
 });
