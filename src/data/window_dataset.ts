@@ -17,7 +17,7 @@ import { defaultLoaderWorkers, loaderWorkerModuleUrl, LoaderWorkerPool } from ".
 import { WindowLoader, type WindowLoaderOptions } from "./window_loader.ts";
 import type { Catalog } from "../ursa/catalog.ts";
 import type { ResolvedQuery, ResolvedSession } from "../ursa/resolve_query.ts";
-import { SignalReader } from "../ursa/signal_store.ts";
+import { type SampleRange, type SignalChunkSource, SignalReader } from "../ursa/signal_store.ts";
 
 /** Options of {@link openWindowDataset}. */
 export interface WindowDatasetOptions {
@@ -91,7 +91,8 @@ export interface EvalBatch {
 }
 
 /**
- * Opens the dataset of a resolved query.
+ * Opens the dataset of a resolved query. Samples are read from the catalog's `signals` table, or from
+ * another chunk source holding the query's chunks (a loader snapshot, `loader_snapshot.ts`: no LanceDB).
  *
  * @example
  * ```ts
@@ -104,7 +105,7 @@ export interface EvalBatch {
  */
 // deno-lint-ignore require-await
 export async function openWindowDataset(
-  catalog: Catalog,
+  catalog: Catalog | SignalChunkSource,
   resolved: ResolvedQuery,
   options: WindowDatasetOptions,
 ): Promise<WindowDataset> {
@@ -162,7 +163,7 @@ export class WindowDataset {
   /** Worker pools by size (shared by this dataset's loaders; they share the chunk cache). */
   readonly #pools = new Map<number, LoaderWorkerPool>();
 
-  constructor(catalog: Catalog, resolved: ResolvedQuery, options: WindowDatasetOptions) {
+  constructor(catalog: Catalog | SignalChunkSource, resolved: ResolvedQuery, options: WindowDatasetOptions) {
     const S = options.trainWindow, P = options.patch;
     if (!(S > 0)) {
       throw new Error(`Cannot window with trainWindow ${S}: it must be a positive number of seconds`);
@@ -376,6 +377,21 @@ export class WindowDataset {
     }
   }
 
+  /** The sample ranges (of every asset of its session) that tokenizing `windows` reads. */
+  sampleRanges(windows: DatasetWindow[]): SampleRange[] {
+    return rangesOf(windows.map((w) => this.#row(w)), this.options.patch);
+  }
+
+  #row(w: DatasetWindow): TokenRow {
+    return {
+      start: w.start,
+      sources: this.#sources[w.session],
+      sessionIndex: this.#sessionIndex[w.session],
+      label: w.label,
+      weight: 1,
+    };
+  }
+
   /**
    * Reads and tokenizes `windows` into one batch (one row each), on `workers` loader workers (default 0:
    * this thread). The batch is the same bit for bit either way. With `uploadIndex` the batch carries its
@@ -386,13 +402,7 @@ export class WindowDataset {
     windows: DatasetWindow[],
     options: { workers?: number; uploadIndex?: boolean; slot?: SharedArrayBuffer } = {},
   ): Promise<PoyoBatch> {
-    const rows: TokenRow[] = windows.map((w) => ({
-      start: w.start,
-      sources: this.#sources[w.session],
-      sessionIndex: this.#sessionIndex[w.session],
-      label: w.label,
-      weight: 1,
-    }));
+    const rows: TokenRow[] = windows.map((w) => this.#row(w));
     const ranges = rangesOf(rows, this.options.patch);
     const shape = this.shape;
     const pool = this.#pool(options.workers ?? 0);

@@ -86,6 +86,60 @@ function decodeChunk(samples: Uint8Array, shared = false): Float32Array {
   return new Float32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4).slice();
 }
 
+/** One stored chunk: every channel of its samples, float32 little-endian, channel-major. */
+export interface SignalChunk {
+  assetId: string;
+  chunkIndex: number;
+  samples: Uint8Array;
+}
+
+/**
+ * Where a {@link SignalReader} reads the chunks it has not cached: the catalog's `signals` table
+ * ({@link catalogChunkSource}; a `Catalog` passed to the reader is wrapped in it), or anything else that
+ * holds chunks (a loader snapshot, `src/data/loader_snapshot.ts`, which serves them without LanceDB).
+ */
+export interface SignalChunkSource {
+  /**
+   * The chunks named by `wanted` (asset id → chunk indices, sorted, no duplicates), in any order; chunks
+   * that do not exist (past an asset's end) are left out.
+   */
+  readChunks(wanted: Map<string, number[]>): Promise<SignalChunk[]>;
+}
+
+/** Reads chunks from the catalog's `signals` table, one query per call (contiguous runs as BETWEEN). */
+export function catalogChunkSource(catalog: Catalog): SignalChunkSource {
+  return {
+    async readChunks(wanted) {
+      const clauses: string[] = [];
+      for (const [assetId, sorted] of wanted) {
+        if (sorted.length === 0) continue;
+        let runStart = sorted[0];
+        for (let i = 1; i <= sorted.length; i++) {
+          if (i === sorted.length || sorted[i] !== sorted[i - 1] + 1) {
+            clauses.push(
+              `(asset_id = ${sqlString(assetId)} AND chunk_index BETWEEN ${runStart} AND ${sorted[i - 1]})`,
+            );
+            if (i < sorted.length) runStart = sorted[i];
+          }
+        }
+      }
+      if (clauses.length === 0) return [];
+      const rows = await catalog.query(SIGNALS_TABLE, clauses.join(" OR "), {
+        columns: ["asset_id", "chunk_index", "samples"],
+      });
+      return rows.map((row) => ({
+        assetId: row.asset_id as string,
+        chunkIndex: row.chunk_index as number,
+        samples: row.samples as Uint8Array,
+      }));
+    },
+  };
+}
+
+function isChunkSource(source: Catalog | SignalChunkSource): source is SignalChunkSource {
+  return typeof (source as Partial<SignalChunkSource>).readChunks === "function";
+}
+
 /** Options of {@link SignalReader}. */
 export interface SignalReaderOptions {
   /** Decoded-chunk cache budget in bytes (default 2 GiB). */
@@ -106,17 +160,21 @@ export interface SignalReaderOptions {
  * ```
  */
 export class SignalReader {
-  readonly #catalog: Catalog;
+  readonly #source: SignalChunkSource;
   readonly #cacheBytes: number;
   readonly #shared: boolean;
   readonly #onEvict: ((key: string) => void) | undefined;
   readonly #cache = new Map<string, Float32Array>();
   #bytes = 0;
-  /** Number of `signals` queries issued (for tests and benchmarks). */
+  /** Number of chunk reads issued to the source (`signals` queries; for tests and benchmarks). */
   queries = 0;
 
-  constructor(catalog: Catalog, options: SignalReaderOptions = {}) {
-    this.#catalog = catalog;
+  /**
+   * @param source the catalog (chunks are read from its `signals` table) or another chunk source (a
+   * loader snapshot).
+   */
+  constructor(source: Catalog | SignalChunkSource, options: SignalReaderOptions = {}) {
+    this.#source = isChunkSource(source) ? source : catalogChunkSource(source);
     this.#cacheBytes = options.cacheBytes ?? 2 * 1024 ** 3;
     this.#shared = options.sharedMemory ?? false;
     this.#onEvict = options.onEvict;
@@ -144,26 +202,11 @@ export class SignalReader {
       }
     }
     if (missing.size === 0) return;
-    const clauses: string[] = [];
-    for (const [assetId, chunks] of missing) {
-      const sorted = [...chunks].sort((a, b) => a - b);
-      // Contiguous runs become BETWEEN clauses.
-      let runStart = sorted[0];
-      for (let i = 1; i <= sorted.length; i++) {
-        if (i === sorted.length || sorted[i] !== sorted[i - 1] + 1) {
-          clauses.push(
-            `(asset_id = ${sqlString(assetId)} AND chunk_index BETWEEN ${runStart} AND ${sorted[i - 1]})`,
-          );
-          if (i < sorted.length) runStart = sorted[i];
-        }
-      }
-    }
+    const wanted = new Map<string, number[]>();
+    for (const [assetId, chunks] of missing) wanted.set(assetId, [...chunks].sort((a, b) => a - b));
     this.queries++;
-    const rows = await this.#catalog.query(SIGNALS_TABLE, clauses.join(" OR "), {
-      columns: ["asset_id", "chunk_index", "samples"],
-    });
-    for (const row of rows) {
-      this.#put(`${row.asset_id}#${row.chunk_index}`, decodeChunk(row.samples as Uint8Array, this.#shared));
+    for (const chunk of await this.#source.readChunks(wanted)) {
+      this.#put(`${chunk.assetId}#${chunk.chunkIndex}`, decodeChunk(chunk.samples, this.#shared));
     }
   }
 
