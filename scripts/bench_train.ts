@@ -11,6 +11,7 @@
  *       [--checkpoint-every K [--checkpoint-reps 5] [--checkpoint-host reused|fresh]
  *         [--checkpoint-mode full|no-write|gpu-copy]] [--timing-kernels] [--compare-torch [--python python3]]
  *       [--autotune [--autotune-target-ms 50] [--autotune-warmup-ms 200] | --autotune-cached]
+ *       [--accumulate k] [--sync-loopback]
  *
  * Matmul autotuning (`InfraConfig.autotune`, `src/train/step_autotune.ts`): off by default here, so the
  * numbers are those of the size heuristic whatever cache exists. `--autotune` ("tune") loads this adapter's
@@ -25,6 +26,11 @@
  * one step. For attribution, `--checkpoint-host fresh` reads into new buffers instead of the reused shared
  * memory the training run uses, `--checkpoint-mode no-write` stops after the host copy and `gpu-copy` only
  * records GPU copies of the state's size into mappable buffers (never mapped).
+ *
+ * `--accumulate k` gives each optimizer step k micro-batches of `--batch` (samples/s counts all of them).
+ * `--sync-loopback` syncs every step as a data-parallel rank does (gradient read-back, exchange, write-back,
+ * two replayed segments) with a world-size-1 context as the exchange: the cost of a synced step on this
+ * GPU without the network (`syncMsPerStep` in the JSON: wall time inside the sync).
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -49,6 +55,8 @@ import { writeNumericsDump } from "../src/train/numerics_dump.ts";
 import { checkpointTensors } from "../src/train/checkpoint_tensors.ts";
 import { CheckpointWriter } from "../src/checkpoint/checkpoint_writer.ts";
 import type { AutotuneMode } from "../src/train/step_autotune.ts";
+import { gradientSyncFor } from "../src/train/gradient_sync.ts";
+import { SingleRankContext } from "../src/distributed/context.ts";
 import "../src/ops/mod.ts";
 
 const { values: args } = parseArgs({
@@ -71,6 +79,8 @@ const { values: args } = parseArgs({
     "checkpoint-reps": { type: "string", default: "5" },
     "checkpoint-submit": { type: "string", default: "next" },
     "checkpoint-host": { type: "string", default: "reused" },
+    accumulate: { type: "string", default: "1" },
+    "sync-loopback": { type: "boolean", default: false },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
     "autotune-cached": { type: "boolean", default: false },
@@ -116,7 +126,30 @@ const trainer = new Trainer(gpu, preset.kwargs, vocab, {
     log: (line) => console.log(line),
   },
 });
-const batches = [0, 1, 2, 3].map((i) => syntheticBatch(shape, i));
+// --accumulate k: k micro-batches per optimizer step (one gradient sync per step with --sync-loopback).
+const accumulate = Number(args.accumulate);
+if (!Number.isInteger(accumulate) || accumulate < 1) {
+  throw new Error(`Cannot bench with --accumulate ${args.accumulate}: it must be a positive integer`);
+}
+// --sync-loopback: every step is synced the way a data-parallel rank's is (gradient buckets read back into
+// kept host memory, reduced, written back; the step replays as two segments around the exchange), with a
+// world-size-1 context as the "network" (its mean is the identity, so training is unchanged): what a synced
+// step costs on this GPU before any byte crosses a socket.
+let syncMs = 0;
+if (args["sync-loopback"]) {
+  const inner = gradientSyncFor(new SingleRankContext(), gpu);
+  trainer.gradientSync = {
+    worldSize: 2,
+    async allReduceGradients(grads, elements) {
+      const s0 = performance.now();
+      await inner.allReduceGradients(grads, elements);
+      syncMs += performance.now() - s0;
+    },
+  };
+}
+const batches = Array.from({ length: Math.max(4, 2 * accumulate) }, (_, i) => syntheticBatch(shape, i));
+const stepBatches = (i: number) =>
+  Array.from({ length: accumulate }, (_, j) => batches[(i * accumulate + j) % batches.length]);
 // As the training loader does in its prefetch pipeline: the upload arrays (modality masks, embedding-index
 // inverses) are prepared off the step's critical path, so `record` below is the step's own CPU cost.
 for (const b of batches) batchUploadArrays(trainer.model, b);
@@ -128,9 +161,10 @@ if (dumpPath) {
 }
 
 // Warm-up (pipeline compilation, pool growth), then the timed steps.
-for (let i = 0; i < warmup; i++) await trainer.trainStep([batches[i % batches.length]]);
+for (let i = 0; i < warmup; i++) await trainer.trainStep(stepBatches(i));
 await trainer.flushMetrics();
 await gpu.sync();
+syncMs = 0;
 let hostMs = 0;
 let recordMs = 0;
 let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the record, CPU ms
@@ -140,7 +174,7 @@ let dispatchesPerStep = 0;
 const t0 = performance.now();
 for (let i = 0; i < steps; i++) {
   const h0 = performance.now();
-  await trainer.trainStep([batches[i % batches.length]]);
+  await trainer.trainStep(stepBatches(i));
   hostMs += performance.now() - h0;
   recordMs += trainer.lastRecordMs;
   uploadMs += gpu.counters.uploadMsLastReplay;
@@ -152,7 +186,8 @@ for (let i = 0; i < steps; i++) {
 const metrics = await trainer.flushMetrics();
 await gpu.sync();
 const wallS = (performance.now() - t0) / 1000;
-const samplesPerS = (batchSize * steps) / wallS;
+const samplesPerS = (batchSize * accumulate * steps) / wallS;
+const syncMsPerStep = syncMs / steps;
 
 // A separate timed pass with per-family GPU timestamps (passes split per family, so slightly slower).
 let families: Record<string, number> = {};
@@ -354,6 +389,9 @@ const result = {
   precision: args.precision,
   adapter: gpu.description.description,
   batchSize,
+  accumulate,
+  syncLoopback: args["sync-loopback"],
+  syncMsPerStep: args["sync-loopback"] ? syncMsPerStep : null,
   params: trainer.model.params.count,
   tokensPerWindow: batches[0].numTokens,
   latents: batches[0].latentTime.length,
@@ -416,7 +454,9 @@ console.log(
   `orion ${args.preset} (${args.precision}): ${samplesPerS.toFixed(1)} samples/s, ${
     result.msPerStep.toFixed(2)
   } ms/step ` +
-    `(batch ${batchSize}, ${result.params} params, N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
+    `(batch ${batchSize}${accumulate > 1 ? ` × ${accumulate} micro-batches` : ""}, ${result.params} params, ` +
+    `N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
+    (args["sync-loopback"] ? `synced (loopback): ${syncMsPerStep.toFixed(2)} ms per step in the sync, ` : "") +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${
       result.uploadMsPerStep.toFixed(2)
     } ms for ${(result.uploadBytesPerStep / 2 ** 20).toFixed(1)} MiB) + submit ${

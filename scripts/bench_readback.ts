@@ -1,0 +1,65 @@
+/**
+ * Read-back latency of Deno's WebGPU: how long `GPUBuffer.mapAsync` takes to resolve when the GPU has nothing
+ * left to do (the copy into the mappable buffer already finished), for several sizes, next to
+ * `GPUQueue.onSubmittedWorkDone` on an idle queue. This is the floor of every synchronous GPU→host transfer
+ * (a data-parallel rank's gradient read-back, `Gpu.sync`), whatever the GPU.
+ *
+ * Usage: deno run --allow-read --allow-env --allow-ffi scripts/bench_readback.ts [--reps 15] [--json PATH]
+ * Prints one line per measurement and a JSON line last.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+const args = parseArgs({
+  options: { reps: { type: "string", default: "15" }, json: { type: "string" } },
+});
+const reps = Number(args.values.reps);
+const adapter = await navigator.gpu.requestAdapter();
+if (!adapter) throw new Error("Cannot measure read-back latency as no WebGPU adapter was found");
+const device = await adapter.requestDevice();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const rows: { what: string; bytes: number; medianMs: number; minMs: number; maxMs: number }[] = [];
+const record = (what: string, bytes: number, ms: number[]) => {
+  const row = { what, bytes, medianMs: median(ms), minMs: Math.min(...ms), maxMs: Math.max(...ms) };
+  rows.push(row);
+  console.log(
+    `${what} (${bytes} B): median ${row.medianMs.toFixed(2)} ms, min ${row.minMs.toFixed(2)}, max ${
+      row.maxMs.toFixed(2)
+    }`,
+  );
+};
+
+{
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    device.queue.submit([device.createCommandEncoder().finish()]);
+    await device.queue.onSubmittedWorkDone(); // the queue is idle from here on
+    const t0 = performance.now();
+    await device.queue.onSubmittedWorkDone();
+    ms.push(performance.now() - t0);
+  }
+  record("onSubmittedWorkDone, idle queue", 0, ms);
+}
+for (const bytes of [256, 1 << 20, 16 << 20]) {
+  const src = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const dst = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const encoder = device.createCommandEncoder();
+    encoder.copyBufferToBuffer(src, 0, dst, 0, bytes);
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone(); // the copy is done: mapping has nothing to wait for
+    const t0 = performance.now();
+    await dst.mapAsync(GPUMapMode.READ);
+    ms.push(performance.now() - t0);
+    dst.unmap();
+  }
+  record("mapAsync after the copy finished", bytes, ms);
+  src.destroy();
+  dst.destroy();
+}
+const result = { name: "readback", adapter: adapter.info?.description ?? "", deno: Deno.version.deno, rows };
+if (args.values.json) await Deno.writeTextFile(args.values.json, JSON.stringify(result, null, 2));
+console.log(JSON.stringify(result));
