@@ -60,6 +60,45 @@ for (const bytes of [256, 1 << 20, 16 << 20]) {
   src.destroy();
   dst.destroy();
 }
-const result = { name: "readback", adapter: adapter.info?.description ?? "", deno: Deno.version.deno, rows };
+// Host side of a read-back once mapped: Deno's getMappedRange copies the mapped range into a new
+// ArrayBuffer for READ maps (its memory page-faults on first touch), which the caller then copies into its
+// destination (here memory reused across reps, as Gpu.readbackInto does). Whole range vs slices.
+const copies: { bytes: number; sliceBytes: number; medianMs: number; gbPerS: number }[] = [];
+for (const bytes of [16 << 20, 128 << 20]) {
+  const src = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const dst = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(src, 0, dst, 0, bytes);
+  device.queue.submit([encoder.finish()]);
+  const into = new Uint8Array(bytes).fill(1);
+  for (const sliceBytes of [bytes, 4 << 20, 1 << 20, 256 << 10, 128 << 10, 64 << 10]) {
+    const ms: number[] = [];
+    for (let i = 0; i < Math.min(reps, 7); i++) {
+      await dst.mapAsync(GPUMapMode.READ);
+      const t0 = performance.now();
+      for (let at = 0; at < bytes; at += sliceBytes) {
+        into.set(new Uint8Array(dst.getMappedRange(at, Math.min(sliceBytes, bytes - at))), at);
+      }
+      ms.push(performance.now() - t0);
+      dst.unmap();
+    }
+    const m = median(ms);
+    copies.push({ bytes, sliceBytes, medianMs: m, gbPerS: bytes / m / 1e6 });
+    console.log(
+      `getMappedRange + copy of ${bytes >> 20} MiB in ${sliceBytes >> 10} KiB slices: median ${
+        m.toFixed(2)
+      } ms (${(bytes / m / 1e6).toFixed(2)} GB/s)`,
+    );
+  }
+  src.destroy();
+  dst.destroy();
+}
+const result = {
+  name: "readback",
+  adapter: adapter.info?.description ?? "",
+  deno: Deno.version.deno,
+  rows,
+  copies,
+};
 if (args.values.json) await Deno.writeTextFile(args.values.json, JSON.stringify(result, null, 2));
 console.log(JSON.stringify(result));
