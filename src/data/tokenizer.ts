@@ -17,8 +17,11 @@ import type { SampleRange } from "../ursa/signal_store.ts";
  * `ChunkMirror` in a loader worker.
  */
 export interface CachedSamples {
-  /** Calls `sink(channel, offsetInRange, values)` for every cached piece of the range (throws if one is missing). */
-  copyCached(range: SampleRange, sink: (channel: number, offset: number, values: Float32Array) => void): void;
+  /**
+   * Copies every channel of the range into `dest`: sample i of channel c lands at `dest[at + c * stride + i]`
+   * (throws if a chunk is missing).
+   */
+  copyCachedInto(range: SampleRange, dest: Float32Array, at: number, stride: number): void;
 }
 
 /** What the tokenizer needs about one asset of a session. */
@@ -129,10 +132,13 @@ export function tokenizeRow(
         `Cannot tokenize a window into ${n} tokens: it needs more; the dataset's numTokens is too small`,
       );
     }
-    const value = batch.value, rowBase = (b * n + first) * p, channelStride = count * p;
-    reader.copyCached({ layout: s.layout, start: i0 + k0 * p, length: count * p }, (c, offset, values) => {
-      value.set(values, rowBase + c * channelStride + offset);
-    });
+    const rowBase = (b * n + first) * p, channelStride = count * p;
+    reader.copyCachedInto(
+      { layout: s.layout, start: i0 + k0 * p, length: count * p },
+      batch.value,
+      rowBase,
+      channelStride,
+    );
     // The first channel's token times, then copied to the others (same patches, same times).
     const time = batch.time, at0 = b * n + token;
     for (let k = k0; k < k1; k++) {

