@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { copyRangeFromChunks, type SampleRange } from "../ursa/signal_store.ts";
+import type { SampleRange } from "../ursa/signal_store.ts";
+import { copyRangeFromChunks } from "../ursa/signal_chunks.ts";
 import type { CachedSamples } from "./tokenizer.ts";
 
 /**
