@@ -454,9 +454,13 @@ console.log(
   `orion ${args.preset} (${args.precision}): ${samplesPerS.toFixed(1)} samples/s, ${
     result.msPerStep.toFixed(2)
   } ms/step ` +
-    `(batch ${batchSize}${accumulate > 1 ? ` × ${accumulate} micro-batches` : ""}, ${result.params} params, ` +
+    `(batch ${batchSize}${
+      accumulate > 1 ? ` × ${accumulate} micro-batches` : ""
+    }, ${result.params} params, ` +
     `N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
-    (args["sync-loopback"] ? `synced (loopback): ${syncMsPerStep.toFixed(2)} ms per step in the sync, ` : "") +
+    (args["sync-loopback"]
+      ? `synced (loopback): ${syncMsPerStep.toFixed(2)} ms per step in the sync, `
+      : "") +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${
       result.uploadMsPerStep.toFixed(2)
     } ms for ${(result.uploadBytesPerStep / 2 ** 20).toFixed(1)} MiB) + submit ${
