@@ -64,14 +64,14 @@ for (const bytes of [256, 1 << 20, 16 << 20]) {
 // ArrayBuffer for READ maps (its memory page-faults on first touch), which the caller then copies into its
 // destination (here memory reused across reps, as Gpu.readbackInto does). Whole range vs slices.
 const copies: { bytes: number; sliceBytes: number; medianMs: number; gbPerS: number }[] = [];
-for (const bytes of [16 << 20, 128 << 20]) {
+for (const bytes of [4 << 20, 16 << 20, 32 << 20, 64 << 20, 128 << 20]) {
   const src = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const dst = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(src, 0, dst, 0, bytes);
   device.queue.submit([encoder.finish()]);
   const into = new Uint8Array(bytes).fill(1);
-  for (const sliceBytes of [bytes, 4 << 20, 1 << 20, 256 << 10, 128 << 10, 64 << 10]) {
+  for (const sliceBytes of [bytes, 1 << 20, 256 << 10]) {
     const ms: number[] = [];
     for (let i = 0; i < Math.min(reps, 7); i++) {
       await dst.mapAsync(GPUMapMode.READ);
@@ -93,12 +93,43 @@ for (const bytes of [16 << 20, 128 << 20]) {
   src.destroy();
   dst.destroy();
 }
+// The other direction: queue.writeBuffer from host memory (the gradient sync's write-back), whole vs slices;
+// CPU time of the calls (wgpu copies into a staging buffer there), then until the queue is done.
+const writes: { bytes: number; sliceBytes: number; medianMs: number; gbPerS: number; doneMs: number }[] = [];
+for (const bytes of [4 << 20, 32 << 20, 128 << 20]) {
+  const target = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const from = new Uint8Array(bytes).fill(3);
+  for (const sliceBytes of [bytes, 1 << 20]) {
+    const ms: number[] = [];
+    const done: number[] = [];
+    for (let i = 0; i < Math.min(reps, 7); i++) {
+      const t0 = performance.now();
+      for (let at = 0; at < bytes; at += sliceBytes) {
+        device.queue.writeBuffer(target, at, from, at, Math.min(sliceBytes, bytes - at));
+      }
+      const t1 = performance.now();
+      device.queue.submit([]);
+      await device.queue.onSubmittedWorkDone();
+      ms.push(t1 - t0);
+      done.push(performance.now() - t0);
+    }
+    const m = median(ms);
+    writes.push({ bytes, sliceBytes, medianMs: m, gbPerS: bytes / m / 1e6, doneMs: median(done) });
+    console.log(
+      `writeBuffer of ${bytes >> 20} MiB in ${sliceBytes >> 10} KiB slices: calls median ${m.toFixed(2)} ms (${
+        (bytes / m / 1e6).toFixed(2)
+      } GB/s), until done ${median(done).toFixed(2)} ms`,
+    );
+  }
+  target.destroy();
+}
 const result = {
   name: "readback",
   adapter: adapter.info?.description ?? "",
   deno: Deno.version.deno,
   rows,
   copies,
+  writes,
 };
 if (args.values.json) await Deno.writeTextFile(args.values.json, JSON.stringify(result, null, 2));
 console.log(JSON.stringify(result));

@@ -136,14 +136,16 @@ if (!Number.isInteger(accumulate) || accumulate < 1) {
 // world-size-1 context as the "network" (its mean is the identity, so training is unchanged): what a synced
 // step costs on this GPU before any byte crosses a socket.
 let syncMs = 0;
+const syncPhases = { firstReadMs: 0, lastReadMs: 0 };
 if (args["sync-loopback"]) {
   const inner = gradientSyncFor(new SingleRankContext(), gpu);
   trainer.gradientSync = {
     worldSize: 2,
     async allReduceGradients(grads, elements) {
-      const s0 = performance.now();
       await inner.allReduceGradients(grads, elements);
-      syncMs += performance.now() - s0;
+      syncMs += inner.lastTimings.totalMs;
+      syncPhases.firstReadMs += inner.lastTimings.firstReadMs;
+      syncPhases.lastReadMs += inner.lastTimings.lastReadMs;
     },
   };
 }
@@ -165,6 +167,7 @@ for (let i = 0; i < warmup; i++) await trainer.trainStep(stepBatches(i));
 await trainer.flushMetrics();
 await gpu.sync();
 syncMs = 0;
+syncPhases.firstReadMs = syncPhases.lastReadMs = 0;
 let hostMs = 0;
 let recordMs = 0;
 let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the record, CPU ms
@@ -392,6 +395,8 @@ const result = {
   accumulate,
   syncLoopback: args["sync-loopback"],
   syncMsPerStep: args["sync-loopback"] ? syncMsPerStep : null,
+  syncFirstReadMsPerStep: args["sync-loopback"] ? syncPhases.firstReadMs / steps : null,
+  syncLastReadMsPerStep: args["sync-loopback"] ? syncPhases.lastReadMs / steps : null,
   params: trainer.model.params.count,
   tokensPerWindow: batches[0].numTokens,
   latents: batches[0].latentTime.length,
@@ -459,7 +464,9 @@ console.log(
     }, ${result.params} params, ` +
     `N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
     (args["sync-loopback"]
-      ? `synced (loopback): ${syncMsPerStep.toFixed(2)} ms per step in the sync, `
+      ? `synced (loopback): ${syncMsPerStep.toFixed(2)} ms per step in the sync (first read-back landed at ${
+        (syncPhases.firstReadMs / steps).toFixed(2)
+      } ms, last at ${(syncPhases.lastReadMs / steps).toFixed(2)} ms), `
       : "") +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${
       result.uploadMsPerStep.toFixed(2)

@@ -29,6 +29,16 @@ export function gradientBuckets(elements: number): [number, number][] {
   return out;
 }
 
+/** Phases of one gradient sync, in ms from its start. */
+export interface GradientSyncTimings {
+  /** The first bucket's read-back landed (the GPU finished backward, plus the map's latency). */
+  firstReadMs: number;
+  /** The last bucket's read-back landed. */
+  lastReadMs: number;
+  /** Every bucket reduced and written back. */
+  totalMs: number;
+}
+
 /**
  * A {@linkcode GradientSync} over a distributed context. Every bucket's read-back is queued as soon as the
  * step's commands are submitted, straight into a bucket the context reduces in place (allocated on the first
@@ -37,11 +47,17 @@ export function gradientBuckets(elements: number): [number, number][] {
  * earlier exchanges, {@linkcode allReduceBuckets}) and written back as soon as it and every earlier bucket
  * are reduced.
  */
-export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync {
+export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync & {
+  /** Phases of the last sync, ms from its start (for benchmarks). */
+  readonly lastTimings: GradientSyncTimings;
+} {
   let host: { elements: number; buckets: [number, number][]; data: Float32Array[] } | null = null;
+  const lastTimings: GradientSyncTimings = { firstReadMs: 0, lastReadMs: 0, totalMs: 0 };
   return {
     worldSize: ctx.worldSize,
+    lastTimings,
     async allReduceGradients(grads: GpuBuffer, elements: number): Promise<void> {
+      const t0 = performance.now();
       if (host?.elements !== elements) {
         const buckets = gradientBuckets(elements);
         host = { elements, buckets, data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)) };
@@ -54,8 +70,14 @@ export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync
           (b - a) * 4,
           new Uint8Array(data[i].buffer, data[i].byteOffset, (b - a) * 4),
         )
-          .then(() => data[i])
+          .then(() => {
+            const at = performance.now() - t0;
+            if (i === 0) lastTimings.firstReadMs = at;
+            lastTimings.lastReadMs = Math.max(lastTimings.lastReadMs, at);
+            return data[i];
+          })
       );
+      lastTimings.lastReadMs = 0;
       gpu.submit();
       async function* readBack(): AsyncGenerator<Float32Array> {
         for (const read of reads) yield await read;
@@ -63,6 +85,7 @@ export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync
       for await (const { index, data: reduced } of allReduceBuckets(ctx, readBack())) {
         gpu.write(grads, reduced, buckets[index][0] * 4);
       }
+      lastTimings.totalMs = performance.now() - t0;
     },
   };
 }
