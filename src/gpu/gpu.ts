@@ -33,6 +33,22 @@ interface PendingReadback {
   reject: (error: Error) => void;
   /** Copy the mapped bytes out in slices after later submits (see {@linkcode ReadbackOptions.spread}). */
   spread: boolean;
+  /** {@linkcode Gpu.readbackMapped}: hand the mapped buffer to this instead of copying it out. */
+  deferred?: (mapped: MappedReadback) => void;
+}
+
+/**
+ * A read-back that is mapped but not yet copied out ({@linkcode Gpu.readbackMapped}): the caller copies it
+ * when it is ready for the bytes, then the staging buffer is unmapped and reused. Call exactly one of
+ * `copyTo` and `release`.
+ */
+export interface MappedReadback {
+  /** Bytes read back. */
+  readonly size: number;
+  /** Copies the bytes into `into` (≥ `size` bytes) and unmaps; throws a pending GPU validation error. */
+  copyTo(into: Uint8Array): void;
+  /** Unmaps without copying (the bytes are not needed). */
+  release(): void;
 }
 
 /** Options of {@linkcode Gpu.readback}. */
@@ -627,6 +643,35 @@ export class Gpu {
   }
 
   /** A free staging buffer holding a recorded copy of `size` bytes of `src` from `byteOffset`. */
+  /**
+   * Like {@linkcode Gpu.readbackInto}, but the promise resolves as soon as the staging buffer is mapped, with a
+   * {@linkcode MappedReadback} to copy out when the caller is ready. Several read-backs mapped by one submit
+   * all resolve in the same event-loop turn; copying each inside its own resolution would copy all of them
+   * before the first consumer runs. The gradient sync copies bucket by bucket in order instead, handing
+   * each to the exchange before copying the next.
+   *
+   * @example
+   * ```ts ignore
+   * const mapped = gpu.readbackMapped(grads, 0, grads.size);
+   * gpu.submit();
+   * (await mapped).copyTo(host);
+   * ```
+   */
+  readbackMapped(src: BufferBinding, byteOffset: number, size: number): Promise<MappedReadback> {
+    const staging = this.#stagingFor(src, byteOffset, size);
+    return new Promise<MappedReadback>((deferred, reject) =>
+      this.#readbacks.push({
+        staging,
+        size,
+        into: null,
+        resolve: () => {},
+        reject,
+        spread: false,
+        deferred,
+      })
+    );
+  }
+
   #stagingFor(src: BufferBinding, byteOffset: number, size: number): GPUBuffer {
     const cls = sizeClass(size);
     const staging = this.#stagingFree.get(cls)?.pop() ??
@@ -657,6 +702,35 @@ export class Gpu {
   /** Maps a submitted read-back; then copies it out at once, or slice by slice when spread. */
   #map(r: PendingReadback): void {
     r.staging.mapAsync(GPUMapMode.READ, 0, sizeClass(r.size)).then(() => {
+      if (r.deferred) {
+        let settled = false;
+        const settle = () => {
+          if (settled) {
+            throw new Error("Cannot use a mapped read-back twice: it was already copied or released");
+          }
+          settled = true;
+        };
+        r.deferred({
+          size: r.size,
+          copyTo: (into) => {
+            if (into.byteLength < r.size) {
+              throw new RangeError(
+                `Cannot copy ${r.size} bytes into a destination of ${into.byteLength} bytes: current value is ${into.byteLength}`,
+              );
+            }
+            settle();
+            copyMapped(r.staging, into, 0, r.size);
+            this.#releaseStaging(r);
+            this.checkErrors();
+          },
+          release: () => {
+            if (settled) return;
+            settle();
+            this.#releaseStaging(r);
+          },
+        });
+        return;
+      }
       if (!r.spread) {
         const data = r.into ?? new Uint8Array(r.size);
         copyMapped(r.staging, data, 0, r.size);
@@ -691,11 +765,7 @@ export class Gpu {
 
   /** Unmaps a read-back's staging buffer, returns it to the free list and settles its promise. */
   #finishReadback(r: PendingReadback, data: Uint8Array): void {
-    r.staging.unmap();
-    const cls = sizeClass(r.size);
-    let list = this.#stagingFree.get(cls);
-    if (!list) this.#stagingFree.set(cls, list = []);
-    list.push(r.staging);
+    this.#releaseStaging(r);
     if (this.#errors.length) {
       try {
         this.checkErrors();
@@ -705,6 +775,15 @@ export class Gpu {
       }
     }
     r.resolve(data);
+  }
+
+  /** Unmaps a read-back's staging buffer and returns it to the free list. */
+  #releaseStaging(r: PendingReadback): void {
+    r.staging.unmap();
+    const cls = sizeClass(r.size);
+    let list = this.#stagingFree.get(cls);
+    if (!list) this.#stagingFree.set(cls, list = []);
+    list.push(r.staging);
   }
 
   /** Ends the step: finishes the command encoder and submits it (one `queue.submit`). */

@@ -31,9 +31,9 @@ export function gradientBuckets(elements: number): [number, number][] {
 
 /** Phases of one gradient sync, in ms from its start. */
 export interface GradientSyncTimings {
-  /** The first bucket's read-back landed (the GPU finished backward, plus the map's latency). */
+  /** The first bucket was copied out (the GPU finished backward, plus the map's latency and the copy). */
   firstReadMs: number;
-  /** The last bucket's read-back landed. */
+  /** The last bucket was copied out. */
   lastReadMs: number;
   /** Every bucket reduced and written back. */
   totalMs: number;
@@ -41,11 +41,11 @@ export interface GradientSyncTimings {
 
 /**
  * A {@linkcode GradientSync} over a distributed context. Every bucket's read-back is queued as soon as the
- * step's commands are submitted, straight into a bucket the context reduces in place (allocated on the first
- * step and kept: no fresh host buffers, whose page faults cost ~0.7 ms per MiB on the H200 host); each bucket
- * is all-reduced the moment its read-back lands (in index order on every rank, later read-backs overlapping
- * earlier exchanges, {@linkcode allReduceBuckets}) and written back as soon as it and every earlier bucket
- * are reduced.
+ * step's commands are submitted; once mapped, bucket by bucket in index order, it is copied straight into a
+ * bucket the context reduces in place (allocated on the first step and kept: no fresh host buffers, whose
+ * page faults cost ~0.7 ms per MiB on the H200 host) and handed to the all-reduce before the next bucket is
+ * copied (later copies overlapping earlier exchanges, {@linkcode allReduceBuckets}); each is written back as
+ * soon as it and every earlier bucket are reduced.
  */
 export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync & {
   /** Phases of the last sync, ms from its start (for benchmarks). */
@@ -63,24 +63,25 @@ export function gradientSyncFor(ctx: DistributedContext, gpu: Gpu): GradientSync
         host = { elements, buckets, data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)) };
       }
       const { buckets, data } = host;
-      const reads = buckets.map(([a, b], i) =>
-        gpu.readbackInto(
-          grads,
-          a * 4,
-          (b - a) * 4,
-          new Uint8Array(data[i].buffer, data[i].byteOffset, (b - a) * 4),
-        )
-          .then(() => {
-            const at = performance.now() - t0;
-            if (i === 0) lastTimings.firstReadMs = at;
-            lastTimings.lastReadMs = Math.max(lastTimings.lastReadMs, at);
-            return data[i];
-          })
-      );
-      lastTimings.lastReadMs = 0;
+      const mapped = buckets.map(([a, b]) => gpu.readbackMapped(grads, a * 4, (b - a) * 4));
       gpu.submit();
+      lastTimings.firstReadMs = lastTimings.lastReadMs = 0;
+      // Every map lands in the same event-loop turn; each bucket is copied out only when the exchange is
+      // ready for it, so bucket i travels (on the ring's workers) while bucket i + 1 is being copied.
       async function* readBack(): AsyncGenerator<Float32Array> {
-        for (const read of reads) yield await read;
+        let i = 0;
+        try {
+          for (; i < mapped.length; i++) {
+            const bucket = data[i];
+            (await mapped[i]).copyTo(new Uint8Array(bucket.buffer, bucket.byteOffset, bucket.byteLength));
+            lastTimings.lastReadMs = performance.now() - t0;
+            if (i === 0) lastTimings.firstReadMs = lastTimings.lastReadMs;
+            yield bucket;
+          }
+        } finally {
+          // Stopped early (an error): unmap whatever was not copied.
+          for (let j = i; j < mapped.length; j++) mapped[j].then((m) => m.release(), () => {});
+        }
       }
       for await (const { index, data: reduced } of allReduceBuckets(ctx, readBack())) {
         gpu.write(grads, reduced, buckets[index][0] * 4);

@@ -40,6 +40,16 @@ export class ProgressReporter {
     this.#tty = tty;
   }
 
+  /**
+   * The training loop starts now at `step` (steps done so far, e.g. on resume): rates count from here. Metrics
+   * arrive in batches (a read-back every few steps), so timing from the first arrival instead would report
+   * a whole batch of steps done in no time.
+   */
+  start(step: number): void {
+    this.#firstStep = step;
+    this.#t0 = performance.now();
+  }
+
   /** A completed step (1-based) with its loss and learning rate. */
   step(step: number, loss: number, lr: number): void {
     if (this.#firstStep === null) {

@@ -632,6 +632,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   }
   let status: RunStatus = "running";
   const startStep = trainer.step;
+  progress.start(startStep);
   const pendingCheckpoints: Promise<void>[] = [];
   try {
     while (trainer.step < t.maxSteps) {

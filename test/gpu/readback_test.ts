@@ -90,3 +90,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "readbackMapped: copied out when the caller asks, in order, or released; each only once",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await Gpu.create();
+    try {
+      // Over two copy slices with an odd tail, at an offset inside the source.
+      const bytes = (2 << 20) + 36;
+      const buf = gpu.pool.acquire(bytes + 512, "test.readback_mapped");
+      const values = pattern((bytes + 512) / 4, 0x2468);
+      gpu.device.queue.writeBuffer(buf.buffer, 0, values);
+      const a = gpu.readbackMapped(buf, 512, bytes);
+      const b = gpu.readbackMapped(buf, 0, 64);
+      gpu.submit();
+      const [ma, mb] = await Promise.all([a, b]); // both mapped, nothing copied yet
+      assert.equal(ma.size, bytes);
+      assert.throws(() => ma.copyTo(new Uint8Array(bytes - 4)), /Cannot copy/);
+      const into = new Uint8Array(new SharedArrayBuffer(bytes));
+      ma.copyTo(into);
+      assert.deepEqual(new Uint32Array(into.slice().buffer), values.subarray(128, 128 + bytes / 4));
+      assert.throws(() => ma.copyTo(into), /already copied or released/);
+      mb.release();
+      mb.release(); // a second release is a no-op
+      // The staging buffers are free again: later read-backs work as before.
+      const again = gpu.readback(buf, 0, 64);
+      gpu.submit();
+      assert.deepEqual(new Uint32Array(await again), values.subarray(0, 16));
+    } finally {
+      gpu.destroy();
+    }
+  },
+});
