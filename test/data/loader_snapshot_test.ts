@@ -4,6 +4,7 @@ import { generateDemoCorpus } from "../../src/ursa/demo_corpus.ts";
 import { resolveQuery } from "../../src/ursa/resolve_query.ts";
 import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/window_dataset.ts";
 import type { PoyoBatch } from "../../src/data/batch.ts";
+import { assertSameBatch } from "./same_batch.ts";
 import {
   decodeLoaderSnapshot,
   encodeLoaderSnapshot,
@@ -19,29 +20,6 @@ const OPTIONS: WindowDatasetOptions = {
   latentStep: 0.25,
   numLatents: 4,
 };
-
-const ARRAYS = [
-  "value",
-  "unit",
-  "modality",
-  "time",
-  "kvLen",
-  "latentTime",
-  "querySession",
-  "queryTime",
-  "label",
-  "weight",
-] as const;
-
-function assertSameBatch(got: PoyoBatch, want: PoyoBatch, what: string): void {
-  for (const f of ARRAYS) {
-    const a = new Uint8Array(got[f].buffer, got[f].byteOffset, got[f].byteLength);
-    const b = new Uint8Array(want[f].buffer, want[f].byteOffset, want[f].byteLength);
-    assert.ok(a.length === b.length && a.every((x, i) => x === b[i]), `${what}: ${f} differs`);
-  }
-  assert.deepEqual(got.windows, want.windows, `${what}: windows differ`);
-  assert.deepEqual(got.uploadIndex, want.uploadIndex, `${what}: upload index arrays differ`);
-}
 
 Deno.test({
   name: "loader snapshot: export → read → the same training batches as the catalog, bit for bit; refusals",

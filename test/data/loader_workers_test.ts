@@ -4,6 +4,7 @@ import { generateDemoCorpus } from "../../src/ursa/demo_corpus.ts";
 import { resolveQuery } from "../../src/ursa/resolve_query.ts";
 import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/window_dataset.ts";
 import type { PoyoBatch } from "../../src/data/batch.ts";
+import { assertSameBatch, BATCH_ARRAYS } from "./same_batch.ts";
 import { allocateBatch, tokenizeRows, type TokenRow } from "../../src/data/tokenizer.ts";
 import { ChunkMirror } from "../../src/data/chunk_mirror.ts";
 import { LoaderWorkerPool } from "../../src/data/loader_worker_pool.ts";
@@ -29,33 +30,6 @@ function corpus() {
     return { catalog, dir };
   })();
   return shared;
-}
-
-const ARRAYS = [
-  "value",
-  "unit",
-  "modality",
-  "time",
-  "kvLen",
-  "latentTime",
-  "querySession",
-  "queryTime",
-  "label",
-  "weight",
-] as const;
-
-function assertSameBatch(got: PoyoBatch, want: PoyoBatch, what: string): void {
-  for (const f of ARRAYS) {
-    const a = new Uint8Array(got[f].buffer, got[f].byteOffset, got[f].byteLength);
-    const b = new Uint8Array(want[f].buffer, want[f].byteOffset, want[f].byteLength);
-    assert.ok(a.length === b.length && a.every((x, i) => x === b[i]), `${what}: ${f} differs`);
-  }
-  assert.deepEqual(
-    [got.batchSize, got.numTokens, got.patch, got.numQueries],
-    [want.batchSize, want.numTokens, want.patch, want.numQueries],
-  );
-  assert.deepEqual(got.windows, want.windows, `${what}: windows differ`);
-  assert.deepEqual(got.uploadIndex, want.uploadIndex, `${what}: upload index arrays differ`);
 }
 
 Deno.test({
@@ -95,7 +69,7 @@ Deno.test({
 /** A deep copy of a batch's arrays (a reusing loader overwrites released batches). */
 function snapshot(batch: PoyoBatch): PoyoBatch {
   const copy = { ...batch };
-  for (const f of ARRAYS) (copy as Record<string, unknown>)[f] = batch[f].slice();
+  for (const f of BATCH_ARRAYS) (copy as Record<string, unknown>)[f] = batch[f].slice();
   if (batch.uploadIndex) {
     copy.uploadIndex = {
       ...batch.uploadIndex,
@@ -169,7 +143,7 @@ Deno.test("tokenizing into a used batch overwrites everything, padding tokens in
   const fresh = tokenizeRows(rows, shape, mirror);
   assert.deepEqual(Array.from(fresh.kvLen), [2, 2]); // 4 padding tokens per row
   const used = allocateBatch(2, shape);
-  for (const f of ARRAYS) if (f !== "latentTime") used[f].fill(7);
+  for (const f of BATCH_ARRAYS) if (f !== "latentTime") used[f].fill(7);
   assertSameBatch(tokenizeRows(rows, shape, mirror, used), fresh, "used batch");
 });
 
