@@ -50,7 +50,10 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
   });
   trainer.gradientSync = gradientSyncFor(ctx, gpu);
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
+  // The warm-up compiles every pipeline synchronously (no heartbeats meanwhile): announce it.
+  await ctx.announceBusy(10 * 60_000, "compiling GPU pipelines in the warm-up steps");
   for (let i = 0; i < job.warmup; i++) await trainer.trainStep([batches[i % 2]]);
+  await ctx.announceBusy(0, "");
   await trainer.flushMetrics();
   await ctx.barrier("warm");
   const t0 = performance.now();

@@ -89,6 +89,13 @@ export interface DistributedContext {
   sharedBucket(length: number): Float32Array;
   /** Resolves when every queued outgoing byte was handed to the OS. */
   flush(): Promise<void>;
+  /**
+   * Tells the coordinator this rank's thread may send no heartbeat for up to `ms` from now (a known long
+   * synchronous phase, e.g. compiling GPU pipelines in the first steps, which can block it for seconds); the
+   * coordinator then declares it hung only after that. `0` ends the announcement (normal detection again).
+   * Resolves once the message is on the wire, so the caller may block right after.
+   */
+  announceBusy(ms: number, what: string): Promise<void>;
   /** Resolves when every rank reached the barrier `name` (names must agree). */
   barrier(name: string): Promise<void>;
   /** Root passes `value`; every rank (root included) gets root's value. */
@@ -153,6 +160,10 @@ export class SingleRankContext implements DistributedContext {
   }
 
   flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  announceBusy(_ms: number, _what: string): Promise<void> {
     return Promise.resolve();
   }
 

@@ -15,6 +15,9 @@ import { decodeFrame, encodeControlFrame, FrameError, FrameType } from "./frames
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 
 const count = z.number().int().min(0).max(0xffff_ffff);
+
+/** Longest silence a rank may announce with a `busy` message: 15 minutes. */
+export const MAX_BUSY_MS = 15 * 60_000;
 const hostName = z.string().min(1).max(255);
 
 /** Address of a rank's data-plane server. */
@@ -47,6 +50,12 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
   }).strict(),
   z.object({ t: z.literal("ready"), generation: count }).strict(),
   z.object({ t: z.literal("heartbeat") }).strict(),
+  /**
+   * The rank's thread may be silent for up to `ms` from now (a known long synchronous phase: compiling its
+   * GPU pipelines); 0 ends the announcement. Capped by {@link MAX_BUSY_MS}.
+   */
+  z.object({ t: z.literal("busy"), ms: z.number().int().min(0).max(MAX_BUSY_MS), what: z.string().max(200) })
+    .strict(),
   z.object({ t: z.literal("barrier"), seq: count, name: z.string().max(200) }).strict(),
   z.object({ t: z.literal("broadcast"), seq: count, root: count, value: z.unknown() }).strict(),
   z.object({ t: z.literal("ckpt_part"), step: count, rank: count }).strict(),

@@ -6,7 +6,7 @@
  * - Runs barriers, JSON broadcasts and checkpoint commits (a step commits only when every rank reported
  *   its part written).
  * - Failure handling: a closed socket is a lost rank at once; a rank silent for `heartbeatTimeoutMs` is a
- *   hung rank. Either way every rank is told to stop; then, while restarts remain (`maxRestarts`), a new
+ *   hung rank (unless it announced that long a silence with a `busy` message: compiling its pipelines). Either way every rank is told to stop; then, while restarts remain (`maxRestarts`), a new
  *   rendezvous generation forms from whichever processes join next (node agents restart them) and resumes
  *   from the last committed checkpoint.
  * - Joins are authenticated in the HTTP upgrade ({@link JoinTokenVerifier}) before any rank state is
@@ -77,7 +77,10 @@ export interface CoordinatorOptions {
   maxRestarts?: number;
   /** Heartbeat period, both directions; default 1000 ms. */
   heartbeatIntervalMs?: number;
-  /** A rank silent this long is declared hung; default 4000 ms (detection ≤ timeout + 250 ms). */
+  /**
+   * A rank silent this long is declared hung; default 4000 ms (detection ≤ timeout + 250 ms). A rank that
+   * announced a longer silence (`busy`, {@linkcode DistributedContext.announceBusy}) is given until then.
+   */
   heartbeatTimeoutMs?: number;
   /** Time for assigned ranks to connect their ring; default 60 s. */
   startTimeoutMs?: number;
@@ -97,6 +100,8 @@ interface Connection {
   claims: JoinClaims;
   openedAt: number;
   lastSeen: number;
+  /** Until when (ms since epoch) silence is announced (`busy`); 0 = none. */
+  busyUntil: number;
   hello: Extract<ToCoordinator, { t: "hello" }> | null;
   /** Set once this connection is a rank of the current generation. */
   record: RankRecord | null;
@@ -294,6 +299,7 @@ export class Coordinator {
         claims: check.claims,
         openedAt: now,
         lastSeen: now,
+        busyUntil: 0,
         hello: null,
         record: null,
         generation: -1,
@@ -423,6 +429,14 @@ export class Coordinator {
         }
         this.#requireRunning(message.t);
         return this.#onCheckpointPart(record.rank, message.step);
+      case "busy":
+        conn.busyUntil = message.ms > 0 ? Date.now() + message.ms : 0;
+        if (message.ms > 0) {
+          this.#options.log(
+            `rank ${record.rank} announced up to ${message.ms} ms without heartbeats: ${message.what}`,
+          );
+        }
+        return;
       case "peer_lost":
         return this.#failGeneration(
           `rank ${record.rank} lost its link to rank ${message.peerRank}: ${message.reason}`,
@@ -669,7 +683,7 @@ export class Coordinator {
     if (this.#phase === "starting" || this.#phase === "running") {
       for (const member of this.#members) {
         const silent = now - member.lastSeen;
-        if (!member.done && silent > heartbeatTimeoutMs) {
+        if (!member.done && silent > heartbeatTimeoutMs && now > member.busyUntil) {
           this.#failGeneration(
             `rank ${member.record!.rank} (${member.record!.host}, pid ${
               member.record!.pid

@@ -16,6 +16,7 @@
 import {
   decodeToRank,
   encodeControl,
+  MAX_BUSY_MS,
   type PeerAddress,
   type ToCoordinator,
   type ToRank,
@@ -189,6 +190,7 @@ export class RankSession implements DistributedContext {
   #finished = false;
   #tornDown = false;
   #lastCoordinatorMessage = Date.now();
+  #lastSweep = Date.now();
   #lastHeartbeatSent = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #peerLossTimer: ReturnType<typeof setTimeout> | undefined;
@@ -626,10 +628,15 @@ export class RankSession implements DistributedContext {
   #sweep(): void {
     if (this.#stopEvent) return;
     const now = Date.now();
+    const blocked = now - this.#lastSweep > 2 * this.#options.heartbeatIntervalMs + 1000;
+    this.#lastSweep = now;
     if (now - this.#lastHeartbeatSent >= this.#options.heartbeatIntervalMs) {
       this.#lastHeartbeatSent = now;
       this.#sendControl({ t: "heartbeat" });
     }
+    // This thread itself was blocked (compiling pipelines): the coordinator's messages of that time are
+    // still unread in the socket; judge its silence from the next sweep on.
+    if (blocked) return;
     const silent = now - this.#lastCoordinatorMessage;
     if (silent > this.#options.coordinatorTimeoutMs) {
       this.#stop({
@@ -712,6 +719,18 @@ export class RankSession implements DistributedContext {
     if (this.worldSize === 1) return Promise.resolve();
     if (this.#striped) return handled(this.#striped.start(index, data));
     return handled(this.#ring!.start(index, data));
+  }
+
+  async announceBusy(ms: number, what: string): Promise<void> {
+    if (!Number.isInteger(ms) || ms < 0 || ms > MAX_BUSY_MS) {
+      throw new RangeError(
+        `Cannot announce ${ms} ms without heartbeats: use an integer 0..${MAX_BUSY_MS}: current value is ${ms}`,
+      );
+    }
+    this.#requireLive();
+    this.#sendControl({ t: "busy", ms, what: what.slice(0, 200) });
+    // On the wire before the caller blocks this thread (the write loop runs on this thread too).
+    await this.#control?.drain();
   }
 
   async flush(): Promise<void> {

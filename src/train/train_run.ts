@@ -44,6 +44,13 @@ import { checkpointLineage, type StageLineage, stageLineageOf } from "../pipelin
 import { recordRunLineage } from "../pipeline/lineage_catalog.ts";
 import { writeRunReport } from "../dashboard/run_report.ts";
 
+/**
+ * A distributed rank's announced silence while its first steps compile the GPU pipelines (it ends as soon as
+ * a step replays, or after {@linkcode FIRST_STEPS_BUSY_STEPS} steps).
+ */
+const FIRST_STEPS_BUSY_MS = 10 * 60_000;
+const FIRST_STEPS_BUSY_STEPS = 8;
+
 /** Output channels (the CLI's io). */
 export interface RunIO {
   out(line: string): void;
@@ -634,6 +641,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   const startStep = trainer.step;
   progress.start(startStep);
   const pendingCheckpoints: Promise<void>[] = [];
+  // The first steps compile every GPU pipeline synchronously (seconds on an H200 for the seed size), so this
+  // rank sends no heartbeat meanwhile: announce it, and end the announcement once the step replays.
+  let busy = dist !== null;
+  if (dist) await dist.announceBusy(FIRST_STEPS_BUSY_MS, "compiling GPU pipelines in the first steps");
   try {
     while (trainer.step < t.maxSteps) {
       if (stop) break;
@@ -646,6 +657,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
       }
       await trainer.trainStep(micro);
       for (const b of micro) loader.release(b); // uploaded (queue.writeBuffer copies): the slots are free
+      if (busy && (trainer.lastStepReplayed || trainer.step - startStep >= FIRST_STEPS_BUSY_STEPS)) {
+        busy = false;
+        await dist!.announceBusy(0, "");
+      }
       if (trainer.pendingReadbacks > 2) await logMetrics(await trainer.awaitOldest());
       await drainReady();
       const step = trainer.step;

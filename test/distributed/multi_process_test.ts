@@ -181,6 +181,42 @@ Deno.test("hung rank (SIGSTOP): detected within 5 s, others stop, the agent reap
   }
 });
 
+Deno.test("a rank that announces a busy phase may block its thread past the heartbeat timeout; without it, it is declared hung", async () => {
+  for (const announce of [true, false]) {
+    const job = await makeJob({
+      gpusPerNode: 2,
+      steps: 6,
+      checkpointEvery: 3,
+      recordSteps: 0,
+      // 6 s without heartbeats, past the coordinator's default 4 s and the ranks' 5 s.
+      block: { step: 2, ms: 6000, ...(announce ? { announceMs: 20_000 } : {}) },
+    });
+    try {
+      const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`, "--max-restarts", "1"]);
+      const { code, output } = await run.done;
+      assert.equal(code, 0, output);
+      const out = job.settings.outDir;
+      const expected = bytesOf(referenceFinalParams(job.settings, 2));
+      for (let r = 0; r < 2; r++) {
+        assert.deepEqual(await Deno.readFile(`${out}/final/rank${r}.bin`), expected);
+      }
+      if (announce) {
+        assert.match(output, /announced up to 20000 ms without heartbeats: test: blocking/);
+        assert.doesNotMatch(
+          output,
+          /missed heartbeats|generation 1/,
+          "an announced busy rank was declared hung",
+        );
+      } else {
+        // The same block unannounced: a hung rank, restarted from the last checkpoint (same final bytes).
+        assert.match(output, /missed heartbeats/);
+      }
+    } finally {
+      await Deno.remove(job.dir, { recursive: true });
+    }
+  }
+});
+
 Deno.test("frozen coordinator (launcher SIGSTOPped): ranks detect the silence and exit with a clear message", async () => {
   const job = await makeJob({
     gpusPerNode: 2,
