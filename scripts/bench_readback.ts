@@ -97,7 +97,10 @@ for (const bytes of [4 << 20, 16 << 20, 32 << 20, 64 << 20, 128 << 20]) {
 // CPU time of the calls (wgpu copies into a staging buffer there), then until the queue is done.
 const writes: { bytes: number; sliceBytes: number; medianMs: number; gbPerS: number; doneMs: number }[] = [];
 for (const bytes of [4 << 20, 32 << 20, 128 << 20]) {
-  const target = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const target = device.createBuffer({
+    size: bytes,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
   const from = new Uint8Array(bytes).fill(3);
   for (const sliceBytes of [bytes, 1 << 20]) {
     const ms: number[] = [];
@@ -116,9 +119,9 @@ for (const bytes of [4 << 20, 32 << 20, 128 << 20]) {
     const m = median(ms);
     writes.push({ bytes, sliceBytes, medianMs: m, gbPerS: bytes / m / 1e6, doneMs: median(done) });
     console.log(
-      `writeBuffer of ${bytes >> 20} MiB in ${sliceBytes >> 10} KiB slices: calls median ${m.toFixed(2)} ms (${
-        (bytes / m / 1e6).toFixed(2)
-      } GB/s), until done ${median(done).toFixed(2)} ms`,
+      `writeBuffer of ${bytes >> 20} MiB in ${sliceBytes >> 10} KiB slices: calls median ${
+        m.toFixed(2)
+      } ms (${(bytes / m / 1e6).toFixed(2)} GB/s), until done ${median(done).toFixed(2)} ms`,
     );
   }
   target.destroy();
