@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: runs every per-area benchmark script that exists (kernels, attention, train, loader,
- * all-reduce, checkpoint), each in its own process (its own GPU device), and collects their JSON into one
+ * read-back, all-reduce, checkpoint), each in its own process (its own GPU device), and collects their JSON into one
  * file.
  *
  * Usage:
@@ -56,6 +56,11 @@ export const BENCH_AREAS: readonly BenchArea[] = [
     script: "scripts/bench_loader.ts",
     args: (_json, small) => (small ? ["--participants", "3", "--batches", "5"] : []),
     stdoutJson: true,
+  },
+  {
+    area: "readback",
+    script: "scripts/bench_readback.ts",
+    args: (json, small) => ["--json", json, ...(small ? ["--reps", "3"] : [])],
   },
   {
     area: "allreduce",
