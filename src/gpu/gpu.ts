@@ -642,7 +642,6 @@ export class Gpu {
     ).then(() => {});
   }
 
-  /** A free staging buffer holding a recorded copy of `size` bytes of `src` from `byteOffset`. */
   /**
    * Like {@linkcode Gpu.readbackInto}, but the promise resolves as soon as the staging buffer is mapped, with a
    * {@linkcode MappedReadback} to copy out when the caller is ready. Several read-backs mapped by one submit
@@ -672,6 +671,7 @@ export class Gpu {
     );
   }
 
+  /** A free staging buffer holding a recorded copy of `size` bytes of `src` from `byteOffset`. */
   #stagingFor(src: BufferBinding, byteOffset: number, size: number): GPUBuffer {
     const cls = sizeClass(size);
     const staging = this.#stagingFree.get(cls)?.pop() ??

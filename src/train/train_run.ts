@@ -644,8 +644,8 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   // The first steps compile every GPU pipeline synchronously (seconds on an H200 for the seed size), so this
   // rank sends no heartbeat meanwhile: announce it, and end the announcement once the step replays.
   let busy = dist !== null;
-  if (dist) await dist.announceBusy(FIRST_STEPS_BUSY_MS, "compiling GPU pipelines in the first steps");
   try {
+    if (dist) await dist.announceBusy(FIRST_STEPS_BUSY_MS, "compiling GPU pipelines in the first steps");
     while (trainer.step < t.maxSteps) {
       if (stop) break;
       if (req.stopAfterSteps !== undefined && trainer.step - startStep >= req.stopAfterSteps) break;
