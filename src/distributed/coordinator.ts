@@ -6,7 +6,8 @@
  * - Runs barriers, JSON broadcasts and checkpoint commits (a step commits only when every rank reported
  *   its part written).
  * - Failure handling: a closed socket is a lost rank at once; a rank silent for `heartbeatTimeoutMs` is a
- *   hung rank (unless it announced that long a silence with a `busy` message: compiling its pipelines). Either way every rank is told to stop; then, while restarts remain (`maxRestarts`), a new
+ *   hung rank (unless it announced that long a silence with a `busy` message: compiling its pipelines).
+ *   Either way every rank is told to stop; then, while restarts remain (`maxRestarts`), a new
  *   rendezvous generation forms from whichever processes join next (node agents restart them) and resumes
  *   from the last committed checkpoint.
  * - Joins are authenticated in the HTTP upgrade ({@link JoinTokenVerifier}) before any rank state is
