@@ -24,8 +24,9 @@ export class ProgressReporter {
   readonly #samplesPerStep: number;
   readonly #every: number;
   readonly #tty: boolean;
+  /** Rates count from here: construction, or the loop's start ({@linkcode ProgressReporter.start}). */
   #t0 = performance.now();
-  #firstStep: number | null = null;
+  #firstStep = 0;
   #lineOpen = false;
 
   constructor(io: ProgressIO, totalSteps: number, samplesPerStep: number, every: number) {
@@ -52,10 +53,6 @@ export class ProgressReporter {
 
   /** A completed step (1-based) with its loss and learning rate. */
   step(step: number, loss: number, lr: number): void {
-    if (this.#firstStep === null) {
-      this.#firstStep = step - 1;
-      this.#t0 = performance.now();
-    }
     const elapsed = (performance.now() - this.#t0) / 1000;
     const done = step - this.#firstStep;
     const rate = done / Math.max(elapsed, 1e-9);

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { openCatalog } from "../../src/ursa/catalog.ts";
 import { generateDemoCorpus } from "../../src/ursa/demo_corpus.ts";
 import { resolveQuery } from "../../src/ursa/resolve_query.ts";
-import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/window_dataset.ts";
+import { openWindowDataset } from "../../src/data/window_dataset.ts";
 import type { PoyoBatch } from "../../src/data/batch.ts";
-import { assertSameBatch } from "./same_batch.ts";
+import { assertSameBatch, LOADER_TEST_OPTIONS } from "./loader_fixtures.ts";
 import {
   decodeLoaderSnapshot,
   encodeLoaderSnapshot,
@@ -13,13 +13,7 @@ import {
   writeLoaderSnapshot,
 } from "../../src/data/loader_snapshot.ts";
 
-const OPTIONS: WindowDatasetOptions = {
-  trainWindow: 1,
-  trainSplit: 0.7,
-  patch: 16,
-  latentStep: 0.25,
-  numLatents: 4,
-};
+const OPTIONS = LOADER_TEST_OPTIONS;
 
 Deno.test({
   name: "loader snapshot: export → read → the same training batches as the catalog, bit for bit; refusals",

@@ -3,18 +3,13 @@ import { type Catalog, openCatalog } from "../../src/ursa/catalog.ts";
 import { generateDemoCorpus } from "../../src/ursa/demo_corpus.ts";
 import { resolveQuery } from "../../src/ursa/resolve_query.ts";
 import { readWholeSignal } from "../../src/ursa/signal_store.ts";
-import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/window_dataset.ts";
+import { openWindowDataset } from "../../src/data/window_dataset.ts";
 import { splitOf } from "../../src/data/split.ts";
 import { DataLedger, intersectLedgers } from "../../src/data/ledger.ts";
 import { buildVocabulary } from "../../src/data/vocabulary.ts";
+import { LOADER_TEST_OPTIONS } from "./loader_fixtures.ts";
 
-const OPTIONS: WindowDatasetOptions = {
-  trainWindow: 1,
-  trainSplit: 0.7,
-  patch: 16,
-  latentStep: 0.25,
-  numLatents: 4,
-};
+const OPTIONS = LOADER_TEST_OPTIONS;
 
 let shared: Promise<{ catalog: Catalog; dir: string }> | undefined;
 function corpus() {

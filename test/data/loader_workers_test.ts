@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { type Catalog, openCatalog } from "../../src/ursa/catalog.ts";
 import { generateDemoCorpus } from "../../src/ursa/demo_corpus.ts";
 import { resolveQuery } from "../../src/ursa/resolve_query.ts";
-import { openWindowDataset, type WindowDatasetOptions } from "../../src/data/window_dataset.ts";
+import { openWindowDataset } from "../../src/data/window_dataset.ts";
 import type { PoyoBatch } from "../../src/data/batch.ts";
-import { assertSameBatch, BATCH_ARRAYS } from "./same_batch.ts";
+import { assertSameBatch, BATCH_ARRAYS, LOADER_TEST_OPTIONS } from "./loader_fixtures.ts";
 import { allocateBatch, tokenizeRows, type TokenRow } from "../../src/data/tokenizer.ts";
 import { ChunkMirror } from "../../src/data/chunk_mirror.ts";
 import { LoaderWorkerPool } from "../../src/data/loader_worker_pool.ts";
@@ -13,13 +13,7 @@ import { gatherIndex } from "../../src/ops/embedding.ts";
 import { batchUploadArrays, type POYO } from "../../src/models/poyo.ts";
 import { DataConfig, DataConfigSchema } from "../../src/config/data_config.ts";
 
-const OPTIONS: WindowDatasetOptions = {
-  trainWindow: 1,
-  trainSplit: 0.7,
-  patch: 16,
-  latentStep: 0.25,
-  numLatents: 4,
-};
+const OPTIONS = LOADER_TEST_OPTIONS;
 
 let shared: Promise<{ catalog: Catalog; dir: string }> | undefined;
 function corpus() {

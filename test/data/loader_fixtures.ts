@@ -1,6 +1,19 @@
-/** Shared by the loader tests: two batches are the same byte for byte (arrays, shape, windows, index arrays). */
+/**
+ * Shared by the loader tests: the small window options they open datasets with, and a check that two batches
+ * are the same byte for byte (arrays, shape, windows, index arrays).
+ */
 import assert from "node:assert/strict";
 import type { PoyoBatch } from "../../src/data/batch.ts";
+import type { WindowDatasetOptions } from "../../src/data/window_dataset.ts";
+
+/** 1 s windows, patch 16, 4 latents every 0.25 s, 70 % of sessions for training. */
+export const LOADER_TEST_OPTIONS: WindowDatasetOptions = {
+  trainWindow: 1,
+  trainSplit: 0.7,
+  patch: 16,
+  latentStep: 0.25,
+  numLatents: 4,
+};
 
 /** Every typed array of a {@linkcode PoyoBatch}. */
 export const BATCH_ARRAYS = [
