@@ -28,9 +28,11 @@
  * records GPU copies of the state's size into mappable buffers (never mapped).
  *
  * `--accumulate k` gives each optimizer step k micro-batches of `--batch` (samples/s counts all of them).
- * `--sync-loopback` syncs every step as a data-parallel rank does (gradient read-back, exchange, write-back,
- * two replayed segments) with a world-size-1 context as the exchange: the cost of a synced step on this
- * GPU without the network (`syncMsPerStep` in the JSON: wall time inside the sync).
+ * `--sync-loopback` syncs every step as a data-parallel rank does (backward submitted in segments, gradient
+ * buckets read back as they become final, exchanged, written back) with a world-size-1 context as the
+ * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
+ * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
+ * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 25).
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -81,6 +83,9 @@ const { values: args } = parseArgs({
     "checkpoint-host": { type: "string", default: "reused" },
     accumulate: { type: "string", default: "1" },
     "sync-loopback": { type: "boolean", default: false },
+    "sync-overlap": { type: "string", default: "on" },
+    "first-bucket-mib": { type: "string", default: "1" },
+    "bucket-mib": { type: "string", default: "25" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
     "autotune-cached": { type: "boolean", default: false },
@@ -136,16 +141,41 @@ if (!Number.isInteger(accumulate) || accumulate < 1) {
 // world-size-1 context as the "network" (its mean is the identity, so training is unchanged): what a synced
 // step costs on this GPU before any byte crosses a socket.
 let syncMs = 0;
-const syncPhases = { firstReadMs: 0, lastReadMs: 0 };
+const syncPhases = { firstReadMs: 0, lastReadMs: 0, backwardDoneMs: 0, segments: 0 };
 if (args["sync-loopback"]) {
-  const inner = gradientSyncFor(new SingleRankContext(), gpu);
+  const mib = (name: "first-bucket-mib" | "bucket-mib") => {
+    const v = Number(args[name]);
+    if (!(v > 0)) {
+      throw new Error(`Cannot bench with --${name} ${args[name]}: it must be a positive number of MiB`);
+    }
+    return Math.round(v * 2 ** 20);
+  };
+  const inner = gradientSyncFor(new SingleRankContext(), gpu, {
+    firstBucketBytes: mib("first-bucket-mib"),
+    bucketBytes: mib("bucket-mib"),
+  });
+  const overlap = args["sync-overlap"];
+  if (overlap !== "on" && overlap !== "off") {
+    throw new Error(`Cannot bench with --sync-overlap ${overlap}: it must be on or off`);
+  }
   trainer.gradientSync = {
     worldSize: 2,
-    async allReduceGradients(grads, elements) {
-      await inner.allReduceGradients(grads, elements);
-      syncMs += inner.lastTimings.totalMs;
-      syncPhases.firstReadMs += inner.lastTimings.firstReadMs;
-      syncPhases.lastReadMs += inner.lastTimings.lastReadMs;
+    overlapBackward: overlap === "on",
+    buckets: inner.buckets,
+    begin(grads, elements) {
+      const exchange = inner.begin(grads, elements);
+      return {
+        ...exchange,
+        async finish() {
+          await exchange.finish();
+          const t = inner.lastTimings;
+          syncMs += t.totalMs - t.backwardDoneMs;
+          syncPhases.firstReadMs += t.firstReadMs;
+          syncPhases.lastReadMs += t.lastReadMs;
+          syncPhases.backwardDoneMs += t.backwardDoneMs;
+          syncPhases.segments += t.segments;
+        },
+      };
     },
   };
 }
@@ -167,7 +197,11 @@ for (let i = 0; i < warmup; i++) await trainer.trainStep(stepBatches(i));
 await trainer.flushMetrics();
 await gpu.sync();
 syncMs = 0;
-syncPhases.firstReadMs = syncPhases.lastReadMs = 0;
+syncPhases.firstReadMs =
+  syncPhases.lastReadMs =
+  syncPhases.backwardDoneMs =
+  syncPhases.segments =
+    0;
 let hostMs = 0;
 let recordMs = 0;
 let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the record, CPU ms
@@ -397,6 +431,12 @@ const result = {
   syncMsPerStep: args["sync-loopback"] ? syncMsPerStep : null,
   syncFirstReadMsPerStep: args["sync-loopback"] ? syncPhases.firstReadMs / steps : null,
   syncLastReadMsPerStep: args["sync-loopback"] ? syncPhases.lastReadMs / steps : null,
+  syncBackwardDoneMsPerStep: args["sync-loopback"] ? syncPhases.backwardDoneMs / steps : null,
+  syncSegmentsPerStep: args["sync-loopback"] ? syncPhases.segments / steps : null,
+  syncOverlap: args["sync-loopback"] ? args["sync-overlap"] : null,
+  syncBucketMib: args["sync-loopback"]
+    ? [Number(args["first-bucket-mib"]), Number(args["bucket-mib"])]
+    : null,
   params: trainer.model.params.count,
   tokensPerWindow: batches[0].numTokens,
   latents: batches[0].latentTime.length,
@@ -464,9 +504,15 @@ console.log(
     }, ${result.params} params, ` +
     `N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
     (args["sync-loopback"]
-      ? `synced (loopback): ${syncMsPerStep.toFixed(2)} ms per step in the sync (first read-back landed at ${
+      ? `synced (loopback, overlap ${args["sync-overlap"]}, ${
+        (syncPhases.segments / steps).toFixed(1)
+      } backward segments): ${
+        syncMsPerStep.toFixed(2)
+      } ms per step after backward (from the step's start: first bucket out at ${
         (syncPhases.firstReadMs / steps).toFixed(2)
-      } ms, last at ${(syncPhases.lastReadMs / steps).toFixed(2)} ms), `
+      } ms, backward done ${(syncPhases.backwardDoneMs / steps).toFixed(2)} ms, last bucket out ${
+        (syncPhases.lastReadMs / steps).toFixed(2)
+      } ms), `
       : "") +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${
       result.uploadMsPerStep.toFixed(2)

@@ -35,6 +35,8 @@ interface PendingReadback {
   spread: boolean;
   /** {@linkcode Gpu.readbackMapped}: hand the mapped buffer to this instead of copying it out. */
   deferred?: (mapped: MappedReadback) => void;
+  /** Map only at {@linkcode Gpu.mapHeldReadbacks}, not at the submit that carries the copy. */
+  hold?: boolean;
 }
 
 /**
@@ -64,6 +66,12 @@ export interface ReadbackOptions {
    * For large snapshots (checkpoints); small read-backs (metrics) map and copy at once.
    */
   spread?: boolean;
+}
+
+/** Options of {@linkcode Gpu.readbackMapped}. */
+export interface MappedReadbackOptions {
+  /** Leave the map to {@linkcode Gpu.mapHeldReadbacks} instead of the submit that carries the copy. */
+  hold?: boolean;
 }
 
 /** Bytes copied out of a spread read-back per submit. */
@@ -159,6 +167,8 @@ export class Gpu {
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   #readbacks: PendingReadback[] = [];
   #spreading: SpreadCopy[] = [];
+  /** Held read-backs ({@linkcode MappedReadbackOptions.hold}) submitted but not mapped yet. */
+  #held: PendingReadback[] = [];
   /** Spread read-backs submitted but not mapped yet (they wait for the next sync point). */
   #unmapped: { readback: PendingReadback; since: number }[] = [];
   #unmappedTimer: ReturnType<typeof setTimeout> | undefined;
@@ -649,6 +659,10 @@ export class Gpu {
    * before the first consumer runs. The gradient sync copies bucket by bucket in order instead, handing
    * each to the exchange before copying the next.
    *
+   * With `{ hold: true }` the submit does not map it: {@linkcode Gpu.mapHeldReadbacks} does, at the sync
+   * point the caller chooses (the gradient exchange maps a backward segment's buckets only after it has
+   * handed the previous segment's buckets on, while the GPU runs the segment).
+   *
    * @example
    * ```ts ignore
    * const mapped = gpu.readbackMapped(grads, 0, grads.size);
@@ -656,7 +670,12 @@ export class Gpu {
    * (await mapped).copyTo(host);
    * ```
    */
-  readbackMapped(src: BufferBinding, byteOffset: number, size: number): Promise<MappedReadback> {
+  readbackMapped(
+    src: BufferBinding,
+    byteOffset: number,
+    size: number,
+    options: MappedReadbackOptions = {},
+  ): Promise<MappedReadback> {
     const staging = this.#stagingFor(src, byteOffset, size);
     return new Promise<MappedReadback>((deferred, reject) =>
       this.#readbacks.push({
@@ -667,8 +686,21 @@ export class Gpu {
         reject,
         spread: false,
         deferred,
+        hold: options.hold ?? false,
       })
     );
+  }
+
+  /**
+   * Maps every held read-back ({@linkcode MappedReadbackOptions.hold}) already submitted. Mapping in Deno
+   * 2.9.6 blocks this thread until the GPU has run everything submitted so far, then resolves ~10 ms later
+   * (a timer, during which the thread is free): call it right after the submit whose results are wanted and
+   * before submitting more work that the map should not wait for. Returns how many were mapped.
+   */
+  mapHeldReadbacks(): number {
+    const held = this.#held.splice(0);
+    for (const r of held) this.#map(r);
+    return held.length;
   }
 
   /** A free staging buffer holding a recorded copy of `size` bytes of `src` from `byteOffset`. */
@@ -818,8 +850,11 @@ export class Gpu {
     // Mapping makes this thread wait for the GPU to finish the work queued so far (a sync point), so spread
     // read-backs are mapped together with the next ordinary read-back (metrics), which waits anyway — or
     // after SPREAD_MAP_DEADLINE_MS.
-    const immediate = readbacks.filter((r) => !r.spread);
-    for (const r of readbacks) if (r.spread) this.#unmapped.push({ readback: r, since: performance.now() });
+    const immediate = readbacks.filter((r) => !r.spread && !r.hold);
+    for (const r of readbacks) {
+      if (r.spread) this.#unmapped.push({ readback: r, since: performance.now() });
+      else if (r.hold) this.#held.push(r);
+    }
     const overdue = this.#unmapped.length > 0 &&
       performance.now() - this.#unmapped[0].since >= SPREAD_MAP_DEADLINE_MS;
     for (const r of immediate) this.#map(r);
@@ -865,7 +900,7 @@ export class Gpu {
     // Spread read-backs still copying are mapped: finish them before the device goes.
     this.#copySpread(Number.MAX_SAFE_INTEGER);
     if (this.#unmappedTimer !== undefined) clearTimeout(this.#unmappedTimer);
-    for (const { readback } of this.#unmapped.splice(0)) {
+    for (const readback of [...this.#unmapped.splice(0).map((u) => u.readback), ...this.#held.splice(0)]) {
       readback.reject(new Error("Cannot read back a buffer as its device was destroyed before the map"));
     }
     this.device.destroy();

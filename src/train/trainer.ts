@@ -46,11 +46,86 @@ import { type HalfDType, Scope, Tensor } from "../tensor/tensor.ts";
 import { scale } from "../ops/mod.ts";
 import { StepAutotuner, type StepAutotuneReport, type StepAutotuneSettings } from "./step_autotune.ts";
 
-/** Exchanges gradients between ranks (a no-op on one rank). Called after backward, before the update. */
+/**
+ * Exchanges gradients between ranks during backward (not used on one rank). The step engine submits the last
+ * micro-batch's backward in segments: a segment ends as soon as the next bucket's gradients are final, with
+ * that bucket's read-back recorded, so the exchange overlaps the rest of backward.
+ */
 export interface GradientSync {
   readonly worldSize: number;
-  /** Averages the store's flat gradient buffer across ranks. May submit and await. */
-  allReduceGradients(grads: GpuBuffer, elements: number): Promise<void>;
+  /**
+   * The buckets over the flat gradient, [start, end) in f32 elements, in the order every rank hands them on
+   * (the same on every rank: PyTorch DDP's rule).
+   */
+  buckets(elements: number): readonly (readonly [number, number])[];
+  /**
+   * Whether backward is cut into segments so buckets travel while it continues (default true; false reads
+   * every bucket once backward is done, for comparison).
+   */
+  readonly overlapBackward?: boolean;
+  /** Starts one step's exchange over the store's flat gradient buffer. */
+  begin(grads: GpuBuffer, elements: number): GradientExchange;
+}
+
+/** One step's gradient exchange ({@linkcode GradientSync.begin}). */
+export interface GradientExchange {
+  /**
+   * Records bucket `index`'s read-back (called in index order, once the commands that make its gradients
+   * final are recorded, before the submit that carries them).
+   */
+  readBucket(index: number): void;
+  /**
+   * Called right after each segment's submit, before the next segment is submitted: hands on the buckets of
+   * earlier segments, then maps this one's (the thread waits for the GPU to finish the segment).
+   */
+  submitted(): Promise<void>;
+  /** Every bucket was read: resolves once all are averaged and written back (queue-ordered). */
+  finish(): Promise<void>;
+  /** Abandons the exchange after an error (releases the read-backs). */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Tracks which gradient buckets are final during backward: a bucket is final once every parameter overlapping
+ * it was reported by autograd's `onLeafReady`. Buckets are released strictly in index order.
+ */
+class BucketReadiness {
+  readonly #bucketsOfLeaf = new Map<Tensor, number[]>();
+  readonly #pending: number[];
+  #next = 0;
+
+  constructor(
+    params: readonly { slot: { offset: number; size: number }; value: Tensor }[],
+    buckets: readonly (readonly [number, number])[],
+  ) {
+    this.#pending = buckets.map(() => 0);
+    for (const { slot, value } of params) {
+      const hit: number[] = [];
+      buckets.forEach(([a, b], i) => {
+        if (slot.offset < b && slot.offset + slot.size > a) hit.push(i);
+      });
+      for (const i of hit) this.#pending[i]++;
+      this.#bucketsOfLeaf.set(value, hit);
+    }
+  }
+
+  /** Marks `leaf` final; returns the buckets (in order) that may now be read. */
+  leafReady(leaf: Tensor): number[] {
+    const hit = this.#bucketsOfLeaf.get(leaf);
+    if (!hit) return [];
+    this.#bucketsOfLeaf.delete(leaf);
+    for (const i of hit) this.#pending[i]--;
+    const out: number[] = [];
+    while (this.#next < this.#pending.length && this.#pending[this.#next] === 0) out.push(this.#next++);
+    return out;
+  }
+
+  /** The buckets not released yet (parameters backward never reached), in order. */
+  rest(): number[] {
+    const out: number[] = [];
+    while (this.#next < this.#pending.length) out.push(this.#next++);
+    return out;
+  }
 }
 
 /** Settings of the step engine. */
@@ -138,24 +213,29 @@ export class Trainer {
   #lrs = new Map<number, number>();
   gradientSync: GradientSync | null = null;
   /**
-   * Capture state: record normally, capture, verify a second capture, replay, or off. With a gradient sync
-   * the step is two captured segments around the exchange: `graph` (uploads, forward, backward) and
-   * `after` (optimizer, gradient zeroing).
+   * Capture state: record normally, capture, verify a second capture, replay, or off. Unsynced, `segments`
+   * is the whole step. With a gradient sync it is backward's segments — `reads[j]` lists the buckets read
+   * after segment j, which is submitted on its own — then the rest of the micro-batches' commands (no reads);
+   * `after` (optimizer, gradient zeroing) runs once the exchange is done.
    */
   #graph: {
     state: "record" | "capture" | "verify" | "replay" | "off";
     key: string;
-    graph: CapturedGraph | null;
+    segments: CapturedGraph[];
+    reads: number[][];
     after: CapturedGraph | null;
   } = {
     state: "record",
     key: "",
-    graph: null,
+    segments: [],
+    reads: [],
     after: null,
   };
   readonly #lossStage: GpuBuffer;
   /** Whether the last step was replayed from a captured stream. */
   lastStepReplayed = false;
+  /** Backward segments the last synced step submitted separately, each followed by bucket read-backs. */
+  lastStepSegments = 0;
   /** CPU milliseconds of the last step spent recording commands (excluding `queue.submit`). */
   lastRecordMs = 0;
   /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
@@ -205,29 +285,57 @@ export class Trainer {
     if (trainable) this.optimizer.setTrainable((name) => trainable(name, step));
     const sync = this.gradientSync !== null && this.gradientSync.worldSize > 1;
     const key = `${microBatches.map((b) => `${b.batchSize}x${b.numTokens}x${b.numQueries}`).join(",")}|` +
-      `${this.optimizer.trainableNames.size}`;
+      `${this.optimizer.trainableNames.size}|${sync ? "synced" : "local"}`;
     const g = this.#graph;
     if (g.key !== key) {
       g.key = key;
-      g.graph = null;
+      g.segments = [];
+      g.reads = [];
       g.after = null;
       g.state = this.settings.capture === false ? "off" : "record";
     }
     const scope = Scope.begin();
     const t0 = performance.now();
+    const store = this.model.params;
+    const exchange = sync ? this.gradientSync!.begin(store.grads, store.totalElements) : null;
     try {
       gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank });
       this.optimizer.writeStepValues({ lr, beta1 });
       this.lastStepReplayed = g.state === "replay";
+      this.lastStepSegments = 0;
       if (g.state === "replay") {
-        gpu.replay(g.graph!, microBatches.flatMap((mb) => batchUploadArrays(this.model, mb)));
-        if (sync) {
-          await this.#syncGradients();
+        const uploads = microBatches.flatMap((mb) => batchUploadArrays(this.model, mb));
+        let written = 0;
+        for (const [j, segment] of g.segments.entries()) {
+          gpu.replay(segment, uploads.slice(written, written += segment.writes));
+          if (g.reads[j].length === 0) continue;
+          for (const bucket of g.reads[j]) exchange!.readBucket(bucket);
+          gpu.submit();
+          this.lastStepSegments++;
+          await exchange!.submitted();
+        }
+        if (exchange) {
+          await exchange.finish();
           gpu.replay(g.after!, []);
         }
       } else {
         const capturing = g.state === "capture" || g.state === "verify";
         if (capturing) gpu.beginCapture();
+        const segments: (CapturedGraph | null)[] = [];
+        const reads: number[][] = [];
+        // With a gradient sync, the last micro-batch's backward is cut wherever the next bucket is final:
+        // the segment is submitted with that bucket's read-back recorded outside any capture.
+        const cut = (buckets: number[]) => {
+          if (capturing) segments.push(gpu.endCapture());
+          reads.push(buckets);
+          for (const bucket of buckets) exchange!.readBucket(bucket);
+          gpu.submit();
+          this.lastStepSegments++;
+          if (capturing) gpu.beginCapture();
+        };
+        const readiness = exchange
+          ? new BucketReadiness(store.all(), this.gradientSync!.buckets(store.totalElements))
+          : null;
         const k = microBatches.length;
         // With autotune "tune", the first recorded step's matmul shapes are collected here.
         this.#autotune.record(() =>
@@ -235,41 +343,58 @@ export class Trainer {
             const batch = uploadBatch(gpu, this.model, mb);
             const { loss } = this.model.loss(batch, { training: true, microBatch: i });
             const root = k > 1 ? scale(loss, 1 / k) : loss;
+            const options = readiness && i === k - 1 && this.gradientSync!.overlapBackward !== false
+              ? {
+                onLeafReady: (leaf: Tensor) => {
+                  const ready = readiness.leafReady(leaf);
+                  if (ready.length) cut(ready);
+                },
+              }
+              : {};
             if (this.gradScaler) {
               // 16-mixed: backward starts from the loss scale S (a GPU value, so replays pick up its changes).
               const seed = Tensor.empty(gpu, root.shape);
               this.gradScaler.seedLossGradient(seed.binding());
-              backward(root, seed);
-            } else backward(root);
+              backward(root, seed, options);
+            } else backward(root, undefined, options);
             // The first micro-batch's loss is staged for the metrics ring.
             if (i === 0) gpu.copy(loss.binding(), this.#lossStage, 4);
           })
         );
-        // With a gradient sync the exchange (read-backs, a submit, host writes) sits between two captured
-        // segments; it is never part of a capture.
-        let graph: CapturedGraph | null = null;
-        if (sync) {
-          if (capturing) graph = gpu.endCapture();
-          await this.#syncGradients();
+        if (exchange) {
+          const rest = readiness!.rest();
+          if (rest.length) cut(rest);
+          // The rest of the recorded commands, then the exchange (read-backs, host writes: never captured).
+          if (capturing) segments.push(gpu.endCapture());
+          reads.push([]);
+          await exchange.submitted();
+          await exchange.finish();
           if (capturing) gpu.beginCapture();
         }
         this.optimizer.recordStep();
         this.model.params.zeroGrads();
         if (capturing) {
-          const tail = gpu.endCapture();
-          const whole = sync ? graph : tail;
-          const after = sync ? tail : null;
-          if (!whole || (sync && !after)) g.state = "off";
+          const last = gpu.endCapture();
+          if (!exchange) {
+            segments.push(last);
+            reads.push([]);
+          }
+          const after = exchange ? last : null;
+          if (segments.some((x) => !x) || (exchange && !after)) g.state = "off";
           else if (g.state === "capture") {
-            g.graph = whole;
+            g.segments = segments as CapturedGraph[];
+            g.reads = reads;
             g.after = after;
             g.state = "verify";
           } else {
             // Two identical captures in a row: the step is static and can be replayed.
-            const same = whole.signature === g.graph!.signature &&
-              (!sync || after!.signature === g.after!.signature);
+            const same = segments.length === g.segments.length &&
+              segments.every((x, j) => x!.signature === g.segments[j].signature) &&
+              JSON.stringify(reads) === JSON.stringify(g.reads) &&
+              (!exchange || after!.signature === g.after!.signature);
             g.state = same ? "replay" : "off";
-            g.graph = whole;
+            g.segments = segments as CapturedGraph[];
+            g.reads = reads;
             g.after = after;
           }
         } else if (g.state === "record") g.state = "capture";
@@ -288,17 +413,18 @@ export class Trainer {
       gpu.submit();
       this.lastSubmitMs = performance.now() - t1;
       this.lastRecordMs = t1 - t0;
+    } catch (error) {
+      await exchange?.cancel();
+      // A capture interrupted by the error must not be replayed.
+      if (g.state === "capture" || g.state === "verify") gpu.endCapture();
+      g.key = "";
+      throw error;
     } finally {
       scope.end();
     }
     // Autotune "tune": time the collected shapes now that the step is submitted (between steps, never
     // inside one). Streams captured before the new table would replay the old kernels: capture again.
     if (await this.#autotune.afterStep(this.step)) g.key = "";
-  }
-
-  /** Averages the flat gradient across ranks (submits and waits: never inside a capture). */
-  #syncGradients(): Promise<void> {
-    return this.gradientSync!.allReduceGradients(this.model.params.grads, this.model.params.totalElements);
   }
 
   /** Queues the ring's read-back (resolves after the next submit). */

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { testGpu } from "../ops/op_harness.ts";
 import { type GradientSync, Trainer, type TrainerSnapshot } from "../../src/train/trainer.ts";
 import { syntheticBatch } from "../../src/train/synthetic_batch.ts";
+import { gradientSyncFor } from "../../src/train/gradient_sync.ts";
+import { SingleRankContext } from "../../src/distributed/context.ts";
 import { tinyKwargs, tinySettings, tinyShape, tinyVocab } from "./tiny_setup.ts";
 
 Deno.test({
@@ -208,57 +210,96 @@ Deno.test({
   },
 });
 
-/** A stand-in for a second rank: "averaging" with a rank whose gradient is half ours scales it by 0.75. */
+/**
+ * A stand-in for a second rank: "averaging" with a rank whose gradient is half ours scales it by 0.75. The
+ * reference reads the whole gradient once backward is done, in one piece.
+ */
 function scalingSync(gpu: Awaited<ReturnType<typeof testGpu>>): GradientSync {
   return {
     worldSize: 2,
-    async allReduceGradients(grads, elements) {
-      const read = gpu.readback(grads, 0, elements * 4);
-      gpu.submit();
-      const g = new Float32Array(await read);
-      for (let i = 0; i < g.length; i++) g[i] *= 0.75;
-      gpu.write(grads, g, 0);
+    buckets: (elements) => [[0, elements]],
+    begin(grads, elements) {
+      let read: Promise<ArrayBuffer> | null = null;
+      return {
+        readBucket: () => void (read = gpu.readback(grads, 0, elements * 4)),
+        submitted: () => Promise.resolve(),
+        async finish() {
+          const g = new Float32Array(await read!);
+          for (let i = 0; i < g.length; i++) g[i] *= 0.75;
+          gpu.write(grads, g, 0);
+        },
+        cancel: () => Promise.resolve(),
+      };
     },
   };
 }
 
+/** The same scaling through the real exchange ({@linkcode gradientSyncFor}): a context whose "mean" scales. */
+class ScalingContext extends SingleRankContext {
+  override readonly worldSize = 2 as 1;
+  override startBucket(_index: number, data: Float32Array): Promise<void> {
+    for (let i = 0; i < data.length; i++) data[i] *= 0.75;
+    return Promise.resolve();
+  }
+}
+
 Deno.test({
   name:
-    "trainer: with a gradient sync the step replays as two captured segments around the exchange, bit-identical",
+    "trainer: a synced step cuts backward into segments per gradient bucket; replayed and recorded agree " +
+    "bit for bit with reading the gradient once after backward",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const run = async (capture: boolean, sync: boolean) => {
+    const run = async (capture: boolean, sync: "none" | "reference" | "segmented", accumulate = 1) => {
       const gpu = await testGpu();
       const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 4, capture }));
-      if (sync) trainer.gradientSync = scalingSync(gpu);
+      // 4 KiB buckets: the tiny model's gradient spans many, so backward is cut many times.
+      const segmented = gradientSyncFor(new ScalingContext(), gpu, {
+        firstBucketBytes: 1024,
+        bucketBytes: 4096,
+      });
+      if (sync === "reference") trainer.gradientSync = scalingSync(gpu);
+      if (sync === "segmented") trainer.gradientSync = segmented;
       const replayed: boolean[] = [];
+      const segments: number[] = [];
       for (let i = 0; i < 6; i++) {
-        await trainer.trainStep([syntheticBatch(tinyShape, 300 + i)]);
+        const micro = Array.from(
+          { length: accumulate },
+          (_, j) => syntheticBatch(tinyShape, 300 + i * 7 + j),
+        );
+        await trainer.trainStep(micro);
         replayed.push(trainer.lastStepReplayed);
+        segments.push(trainer.lastStepSegments);
       }
       await trainer.flushMetrics();
       const w = new Float32Array(
         await gpu.read(trainer.model.params.values, 0, trainer.model.params.totalElements * 4),
       );
-      return { w, replayed };
+      return { w, replayed, segments, buckets: segmented.buckets(trainer.model.params.totalElements).length };
     };
-    const captured = await run(true, true);
+    const same = (a: Float32Array, b: Float32Array, what: string) => {
+      const i = a.findIndex((x, j) => !Object.is(x, b[j]));
+      assert.equal(i, -1, `${what} differ at ${i}: ${a[i]} vs ${b[i]}`);
+    };
+    const reference = await run(false, "reference");
+    assert.deepEqual(reference.segments, [1, 1, 1, 1, 1, 1]);
+    const captured = await run(true, "segmented");
     assert.deepEqual(captured.replayed, [false, false, false, true, true, true]);
-    const recorded = await run(false, true);
-    assert.deepEqual(recorded.replayed, [false, false, false, false, false, false]);
-    const firstMismatch = captured.w.findIndex((x, i) => !Object.is(x, recorded.w[i]));
-    assert.equal(
-      firstMismatch,
-      -1,
-      `replayed synced training differs from recorded at ${firstMismatch}: ${captured.w[firstMismatch]} vs ${
-        recorded.w[firstMismatch]
-      }`,
-    );
-    const unsynced = await run(true, false);
+    assert.ok(captured.buckets >= 8, `expected many buckets, got ${captured.buckets}`);
+    // Backward is cut many times (a parameter larger than a bucket makes several final at once).
+    for (const n of captured.segments) {
+      assert.ok(n >= 8 && n <= captured.buckets, `${n} segments for ${captured.buckets} buckets`);
+    }
+    same(captured.w, reference.w, "segmented (replayed) and reference weights");
+    same((await run(false, "segmented")).w, reference.w, "segmented (recorded) and reference weights");
+    const unsynced = await run(true, "none");
     assert.ok(
       unsynced.w.some((x, i) => !Object.is(x, captured.w[i])),
       "the exchange's write-back must reach the optimizer",
     );
+    // Gradient accumulation: only the last micro-batch's backward is cut.
+    const accumulated = await run(true, "segmented", 2);
+    same(accumulated.w, (await run(true, "reference", 2)).w, "accumulated segmented and reference weights");
+    assert.deepEqual(accumulated.segments.slice(3), captured.segments.slice(3));
   },
 });
