@@ -27,6 +27,12 @@ export interface BucketSizes {
   firstBucketBytes: number;
   /** Every later bucket (default 25 MiB, DDP's `bucket_cap_mb`). */
   bucketBytes: number;
+  /**
+   * At most this much in the last bucket (the flat buffer's start: parameters backward finishes last), split
+   * off the bucket before it when larger; its copy, exchange and write-back come after backward, unhidden.
+   * Default: no limit.
+   */
+  lastBucketBytes?: number;
 }
 
 /** DDP's defaults: a 1 MiB first bucket, then 25 MiB. */
@@ -34,21 +40,33 @@ export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bu
 
 /**
  * Bucket boundaries [start, end) in f32 elements over a flat gradient of `elements`, in exchange order: the
- * first bucket is the buffer's last `firstBucketBytes`, each next one the `bucketBytes` before it.
+ * first bucket is the buffer's last `firstBucketBytes`, each next one the `bucketBytes` before it, the last
+ * one at most `lastBucketBytes`.
+ *
+ * @example
+ * ```ts
+ * import { gradientBuckets } from "./gradient_sync.ts";
+ * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 4 }));
+ * // [[8, 10], [5, 8], [2, 5], [1, 2], [0, 1]]
+ * ```
  */
 export function gradientBuckets(
   elements: number,
   sizes: BucketSizes = DEFAULT_BUCKET_SIZES,
 ): [number, number][] {
   const out: [number, number][] = [];
+  const elementsOf = (bytes: number) => Math.max(1, Math.floor(bytes / 4));
   let end = elements;
-  let size = Math.max(1, Math.floor(sizes.firstBucketBytes / 4));
+  let size = elementsOf(sizes.firstBucketBytes);
   while (end > 0) {
     const start = Math.max(0, end - size);
     out.push([start, end]);
     end = start;
-    size = Math.max(1, Math.floor(sizes.bucketBytes / 4));
+    size = elementsOf(sizes.bucketBytes);
   }
+  const last = sizes.lastBucketBytes === undefined ? Infinity : elementsOf(sizes.lastBucketBytes);
+  const [a, b] = out[out.length - 1] ?? [0, 0];
+  if (b - a > last) out.splice(out.length - 1, 1, [a + last, b], [a, a + last]);
   return out;
 }
 
@@ -104,8 +122,10 @@ export function gradientSyncFor(
       const { buckets, data } = hostFor(elements);
       const timings: GradientSyncTimings = { ...lastTimings, firstReadMs: 0, lastReadMs: 0, segments: 0 };
       const reads: Promise<MappedReadback>[] = [];
+      const ready: (MappedReadback | null)[] = [];
       let mapped = 0; // reads[0, mapped) were mapped
       let handed = 0; // reads[0, handed) were copied out and handed on
+      let failure: { error: unknown } | null = null;
       const queue = new BucketQueue();
       const writeBack = (async () => {
         for await (const { index, data: reduced } of allReduceBuckets(ctx, queue)) {
@@ -113,20 +133,30 @@ export function gradientSyncFor(
         }
       })();
       writeBack.catch(() => {}); // observed by finish()
-      const handOn = async (upTo: number) => {
-        for (; handed < upTo; handed++) {
+      // Buckets are copied out in index order, each as soon as it and every earlier one are mapped — in the
+      // map's own resolution, i.e. whenever the step engine's thread yields (it never waits for a map here).
+      const handOn = () => {
+        for (; handed < mapped && ready[handed]; handed++) {
           const bucket = data[handed];
-          (await reads[handed]).copyTo(new Uint8Array(bucket.buffer, bucket.byteOffset, bucket.byteLength));
+          try {
+            ready[handed]!.copyTo(new Uint8Array(bucket.buffer, bucket.byteOffset, bucket.byteLength));
+          } catch (error) {
+            failure ??= { error };
+            return;
+          }
+          ready[handed] = null;
           timings.lastReadMs = performance.now() - t0;
           if (handed === 0) timings.firstReadMs = timings.lastReadMs;
           queue.push(bucket);
         }
       };
+      const mappedAt: number[] = []; // when each bucket's map call returned
       const mapNew = () => {
         if (mapped === reads.length) return;
         gpu.mapHeldReadbacks();
-        mapped = reads.length;
-        timings.backwardDoneMs = performance.now() - t0;
+        const now = performance.now();
+        for (; mapped < reads.length; mapped++) mappedAt[mapped] = now;
+        timings.backwardDoneMs = now - t0;
         timings.segments++;
       };
       let closed = false;
@@ -135,7 +165,10 @@ export function gradientSyncFor(
         closed = true;
         // Unmap whatever will not be copied (an error, a stop).
         mapNew();
-        for (let i = handed; i < reads.length; i++) reads[i].then((m) => m.release(), () => {});
+        for (let i = handed; i < reads.length; i++) {
+          reads[i].then((m) => (ready[i] = null, m.release()), () => {});
+          ready[i]?.release();
+        }
         handed = reads.length;
         queue.close(error);
         await writeBack.catch(() => {});
@@ -148,14 +181,24 @@ export function gradientSyncFor(
             );
           }
           const [a, b] = buckets[index];
-          reads.push(gpu.readbackMapped(grads, a * 4, (b - a) * 4, { hold: true }));
+          const read = gpu.readbackMapped(grads, a * 4, (b - a) * 4, { hold: true });
+          reads.push(read);
+          ready.push(null);
+          read.then((m) => {
+            if (closed) return m.release();
+            ready[index] = m;
+            handOn();
+          }, (error) => failure ??= { error });
         },
         async submitted(): Promise<void> {
-          try {
-            await handOn(mapped);
-          } catch (error) {
-            await close(error);
-            throw error;
+          // When the oldest mapped bucket is due (its map resolves ~10 ms after the call returned), give the
+          // event loop a timer phase so it is copied out and handed on; then map this segment's buckets.
+          if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
+            await timerTurn();
+          }
+          if (failure) {
+            await close(failure.error);
+            throw failure.error;
           }
           mapNew();
         },
@@ -166,10 +209,12 @@ export function gradientSyncFor(
               `Cannot finish a gradient exchange as ${reads.length} of its ${buckets.length} buckets were read`,
             );
           }
-          try {
-            mapNew();
-            await handOn(reads.length);
-          } catch (error) {
+          mapNew();
+          await Promise.allSettled(reads);
+          handOn();
+          if (failure || handed < reads.length) {
+            const error = failure?.error ??
+              new Error("Cannot finish a gradient exchange: a bucket was not copied");
             await close(error);
             throw error;
           }
@@ -183,6 +228,22 @@ export function gradientSyncFor(
       };
     },
   };
+}
+
+/**
+ * A held map is worth a timer turn this long after its map call returned: Deno 2.9.6 resolves it ~10 ms
+ * later, and a `setTimeout(0)` turn takes ≥ 1 ms itself.
+ */
+const MAP_DUE_MS = 9;
+
+/**
+ * Resolves after the event loop's next timer phase, where Deno 2.9.6 resolves `mapAsync` promises whose time
+ * has come (measured on llvmpipe: a map due during a 20 ms block resolved at the first `setTimeout(0)` turn,
+ * but not within 30 `MessageChannel` turns). Costs ~1–4 ms, spent while the GPU runs the segment just
+ * submitted.
+ */
+function timerTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** An async iterable fed by `push`; ends at `close()`, or throws the error given to it. */
