@@ -23,6 +23,11 @@ const InfraConfigObject = z.strictObject({
   maxRestarts: z.number().int().nonnegative().default(0).describe(
     "automatic restarts from the last checkpoint after a failure or preemption",
   ),
+  bucketCapMb: z.number().positive().max(1024).default(25).describe(
+    "gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb): backward is cut where " +
+      "each bucket's gradients are final and the bucket is exchanged while backward goes on; the first bucket " +
+      "is min(1, this)",
+  ),
   autotune: z.enum(["off", "cached", "tune"]).default("cached").describe(
     '"off": never read or write the matmul autotune cache; "cached": install this adapter\'s tuning table ' +
       '(${ORION_HOME:-.orion}/autotune/) at startup; "tune": also time the first step\'s uncached matmul ' +
@@ -54,6 +59,12 @@ export interface InfraConfig {
   backend: "local" | "skypilot" | "slurm" | "pbs";
   /** Automatic restarts from the last checkpoint after a failure or preemption. */
   maxRestarts: number;
+  /**
+   * Gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb): backward is cut where
+   * each bucket's gradients are final and the bucket is exchanged while backward goes on; the first bucket is
+   * min(1, this).
+   */
+  bucketCapMb: number;
   /**
    * "off": never read or write the matmul autotune cache; "cached": install this adapter's tuning table
    * (${ORION_HOME:-.orion}/autotune/) at startup; "tune": also time the first step's uncached matmul shapes

@@ -39,7 +39,7 @@ import { registerRunInCatalog, type RunRecord, type RunStatus, writeRunRecord } 
 import { BenchScheduler } from "../bench/bench_runner.ts";
 import { liveBenchModel } from "./bench_model_loader.ts";
 import type { DistributedContext } from "../distributed/context.ts";
-import { gradientSyncFor } from "./gradient_sync.ts";
+import { DEFAULT_BUCKET_SIZES, gradientSyncFor } from "./gradient_sync.ts";
 import { checkpointLineage, type StageLineage, stageLineageOf } from "../pipeline/stage_lineage.ts";
 import { recordRunLineage } from "../pipeline/lineage_catalog.ts";
 import { writeRunReport } from "../dashboard/run_report.ts";
@@ -282,7 +282,13 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     ...settings,
     autotune: { ...settings.autotune, log: (line) => note(line) },
   });
-  if (dist) trainer.gradientSync = gradientSyncFor(dist, gpu);
+  if (dist) {
+    const bucketBytes = Math.round(config.infra.bucketCapMb * 2 ** 20);
+    trainer.gradientSync = gradientSyncFor(dist, gpu, {
+      firstBucketBytes: Math.min(DEFAULT_BUCKET_SIZES.firstBucketBytes, bucketBytes),
+      bucketBytes,
+    });
+  }
   // At startup: this adapter's cached matmul tuning table (unless infra.autotune is "off").
   await trainer.loadAutotuneCache();
   // run.json, with what autotuning did when it did something.

@@ -1,7 +1,8 @@
 /**
  * Data-parallel training through `orion launch` on the software adapter: 2 ranks equal 1 rank with the
  * doubled batch (f32 tolerance), and a 2-rank run whose rank 1 is SIGKILLed restarts from the last
- * committed checkpoint and ends byte-identical to an uninterrupted 2-rank run.
+ * committed checkpoint and ends byte-identical to an uninterrupted 2-rank run. Small gradient buckets make
+ * every synced step cut backward into several segments whose buckets travel while it runs.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -32,7 +33,8 @@ export default RunConfig({
   model: ModelConfig({ cls: POYO, kwargs: { dim: 32, depth: 1, dimHead: 8, crossHeads: 1, selfHeads: 2, numLatents: 4, ffnDropout: Number(Deno.env.get("DROPOUT") ?? "0"), linDropout: 0 } }),
   training: TrainingConfig({ batchSize: 8 / ranks, maxSteps: 8, optimizer: "adamw", lr: 1e-3, scheduler: "constant",
     valEveryNSteps: null, keepBestK: 0, logEveryNSteps: 1, ckptEveryNSteps: 2 }),
-  infra: InfraConfig({ accelerator: "cpu-software", nodes: 1, gpusPerNode: ranks, maxRestarts: 2 }),
+  // 10 KiB gradient buckets: the tiny model's backward is cut into several segments, exchanged as it runs.
+  infra: InfraConfig({ accelerator: "cpu-software", nodes: 1, gpusPerNode: ranks, maxRestarts: 2, bucketCapMb: 0.01 }),
 });
 `,
   );
