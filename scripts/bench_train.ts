@@ -142,7 +142,7 @@ if (!Number.isInteger(accumulate) || accumulate < 1) {
 // world-size-1 context as the "network" (its mean is the identity, so training is unchanged): what a synced
 // step costs on this GPU before any byte crosses a socket.
 let syncMs = 0;
-const syncPhases = { firstReadMs: 0, lastReadMs: 0, backwardDoneMs: 0, segments: 0 };
+const syncPhases = { firstReadMs: 0, lastReadMs: 0, backwardDoneMs: 0, segments: 0, copyMs: 0, writeMs: 0 };
 if (args["sync-loopback"]) {
   const mib = (name: "first-bucket-mib" | "bucket-mib" | "last-bucket-mib") => {
     const v = Number(args[name]);
@@ -176,6 +176,8 @@ if (args["sync-loopback"]) {
           syncPhases.lastReadMs += t.lastReadMs;
           syncPhases.backwardDoneMs += t.backwardDoneMs;
           syncPhases.segments += t.segments;
+          syncPhases.copyMs += t.copyMs;
+          syncPhases.writeMs += t.writeMs;
         },
       };
     },
@@ -435,6 +437,8 @@ const result = {
   syncLastReadMsPerStep: args["sync-loopback"] ? syncPhases.lastReadMs / steps : null,
   syncBackwardDoneMsPerStep: args["sync-loopback"] ? syncPhases.backwardDoneMs / steps : null,
   syncSegmentsPerStep: args["sync-loopback"] ? syncPhases.segments / steps : null,
+  syncCopyMsPerStep: args["sync-loopback"] ? syncPhases.copyMs / steps : null,
+  syncWriteMsPerStep: args["sync-loopback"] ? syncPhases.writeMs / steps : null,
   syncOverlap: args["sync-loopback"] ? args["sync-overlap"] : null,
   syncBucketMib: args["sync-loopback"]
     ? [Number(args["first-bucket-mib"]), Number(args["bucket-mib"])]
@@ -514,6 +518,8 @@ console.log(
         (syncPhases.firstReadMs / steps).toFixed(2)
       } ms, backward done ${(syncPhases.backwardDoneMs / steps).toFixed(2)} ms, last bucket out ${
         (syncPhases.lastReadMs / steps).toFixed(2)
+      } ms; copying out ${(syncPhases.copyMs / steps).toFixed(2)} ms, writing back ${
+        (syncPhases.writeMs / steps).toFixed(2)
       } ms), `
       : "") +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${

@@ -910,9 +910,12 @@ export class Gpu {
 /**
  * Bytes copied per `getMappedRange` call when a mapped read-back is copied out. Deno's `getMappedRange` hands
  * out a new ArrayBuffer per call; one over a whole large range costs its page faults every time (16 MiB:
- * 10.5 ms at once vs 2.8 ms in 1 MiB slices on the development VM, `scripts/bench_readback.ts`).
+ * 10.5 ms at once vs 2.8 ms in 1 MiB slices on the development VM, `scripts/bench_readback.ts`). Small slices
+ * stay below the allocator's mmap threshold, so their memory is reused instead of faulted in again: inside a
+ * training process on the H200 host, copying the seed size's 129.5 MB of gradients per step took 127 ms in
+ * 1 MiB slices, 61 ms in 256 KiB and 56 ms in 64 KiB (`bench_train --sync-loopback`, 2026-11-29).
  */
-export const MAPPED_COPY_SLICE_BYTES = 1 << 20;
+export const MAPPED_COPY_SLICE_BYTES = 64 << 10;
 
 /**
  * Copies bytes [start, end) of a mapped buffer into `into` at the same offsets, in slices of

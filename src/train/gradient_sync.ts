@@ -9,9 +9,11 @@
  * later segments run on the GPU, and written back before the optimizer's commands run.
  *
  * Deno 2.9.6's `mapAsync` blocks the thread until the GPU has run everything submitted so far and resolves
- * ~10 ms later. So at every segment boundary the exchange (1) hands on the buckets mapped at the previous
- * boundary — their 10 ms ran while the GPU worked on the segment just submitted — and (2) only then maps the
- * new segment's buckets, before the engine submits the next segment. See docs/distributed.md.
+ * ~10 ms later, in the event loop's timer phase. So a segment's buckets are mapped right after its submit
+ * and before the next segment is submitted (the map waits for that segment only), and each mapped bucket is
+ * copied out and handed on in its map's resolution, in index order. At a boundary the thread yields a timer
+ * turn only when the oldest mapped bucket is due, while the GPU runs the segment just submitted; it never
+ * waits for a map there. See docs/distributed.md.
  *
  * @module
  */
@@ -82,6 +84,10 @@ export interface GradientSyncTimings {
   totalMs: number;
   /** Backward segments submitted separately (1: no overlap). */
   segments: number;
+  /** Time spent copying buckets out of mapped memory (on this thread). */
+  copyMs: number;
+  /** Time spent in the write-backs (`queue.writeBuffer` calls, on this thread). */
+  writeMs: number;
 }
 
 /**
@@ -112,6 +118,8 @@ export function gradientSyncFor(
     backwardDoneMs: 0,
     totalMs: 0,
     segments: 0,
+    copyMs: 0,
+    writeMs: 0,
   };
   return {
     worldSize: ctx.worldSize,
@@ -120,7 +128,14 @@ export function gradientSyncFor(
     begin(grads: GpuBuffer, elements: number): GradientExchange {
       const t0 = performance.now();
       const { buckets, data } = hostFor(elements);
-      const timings: GradientSyncTimings = { ...lastTimings, firstReadMs: 0, lastReadMs: 0, segments: 0 };
+      const timings: GradientSyncTimings = {
+        ...lastTimings,
+        firstReadMs: 0,
+        lastReadMs: 0,
+        segments: 0,
+        copyMs: 0,
+        writeMs: 0,
+      };
       const reads: Promise<MappedReadback>[] = [];
       const ready: (MappedReadback | null)[] = [];
       let mapped = 0; // reads[0, mapped) were mapped
@@ -129,7 +144,9 @@ export function gradientSyncFor(
       const queue = new BucketQueue();
       const writeBack = (async () => {
         for await (const { index, data: reduced } of allReduceBuckets(ctx, queue)) {
+          const w0 = performance.now();
           gpu.write(grads, reduced, buckets[index][0] * 4);
+          timings.writeMs += performance.now() - w0;
         }
       })();
       writeBack.catch(() => {}); // observed by finish()
@@ -138,6 +155,7 @@ export function gradientSyncFor(
       const handOn = () => {
         for (; handed < mapped && ready[handed]; handed++) {
           const bucket = data[handed];
+          const c0 = performance.now();
           try {
             ready[handed]!.copyTo(new Uint8Array(bucket.buffer, bucket.byteOffset, bucket.byteLength));
           } catch (error) {
@@ -146,6 +164,7 @@ export function gradientSyncFor(
           }
           ready[handed] = null;
           timings.lastReadMs = performance.now() - t0;
+          timings.copyMs += timings.lastReadMs - (c0 - t0);
           if (handed === 0) timings.firstReadMs = timings.lastReadMs;
           queue.push(bucket);
         }
