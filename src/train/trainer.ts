@@ -45,6 +45,7 @@ import { backward, noGrad } from "../tensor/autograd.ts";
 import { type HalfDType, Scope, Tensor } from "../tensor/tensor.ts";
 import { scale } from "../ops/mod.ts";
 import { StepAutotuner, type StepAutotuneReport, type StepAutotuneSettings } from "./step_autotune.ts";
+import { BucketReadiness } from "./bucket_readiness.ts";
 
 /**
  * Exchanges gradients between ranks during backward (not used on one rank). The step engine submits the last
@@ -75,57 +76,14 @@ export interface GradientExchange {
    */
   readBucket(index: number): void;
   /**
-   * Called right after each segment's submit, before the next segment is submitted: hands on the buckets of
-   * earlier segments, then maps this one's (the thread waits for the GPU to finish the segment).
+   * Called right after each segment's submit, before the next segment is submitted: lets earlier buckets
+   * whose maps are due be handed on, then maps this segment's (the thread waits for the GPU to finish it).
    */
   submitted(): Promise<void>;
   /** Every bucket was read: resolves once all are averaged and written back (queue-ordered). */
   finish(): Promise<void>;
   /** Abandons the exchange after an error (releases the read-backs). */
   cancel(): Promise<void>;
-}
-
-/**
- * Tracks which gradient buckets are final during backward: a bucket is final once every parameter overlapping
- * it was reported by autograd's `onLeafReady`. Buckets are released strictly in index order.
- */
-class BucketReadiness {
-  readonly #bucketsOfLeaf = new Map<Tensor, number[]>();
-  readonly #pending: number[];
-  #next = 0;
-
-  constructor(
-    params: readonly { slot: { offset: number; size: number }; value: Tensor }[],
-    buckets: readonly (readonly [number, number])[],
-  ) {
-    this.#pending = buckets.map(() => 0);
-    for (const { slot, value } of params) {
-      const hit: number[] = [];
-      buckets.forEach(([a, b], i) => {
-        if (slot.offset < b && slot.offset + slot.size > a) hit.push(i);
-      });
-      for (const i of hit) this.#pending[i]++;
-      this.#bucketsOfLeaf.set(value, hit);
-    }
-  }
-
-  /** Marks `leaf` final; returns the buckets (in order) that may now be read. */
-  leafReady(leaf: Tensor): number[] {
-    const hit = this.#bucketsOfLeaf.get(leaf);
-    if (!hit) return [];
-    this.#bucketsOfLeaf.delete(leaf);
-    for (const i of hit) this.#pending[i]--;
-    const out: number[] = [];
-    while (this.#next < this.#pending.length && this.#pending[this.#next] === 0) out.push(this.#next++);
-    return out;
-  }
-
-  /** The buckets not released yet (parameters backward never reached), in order. */
-  rest(): number[] {
-    const out: number[] = [];
-    while (this.#next < this.#pending.length) out.push(this.#next++);
-    return out;
-  }
 }
 
 /** Settings of the step engine. */
