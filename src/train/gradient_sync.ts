@@ -112,7 +112,7 @@ export function gradientSyncFor(
     }
     return host;
   };
-  const lastTimings: GradientSyncTimings = {
+  const noTimings = (): GradientSyncTimings => ({
     firstReadMs: 0,
     lastReadMs: 0,
     backwardDoneMs: 0,
@@ -120,7 +120,8 @@ export function gradientSyncFor(
     segments: 0,
     copyMs: 0,
     writeMs: 0,
-  };
+  });
+  const lastTimings = noTimings();
   return {
     worldSize: ctx.worldSize,
     lastTimings,
@@ -128,14 +129,7 @@ export function gradientSyncFor(
     begin(grads: GpuBuffer, elements: number): GradientExchange {
       const t0 = performance.now();
       const { buckets, data } = hostFor(elements);
-      const timings: GradientSyncTimings = {
-        ...lastTimings,
-        firstReadMs: 0,
-        lastReadMs: 0,
-        segments: 0,
-        copyMs: 0,
-        writeMs: 0,
-      };
+      const timings = noTimings();
       const reads: Promise<MappedReadback>[] = [];
       const ready: (MappedReadback | null)[] = [];
       let mapped = 0; // reads[0, mapped) were mapped
