@@ -43,32 +43,56 @@ export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bu
 /**
  * Bucket boundaries [start, end) in f32 elements over a flat gradient of `elements`, in exchange order: the
  * first bucket is the buffer's last `firstBucketBytes`, each next one the `bucketBytes` before it, the last
- * one at most `lastBucketBytes`.
+ * one at most `lastBucketBytes`. With `paramOffsets` (where each parameter starts in the flat buffer) buckets
+ * hold whole parameters, as DDP's do: a cut moves down to the start of the parameter it would split, and a
+ * parameter larger than a bucket gets one of its own. A bucket is final once all its parameters are, so a
+ * split parameter would hold its bucket back until the parameter's own end of backward.
  *
  * @example
  * ```ts
  * import { gradientBuckets } from "./gradient_sync.ts";
  * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 4 }));
  * // [[8, 10], [5, 8], [2, 5], [1, 2], [0, 1]]
+ * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 4 }, [0, 1, 4, 9]));
+ * // [[4, 10], [1, 4], [0, 1]]
  * ```
  */
 export function gradientBuckets(
   elements: number,
   sizes: BucketSizes = DEFAULT_BUCKET_SIZES,
+  paramOffsets?: readonly number[],
 ): [number, number][] {
-  const out: [number, number][] = [];
+  const starts = paramOffsets
+    ? [...new Set(paramOffsets)].filter((o) => o > 0 && o < elements).sort((x, y) => x - y)
+    : null;
+  // The largest parameter start ≤ `at` (0 when none): where a cut at `at` moves so no parameter is split.
+  const snap = (at: number) => {
+    if (!starts) return at;
+    let lo = 0, hi = starts.length; // first index with starts[i] > at
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid] <= at) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 ? starts[lo - 1] : 0;
+  };
   const elementsOf = (bytes: number) => Math.max(1, Math.floor(bytes / 4));
+  const out: [number, number][] = [];
   let end = elements;
   let size = elementsOf(sizes.firstBucketBytes);
   while (end > 0) {
-    const start = Math.max(0, end - size);
+    let start = snap(Math.max(0, end - size));
+    // A parameter larger than the bucket: the bucket is that whole parameter.
+    if (start >= end) start = snap(end - 1);
     out.push([start, end]);
     end = start;
     size = elementsOf(sizes.bucketBytes);
   }
-  const last = sizes.lastBucketBytes === undefined ? Infinity : elementsOf(sizes.lastBucketBytes);
-  const [a, b] = out[out.length - 1] ?? [0, 0];
-  if (b - a > last) out.splice(out.length - 1, 1, [a + last, b], [a, a + last]);
+  if (sizes.lastBucketBytes !== undefined && out.length > 0) {
+    const [a, b] = out[out.length - 1];
+    const cut = snap(a + elementsOf(sizes.lastBucketBytes));
+    if (cut > a && cut < b) out.splice(out.length - 1, 1, [cut, b], [a, cut]);
+  }
   return out;
 }
 
@@ -104,11 +128,12 @@ export function gradientSyncFor(
   /** Phases of the last finished exchange (for benchmarks). */
   readonly lastTimings: GradientSyncTimings;
 } {
-  let host: { elements: number; buckets: [number, number][]; data: Float32Array[] } | null = null;
-  const hostFor = (elements: number) => {
-    if (host?.elements !== elements) {
-      const buckets = gradientBuckets(elements, sizes);
-      host = { elements, buckets, data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)) };
+  let host: { key: string; buckets: [number, number][]; data: Float32Array[] } | null = null;
+  const hostFor = (elements: number, paramOffsets?: readonly number[]) => {
+    const key = `${elements}:${paramOffsets?.join(",") ?? ""}`;
+    if (host?.key !== key) {
+      const buckets = gradientBuckets(elements, sizes, paramOffsets);
+      host = { key, buckets, data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)) };
     }
     return host;
   };
@@ -125,10 +150,10 @@ export function gradientSyncFor(
   return {
     worldSize: ctx.worldSize,
     lastTimings,
-    buckets: (elements) => hostFor(elements).buckets,
-    begin(grads: GpuBuffer, elements: number): GradientExchange {
+    buckets: (elements, paramOffsets) => hostFor(elements, paramOffsets).buckets,
+    begin(grads: GpuBuffer, elements: number, paramOffsets?: readonly number[]): GradientExchange {
       const t0 = performance.now();
-      const { buckets, data } = hostFor(elements);
+      const { buckets, data } = hostFor(elements, paramOffsets);
       const timings = noTimings();
       const reads: Promise<MappedReadback>[] = [];
       const ready: (MappedReadback | null)[] = [];

@@ -56,16 +56,17 @@ export interface GradientSync {
   readonly worldSize: number;
   /**
    * The buckets over the flat gradient, [start, end) in f32 elements, in the order every rank hands them on
-   * (the same on every rank: PyTorch DDP's rule).
+   * (the same on every rank: PyTorch DDP's rule). `paramOffsets`: where each parameter starts, for buckets
+   * of whole parameters.
    */
-  buckets(elements: number): readonly (readonly [number, number])[];
+  buckets(elements: number, paramOffsets?: readonly number[]): readonly (readonly [number, number])[];
   /**
    * Whether backward is cut into segments so buckets travel while it continues (default true; false reads
    * every bucket once backward is done, for comparison).
    */
   readonly overlapBackward?: boolean;
   /** Starts one step's exchange over the store's flat gradient buffer. */
-  begin(grads: GpuBuffer, elements: number): GradientExchange;
+  begin(grads: GpuBuffer, elements: number, paramOffsets?: readonly number[]): GradientExchange;
 }
 
 /** One step's gradient exchange ({@linkcode GradientSync.begin}). */
@@ -255,7 +256,8 @@ export class Trainer {
     const scope = Scope.begin();
     const t0 = performance.now();
     const store = this.model.params;
-    const exchange = sync ? this.gradientSync!.begin(store.grads, store.totalElements) : null;
+    const paramOffsets = store.slots.map((slot) => slot.offset);
+    const exchange = sync ? this.gradientSync!.begin(store.grads, store.totalElements, paramOffsets) : null;
     try {
       gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank });
       this.optimizer.writeStepValues({ lr, beta1 });
@@ -292,7 +294,7 @@ export class Trainer {
           if (capturing) gpu.beginCapture();
         };
         const readiness = exchange
-          ? new BucketReadiness(store.all(), this.gradientSync!.buckets(store.totalElements))
+          ? new BucketReadiness(store.all(), this.gradientSync!.buckets(store.totalElements, paramOffsets))
           : null;
         const k = microBatches.length;
         // With autotune "tune", the first recorded step's matmul shapes are collected here.
