@@ -163,9 +163,8 @@ if (args["sync-loopback"]) {
   trainer.gradientSync = {
     worldSize: 2,
     overlapBackward: overlap === "on",
-    buckets: inner.buckets,
-    begin(grads, elements) {
-      const exchange = inner.begin(grads, elements);
+    begin(grads, elements, paramOffsets) {
+      const exchange = inner.begin(grads, elements, paramOffsets);
       return {
         ...exchange,
         async finish() {

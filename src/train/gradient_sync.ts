@@ -150,7 +150,6 @@ export function gradientSyncFor(
   return {
     worldSize: ctx.worldSize,
     lastTimings,
-    buckets: (elements, paramOffsets) => hostFor(elements, paramOffsets).buckets,
     begin(grads: GpuBuffer, elements: number, paramOffsets?: readonly number[]): GradientExchange {
       const t0 = performance.now();
       const { buckets, data } = hostFor(elements, paramOffsets);
@@ -212,6 +211,7 @@ export function gradientSyncFor(
         await writeBack.catch(() => {});
       };
       return {
+        buckets,
         readBucket(index: number): void {
           if (index !== reads.length || index >= buckets.length) {
             throw new RangeError(

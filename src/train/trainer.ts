@@ -55,22 +55,24 @@ import { BucketReadiness } from "./bucket_readiness.ts";
 export interface GradientSync {
   readonly worldSize: number;
   /**
-   * The buckets over the flat gradient, [start, end) in f32 elements, in the order every rank hands them on
-   * (the same on every rank: PyTorch DDP's rule). `paramOffsets`: where each parameter starts, for buckets
-   * of whole parameters.
-   */
-  buckets(elements: number, paramOffsets?: readonly number[]): readonly (readonly [number, number])[];
-  /**
    * Whether backward is cut into segments so buckets travel while it continues (default true; false reads
    * every bucket once backward is done, for comparison).
    */
   readonly overlapBackward?: boolean;
-  /** Starts one step's exchange over the store's flat gradient buffer. */
+  /**
+   * Starts one step's exchange over the store's flat gradient buffer; `paramOffsets` (where each parameter
+   * starts) lets it form buckets of whole parameters.
+   */
   begin(grads: GpuBuffer, elements: number, paramOffsets?: readonly number[]): GradientExchange;
 }
 
 /** One step's gradient exchange ({@linkcode GradientSync.begin}). */
 export interface GradientExchange {
+  /**
+   * The buckets over the flat gradient, [start, end) in f32 elements, in the order every rank hands them on
+   * (the same on every rank: PyTorch DDP's rule).
+   */
+  readonly buckets: readonly (readonly [number, number])[];
   /**
    * Records bucket `index`'s read-back (called in index order, once the commands that make its gradients
    * final are recorded, before the submit that carries them).
@@ -256,8 +258,9 @@ export class Trainer {
     const scope = Scope.begin();
     const t0 = performance.now();
     const store = this.model.params;
-    const paramOffsets = store.slots.map((slot) => slot.offset);
-    const exchange = sync ? this.gradientSync!.begin(store.grads, store.totalElements, paramOffsets) : null;
+    const exchange = sync
+      ? this.gradientSync!.begin(store.grads, store.totalElements, store.slots.map((slot) => slot.offset))
+      : null;
     try {
       gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank });
       this.optimizer.writeStepValues({ lr, beta1 });
@@ -293,9 +296,7 @@ export class Trainer {
           this.lastStepSegments++;
           if (capturing) gpu.beginCapture();
         };
-        const readiness = exchange
-          ? new BucketReadiness(store.all(), this.gradientSync!.buckets(store.totalElements, paramOffsets))
-          : null;
+        const readiness = exchange ? new BucketReadiness(store.all(), exchange.buckets) : null;
         const k = microBatches.length;
         // With autotune "tune", the first recorded step's matmul shapes are collected here.
         this.#autotune.record(() =>

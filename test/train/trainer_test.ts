@@ -217,10 +217,10 @@ Deno.test({
 function scalingSync(gpu: Awaited<ReturnType<typeof testGpu>>): GradientSync {
   return {
     worldSize: 2,
-    buckets: (elements) => [[0, elements]],
     begin(grads, elements) {
       let read: Promise<ArrayBuffer> | null = null;
       return {
+        buckets: [[0, elements]],
         readBucket: () => void (read = gpu.readback(grads, 0, elements * 4)),
         submitted: () => Promise.resolve(),
         async finish() {
@@ -275,7 +275,10 @@ Deno.test({
       const w = new Float32Array(
         await gpu.read(trainer.model.params.values, 0, trainer.model.params.totalElements * 4),
       );
-      return { w, replayed, segments, buckets: segmented.buckets(trainer.model.params.totalElements).length };
+      const store = trainer.model.params;
+      const exchange = segmented.begin(store.grads, store.totalElements, store.slots.map((x) => x.offset));
+      await exchange.cancel();
+      return { w, replayed, segments, buckets: exchange.buckets.length };
     };
     const same = (a: Float32Array, b: Float32Array, what: string) => {
       const i = a.findIndex((x, j) => !Object.is(x, b[j]));
