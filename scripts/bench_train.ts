@@ -32,7 +32,8 @@
  * buckets read back as they become final, exchanged, written back) with a world-size-1 context as the
  * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
- * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib`/`--last-bucket-mib` set the bucket sizes (1, 25 and no limit).
+ * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib`/`--last-bucket-mib` set the bucket sizes (1, 25 and no limit);
+ * `--bucket-align bytes` cuts buckets at byte offsets instead of whole parameters (for comparison).
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -87,6 +88,7 @@ const { values: args } = parseArgs({
     "first-bucket-mib": { type: "string", default: "1" },
     "bucket-mib": { type: "string", default: "25" },
     "last-bucket-mib": { type: "string" },
+    "bucket-align": { type: "string", default: "params" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
     "autotune-cached": { type: "boolean", default: false },
@@ -156,6 +158,10 @@ if (args["sync-loopback"]) {
     bucketBytes: mib("bucket-mib"),
     ...(args["last-bucket-mib"] ? { lastBucketBytes: mib("last-bucket-mib") } : {}),
   });
+  const align = args["bucket-align"];
+  if (align !== "params" && align !== "bytes") {
+    throw new Error(`Cannot bench with --bucket-align ${align}: it must be params or bytes`);
+  }
   const overlap = args["sync-overlap"];
   if (overlap !== "on" && overlap !== "off") {
     throw new Error(`Cannot bench with --sync-overlap ${overlap}: it must be on or off`);
@@ -164,7 +170,7 @@ if (args["sync-loopback"]) {
     worldSize: 2,
     overlapBackward: overlap === "on",
     begin(grads, elements, paramOffsets) {
-      const exchange = inner.begin(grads, elements, paramOffsets);
+      const exchange = inner.begin(grads, elements, align === "params" ? paramOffsets : undefined);
       return {
         ...exchange,
         async finish() {
@@ -439,6 +445,7 @@ const result = {
   syncCopyMsPerStep: args["sync-loopback"] ? syncPhases.copyMs / steps : null,
   syncWriteMsPerStep: args["sync-loopback"] ? syncPhases.writeMs / steps : null,
   syncOverlap: args["sync-loopback"] ? args["sync-overlap"] : null,
+  syncBucketAlign: args["sync-loopback"] ? args["bucket-align"] : null,
   syncBucketMib: args["sync-loopback"]
     ? [Number(args["first-bucket-mib"]), Number(args["bucket-mib"])]
     : null,
