@@ -33,7 +33,7 @@
  * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
  * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib`/`--last-bucket-mib` set the bucket sizes (1, 25 and no limit);
- * `--bucket-align bytes` cuts buckets at byte offsets instead of whole parameters (for comparison).
+ * `--bucket-align params` makes buckets of whole parameters instead of byte ranges.
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -88,7 +88,7 @@ const { values: args } = parseArgs({
     "first-bucket-mib": { type: "string", default: "1" },
     "bucket-mib": { type: "string", default: "25" },
     "last-bucket-mib": { type: "string" },
-    "bucket-align": { type: "string", default: "params" },
+    "bucket-align": { type: "string", default: "bytes" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
     "autotune-cached": { type: "boolean", default: false },
@@ -157,6 +157,7 @@ if (args["sync-loopback"]) {
     firstBucketBytes: mib("first-bucket-mib"),
     bucketBytes: mib("bucket-mib"),
     ...(args["last-bucket-mib"] ? { lastBucketBytes: mib("last-bucket-mib") } : {}),
+    alignToParameters: args["bucket-align"] === "params",
   });
   const align = args["bucket-align"];
   if (align !== "params" && align !== "bytes") {
@@ -170,7 +171,7 @@ if (args["sync-loopback"]) {
     worldSize: 2,
     overlapBackward: overlap === "on",
     begin(grads, elements, paramOffsets) {
-      const exchange = inner.begin(grads, elements, align === "params" ? paramOffsets : undefined);
+      const exchange = inner.begin(grads, elements, paramOffsets);
       return {
         ...exchange,
         async finish() {

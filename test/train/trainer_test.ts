@@ -250,16 +250,21 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const run = async (capture: boolean, sync: "none" | "reference" | "segmented", accumulate = 1) => {
+    const run = async (
+      capture: boolean,
+      sync: "none" | "reference" | "segmented" | "aligned",
+      accumulate = 1,
+    ) => {
       const gpu = await testGpu();
       const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 4, capture }));
       // 4 KiB buckets: the tiny model's gradient spans many, so backward is cut many times.
       const segmented = gradientSyncFor(new ScalingContext(), gpu, {
         firstBucketBytes: 1024,
         bucketBytes: 4096,
+        alignToParameters: sync === "aligned",
       });
       if (sync === "reference") trainer.gradientSync = scalingSync(gpu);
-      if (sync === "segmented") trainer.gradientSync = segmented;
+      if (sync === "segmented" || sync === "aligned") trainer.gradientSync = segmented;
       const replayed: boolean[] = [];
       const segments: number[] = [];
       for (let i = 0; i < 6; i++) {
@@ -295,6 +300,12 @@ Deno.test({
     }
     same(captured.w, reference.w, "segmented (replayed) and reference weights");
     same((await run(false, "segmented")).w, reference.w, "segmented (recorded) and reference weights");
+    const aligned = await run(true, "aligned");
+    assert.ok(
+      aligned.buckets >= 8 && aligned.buckets !== captured.buckets,
+      `${aligned.buckets} aligned buckets`,
+    );
+    same(aligned.w, reference.w, "segmented (buckets of whole parameters) and reference weights");
     const unsynced = await run(true, "none");
     assert.ok(
       unsynced.w.some((x, i) => !Object.is(x, captured.w[i])),
