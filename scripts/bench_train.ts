@@ -32,7 +32,7 @@
  * buckets read back as they become final, exchanged, written back) with a world-size-1 context as the
  * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
- * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib`/`--last-bucket-mib` set the bucket sizes (1, 25 and no limit);
+ * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 25);
  * `--bucket-align params` makes buckets of whole parameters instead of byte ranges.
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
@@ -87,7 +87,6 @@ const { values: args } = parseArgs({
     "sync-overlap": { type: "string", default: "on" },
     "first-bucket-mib": { type: "string", default: "1" },
     "bucket-mib": { type: "string", default: "25" },
-    "last-bucket-mib": { type: "string" },
     "bucket-align": { type: "string", default: "bytes" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
@@ -146,7 +145,7 @@ if (!Number.isInteger(accumulate) || accumulate < 1) {
 let syncMs = 0;
 const syncPhases = { firstReadMs: 0, lastReadMs: 0, backwardDoneMs: 0, segments: 0, copyMs: 0, writeMs: 0 };
 if (args["sync-loopback"]) {
-  const mib = (name: "first-bucket-mib" | "bucket-mib" | "last-bucket-mib") => {
+  const mib = (name: "first-bucket-mib" | "bucket-mib") => {
     const v = Number(args[name]);
     if (!(v > 0)) {
       throw new Error(`Cannot bench with --${name} ${args[name]}: it must be a positive number of MiB`);
@@ -156,7 +155,6 @@ if (args["sync-loopback"]) {
   const inner = gradientSyncFor(new SingleRankContext(), gpu, {
     firstBucketBytes: mib("first-bucket-mib"),
     bucketBytes: mib("bucket-mib"),
-    ...(args["last-bucket-mib"] ? { lastBucketBytes: mib("last-bucket-mib") } : {}),
     alignToParameters: args["bucket-align"] === "params",
   });
   const align = args["bucket-align"];

@@ -654,14 +654,12 @@ export class Gpu {
 
   /**
    * Like {@linkcode Gpu.readbackInto}, but the promise resolves as soon as the staging buffer is mapped, with a
-   * {@linkcode MappedReadback} to copy out when the caller is ready. Several read-backs mapped by one submit
-   * all resolve in the same event-loop turn; copying each inside its own resolution would copy all of them
-   * before the first consumer runs. The gradient sync copies bucket by bucket in order instead, handing
-   * each to the exchange before copying the next.
+   * {@linkcode MappedReadback} to copy out when the caller is ready (the gradient exchange copies buckets in
+   * index order into memory the ring reduces in place).
    *
    * With `{ hold: true }` the submit does not map it: {@linkcode Gpu.mapHeldReadbacks} does, at the sync
-   * point the caller chooses (the gradient exchange maps a backward segment's buckets only after it has
-   * handed the previous segment's buckets on, while the GPU runs the segment).
+   * point the caller chooses (the gradient exchange maps a backward segment's buckets right after that
+   * segment's submit, before the next segment is submitted).
    *
    * @example
    * ```ts ignore

@@ -155,7 +155,7 @@ export function backward(root: Tensor, gradRoot?: Tensor, options: BackwardOptio
     for (const t of order) {
       if (!t.node) {
         // A leaf nothing consumes (the root itself); consumed leaves were finalized eagerly.
-        if (pending.has(t.id) || grads.has(t.id)) finalizeLeaf(t);
+        if (grads.has(t.id)) finalizeLeaf(t);
         continue;
       }
       const g = grads.get(t.id);

@@ -30,12 +30,6 @@ export interface BucketSizes {
   /** Every later bucket (default 25 MiB, DDP's `bucket_cap_mb`). */
   bucketBytes: number;
   /**
-   * At most this much in the last bucket (the flat buffer's start: parameters backward finishes last), split
-   * off the bucket before it when larger; its copy, exchange and write-back come after backward, unhidden.
-   * Default: no limit.
-   */
-  lastBucketBytes?: number;
-  /**
    * Buckets of whole parameters (DDP's layout) instead of byte ranges. Default false: on the H200 the seed size
    * ran 204.1–205.3 samples/s with byte ranges and 196.9–200.6 aligned (synced loopback, same run; aligned
    * buckets left 5–6 ms less after backward but made backward ~10 ms longer).
@@ -48,8 +42,8 @@ export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bu
 
 /**
  * Bucket boundaries [start, end) in f32 elements over a flat gradient of `elements`, in exchange order: the
- * first bucket is the buffer's last `firstBucketBytes`, each next one the `bucketBytes` before it, the last
- * one at most `lastBucketBytes`. With `paramOffsets` (where each parameter starts in the flat buffer) buckets
+ * first bucket is the buffer's last `firstBucketBytes`, each next one the `bucketBytes` before it. With
+ * `paramOffsets` (where each parameter starts in the flat buffer) buckets
  * hold whole parameters, as DDP's do: a cut moves down to the start of the parameter it would split, and a
  * parameter larger than a bucket gets one of its own. A bucket is final once all its parameters are, so a
  * split parameter would hold its bucket back until the parameter's own end of backward.
@@ -57,9 +51,9 @@ export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bu
  * @example
  * ```ts
  * import { gradientBuckets } from "./gradient_sync.ts";
- * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 4 }));
- * // [[8, 10], [5, 8], [2, 5], [1, 2], [0, 1]]
- * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 4 }, [0, 1, 4, 9]));
+ * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12 }));
+ * // [[8, 10], [5, 8], [2, 5], [0, 2]]
+ * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12 }, [0, 1, 4, 9]));
  * // [[4, 10], [1, 4], [0, 1]]
  * ```
  */
@@ -93,11 +87,6 @@ export function gradientBuckets(
     out.push([start, end]);
     end = start;
     size = elementsOf(sizes.bucketBytes);
-  }
-  if (sizes.lastBucketBytes !== undefined && out.length > 0) {
-    const [a, b] = out[out.length - 1];
-    const cut = snap(a + elementsOf(sizes.lastBucketBytes));
-    if (cut > a && cut < b) out.splice(out.length - 1, 1, [cut, b], [a, cut]);
   }
   return out;
 }
@@ -134,12 +123,18 @@ export function gradientSyncFor(
   /** Phases of the last finished exchange (for benchmarks). */
   readonly lastTimings: GradientSyncTimings;
 } {
-  let host: { key: string; buckets: [number, number][]; data: Float32Array[] } | null = null;
+  // Buckets and their host arrays, kept while the layout stays (the step engine passes the same offsets).
+  let host: {
+    elements: number;
+    offsets: readonly number[] | undefined;
+    buckets: [number, number][];
+    data: Float32Array[];
+  } | null = null;
   const hostFor = (elements: number, paramOffsets?: readonly number[]) => {
-    const key = `${elements}:${sizes.alignToParameters ? paramOffsets?.join(",") : ""}`;
-    if (host?.key !== key) {
-      const buckets = gradientBuckets(elements, sizes, sizes.alignToParameters ? paramOffsets : undefined);
-      host = { key, buckets, data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)) };
+    const offsets = sizes.alignToParameters ? paramOffsets : undefined;
+    if (host?.elements !== elements || host.offsets !== offsets) {
+      const buckets = gradientBuckets(elements, sizes, offsets);
+      host = { elements, offsets, buckets, data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)) };
     }
     return host;
   };
@@ -283,7 +278,7 @@ const MAP_DUE_MS = 9;
 /**
  * Resolves after the event loop's next timer phase, where Deno 2.9.6 resolves `mapAsync` promises whose time
  * has come (measured on llvmpipe: a map due during a 20 ms block resolved at the first `setTimeout(0)` turn,
- * but not within 30 `MessageChannel` turns). Costs ~1–4 ms, spent while the GPU runs the segment just
+ * but took 30 or more `MessageChannel` turns in two probes). Costs ~1–4 ms, spent while the GPU runs the segment just
  * submitted.
  */
 function timerTurn(): Promise<void> {

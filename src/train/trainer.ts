@@ -202,6 +202,8 @@ export class Trainer {
   /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
   lastSubmitMs = 0;
   readonly #autotune: StepAutotuner;
+  /** Where each parameter starts in the flat buffers (for the gradient exchange's bucket layout). */
+  readonly #paramOffsets: readonly number[];
 
   constructor(gpu: Gpu, kwargs: ResolvedPoyoKwargs, vocab: PoyoVocabulary, settings: TrainerSettings) {
     this.gpu = gpu;
@@ -209,6 +211,7 @@ export class Trainer {
     const precision = settings.precision ?? "32-true";
     this.model = new POYO(gpu, kwargs, vocab, { seed: settings.seed, autocast: autocastDtype(precision) });
     this.optimizer = new FlatOptimizer(this.model.params, settings.optimizer);
+    this.#paramOffsets = this.model.params.slots.map((slot) => slot.offset);
     this.gradScaler = precision === "16-mixed"
       ? new GradScaler(gpu, settings.gradScaler ?? DEFAULT_GRAD_SCALER)
       : null;
@@ -259,7 +262,7 @@ export class Trainer {
     const t0 = performance.now();
     const store = this.model.params;
     const exchange = sync
-      ? this.gradientSync!.begin(store.grads, store.totalElements, store.slots.map((slot) => slot.offset))
+      ? this.gradientSync!.begin(store.grads, store.totalElements, this.#paramOffsets)
       : null;
     try {
       gpu.setStepState({ step, seed: this.settings.seed, rank: this.settings.rank });
