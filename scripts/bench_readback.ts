@@ -2,7 +2,8 @@
  * Read-back latency of Deno's WebGPU: how long `GPUBuffer.mapAsync` takes to resolve when the GPU has nothing
  * left to do (the copy into the mappable buffer already finished), for several sizes, next to
  * `GPUQueue.onSubmittedWorkDone` on an idle queue. This is the floor of every synchronous GPU→host transfer
- * (a data-parallel rank's gradient read-back, `Gpu.sync`), whatever the GPU.
+ * (a data-parallel rank's gradient read-back, `Gpu.sync`), whatever the GPU — unless the bytes are taken when
+ * the `mapAsync` call returns (`Gpu.read` rows, early maps on vs off; `src/gpu/early_map.ts`).
  *
  * Usage: deno run --allow-read --allow-env --allow-ffi scripts/bench_readback.ts [--reps 15] [--json PATH]
  * Prints one line per measurement and a JSON line last.
@@ -10,6 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { Gpu } from "../src/gpu/gpu.ts";
 
 const args = parseArgs({
   options: { reps: { type: "string", default: "15" }, json: { type: "string" } },
@@ -59,6 +61,25 @@ for (const bytes of [256, 1 << 20, 16 << 20]) {
   record("mapAsync after the copy finished", bytes, ms);
   src.destroy();
   dst.destroy();
+}
+// Orion's read-back round trip (`Gpu.read`: record the copy, submit, bytes in hand) on an idle GPU, with
+// early maps (bytes taken when the mapAsync call returns, src/gpu/early_map.ts) and without (the promise).
+for (const earlyMaps of [true, false]) {
+  const gpu = await Gpu.create({ earlyMaps });
+  for (const bytes of [256, 1 << 20, 16 << 20]) {
+    const buf = gpu.pool.acquire(bytes, "bench.readback");
+    await gpu.read(buf, 0, bytes); // the staging buffer's first map is always awaited
+    const ms: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      await gpu.sync();
+      const t0 = performance.now();
+      await gpu.read(buf, 0, bytes);
+      ms.push(performance.now() - t0);
+    }
+    record(`Gpu.read, early maps ${gpu.earlyMaps ? "on" : "off"}`, bytes, ms);
+    gpu.pool.release(buf);
+  }
+  gpu.destroy();
 }
 // Host side of a read-back once mapped: Deno's getMappedRange copies the mapped range into a new
 // ArrayBuffer for READ maps (its memory page-faults on first touch), which the caller then copies into its

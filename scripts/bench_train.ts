@@ -13,6 +13,9 @@
  *       [--autotune [--autotune-target-ms 50] [--autotune-warmup-ms 200] | --autotune-cached]
  *       [--accumulate k] [--sync-loopback]
  *
+ * `ORION_EARLY_MAPS=0` makes every read-back wait for its `mapAsync` promise (`src/gpu/early_map.ts`), to
+ * measure what early maps save.
+ *
  * Matmul autotuning (`InfraConfig.autotune`, `src/train/step_autotune.ts`): off by default here, so the
  * numbers are those of the size heuristic whatever cache exists. `--autotune` ("tune") loads this adapter's
  * cache (`${ORION_HOME:-.orion}/autotune/`), times the first warm-up step's uncached matmul shapes right
@@ -433,6 +436,8 @@ const result = {
   preset: args.preset,
   precision: args.precision,
   adapter: gpu.description.description,
+  /** Read-backs taken when `mapAsync` returned (`Gpu.earlyMaps`; `ORION_EARLY_MAPS=0` turns them off). */
+  earlyMaps: { enabled: gpu.earlyMaps, early: gpu.counters.earlyMaps, awaited: gpu.counters.awaitedMaps },
   batchSize,
   accumulate,
   syncLoopback: args["sync-loopback"],
@@ -505,7 +510,12 @@ const ratio = torch
   )
   : null;
 Object.assign(result, torch ? { torch, ratio } : {});
-console.log(`adapter: ${result.adapter}`);
+console.log(
+  `adapter: ${result.adapter}; early maps ${
+    gpu.earlyMaps ? "on" : "off"
+  } (${gpu.counters.earlyMaps} early, ` +
+    `${gpu.counters.awaitedMaps} awaited)`,
+);
 console.log(
   `orion ${args.preset} (${args.precision}): ${samplesPerS.toFixed(1)} samples/s, ${
     result.msPerStep.toFixed(2)

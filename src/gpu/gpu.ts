@@ -11,6 +11,7 @@
 import { acquireDevice, type AcquireOptions, type AdapterDescription, type GpuFeatures } from "./device.ts";
 import { BufferPool, type GpuBuffer, sizeClass } from "./buffer_pool.ts";
 import { type CompiledKernel, KernelError, type KernelSpec, PipelineCache } from "./kernel.ts";
+import { earlyMapsDisabledByEnv, mappedNow, probeEarlyMaps } from "./early_map.ts";
 
 /** A binding: a whole pooled buffer, or a byte range of one (offset aligned to 256). */
 export type BufferBinding = GpuBuffer | { buffer: GpuBuffer; offset: number; size: number };
@@ -157,7 +158,17 @@ export class Gpu {
     uploadMsLastReplay: 0,
     /** Bytes the last replay uploaded. */
     uploadBytesLastReplay: 0,
+    /** Read-backs taken right after their `mapAsync` call returned ({@linkcode Gpu.earlyMaps}). */
+    earlyMaps: 0,
+    /** Read-backs that waited for their `mapAsync` promise. */
+    awaitedMaps: 0,
   };
+  /**
+   * Read-backs are taken as soon as Deno's `mapAsync` call returns instead of ~10 ms later when its promise
+   * resolves (see `early_map.ts`). Set by {@linkcode Gpu.create} from a probe of the runtime; false when the
+   * probe fails or `ORION_EARLY_MAPS=0`.
+   */
+  earlyMaps = false;
 
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -173,6 +184,8 @@ export class Gpu {
   #unmapped: { readback: PendingReadback; since: number }[] = [];
   #unmappedTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #stagingFree = new Map<number, GPUBuffer[]>();
+  /** Staging buffers that completed a `READ` map (only those may be read early, see `early_map.ts`). */
+  readonly #readMapped = new WeakSet<GPUBuffer>();
   readonly #errors: Error[] = [];
   #lastKernel = "(none)";
   #capture: CapturedCommand[] | null = null;
@@ -231,10 +244,17 @@ export class Gpu {
     });
   }
 
-  /** Acquires a device (see {@linkcode acquireDevice}) and wraps it. */
-  static async create(options: AcquireOptions = {}): Promise<Gpu> {
+  /**
+   * Acquires a device (see {@linkcode acquireDevice}) and wraps it. `earlyMaps: false` keeps every read-back
+   * waiting for its `mapAsync` promise (as does `ORION_EARLY_MAPS=0`); otherwise the runtime is probed.
+   */
+  static async create(options: AcquireOptions & { earlyMaps?: boolean } = {}): Promise<Gpu> {
     const { device, features, description } = await acquireDevice(options);
-    return new Gpu(device, features, description);
+    const gpu = new Gpu(device, features, description);
+    if ((options.earlyMaps ?? true) && !earlyMapsDisabledByEnv()) {
+      gpu.earlyMaps = await probeEarlyMaps(device);
+    }
+    return gpu;
   }
 
   /** Throws the first GPU error seen since the last check (compilation or validation), naming the kernel. */
@@ -729,51 +749,69 @@ export class Gpu {
     for (const { readback } of this.#unmapped.splice(0)) this.#map(readback);
   }
 
-  /** Maps a submitted read-back; then copies it out at once, or slice by slice when spread. */
+  /**
+   * Maps a submitted read-back; then copies it out at once, or slice by slice when spread. With
+   * {@linkcode Gpu.earlyMaps} the bytes are taken when the `mapAsync` call returns (it has waited for the GPU
+   * by then) rather than when its promise resolves ~10 ms later.
+   */
   #map(r: PendingReadback): void {
-    r.staging.mapAsync(GPUMapMode.READ, 0, sizeClass(r.size)).then(() => {
-      if (r.deferred) {
-        let settled = false;
-        const settle = () => {
-          if (settled) {
-            throw new Error("Cannot use a mapped read-back twice: it was already copied or released");
-          }
-          settled = true;
-        };
-        r.deferred({
-          size: r.size,
-          copyTo: (into) => {
-            if (into.byteLength < r.size) {
-              throw new RangeError(
-                `Cannot copy ${r.size} bytes into a destination of ${into.byteLength} bytes: current value is ${into.byteLength}`,
-              );
-            }
-            settle();
-            copyMapped(r.staging, into, 0, r.size);
-            this.#releaseStaging(r);
-            this.checkErrors();
-          },
-          release: () => {
-            if (settled) return;
-            settle();
-            this.#releaseStaging(r);
-          },
-        });
-        return;
-      }
-      if (!r.spread) {
-        const data = r.into ?? new Uint8Array(r.size);
-        copyMapped(r.staging, data, 0, r.size);
-        this.#finishReadback(r, data);
-        return;
-      }
-      const copy: SpreadCopy = { readback: r, data: r.into ?? new Uint8Array(r.size), copied: 0 };
-      this.#spreading.push(copy);
-      setTimeout(() => {
-        // Deadline: finish this one (and any older ones) at once.
-        while (this.#spreading.includes(copy)) this.#copySpread(Number.MAX_SAFE_INTEGER);
-      }, SPREAD_DEADLINE_MS);
+    const mapping = r.staging.mapAsync(GPUMapMode.READ, 0, sizeClass(r.size));
+    if (this.earlyMaps && this.#readMapped.has(r.staging) && mappedNow(r.staging)) {
+      mapping.catch(() => {}); // resolves after its timer; the bytes are taken already
+      this.counters.earlyMaps++;
+      this.#mapped(r);
+      return;
+    }
+    mapping.then(() => {
+      this.#readMapped.add(r.staging);
+      this.counters.awaitedMaps++;
+      this.#mapped(r);
     }, (e) => r.reject(e instanceof Error ? e : new Error(String(e))));
+  }
+
+  /** A read-back's staging buffer is mapped: hand it over, copy it out, or start its spread copy. */
+  #mapped(r: PendingReadback): void {
+    if (r.deferred) {
+      let settled = false;
+      const settle = () => {
+        if (settled) {
+          throw new Error("Cannot use a mapped read-back twice: it was already copied or released");
+        }
+        settled = true;
+      };
+      r.deferred({
+        size: r.size,
+        copyTo: (into) => {
+          if (into.byteLength < r.size) {
+            throw new RangeError(
+              `Cannot copy ${r.size} bytes into a destination of ${into.byteLength} bytes: current value is ${into.byteLength}`,
+            );
+          }
+          settle();
+          copyMapped(r.staging, into, 0, r.size);
+          this.#releaseStaging(r);
+          this.checkErrors();
+        },
+        release: () => {
+          if (settled) return;
+          settle();
+          this.#releaseStaging(r);
+        },
+      });
+      return;
+    }
+    if (!r.spread) {
+      const data = r.into ?? new Uint8Array(r.size);
+      copyMapped(r.staging, data, 0, r.size);
+      this.#finishReadback(r, data);
+      return;
+    }
+    const copy: SpreadCopy = { readback: r, data: r.into ?? new Uint8Array(r.size), copied: 0 };
+    this.#spreading.push(copy);
+    setTimeout(() => {
+      // Deadline: finish this one (and any older ones) at once.
+      while (this.#spreading.includes(copy)) this.#copySpread(Number.MAX_SAFE_INTEGER);
+    }, SPREAD_DEADLINE_MS);
   }
 
   /** Copies up to `budget` bytes of the oldest spread read-backs; resolves those that complete. */
@@ -879,8 +917,15 @@ export class Gpu {
 
   /** Submits pending work and waits until the GPU finished it; throws GPU errors naming the kernel. */
   async sync(): Promise<void> {
-    if (this.#encoder || this.#readbacks.length) this.submit();
-    await this.device.queue.onSubmittedWorkDone();
+    if (this.earlyMaps) {
+      // A 4-byte read-back returns as soon as the GPU is done; `onSubmittedWorkDone` adds Deno's 10 ms timer.
+      const done = this.readback(this.scratch, 0, 4);
+      this.submit();
+      await done;
+    } else {
+      if (this.#encoder || this.#readbacks.length) this.submit();
+      await this.device.queue.onSubmittedWorkDone();
+    }
     this.checkErrors();
   }
 

@@ -189,8 +189,13 @@ export function gradientSyncFor(
         }
       };
       const mappedAt: number[] = []; // when each bucket's map call returned
+      // Early maps (`Gpu.earlyMaps`) hand a bucket over as soon as its map call returns, right after its
+      // segment's submit; it is copied out only once the next segment is submitted, so the copy runs while
+      // the GPU works instead of holding the next submit back.
+      let holdCopies = false;
       const mapNew = () => {
         if (mapped === reads.length) return;
+        holdCopies = true;
         gpu.mapHeldReadbacks();
         const now = performance.now();
         for (; mapped < reads.length; mapped++) mappedAt[mapped] = now;
@@ -226,12 +231,16 @@ export function gradientSyncFor(
           read.then((m) => {
             if (closed) return m.release();
             ready[index] = m;
-            handOn();
+            if (!holdCopies) handOn();
           }, (error) => failure ??= { error });
         },
         async submitted(): Promise<void> {
-          // When the oldest mapped bucket is due (its map resolves ~10 ms after the call returned), give the
-          // event loop a timer phase so it is copied out and handed on; then map this segment's buckets.
+          // Copy out what the last boundary mapped while the GPU runs the segment just submitted. Without
+          // early maps: when the oldest mapped bucket is due (its map resolves ~10 ms after the call
+          // returned), give the event loop a timer phase so it is copied out and handed on. Then map this
+          // segment's buckets.
+          holdCopies = false;
+          handOn();
           if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
             await timerTurn();
           }
@@ -249,6 +258,7 @@ export function gradientSyncFor(
             );
           }
           mapNew();
+          holdCopies = false;
           await Promise.allSettled(reads);
           handOn();
           if (failure || handed < reads.length) {
