@@ -36,7 +36,9 @@
  * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
  * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 25);
- * `--bucket-align params` makes buckets of whole parameters instead of byte ranges.
+ * `--bucket-align params` makes buckets of whole parameters instead of byte ranges;
+ * `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
+ * end (`GradientSyncOptions.boundaryMarginMs`, 0.5).
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -61,7 +63,7 @@ import { writeNumericsDump } from "../src/train/numerics_dump.ts";
 import { checkpointTensors } from "../src/train/checkpoint_tensors.ts";
 import { CheckpointWriter } from "../src/checkpoint/checkpoint_writer.ts";
 import type { AutotuneMode } from "../src/train/step_autotune.ts";
-import { gradientSyncFor } from "../src/train/gradient_sync.ts";
+import { DEFAULT_BOUNDARY_MARGIN_MS, gradientSyncFor } from "../src/train/gradient_sync.ts";
 import { SingleRankContext } from "../src/distributed/context.ts";
 import "../src/ops/mod.ts";
 
@@ -90,6 +92,7 @@ const { values: args } = parseArgs({
     "sync-overlap": { type: "string", default: "on" },
     "first-bucket-mib": { type: "string", default: "1" },
     "bucket-mib": { type: "string", default: "25" },
+    "boundary-margin-ms": { type: "string", default: String(DEFAULT_BOUNDARY_MARGIN_MS) },
     "bucket-align": { type: "string", default: "bytes" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
@@ -146,7 +149,16 @@ if (!Number.isInteger(accumulate) || accumulate < 1) {
 // world-size-1 context as the "network" (its mean is the identity, so training is unchanged): what a synced
 // step costs on this GPU before any byte crosses a socket.
 let syncMs = 0;
-const syncPhases = { firstReadMs: 0, lastReadMs: 0, backwardDoneMs: 0, segments: 0, copyMs: 0, writeMs: 0 };
+const syncPhases = {
+  firstReadMs: 0,
+  lastReadMs: 0,
+  backwardDoneMs: 0,
+  segments: 0,
+  copyMs: 0,
+  writeMs: 0,
+  boundaryWorkMs: 0,
+  overruns: 0,
+};
 if (args["sync-loopback"]) {
   const mib = (name: "first-bucket-mib" | "bucket-mib") => {
     const v = Number(args[name]);
@@ -159,6 +171,7 @@ if (args["sync-loopback"]) {
     firstBucketBytes: mib("first-bucket-mib"),
     bucketBytes: mib("bucket-mib"),
     alignToParameters: args["bucket-align"] === "params",
+    boundaryMarginMs: Number(args["boundary-margin-ms"]),
   });
   const align = args["bucket-align"];
   if (align !== "params" && align !== "bytes") {
@@ -185,6 +198,8 @@ if (args["sync-loopback"]) {
           syncPhases.segments += t.segments;
           syncPhases.copyMs += t.copyMs;
           syncPhases.writeMs += t.writeMs;
+          syncPhases.boundaryWorkMs += t.boundaryWorkMs;
+          syncPhases.overruns += t.overruns;
         },
       };
     },
@@ -208,11 +223,7 @@ for (let i = 0; i < warmup; i++) await trainer.trainStep(stepBatches(i));
 await trainer.flushMetrics();
 await gpu.sync();
 syncMs = 0;
-syncPhases.firstReadMs =
-  syncPhases.lastReadMs =
-  syncPhases.backwardDoneMs =
-  syncPhases.segments =
-    0;
+for (const key of Object.keys(syncPhases) as (keyof typeof syncPhases)[]) syncPhases[key] = 0;
 let hostMs = 0;
 let recordMs = 0;
 let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the record, CPU ms
@@ -448,6 +459,8 @@ const result = {
   syncSegmentsPerStep: args["sync-loopback"] ? syncPhases.segments / steps : null,
   syncCopyMsPerStep: args["sync-loopback"] ? syncPhases.copyMs / steps : null,
   syncWriteMsPerStep: args["sync-loopback"] ? syncPhases.writeMs / steps : null,
+  syncBoundaryWorkMsPerStep: args["sync-loopback"] ? syncPhases.boundaryWorkMs / steps : null,
+  syncOverrunsPerStep: args["sync-loopback"] ? syncPhases.overruns / steps : null,
   syncOverlap: args["sync-loopback"] ? args["sync-overlap"] : null,
   syncBucketAlign: args["sync-loopback"] ? args["bucket-align"] : null,
   syncBucketMib: args["sync-loopback"]
@@ -535,7 +548,9 @@ console.log(
         (syncPhases.lastReadMs / steps).toFixed(2)
       } ms; copying out ${(syncPhases.copyMs / steps).toFixed(2)} ms, writing back ${
         (syncPhases.writeMs / steps).toFixed(2)
-      } ms), `
+      } ms; host work at boundaries ${(syncPhases.boundaryWorkMs / steps).toFixed(2)} ms, overrunning ${
+        (syncPhases.overruns / steps).toFixed(2)
+      } segments), `
       : "") +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${
       result.uploadMsPerStep.toFixed(2)

@@ -50,6 +50,11 @@ export interface MappedReadback {
   readonly size: number;
   /** Copies the bytes into `into` (≥ `size` bytes) and unmaps; throws a pending GPU validation error. */
   copyTo(into: Uint8Array): void;
+  /**
+   * Copies bytes [start, end) into `into` at the same offsets and keeps the buffer mapped, so a large
+   * read-back can be copied out in parts between other work; `release` unmaps it afterwards.
+   */
+  copyRange(into: Uint8Array, start: number, end: number): void;
   /** Unmaps without copying (the bytes are not needed). */
   release(): void;
 }
@@ -791,6 +796,18 @@ export class Gpu {
           copyMapped(r.staging, into, 0, r.size);
           this.#releaseStaging(r);
           this.checkErrors();
+        },
+        copyRange: (into, start, end) => {
+          if (settled) {
+            throw new Error("Cannot copy part of a mapped read-back as it was already copied or released");
+          }
+          if (!(0 <= start && start <= end && end <= r.size && end <= into.byteLength)) {
+            throw new RangeError(
+              `Cannot copy bytes [${start}, ${end}) of a ${r.size}-byte read-back into ${into.byteLength} bytes: ` +
+                `current value is [${start}, ${end})`,
+            );
+          }
+          copyMapped(r.staging, into, start, end);
         },
         release: () => {
           if (settled) return;

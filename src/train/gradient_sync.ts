@@ -19,7 +19,7 @@
  */
 import { allReduceBuckets } from "../distributed/bucket_overlap.ts";
 import type { DistributedContext } from "../distributed/context.ts";
-import type { Gpu, MappedReadback } from "../gpu/gpu.ts";
+import { type Gpu, MAPPED_COPY_SLICE_BYTES, type MappedReadback } from "../gpu/gpu.ts";
 import type { GpuBuffer } from "../gpu/buffer_pool.ts";
 import type { GradientExchange, GradientSync } from "./trainer.ts";
 
@@ -36,6 +36,18 @@ export interface BucketSizes {
    */
   alignToParameters?: boolean;
 }
+
+/** Options of {@linkcode gradientSyncFor}: bucket sizes and how host work is fitted under backward. */
+export interface GradientSyncOptions extends BucketSizes {
+  /**
+   * Host work at a segment boundary (copies, write-backs) stops this long before the segment is expected to
+   * finish, as the last step measured it; default {@linkcode DEFAULT_BOUNDARY_MARGIN_MS}.
+   */
+  boundaryMarginMs?: number;
+}
+
+/** Default {@linkcode GradientSyncOptions.boundaryMarginMs}. */
+export const DEFAULT_BOUNDARY_MARGIN_MS = 0.5;
 
 /** DDP's defaults: a 1 MiB first bucket, then 25 MiB. */
 export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bucketBytes: 25 << 20 };
@@ -107,6 +119,10 @@ export interface GradientSyncTimings {
   copyMs: number;
   /** Time spent in the write-backs (`queue.writeBuffer` calls, on this thread). */
   writeMs: number;
+  /** Host work done at segment boundaries, while the GPU ran the segment just submitted. */
+  boundaryWorkMs: number;
+  /** Boundaries whose map did not wait: the host work there outlasted the segment (the GPU idled). */
+  overruns: number;
 }
 
 /**
@@ -118,7 +134,7 @@ export interface GradientSyncTimings {
 export function gradientSyncFor(
   ctx: DistributedContext,
   gpu: Gpu,
-  sizes: BucketSizes = DEFAULT_BUCKET_SIZES,
+  sizes: GradientSyncOptions = DEFAULT_BUCKET_SIZES,
 ): GradientSync & {
   /** Phases of the last finished exchange (for benchmarks). */
   readonly lastTimings: GradientSyncTimings;
@@ -146,8 +162,15 @@ export function gradientSyncFor(
     segments: 0,
     copyMs: 0,
     writeMs: 0,
+    boundaryWorkMs: 0,
+    overruns: 0,
   });
   const lastTimings = noTimings();
+  // Per boundary of a step (0: after the first backward segment), the GPU time of the segment submitted
+  // there, as the last step measured it; steps replay the same segments, so the host work done at a
+  // boundary (copies, write-backs) is cut to fit under that segment instead of holding the next submit back.
+  const segmentMs: number[] = [];
+  const margin = sizes.boundaryMarginMs ?? DEFAULT_BOUNDARY_MARGIN_MS;
   return {
     worldSize: ctx.worldSize,
     lastTimings,
@@ -159,39 +182,64 @@ export function gradientSyncFor(
       const ready: (MappedReadback | null)[] = [];
       let mapped = 0; // reads[0, mapped) were mapped
       let handed = 0; // reads[0, handed) were copied out and handed on
+      let copied = 0; // bytes of bucket `handed` copied out so far
+      let boundary = 0; // boundaries passed this step
       let failure: { error: unknown } | null = null;
       const queue = new BucketQueue();
-      const writeBack = (async () => {
-        for await (const { index, data: reduced } of allReduceBuckets(ctx, queue)) {
+      // Reduced buckets wait here for their write-back: done within a boundary's budget, or at once from
+      // `finish` on (the GPU has nothing left to run then).
+      const reduced: { index: number; data: Float32Array }[] = [];
+      let writeAtOnce = false;
+      const writeReduced = (deadline: number) => {
+        while (reduced.length && performance.now() < deadline) {
+          const { index, data: values } = reduced.shift()!;
           const w0 = performance.now();
-          gpu.write(grads, reduced, buckets[index][0] * 4);
+          gpu.write(grads, values, buckets[index][0] * 4);
           timings.writeMs += performance.now() - w0;
+        }
+      };
+      const writeBack = (async () => {
+        for await (const r of allReduceBuckets(ctx, queue)) {
+          reduced.push(r);
+          if (writeAtOnce) writeReduced(Infinity);
         }
       })();
       writeBack.catch(() => {}); // observed by finish()
-      // Buckets are copied out in index order, each as soon as it and every earlier one are mapped — in the
-      // map's own resolution, i.e. whenever the step engine's thread yields (it never waits for a map here).
-      const handOn = () => {
-        for (; handed < mapped && ready[handed]; handed++) {
+      // Buckets are copied out in index order, each once it and every earlier one are mapped, in slices
+      // until `deadline`; a bucket whose last slice is copied is handed to the all-reduce.
+      const handOn = (deadline = Infinity) => {
+        while (handed < mapped && ready[handed]) {
+          const mappedBucket = ready[handed]!;
           const bucket = data[handed];
+          const into = new Uint8Array(bucket.buffer, bucket.byteOffset, bucket.byteLength);
           const c0 = performance.now();
           try {
-            ready[handed]!.copyTo(new Uint8Array(bucket.buffer, bucket.byteOffset, bucket.byteLength));
+            while (copied < mappedBucket.size) {
+              if (performance.now() >= deadline) {
+                timings.copyMs += performance.now() - c0;
+                return;
+              }
+              const end = Math.min(mappedBucket.size, copied + MAPPED_COPY_SLICE_BYTES);
+              mappedBucket.copyRange(into, copied, end);
+              copied = end;
+            }
+            mappedBucket.release();
           } catch (error) {
             failure ??= { error };
             return;
           }
           ready[handed] = null;
+          copied = 0;
           timings.lastReadMs = performance.now() - t0;
           timings.copyMs += timings.lastReadMs - (c0 - t0);
           if (handed === 0) timings.firstReadMs = timings.lastReadMs;
           queue.push(bucket);
+          handed++;
         }
       };
       const mappedAt: number[] = []; // when each bucket's map call returned
       // Early maps (`Gpu.earlyMaps`) hand a bucket over as soon as its map call returns, right after its
-      // segment's submit; it is copied out only once the next segment is submitted, so the copy runs while
-      // the GPU works instead of holding the next submit back.
+      // segment's submit; it is copied out only at a later boundary (or in `finish`), while the GPU works.
       let holdCopies = false;
       const mapNew = () => {
         if (mapped === reads.length) return;
@@ -235,12 +283,17 @@ export function gradientSyncFor(
           }, (error) => failure ??= { error });
         },
         async submitted(): Promise<void> {
-          // Copy out what the last boundary mapped while the GPU runs the segment just submitted. Without
-          // early maps: when the oldest mapped bucket is due (its map resolves ~10 ms after the call
-          // returned), give the event loop a timer phase so it is copied out and handed on. Then map this
-          // segment's buckets.
+          // The segment just submitted runs on the GPU: copy out what earlier boundaries mapped and write
+          // back what came back reduced, within the time that segment took last step (everything on a
+          // step's first boundaries, until measured). Without early maps, when the oldest mapped bucket is
+          // due (its map resolves ~10 ms after the call returned), give the event loop a timer phase so it
+          // is copied out and handed on. Then map this segment's buckets.
+          const start = performance.now();
+          const budget = segmentMs[boundary];
+          const deadline = budget === undefined ? Infinity : start + budget - margin;
           holdCopies = false;
-          handOn();
+          handOn(deadline);
+          writeReduced(deadline);
           if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
             await timerTurn();
           }
@@ -248,7 +301,15 @@ export function gradientSyncFor(
             await close(failure.error);
             throw failure.error;
           }
+          const m0 = performance.now();
           mapNew();
+          const m1 = performance.now();
+          // A map that blocked returned when the segment finished: its GPU time. One that did not means the
+          // work done here outlasted the segment: do less next time.
+          const blocked = m1 - m0 >= MAP_BLOCKED_MS;
+          segmentMs[boundary++] = blocked ? m1 - start : 0.75 * (m0 - start);
+          timings.boundaryWorkMs += m0 - start;
+          if (!blocked) timings.overruns++;
         },
         async finish(): Promise<void> {
           if (reads.length !== buckets.length) {
@@ -259,6 +320,8 @@ export function gradientSyncFor(
           }
           mapNew();
           holdCopies = false;
+          writeAtOnce = true;
+          writeReduced(Infinity);
           await Promise.allSettled(reads);
           handOn();
           if (failure || handed < reads.length) {
@@ -270,6 +333,7 @@ export function gradientSyncFor(
           closed = true;
           queue.close();
           await writeBack;
+          writeReduced(Infinity);
           timings.totalMs = performance.now() - t0;
           Object.assign(lastTimings, timings);
         },
@@ -278,6 +342,9 @@ export function gradientSyncFor(
     },
   };
 }
+
+/** A map call that took this long waited for its segment (one that did not returns in ~0.1 ms). */
+const MAP_BLOCKED_MS = 0.3;
 
 /**
  * A held map is worth a timer turn this long after its map call returned: Deno 2.9.6 resolves it ~10 ms
