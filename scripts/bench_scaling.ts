@@ -6,8 +6,9 @@
  *
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
- *       [--batch 32] [--json out.json]
- * (`--batch` is per rank: the global batch is batch × ranks.)
+ *       [--batch 32] [--bucket-mib 8] [--json out.json]
+ * (`--batch` is per rank: the global batch is batch × ranks; `--bucket-mib` is the gradient bucket size after
+ * the 1 MiB first one, `infra.bucketCapMb`.)
  *
  * @module
  */
@@ -16,7 +17,7 @@ import { launchCommand, workerCommand } from "../src/distributed/launch_cli.ts";
 import type { DistributedContext } from "../src/distributed/context.ts";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { Trainer } from "../src/train/trainer.ts";
-import { gradientSyncFor } from "../src/train/gradient_sync.ts";
+import { DEFAULT_BUCKET_SIZES, gradientSyncFor } from "../src/train/gradient_sync.ts";
 import { syntheticBatch, syntheticVocabulary } from "../src/train/synthetic_batch.ts";
 import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
 import "../src/ops/mod.ts";
@@ -26,6 +27,7 @@ interface ScalingJob {
   steps: number;
   warmup: number;
   batch: number;
+  bucketMib: number;
   json: string | null;
 }
 
@@ -48,7 +50,10 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     schedule: { kind: "constant", lr: 1e-4, totalSteps: 1e9, warmupSteps: 0, beta1: 0.9 },
     readbackEvery: 10,
   });
-  trainer.gradientSync = gradientSyncFor(ctx, gpu);
+  trainer.gradientSync = gradientSyncFor(ctx, gpu, {
+    ...DEFAULT_BUCKET_SIZES,
+    bucketBytes: Math.round(job.bucketMib * 1024 * 1024),
+  });
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
   // The warm-up compiles every pipeline synchronously (no heartbeats meanwhile): announce it.
   await ctx.announceBusy(10 * 60_000, "compiling GPU pipelines in the warm-up steps");
@@ -114,6 +119,7 @@ if (import.meta.main) {
       steps: { type: "string", default: "30" },
       warmup: { type: "string", default: "5" },
       batch: { type: "string", default: "32" },
+      "bucket-mib": { type: "string", default: "8" },
       json: { type: "string" },
     },
   });
@@ -128,6 +134,7 @@ if (import.meta.main) {
     steps: Number(values.steps),
     warmup: Number(values.warmup),
     batch: Number(values.batch),
+    bucketMib: Number(values["bucket-mib"]),
     json: values.json ?? null,
   };
   // Pipeline compilation blocks a rank's event loop for seconds on first use: allow long heartbeat gaps.

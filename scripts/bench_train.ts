@@ -35,7 +35,7 @@
  * buckets read back as they become final, exchanged, written back) with a world-size-1 context as the
  * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
- * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 25);
+ * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 8);
  * `--bucket-align params` makes buckets of whole parameters instead of byte ranges;
  * `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
  * end (`GradientSyncOptions.boundaryMarginMs`, 0.5).
@@ -91,7 +91,7 @@ const { values: args } = parseArgs({
     "sync-loopback": { type: "boolean", default: false },
     "sync-overlap": { type: "string", default: "on" },
     "first-bucket-mib": { type: "string", default: "1" },
-    "bucket-mib": { type: "string", default: "25" },
+    "bucket-mib": { type: "string", default: "8" },
     "boundary-margin-ms": { type: "string", default: String(DEFAULT_BOUNDARY_MARGIN_MS) },
     "bucket-align": { type: "string", default: "bytes" },
     "checkpoint-mode": { type: "string", default: "full" },

@@ -3,8 +3,10 @@
  * recorder that puts every dispatch of a step into one command encoder and one `queue.submit`.
  *
  * Nothing here waits on the GPU except {@linkcode Gpu.sync} and the promises returned by
- * {@linkcode Gpu.readback}, which resolve after the submit that carries the copy (Deno's `mapAsync`
- * costs ≥ ~11 ms, so callers batch read-backs and keep steps in flight).
+ * {@linkcode Gpu.readback}, which resolve after the submit that carries the copy. Mapping blocks the thread
+ * until the GPU has run everything submitted so far, so callers batch read-backs and keep steps in flight;
+ * the bytes are taken when the map call returns ({@linkcode Gpu.earlyMaps}), not ~10 ms later when Deno
+ * resolves its promise.
  *
  * @module
  */
@@ -716,9 +718,10 @@ export class Gpu {
 
   /**
    * Maps every held read-back ({@linkcode MappedReadbackOptions.hold}) already submitted. Mapping in Deno
-   * 2.9.6 blocks this thread until the GPU has run everything submitted so far, then resolves ~10 ms later
-   * (a timer, during which the thread is free): call it right after the submit whose results are wanted and
-   * before submitting more work that the map should not wait for. Returns how many were mapped.
+   * 2.9.6 blocks this thread until the GPU has run everything submitted so far (with early maps the
+   * read-backs are handed over then; otherwise ~10 ms later, a timer during which the thread is free): call it
+   * right after the submit whose results are wanted and before submitting more work that the map should not
+   * wait for. Returns how many were mapped.
    */
   mapHeldReadbacks(): number {
     const held = this.#held.splice(0);
