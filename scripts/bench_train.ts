@@ -251,13 +251,15 @@ const syncMsPerStep = syncMs / steps;
 // A separate timed pass with per-family GPU timestamps (passes split per family, so slightly slower).
 let families: Record<string, number> = {};
 if (!args["no-timing"] && gpu.features.timestampQuery) {
+  const timedSteps = 5;
   gpu.setTiming(true);
-  for (let i = 0; i < 5; i++) await trainer.trainStep([batches[i % batches.length]]);
+  for (let i = 0; i < timedSteps; i++) await trainer.trainStep([batches[i % batches.length]]);
   await trainer.flushMetrics();
   await gpu.sync();
   const t = await gpu.takeTimings();
   gpu.setTiming(false);
-  families = Object.fromEntries(Object.entries(t.ns).map(([k, v]) => [k, v / Math.max(1, t.submits) / 1e6]));
+  // Per step, not per submit: a synced step is several submits (its backward segments).
+  families = Object.fromEntries(Object.entries(t.ns).map(([k, v]) => [k, v / timedSteps / 1e6]));
 }
 // --timing-kernels: the same per `family:kernel` (a pass per kernel change; for finding what to speed up).
 let kernels: Record<string, number> = {};
