@@ -60,9 +60,9 @@ export interface InfraConfig {
   /** Automatic restarts from the last checkpoint after a failure or preemption. */
   maxRestarts: number;
   /**
-   * Gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb): backward is cut where
-   * each bucket's gradients are final and the bucket is exchanged while backward goes on; the first bucket is
-   * min(1, this).
+   * Gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb; default 8): backward is
+   * cut where each bucket's gradients are final and the bucket is exchanged while backward goes on; the first
+   * bucket is min(1, this).
    */
   bucketCapMb: number;
   /**
