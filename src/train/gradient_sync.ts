@@ -247,14 +247,15 @@ export function gradientSyncFor(
       // Early maps (`Gpu.earlyMaps`) hand a bucket over as soon as its map call returns, right after its
       // segment's submit; it is copied out only at a later boundary (or in `finish`), while the GPU works.
       let holdCopies = false;
-      const mapNew = () => {
-        if (mapped === reads.length) return;
+      const mapNew = (): boolean => {
+        if (mapped === reads.length) return false;
         holdCopies = true;
         gpu.mapHeldReadbacks();
         const now = performance.now();
         for (; mapped < reads.length; mapped++) mappedAt[mapped] = now;
         timings.backwardDoneMs = now - t0;
         timings.segments++;
+        return true;
       };
       let closed = false;
       const close = async (error?: unknown) => {
@@ -308,7 +309,7 @@ export function gradientSyncFor(
             throw failure.error;
           }
           const m0 = performance.now();
-          mapNew();
+          if (!mapNew()) return; // nothing new to map: no segment ended here
           const m1 = performance.now();
           // A map that blocked returned when the segment finished: its GPU time. One that did not means the
           // work done here outlasted the segment: do less next time.
@@ -326,10 +327,11 @@ export function gradientSyncFor(
           }
           mapNew();
           holdCopies = false;
-          writeAtOnce = true;
-          writeReduced(Infinity);
+          // The GPU is idle now: copy out the rest first (the ring waits for it), then write back.
           await Promise.allSettled(reads);
           handOn();
+          writeAtOnce = true;
+          writeReduced(Infinity);
           if (failure || handed < reads.length) {
             const error = failure?.error ??
               new Error("Cannot finish a gradient exchange: a bucket was not copied");
