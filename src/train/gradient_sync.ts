@@ -299,7 +299,11 @@ export function gradientSyncFor(
           const budget = segmentMs[boundary];
           const deadline = budget === undefined ? Infinity : start + budget - margin;
           holdCopies = false;
+          const handedBefore = handed;
           handOn(deadline);
+          // The all-reduce starts a bucket in microtasks (its producer awaits the queue): let them run now,
+          // not after the map below has blocked this thread for a whole segment.
+          if (handed > handedBefore && ctx.worldSize > 1) await microtasksDrained();
           writeReduced(deadline);
           if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
             await timerTurn();
@@ -349,6 +353,22 @@ export function gradientSyncFor(
       };
     },
   };
+}
+
+/**
+ * Resolves after every pending microtask has run: one `MessageChannel` turn (~0.05 ms; a macrotask, and the
+ * microtask queue drains before any macrotask).
+ */
+function microtasksDrained(): Promise<void> {
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      port2.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
 }
 
 /** A map call that took this long waited for its segment (one that did not returns in ~0.1 ms). */
