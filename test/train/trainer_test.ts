@@ -254,6 +254,7 @@ Deno.test({
       capture: boolean,
       sync: "none" | "reference" | "segmented" | "aligned",
       accumulate = 1,
+      boundaryMarginMs?: number,
     ) => {
       const gpu = await testGpu();
       const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 4, capture }));
@@ -262,6 +263,7 @@ Deno.test({
         firstBucketBytes: 1024,
         bucketBytes: 4096,
         alignToParameters: sync === "aligned",
+        boundaryMarginMs,
       });
       if (sync === "reference") trainer.gradientSync = scalingSync(gpu);
       if (sync === "segmented" || sync === "aligned") trainer.gradientSync = segmented;
@@ -300,6 +302,10 @@ Deno.test({
     }
     same(captured.w, reference.w, "segmented (replayed) and reference weights");
     same((await run(false, "segmented")).w, reference.w, "segmented (recorded) and reference weights");
+    // Host work at boundaries: none at all once segments are measured (every copy and write-back in
+    // finish), or everything at the next boundary whatever the segment's length.
+    same((await run(true, "segmented", 1, 1e9)).w, reference.w, "segmented (work deferred to finish)");
+    same((await run(true, "segmented", 1, -1e9)).w, reference.w, "segmented (unbounded boundary work)");
     const aligned = await run(true, "aligned");
     assert.ok(
       aligned.buckets >= 8 && aligned.buckets !== captured.buckets,
