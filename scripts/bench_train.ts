@@ -38,7 +38,8 @@
  * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 8);
  * `--bucket-align params` makes buckets of whole parameters instead of byte ranges;
  * `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
- * end (`GradientSyncOptions.boundaryMarginMs`, 0.5).
+ * end (`GradientSyncOptions.boundaryMarginMs`, 0.5); `--trace-boundaries` prints what each boundary did (median
+ * over the timed steps: time allowed, host work, the map's wait, bytes still waiting for the host).
  *
  * `--dump` writes the weights and one batch in the numerics-dump layout so that
  * `scripts/reference/poyo_torch.py throughput` trains the identical model and batch in PyTorch.
@@ -63,7 +64,11 @@ import { writeNumericsDump } from "../src/train/numerics_dump.ts";
 import { checkpointTensors } from "../src/train/checkpoint_tensors.ts";
 import { CheckpointWriter } from "../src/checkpoint/checkpoint_writer.ts";
 import type { AutotuneMode } from "../src/train/step_autotune.ts";
-import { DEFAULT_BOUNDARY_MARGIN_MS, gradientSyncFor } from "../src/train/gradient_sync.ts";
+import {
+  type BoundaryEvent,
+  DEFAULT_BOUNDARY_MARGIN_MS,
+  gradientSyncFor,
+} from "../src/train/gradient_sync.ts";
 import { SingleRankContext } from "../src/distributed/context.ts";
 import "../src/ops/mod.ts";
 
@@ -93,6 +98,7 @@ const { values: args } = parseArgs({
     "first-bucket-mib": { type: "string", default: "1" },
     "bucket-mib": { type: "string", default: "8" },
     "boundary-margin-ms": { type: "string", default: String(DEFAULT_BOUNDARY_MARGIN_MS) },
+    "trace-boundaries": { type: "boolean", default: false },
     "bucket-align": { type: "string", default: "bytes" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
@@ -159,6 +165,8 @@ const syncPhases = {
   boundaryWorkMs: 0,
   overruns: 0,
 };
+/** `--trace-boundaries`: what every segment boundary of the timed steps did. */
+const boundaryEvents: BoundaryEvent[] = [];
 if (args["sync-loopback"]) {
   const mib = (name: "first-bucket-mib" | "bucket-mib") => {
     const v = Number(args[name]);
@@ -172,6 +180,7 @@ if (args["sync-loopback"]) {
     bucketBytes: mib("bucket-mib"),
     alignToParameters: args["bucket-align"] === "params",
     boundaryMarginMs: Number(args["boundary-margin-ms"]),
+    onBoundary: args["trace-boundaries"] ? (e) => boundaryEvents.push(e) : undefined,
   });
   const align = args["bucket-align"];
   if (align !== "params" && align !== "bytes") {
@@ -224,6 +233,7 @@ await trainer.flushMetrics();
 await gpu.sync();
 syncMs = 0;
 for (const key of Object.keys(syncPhases) as (keyof typeof syncPhases)[]) syncPhases[key] = 0;
+boundaryEvents.length = 0;
 let hostMs = 0;
 let recordMs = 0;
 let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the record, CPU ms
@@ -606,6 +616,35 @@ if (checkpointStall) {
       `${c.pairedStallPerCheckpointMs.toFixed(2)} ms = ${c.pairedStallPercentOfStep.toFixed(1)}% ` +
       `(${JSON.stringify(checkpointStall)})`,
   );
+}
+if (boundaryEvents.length) {
+  // Median per boundary index over the timed steps (the per-family timing pass adds a few steps).
+  const byIndex = new Map<number, BoundaryEvent[]>();
+  for (const e of boundaryEvents) byIndex.set(e.index, [...(byIndex.get(e.index) ?? []), e]);
+  const median = (xs: BoundaryEvent[], f: (e: BoundaryEvent) => number) => {
+    const v = xs.map(f).sort((a, b) => a - b);
+    return v[Math.floor(v.length / 2)];
+  };
+  const rows = [...byIndex.entries()].sort(([a], [b]) => a - b).map(([index, xs]) => ({
+    index,
+    budgetMs: median(xs, (e) => e.budgetMs),
+    workMs: median(xs, (e) => e.workMs),
+    waitMs: median(xs, (e) => e.waitMs),
+    pendingCopyMiB: median(xs, (e) => e.pendingCopyBytes) / 2 ** 20,
+    pendingWriteMiB: median(xs, (e) => e.pendingWriteBytes) / 2 ** 20,
+  }));
+  Object.assign(result, { boundaries: rows });
+  console.log("boundary  budget ms  work ms  wait ms  copy left MiB  writes left MiB");
+  for (const r of rows) {
+    console.log(
+      `${String(r.index).padStart(8)} ${r.budgetMs.toFixed(2).padStart(10)} ${
+        r.workMs.toFixed(2).padStart(8)
+      } ` +
+        `${r.waitMs.toFixed(2).padStart(8)} ${r.pendingCopyMiB.toFixed(1).padStart(14)} ${
+          r.pendingWriteMiB.toFixed(1).padStart(16)
+        }`,
+    );
+  }
 }
 if (args.json) await Deno.writeTextFile(args.json, JSON.stringify(result, null, 1));
 gpu.destroy();

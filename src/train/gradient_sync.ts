@@ -46,6 +46,23 @@ export interface GradientSyncOptions extends BucketSizes {
    * finish, as the last step measured it; default {@linkcode DEFAULT_BOUNDARY_MARGIN_MS}.
    */
   boundaryMarginMs?: number;
+  /** Called at every segment boundary with what happened there (for benchmarks and tuning). */
+  onBoundary?: (event: BoundaryEvent) => void;
+}
+
+/** What one segment boundary did ({@linkcode GradientSyncOptions.onBoundary}). */
+export interface BoundaryEvent {
+  /** Boundary index within the step (0: after the first segment). */
+  index: number;
+  /** The time this boundary allowed for host work (the segment's measured time less the margin; ms). */
+  budgetMs: number;
+  /** Host work done (copies, write-backs, the all-reduce's start; ms). */
+  workMs: number;
+  /** How long the map then waited for the segment (ms). */
+  waitMs: number;
+  /** Bytes of mapped buckets and reduced buckets still waiting for the host afterwards. */
+  pendingCopyBytes: number;
+  pendingWriteBytes: number;
 }
 
 /** Default {@linkcode GradientSyncOptions.boundaryMarginMs}. */
@@ -243,6 +260,11 @@ export function gradientSyncFor(
           handed++;
         }
       };
+      const pendingCopyBytes = () => {
+        let bytes = -copied;
+        for (let i = handed; i < mapped; i++) bytes += data[i].byteLength;
+        return bytes;
+      };
       const mappedAt: number[] = []; // when each bucket's map call returned
       // Early maps (`Gpu.earlyMaps`) hand a bucket over as soon as its map call returns, right after its
       // segment's submit; it is copied out only at a later boundary (or in `finish`), while the GPU works.
@@ -318,6 +340,14 @@ export function gradientSyncFor(
           // A map that blocked returned when the segment finished: its GPU time. One that did not means the
           // work done here outlasted the segment: do less next time.
           const blocked = m1 - m0 >= MAP_BLOCKED_MS;
+          sizes.onBoundary?.({
+            index: boundary,
+            budgetMs: deadline - start,
+            workMs: m0 - start,
+            waitMs: m1 - m0,
+            pendingCopyBytes: pendingCopyBytes(),
+            pendingWriteBytes: reduced.reduce((n, r) => n + r.data.byteLength, 0),
+          });
           segmentMs[boundary++] = blocked ? m1 - start : 0.75 * (m0 - start);
           timings.boundaryWorkMs += m0 - start;
           if (!blocked) timings.overruns++;
