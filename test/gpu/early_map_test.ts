@@ -4,14 +4,9 @@
  * through staging-buffer reuse while earlier maps' promises are still pending, for every read-back kind.
  */
 import assert from "node:assert/strict";
+import { bitPattern as pattern } from "./bit_pattern.ts";
 import { Gpu } from "../../src/gpu/gpu.ts";
 import { probeEarlyMaps } from "../../src/gpu/early_map.ts";
-
-function pattern(n: number, salt: number): Uint32Array<ArrayBuffer> {
-  const a = new Uint32Array(n);
-  for (let i = 0; i < n; i++) a[i] = Math.imul(i + 1, 2654435761) ^ salt;
-  return a;
-}
 
 Deno.test({
   name: "early maps: the pinned runtime maps during the mapAsync call (probe)",

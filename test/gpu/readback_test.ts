@@ -3,13 +3,8 @@
  * stream where they were recorded, whether later submits carry the slice copies or the deadline does.
  */
 import assert from "node:assert/strict";
+import { bitPattern as pattern } from "./bit_pattern.ts";
 import { Gpu, SPREAD_SLICE_BYTES } from "../../src/gpu/gpu.ts";
-
-function pattern(n: number, salt: number): Uint32Array<ArrayBuffer> {
-  const a = new Uint32Array(n);
-  for (let i = 0; i < n; i++) a[i] = Math.imul(i + 1, 2654435761) ^ salt;
-  return a;
-}
 
 Deno.test({
   name: "readback: spread copies over later submits and by the deadline equal immediate ones",
