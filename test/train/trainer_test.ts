@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { testGpu } from "../ops/op_harness.ts";
+import { Gpu } from "../../src/gpu/gpu.ts";
 import { type GradientSync, Trainer, type TrainerSnapshot } from "../../src/train/trainer.ts";
 import { syntheticBatch } from "../../src/train/synthetic_batch.ts";
 import { gradientSyncFor } from "../../src/train/gradient_sync.ts";
@@ -255,8 +256,9 @@ Deno.test({
       sync: "none" | "reference" | "segmented" | "aligned",
       accumulate = 1,
       boundaryMarginMs?: number,
+      earlyMaps = true,
     ) => {
-      const gpu = await testGpu();
+      const gpu = earlyMaps ? await testGpu() : await Gpu.create({ earlyMaps: false });
       const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 4, capture }));
       // 4 KiB buckets: the tiny model's gradient spans many, so backward is cut many times.
       const segmented = gradientSyncFor(new ScalingContext(), gpu, {
@@ -285,6 +287,7 @@ Deno.test({
       const store = trainer.model.params;
       const exchange = segmented.begin(store.grads, store.totalElements, store.slots.map((x) => x.offset));
       await exchange.cancel();
+      if (!earlyMaps) gpu.destroy(); // its own device; the shared one stays for the file's other tests
       return { w, replayed, segments, buckets: exchange.buckets.length };
     };
     const same = (a: Float32Array, b: Float32Array, what: string) => {
@@ -306,6 +309,8 @@ Deno.test({
     // finish), or everything at the next boundary whatever the segment's length.
     same((await run(true, "segmented", 1, 1e9)).w, reference.w, "segmented (work deferred to finish)");
     same((await run(true, "segmented", 1, -1e9)).w, reference.w, "segmented (unbounded boundary work)");
+    // Without early maps every bucket waits for its map's promise (timer turns at due boundaries).
+    same((await run(true, "segmented", 1, undefined, false)).w, reference.w, "segmented (maps awaited)");
     const aligned = await run(true, "aligned");
     assert.ok(
       aligned.buckets >= 8 && aligned.buckets !== captured.buckets,
