@@ -79,8 +79,9 @@ export interface GradientExchange {
    */
   readBucket(index: number): void;
   /**
-   * Called right after each segment's submit, before the next segment is submitted: lets earlier buckets
-   * whose maps are due be handed on, then maps this segment's (the thread waits for the GPU to finish it).
+   * Called after each segment's submit, before the next segment is submitted (a replayed step encodes the
+   * next segment first): hands earlier buckets on, then maps this segment's (the thread waits for the GPU to
+   * finish it).
    */
   submitted(): Promise<void>;
   /** Every bucket was read: resolves once all are averaged and written back (queue-ordered). */
@@ -272,15 +273,21 @@ export class Trainer {
       if (g.state === "replay") {
         const uploads = microBatches.flatMap((mb) => batchUploadArrays(this.model, mb));
         let written = 0;
+        // Each segment is encoded while the GPU still runs the one before; only then does the exchange map
+        // the previous segment's buckets (a map waits for everything submitted), so the next submit follows
+        // the map at once instead of after this segment's encoding.
+        let unmapped = false; // a submitted segment whose buckets the exchange has not mapped yet
         for (const [j, segment] of g.segments.entries()) {
           gpu.replay(segment, uploads.slice(written, written += segment.writes));
           if (g.reads[j].length === 0) continue;
+          if (unmapped) await exchange!.submitted();
           for (const bucket of g.reads[j]) exchange!.readBucket(bucket);
           gpu.submit();
           this.lastStepSegments++;
-          await exchange!.submitted();
+          unmapped = true;
         }
         if (exchange) {
+          if (unmapped) await exchange.submitted();
           await exchange.finish();
           gpu.replay(g.after!, []);
         }
