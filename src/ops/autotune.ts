@@ -277,7 +277,7 @@ export async function timeRecorded(
   if (stamped !== undefined) return { ms: stamped, reps, source: "timestamp" };
   const wall = async (n: number, warm: number) => {
     for (let i = 0; i < warm; i++) record();
-    await gpu.sync(); // the GPU idles at most one poll interval (~10 ms) before the timed calls
+    await gpu.sync(); // the GPU idles briefly (≥ 10 ms more without early maps) before the timed calls
     const t0 = performance.now();
     for (let i = 0; i < n; i++) record();
     await gpu.sync();
