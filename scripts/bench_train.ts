@@ -158,6 +158,7 @@ let syncMs = 0;
 const syncPhases = {
   firstReadMs: 0,
   lastReadMs: 0,
+  lastWriteMs: 0,
   backwardDoneMs: 0,
   segments: 0,
   copyMs: 0,
@@ -203,6 +204,7 @@ if (args["sync-loopback"]) {
           syncMs += t.totalMs - t.backwardDoneMs;
           syncPhases.firstReadMs += t.firstReadMs;
           syncPhases.lastReadMs += t.lastReadMs;
+          syncPhases.lastWriteMs += t.lastWriteMs;
           syncPhases.backwardDoneMs += t.backwardDoneMs;
           syncPhases.segments += t.segments;
           syncPhases.copyMs += t.copyMs;
@@ -467,6 +469,7 @@ const result = {
   syncMsPerStep: args["sync-loopback"] ? syncMsPerStep : null,
   syncFirstReadMsPerStep: args["sync-loopback"] ? syncPhases.firstReadMs / steps : null,
   syncLastReadMsPerStep: args["sync-loopback"] ? syncPhases.lastReadMs / steps : null,
+  syncLastWriteMsPerStep: args["sync-loopback"] ? syncPhases.lastWriteMs / steps : null,
   syncBackwardDoneMsPerStep: args["sync-loopback"] ? syncPhases.backwardDoneMs / steps : null,
   syncSegmentsPerStep: args["sync-loopback"] ? syncPhases.segments / steps : null,
   syncCopyMsPerStep: args["sync-loopback"] ? syncPhases.copyMs / steps : null,
@@ -558,11 +561,11 @@ console.log(
         (syncPhases.firstReadMs / steps).toFixed(2)
       } ms, backward done ${(syncPhases.backwardDoneMs / steps).toFixed(2)} ms, last bucket out ${
         (syncPhases.lastReadMs / steps).toFixed(2)
-      } ms; copying out ${(syncPhases.copyMs / steps).toFixed(2)} ms, writing back ${
-        (syncPhases.writeMs / steps).toFixed(2)
-      } ms; host work at boundaries ${(syncPhases.boundaryWorkMs / steps).toFixed(2)} ms, overrunning ${
-        (syncPhases.overruns / steps).toFixed(2)
-      } segments), `
+      } ms, last write-back ${(syncPhases.lastWriteMs / steps).toFixed(2)} ms; copying out ${
+        (syncPhases.copyMs / steps).toFixed(2)
+      } ms, writing back ${(syncPhases.writeMs / steps).toFixed(2)} ms; host work at boundaries ${
+        (syncPhases.boundaryWorkMs / steps).toFixed(2)
+      } ms, overrunning ${(syncPhases.overruns / steps).toFixed(2)} segments), `
       : "") +
     `host: record ${result.recordMsPerStep.toFixed(2)} ms (of it data upload ${
       result.uploadMsPerStep.toFixed(2)

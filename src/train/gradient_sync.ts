@@ -132,6 +132,8 @@ export interface GradientSyncTimings {
   firstReadMs: number;
   /** The last bucket was copied out. */
   lastReadMs: number;
+  /** The last reduced bucket was written back (its `queue.writeBuffer` returned). */
+  lastWriteMs: number;
   /** The last map call returned: the GPU had finished backward. */
   backwardDoneMs: number;
   /** Every bucket reduced and written back. */
@@ -180,6 +182,7 @@ export function gradientSyncFor(
   const noTimings = (): GradientSyncTimings => ({
     firstReadMs: 0,
     lastReadMs: 0,
+    lastWriteMs: 0,
     backwardDoneMs: 0,
     totalMs: 0,
     segments: 0,
@@ -218,7 +221,9 @@ export function gradientSyncFor(
           const { index, data: values } = reduced.shift()!;
           const w0 = performance.now();
           gpu.write(grads, values, buckets[index][0] * 4);
-          timings.writeMs += performance.now() - w0;
+          const w1 = performance.now();
+          timings.writeMs += w1 - w0;
+          timings.lastWriteMs = w1 - t0;
         }
       };
       const writeBack = (async () => {
@@ -323,9 +328,10 @@ export function gradientSyncFor(
           holdCopies = false;
           const handedBefore = handed;
           handOn(deadline);
-          // The all-reduce starts a bucket in microtasks (its producer awaits the queue): let them run now,
-          // not after the map below has blocked this thread for a whole segment.
-          if (handed > handedBefore && ctx.worldSize > 1) await microtasksDrained();
+          // The all-reduce starts a bucket in microtasks (its producer awaits the queue), and a bucket that
+          // is already reduced (one rank, or a fast ring) comes back the same way: let them run now, not
+          // after the map below has blocked this thread for a whole segment.
+          if (handed > handedBefore) await microtasksDrained();
           writeReduced(deadline);
           if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
             await timerTurn();
