@@ -63,6 +63,8 @@ export interface BoundaryEvent {
   /** Bytes of mapped buckets and reduced buckets still waiting for the host afterwards. */
   pendingCopyBytes: number;
   pendingWriteBytes: number;
+  /** Buckets written back so far in this step. */
+  writtenBuckets: number;
 }
 
 /** Default {@linkcode GradientSyncOptions.boundaryMarginMs}. */
@@ -215,12 +217,14 @@ export function gradientSyncFor(
       // Reduced buckets wait here for their write-back: done within a boundary's budget, or at once from
       // `finish` on (the GPU has nothing left to run then).
       const reduced: { index: number; data: Float32Array }[] = [];
+      let written = 0; // buckets written back
       let writeAtOnce = false;
       const writeReduced = (deadline: number) => {
         while (reduced.length && performance.now() < deadline) {
           const { index, data: values } = reduced.shift()!;
           const w0 = performance.now();
           gpu.write(grads, values, buckets[index][0] * 4);
+          written++;
           const w1 = performance.now();
           timings.writeMs += w1 - w0;
           timings.lastWriteMs = w1 - t0;
@@ -353,6 +357,7 @@ export function gradientSyncFor(
             waitMs: m1 - m0,
             pendingCopyBytes: pendingCopyBytes(),
             pendingWriteBytes: reduced.reduce((n, r) => n + r.data.byteLength, 0),
+            writtenBuckets: written,
           });
           segmentMs[boundary++] = blocked ? m1 - start : 0.75 * (m0 - start);
           timings.boundaryWorkMs += m0 - start;
