@@ -300,9 +300,16 @@ export class StripedAllReduce {
     return promise;
   }
 
-  /** Resolves when every stripe handed every queued byte to the OS. */
+  /**
+   * Resolves when every stripe handed every queued byte to the OS. Every byte a stripe sends belongs to a
+   * collective, and a collective resolves only once all its sends were written, so with none pending there is
+   * nothing to wait for and no round trip to the workers. (On the 2-core development VM, 2 ranks × 1
+   * stripe, a 64 KiB `allReduceMean` took 0.50–0.66 ms with this shortcut and 0.62–0.96 ms without, in
+   * noisy runs; the workers' own ring dominates it.)
+   */
   async drain(): Promise<void> {
     if (this.#failure) throw this.#failure;
+    if (this.#pending.size === 0) return;
     await Promise.all(this.#workers.map((entry) => {
       const id = this.#nextDrain++;
       return this.#request(entry, `drained ${id}`, { t: "drain", id });
