@@ -17,7 +17,7 @@ Deno.test({
     for (const earlyMaps of [true, false]) {
       const gpu = await Gpu.create({ earlyMaps });
       try {
-        const elements = 6 * 1024; // 24 KiB: a 4 KiB first bucket, then 4 buckets of ≤ 8 KiB … 4 KiB
+        const elements = 6 * 1024; // 24 KiB: a 4 KiB first bucket, then 8, 8 and 4 KiB
         const values = Float32Array.from({ length: elements }, (_, i) => Math.fround(Math.sin(i) * 1e3));
         const grads = gpu.pool.acquire(elements * 4, "test.grads");
         gpu.write(grads, values);
