@@ -385,8 +385,7 @@ export function gradientSyncFor(
           }
           closed = true;
           queue.close();
-          await writeBack;
-          writeReduced(Infinity);
+          await writeBack; // buckets reduced from here on were written as they came (writeAtOnce)
           timings.totalMs = performance.now() - t0;
           Object.assign(lastTimings, timings);
         },

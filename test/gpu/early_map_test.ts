@@ -4,6 +4,7 @@
  * through staging-buffer reuse while earlier maps' promises are still pending, for every read-back kind.
  */
 import assert from "node:assert/strict";
+import { forEachMapMode } from "./map_modes.ts";
 import { bitPattern as pattern } from "./bit_pattern.ts";
 import { Gpu } from "../../src/gpu/gpu.ts";
 import { probeEarlyMaps } from "../../src/gpu/early_map.ts";
@@ -32,51 +33,46 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    for (const earlyMaps of [true, false]) {
-      const gpu = await Gpu.create({ earlyMaps });
-      try {
-        assert.equal(gpu.earlyMaps, earlyMaps);
-        const bytes = 3 * 4096 + 12; // an odd tail crosses the 8-byte mapping alignment
-        const buf = gpu.pool.acquire(bytes, "test.early_map");
-        const rounds = earlyMaps ? 12 : 3;
-        for (let round = 0; round < rounds; round++) {
-          const first = pattern(bytes / 4, round);
-          gpu.write(buf, first);
-          const whole = gpu.readback(buf, 0, bytes);
-          const into = new Uint8Array(bytes);
-          const intoDone = gpu.readbackInto(buf, 8, bytes - 8, into);
-          const held = gpu.readbackMapped(buf, 0, bytes, { hold: true });
-          gpu.submit();
-          // Overwritten after the copies were recorded: every read-back must still see `first`.
-          gpu.write(buf, pattern(bytes / 4, round + 100));
-          assert.equal(gpu.mapHeldReadbacks(), 1);
-          assert.deepEqual(new Uint32Array(await whole), first);
-          await intoDone;
-          assert.deepEqual(new Uint32Array(into.buffer, 0, (bytes - 8) / 4), first.subarray(2));
-          const mapped = await held;
-          const out = new Uint8Array(bytes);
-          if (round % 2 === 0) {
-            mapped.copyTo(out);
-          } else {
-            // In parts, as the gradient exchange copies a bucket across boundaries; odd cuts included.
-            for (const [start, end] of [[0, 4100], [4100, 4100], [4100, 9001], [9001, bytes]]) {
-              mapped.copyRange(out, start, end);
-            }
-            mapped.release();
-            assert.throws(() => mapped.copyRange(out, 0, 8), /already copied or released/);
-          }
-          assert.deepEqual(new Uint32Array(out.buffer), first);
-        }
-        await gpu.sync();
-        if (earlyMaps) {
-          // Each staging buffer's first map is awaited (it records the map mode), later ones are early.
-          assert.ok(gpu.counters.earlyMaps >= 3 * (rounds - 1), `early maps: ${gpu.counters.earlyMaps}`);
+    await forEachMapMode(async (gpu, earlyMaps) => {
+      assert.equal(gpu.earlyMaps, earlyMaps);
+      const bytes = 3 * 4096 + 12; // an odd tail crosses the 8-byte mapping alignment
+      const buf = gpu.pool.acquire(bytes, "test.early_map");
+      const rounds = earlyMaps ? 12 : 3;
+      for (let round = 0; round < rounds; round++) {
+        const first = pattern(bytes / 4, round);
+        gpu.write(buf, first);
+        const whole = gpu.readback(buf, 0, bytes);
+        const into = new Uint8Array(bytes);
+        const intoDone = gpu.readbackInto(buf, 8, bytes - 8, into);
+        const held = gpu.readbackMapped(buf, 0, bytes, { hold: true });
+        gpu.submit();
+        // Overwritten after the copies were recorded: every read-back must still see `first`.
+        gpu.write(buf, pattern(bytes / 4, round + 100));
+        assert.equal(gpu.mapHeldReadbacks(), 1);
+        assert.deepEqual(new Uint32Array(await whole), first);
+        await intoDone;
+        assert.deepEqual(new Uint32Array(into.buffer, 0, (bytes - 8) / 4), first.subarray(2));
+        const mapped = await held;
+        const out = new Uint8Array(bytes);
+        if (round % 2 === 0) {
+          mapped.copyTo(out);
         } else {
-          assert.equal(gpu.counters.earlyMaps, 0);
+          // In parts, as the gradient exchange copies a bucket across boundaries; odd cuts included.
+          for (const [start, end] of [[0, 4100], [4100, 4100], [4100, 9001], [9001, bytes]]) {
+            mapped.copyRange(out, start, end);
+          }
+          mapped.release();
+          assert.throws(() => mapped.copyRange(out, 0, 8), /already copied or released/);
         }
-      } finally {
-        gpu.destroy();
+        assert.deepEqual(new Uint32Array(out.buffer), first);
       }
-    }
+      await gpu.sync();
+      if (earlyMaps) {
+        // Each staging buffer's first map is awaited (it records the map mode), later ones are early.
+        assert.ok(gpu.counters.earlyMaps >= 3 * (rounds - 1), `early maps: ${gpu.counters.earlyMaps}`);
+      } else {
+        assert.equal(gpu.counters.earlyMaps, 0);
+      }
+    });
   },
 });

@@ -4,7 +4,7 @@
  * previous boundary is copied out, reduced and written back there, not left for `finish`.
  */
 import assert from "node:assert/strict";
-import { Gpu } from "../../src/gpu/gpu.ts";
+import { forEachMapMode } from "../gpu/map_modes.ts";
 import { SingleRankContext } from "../../src/distributed/context.ts";
 import { type BoundaryEvent, gradientSyncFor } from "../../src/train/gradient_sync.ts";
 
@@ -14,52 +14,47 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    for (const earlyMaps of [true, false]) {
-      const gpu = await Gpu.create({ earlyMaps });
-      try {
-        const elements = 6 * 1024; // 24 KiB: a 4 KiB first bucket, then 8, 8 and 4 KiB
-        const values = Float32Array.from({ length: elements }, (_, i) => Math.fround(Math.sin(i) * 1e3));
-        const grads = gpu.pool.acquire(elements * 4, "test.grads");
-        gpu.write(grads, values);
-        const events: BoundaryEvent[] = [];
-        const sync = gradientSyncFor(new SingleRankContext(), gpu, {
-          firstBucketBytes: 4096,
-          bucketBytes: 8192,
-          boundaryMarginMs: -1e9, // no time limit: the checks below must not depend on timing
-          onBoundary: (e) => events.push(e),
-        });
-        // Two steps: the first maps every staging buffer once (a buffer's first map is always awaited).
-        let buckets: readonly (readonly [number, number])[] = [];
-        for (let step = 0; step < 2; step++) {
-          events.length = 0;
-          const exchange = sync.begin(grads, elements);
-          buckets = exchange.buckets;
-          assert.deepEqual(exchange.buckets, [[5120, 6144], [3072, 5120], [1024, 3072], [0, 1024]]);
-          for (let i = 0; i < exchange.buckets.length; i++) {
-            exchange.readBucket(i); // a "segment" that ends with bucket i final
-            gpu.submit();
-            await exchange.submitted();
-          }
-          await exchange.finish();
-          const back = new Float32Array(await gpu.read(grads, 0, elements * 4));
-          const first = back.findIndex((x, i) => !Object.is(x, values[i]));
-          assert.equal(first, -1, `gradient changed at ${first}: ${back[first]} vs ${values[first]}`);
+    await forEachMapMode(async (gpu, earlyMaps) => {
+      const elements = 6 * 1024; // 24 KiB: a 4 KiB first bucket, then 8, 8 and 4 KiB
+      const values = Float32Array.from({ length: elements }, (_, i) => Math.fround(Math.sin(i) * 1e3));
+      const grads = gpu.pool.acquire(elements * 4, "test.grads");
+      gpu.write(grads, values);
+      const events: BoundaryEvent[] = [];
+      const sync = gradientSyncFor(new SingleRankContext(), gpu, {
+        firstBucketBytes: 4096,
+        bucketBytes: 8192,
+        boundaryMarginMs: -1e9, // no time limit: the checks below must not depend on timing
+        onBoundary: (e) => events.push(e),
+      });
+      // Two steps: the first maps every staging buffer once (a buffer's first map is always awaited).
+      let buckets: readonly (readonly [number, number])[] = [];
+      for (let step = 0; step < 2; step++) {
+        events.length = 0;
+        const exchange = sync.begin(grads, elements);
+        buckets = exchange.buckets;
+        assert.deepEqual(exchange.buckets, [[5120, 6144], [3072, 5120], [1024, 3072], [0, 1024]]);
+        for (let i = 0; i < exchange.buckets.length; i++) {
+          exchange.readBucket(i); // a "segment" that ends with bucket i final
+          gpu.submit();
+          await exchange.submitted();
         }
-        assert.equal(events.length, buckets.length);
-        for (const [k, e] of events.entries()) {
-          const [start, end] = buckets[k];
-          if (earlyMaps) {
-            // What is left after boundary k is exactly the bucket mapped there: the previous one was copied
-            // out, came back reduced (microtasks drained before the map) and was written back.
-            assert.equal(e.pendingCopyBytes, (end - start) * 4, `copies left after boundary ${k}`);
-            assert.equal(e.pendingWriteBytes, 0, `write-backs left after boundary ${k}`);
-            assert.equal(e.writtenBuckets, k, `buckets written back by boundary ${k}`);
-          }
-        }
-        assert.equal(sync.lastTimings.segments, buckets.length);
-      } finally {
-        gpu.destroy();
+        await exchange.finish();
+        const back = new Float32Array(await gpu.read(grads, 0, elements * 4));
+        const first = back.findIndex((x, i) => !Object.is(x, values[i]));
+        assert.equal(first, -1, `gradient changed at ${first}: ${back[first]} vs ${values[first]}`);
       }
-    }
+      assert.equal(events.length, buckets.length);
+      for (const [k, e] of events.entries()) {
+        const [start, end] = buckets[k];
+        if (earlyMaps) {
+          // What is left after boundary k is exactly the bucket mapped there: the previous one was copied
+          // out, came back reduced (microtasks drained before the map) and was written back.
+          assert.equal(e.pendingCopyBytes, (end - start) * 4, `copies left after boundary ${k}`);
+          assert.equal(e.pendingWriteBytes, 0, `write-backs left after boundary ${k}`);
+          assert.equal(e.writtenBuckets, k, `buckets written back by boundary ${k}`);
+        }
+      }
+      assert.equal(sync.lastTimings.segments, buckets.length);
+    });
   },
 });
