@@ -6,7 +6,7 @@
  * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
- *          [--json runs/bench/allreduce.json]
+ *          [--raw-ring] [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
  * (0 = the single ring on the rank's thread; default: `defaultStripes()`). `--buffer shared` (default)
@@ -19,6 +19,10 @@
  * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
  * time = (t_end − t_start) / iters on rank 0. algbw = bytes / time; busbw = algbw × 2(n−1)/n (nccl-tests).
  * Raw TCP: one sender process writes 1 GiB in 4 MiB writes to a receiver over 127.0.0.1 (best of 3).
+ * `--raw-ring`: the loopback ceiling of a ring on this host, with no framing, reduction or copies of Orion's:
+ * for each rank count n and stripe count k ≥ 1, n·k processes (k per ring position, each one stream)
+ * each write 256 MiB to their right neighbour while reading as much from their left; link bandwidth =
+ * k × 256 MiB / the slowest process's time. A ring all-reduce's bus bandwidth cannot exceed it.
  *
  * @module
  */
@@ -49,10 +53,12 @@ const { values } = parseArgs({
     "chunk-bytes": { type: "string", default: String(1024 * 1024) },
     "compare-transport": { type: "boolean", default: false },
     "compare-js": { type: "boolean", default: false },
+    "raw-ring": { type: "boolean", default: false },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
     "tcp-sender": { type: "string" },
+    "ring-member": { type: "string" },
     coordinator: { type: "string" },
     "job-id": { type: "string" },
   },
@@ -85,7 +91,7 @@ if (values.worker) {
     coordinatorTimeoutMs: 60_000,
     log: () => {},
   });
-  const results: Array<{ sizeMib: number; iters: number; seconds: number; stripes: number }> = [];
+  const results: WorkerResult[] = [];
   for (const sizeMib of sizes) {
     const length = (sizeMib * MIB) / 4;
     const shared = values.buffer === "shared";
@@ -119,6 +125,83 @@ if (values["tcp-sender"]) {
   Deno.exit(0);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Raw ring member: "listenPort,rightPort,bytes". Reports "ready" once linked, starts on a line from stdin.
+if (values["ring-member"]) {
+  const [listenPort, rightPort, bytes] = values["ring-member"].split(",").map(Number);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: listenPort });
+  const accepted = listener.accept();
+  let right: Deno.TcpConn | null = null;
+  for (let attempt = 0; !right; attempt++) {
+    right = await Deno.connect({ hostname: "127.0.0.1", port: rightPort }).catch((error) => {
+      if (attempt > 500) throw error;
+      return new Promise<null>((r) => setTimeout(() => r(null), 20));
+    });
+  }
+  right.setNoDelay(true);
+  const left = await accepted;
+  console.log("ready");
+  await Deno.stdin.readable.getReader().read(); // "go"
+  const t0 = performance.now();
+  const block = new Uint8Array(4 * MIB);
+  const sending = (async () => {
+    for (let sent = 0; sent < bytes; sent += block.length) {
+      const part = block.subarray(0, Math.min(block.length, bytes - sent));
+      let off = 0;
+      while (off < part.length) off += await right!.write(part.subarray(off));
+    }
+  })();
+  const inbox = new Uint8Array(4 * MIB);
+  for (let received = 0; received < bytes;) {
+    const n = await left.read(inbox);
+    if (n === null) throw new Error("left neighbour closed early");
+    received += n;
+  }
+  await sending;
+  console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000 }));
+  right.close();
+  left.close();
+  listener.close();
+  Deno.exit(0);
+}
+
+/** Loopback link bandwidth of a raw ring of `n` positions × `k` streams (see `--raw-ring`). */
+async function rawRingGBps(n: number, k: number, bytes = 256 * MIB): Promise<number> {
+  const ports = Array.from({ length: n * k }, () => {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    return port;
+  });
+  const members = ports.map((port, q) => {
+    const [i, j] = [Math.floor(q / k), q % k];
+    const right = ports[((i + 1) % n) * k + j];
+    return new Deno.Command(Deno.execPath(), {
+      args: ["run", ...FLAGS, SELF, "--ring-member", `${port},${right},${bytes}`],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+  });
+  const readers = members.map((m) => m.stdout.pipeThrough(new TextDecoderStream()).getReader());
+  const nextLine = async (reader: ReadableStreamDefaultReader<string>) => {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("a raw ring member exited early");
+    return value.trim();
+  };
+  await Promise.all(readers.map(nextLine)); // every member linked
+  await Promise.all(members.map(async (m) => {
+    const writer = m.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("go\n"));
+    await writer.close();
+  }));
+  const seconds = await Promise.all(
+    readers.map(async (r) => JSON.parse(await nextLine(r)).seconds as number),
+  );
+  await Promise.all(members.map((m) => m.status));
+  return (k * bytes) / Math.max(...seconds) / 1e9;
+}
+
 async function rawTcpGBps(): Promise<number> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -146,6 +229,13 @@ async function rawTcpGBps(): Promise<number> {
   }
   listener.close();
   return best;
+}
+
+interface WorkerResult {
+  sizeMib: number;
+  iters: number;
+  seconds: number;
+  stripes: number;
 }
 
 interface RunSpec {
@@ -204,7 +294,7 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
   await coordinator.close();
   const text = outputs.map((o) => new TextDecoder().decode(o.stdout).trim()).find((t) => t.startsWith("["));
   if (!text) throw new Error(`no result from rank 0 (exit codes ${outputs.map((o) => o.code).join(",")})`);
-  return JSON.parse(text) as Array<{ sizeMib: number; iters: number; seconds: number; stripes: number }>;
+  return JSON.parse(text) as WorkerResult[];
 }
 
 function reductionKernelGBps(): { wasmSimd: number; js: number } {
@@ -331,6 +421,25 @@ if (values["compare-transport"]) {
     runs.push({ n, kernel, transport: other, stripes: 0, buffer: "plain", receive: "pooled" });
   }
 }
+const rawRing: Array<{ ranks: number; streams: number; linkGBps: number; pctOfTcp: number }> = [];
+if (values["raw-ring"]) {
+  for (const n of rankCounts) {
+    for (const k of new Set(stripeCounts.map((s) => Math.max(1, s)))) {
+      const link = await rawRingGBps(n, k);
+      rawRing.push({
+        ranks: n,
+        streams: k,
+        linkGBps: +link.toFixed(3),
+        pctOfTcp: +((link / tcp) * 100).toFixed(1),
+      });
+      console.error(
+        `[bench] raw TCP ring, ${n} positions × ${k} streams: ${link.toFixed(2)} GB/s per link (${
+          ((link / tcp) * 100).toFixed(0)
+        } % of one stream)`,
+      );
+    }
+  }
+}
 for (const spec of runs) {
   const { n, kernel: k, transport: t } = spec;
   const results = await allReduceRun(spec, sizes);
@@ -377,6 +486,11 @@ console.log(`\nRaw TCP loopback: ${tcp.toFixed(2)} GB/s (target: busbw >= 40% of
 console.log(`| ${header.join(" | ")} |`);
 console.log(`|${header.map(() => "---").join("|")}|`);
 for (const row of rows) console.log(`| ${header.map((h) => row[h]).join(" | ")} |`);
+if (rawRing.length) {
+  console.log(`\nRaw TCP ring (link bandwidth, the ceiling of a ring's bus bandwidth):\n`);
+  console.log("| ranks | streams | linkGBps | pctOfTcp |\n|---|---|---|---|");
+  for (const r of rawRing) console.log(`| ${r.ranks} | ${r.streams} | ${r.linkGBps} | ${r.pctOfTcp} |`);
+}
 const report = {
   date: new Date().toISOString(),
   cpuThreads: navigator.hardwareConcurrency,
@@ -388,6 +502,7 @@ const report = {
     orionClient: +latency.orionClient.toFixed(2),
   },
   rows,
+  rawRing,
 };
 if (values.json) {
   await Deno.mkdir(values.json.split("/").slice(0, -1).join("/") || ".", { recursive: true });
