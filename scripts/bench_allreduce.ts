@@ -6,12 +6,14 @@
  * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
- *          [--raw-ring] [--json runs/bench/allreduce.json]
+ *          [--stripe-min-mib N] [--raw-ring] [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
  * (0 = the single ring on the rank's thread; default: `defaultStripes()`). `--buffer shared` (default)
  * reduces buckets allocated in the striped ring's arena (`sharedBucket`, no copies), `plain` hands ordinary
- * Float32Arrays (copied in and out). `--receive staged` makes the stripe workers read chunks into a private
+ * Float32Arrays (copied in and out). `--stripe-min-mib`: buckets smaller than this run on the own-thread ring
+ * even with stripes (default `defaultStripeMinBytes()`, 4 MiB; 0 = every size on the stripes); the `path`
+ * column says which ran. `--receive staged` makes the stripe workers read chunks into a private
  * buffer and copy them into the arena (one more copy per chunk) instead of reading them straight into it
  * (`direct`, the default).
  *
@@ -54,6 +56,7 @@ const { values } = parseArgs({
     "compare-transport": { type: "boolean", default: false },
     "compare-js": { type: "boolean", default: false },
     "raw-ring": { type: "boolean", default: false },
+    "stripe-min-mib": { type: "string" },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
@@ -87,6 +90,9 @@ if (values.worker) {
     chunkBytes: Number(values["chunk-bytes"]),
     stripes: Number(values.stripes),
     stripeReceive: values.receive as StripeReceive,
+    ...(values["stripe-min-mib"] !== undefined
+      ? { stripeMinBytes: Math.round(Number(values["stripe-min-mib"]) * MIB) }
+      : {}),
     // Ranks share few cores here: tolerate long scheduling gaps instead of declaring the coordinator lost.
     coordinatorTimeoutMs: 60_000,
     log: () => {},
@@ -103,7 +109,13 @@ if (values.worker) {
     for (let i = 0; i < iters; i++) await ctx.allReduceMean([buffer]);
     await ctx.barrier(`end ${sizeMib}`);
     const seconds = (performance.now() - t0) / 1000 / iters;
-    results.push({ sizeMib, iters, seconds, stripes: ctx.stripes });
+    results.push({
+      sizeMib,
+      iters,
+      seconds,
+      stripes: ctx.stripes,
+      path: ctx.onStripes(length) ? "stripes" : "ring",
+    });
     if (shared) ctx.releaseSharedBucket(buffer);
   }
   if (ctx.rank === 0) console.log(JSON.stringify(results));
@@ -236,6 +248,8 @@ interface WorkerResult {
   iters: number;
   seconds: number;
   stripes: number;
+  /** Which reduced the bucket: the stripes or the own-thread ring. */
+  path: "stripes" | "ring";
 }
 
 interface RunSpec {
@@ -284,6 +298,7 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         spec.buffer,
         "--receive",
         spec.receive,
+        ...(values["stripe-min-mib"] !== undefined ? ["--stripe-min-mib", values["stripe-min-mib"]] : []),
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -451,6 +466,7 @@ for (const spec of runs) {
       kernel: k,
       transport: t,
       stripes: r.stripes,
+      path: r.path,
       buffer: spec.buffer,
       receive: spec.receive,
       sizeMib: r.sizeMib,
@@ -461,7 +477,7 @@ for (const spec of runs) {
       pctOfTcp: +((busbw / tcp) * 100).toFixed(1),
     });
     console.error(
-      `[bench] n=${n} ${k} ${t} stripes ${r.stripes} ${spec.buffer}/${spec.receive} ${r.sizeMib} MiB: ${
+      `[bench] n=${n} ${k} ${t} stripes ${r.stripes} (${r.path}) ${spec.buffer}/${spec.receive} ${r.sizeMib} MiB: ${
         (r.seconds * 1000).toFixed(1)
       } ms, busbw ${busbw.toFixed(3)} GB/s`,
     );
@@ -473,6 +489,7 @@ const header = [
   "kernel",
   "transport",
   "stripes",
+  "path",
   "buffer",
   "receive",
   "sizeMib",

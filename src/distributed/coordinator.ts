@@ -542,6 +542,7 @@ export class Coordinator {
           host: hello.advertiseHost ?? c.remoteHost,
           port: hello.dataPort!,
           ...(hello.stripePorts ? { stripePorts: hello.stripePorts } : {}),
+          ...(hello.stripeMinBytes !== undefined ? { stripeMinBytes: hello.stripeMinBytes } : {}),
         },
       };
     });

@@ -128,7 +128,9 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
   --kernel wasm-simd|js                reduction arithmetic (default wasm-simd)
   --transport tcp-websocket|deno-websocket   ring links (default tcp-websocket)
   --stripes N                          all-reduce ring stripes (Worker threads) per rank; 0 = one ring on the
-                                       rank's thread (default env ORION_RING_STRIPES, else cores/8, 1..4)
+                                       rank's thread (default env ORION_RING_STRIPES, else cores/4, 1..4)
+  --stripe-min-bytes N                 smaller buckets run on the rank's own-thread ring, same bits (default
+                                       env ORION_STRIPE_MIN_BYTES, else 4194304; 0 = all on the stripes)
   --heartbeat-timeout-ms MS            hung-rank detection (default 4000)
 Secret: env ${JOIN_SECRET_ENV} (generated for single-node local runs when unset).
 `;
@@ -160,6 +162,7 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
       kernel: { type: "string" },
       transport: { type: "string" },
       stripes: { type: "string" },
+      "stripe-min-bytes": { type: "string" },
       "dry-run": { type: "boolean", default: false },
       out: { type: "string" },
       accelerators: { type: "string" },
@@ -237,6 +240,12 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
         ...(values.transport ? ["--transport", values.transport] : []),
         ...(values.stripes !== undefined
           ? ["--stripes", String(positiveInt(values.stripes, "--stripes", 0))]
+          : []),
+        ...(values["stripe-min-bytes"] !== undefined
+          ? [
+            "--stripe-min-bytes",
+            String(positiveInt(values["stripe-min-bytes"], "--stripe-min-bytes", 0)),
+          ]
           : []),
         ...(heartbeatTimeoutMs
           ? ["--coordinator-timeout-ms", String(Math.max(5000, heartbeatTimeoutMs))]
@@ -342,7 +351,9 @@ Joins a job as one rank (normally started by the node agent of \`orion launch\`)
   --transport T             ring links: tcp-websocket (default) or deno-websocket
   --chunk-bytes N           all-reduce chunk size (default 1048576, max 4 MiB - 48)
   --stripes N               all-reduce ring stripes (Worker threads) per rank, 0..64; 0 = one ring on this
-                            thread (default env ORION_RING_STRIPES, else cores/8, 1..4; ranks use the smallest)
+                            thread (default env ORION_RING_STRIPES, else cores/4, 1..4; ranks use the smallest)
+  --stripe-min-bytes N      smaller buckets run on this thread's ring, same bits (default env
+                            ORION_STRIPE_MIN_BYTES, else 4194304; ranks use the largest)
   --coordinator-timeout-ms  coordinator silence before giving up (default 5000)
   --stop-grace-ms MS        time rankMain gets to return after a stop (default 5000)
 Exit codes: 0 done, 75 stopped for a restart, 76 job over (coordinator lost / failed), 1 error.
@@ -372,6 +383,7 @@ export async function workerCommand(args: string[], hooks: DistributedHooks): Pr
       transport: { type: "string" },
       "chunk-bytes": { type: "string" },
       stripes: { type: "string" },
+      "stripe-min-bytes": { type: "string" },
       "coordinator-timeout-ms": { type: "string" },
       "stop-grace-ms": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
@@ -419,6 +431,9 @@ export async function workerCommand(args: string[], hooks: DistributedHooks): Pr
       transport,
       chunkBytes: values["chunk-bytes"] ? positiveInt(values["chunk-bytes"], "--chunk-bytes", 0) : undefined,
       stripes: values.stripes !== undefined ? positiveInt(values.stripes, "--stripes", 0) : undefined,
+      stripeMinBytes: values["stripe-min-bytes"] !== undefined
+        ? positiveInt(values["stripe-min-bytes"], "--stripe-min-bytes", 0)
+        : undefined,
       coordinatorTimeoutMs: values["coordinator-timeout-ms"]
         ? Number(values["coordinator-timeout-ms"])
         : undefined,

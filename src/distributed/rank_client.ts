@@ -50,7 +50,12 @@ import {
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
-import { defaultStripes, StripedAllReduce, type StripeReceive } from "./striped_all_reduce.ts";
+import {
+  defaultStripeMinBytes,
+  defaultStripes,
+  StripedAllReduce,
+  type StripeReceive,
+} from "./striped_all_reduce.ts";
 
 /** Options of {@link joinJob}. */
 export interface JoinOptions {
@@ -85,12 +90,18 @@ export interface JoinOptions {
   transport?: PeerTransportName;
   /**
    * Ring stripes (Worker threads, each with its own links) per rank; 0 = one ring on this thread. Default
-   * {@link defaultStripes} (`ORION_RING_STRIPES`, else cores / 8, 1..4; 0 where Workers cannot start). The job uses the smallest
+   * {@link defaultStripes} (`ORION_RING_STRIPES`, else cores / 4, 1..4; 0 where Workers cannot start). The job uses the smallest
    * count any rank offers; the results are bit-identical whatever it is. Needs the tcp-websocket transport.
    */
   stripes?: number;
   /** How stripe workers receive chunk values; default "direct" ("staged" adds a copy, for measurements). */
   stripeReceive?: StripeReceive;
+  /**
+   * Smallest bucket (bytes) for the stripes; smaller ones run on the own-thread ring (same bits). Default
+   * {@link defaultStripeMinBytes} (4 MiB, or `ORION_STRIPE_MIN_BYTES`); the job uses the largest value any
+   * rank offers; 0 sends every bucket through the stripes.
+   */
+  stripeMinBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
@@ -184,6 +195,8 @@ export class RankSession implements DistributedContext {
   #dataPort = 0;
   #ring: RingAllReduce | null = null;
   #striped: StripedAllReduce | null = null;
+  /** Smallest bucket (bytes) the stripes take, agreed at rendezvous. */
+  #stripeMinBytes = 0;
   #stopEvent: StopEvent | null = null;
   #stopCallbacks = new Set<(event: StopEvent) => void>();
   #closing = false;
@@ -229,6 +242,7 @@ export class RankSession implements DistributedContext {
         ? options.stripes ?? defaultStripes()
         : 0,
       stripeReceive: options.stripeReceive ?? "direct",
+      stripeMinBytes: options.stripeMinBytes ?? defaultStripeMinBytes(),
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
@@ -286,6 +300,14 @@ export class RankSession implements DistributedContext {
   /** Ring stripes in use (0: one ring on this thread). */
   get stripes(): number {
     return this.#striped?.stripes ?? 0;
+  }
+
+  /**
+   * Whether a bucket of `length` values is reduced by the stripes (else by the ring on this thread: buckets
+   * under the job's smallest striped size, or every bucket without stripes).
+   */
+  onStripes(length: number): boolean {
+    return this.#striped !== null && this.#striped.stripes > 0 && length * 4 >= this.#stripeMinBytes;
   }
 
   /**
@@ -369,6 +391,7 @@ export class RankSession implements DistributedContext {
         localRank: o.localRank,
         dataPort: this.dataPort,
         stripePorts: this.#striped?.ports ?? [],
+        stripeMinBytes: this.#options.stripeMinBytes,
         pid: Deno.pid,
       });
       const assignment = await withTimeout(this.#assigned.promise, o.joinTimeoutMs, "the rendezvous");
@@ -394,6 +417,8 @@ export class RankSession implements DistributedContext {
     if (stripes < (this.#striped?.ports.length ?? 0)) {
       this.#options.log(`using ${stripes} all-reduce stripes (the smallest count any rank offers)`);
     }
+    // Every rank routes each bucket the same way: by its size against the same threshold.
+    this.#stripeMinBytes = Math.max(...a.peers.map((p) => p.stripeMinBytes ?? 0));
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();
@@ -717,7 +742,7 @@ export class RankSession implements DistributedContext {
       return handled(Promise.reject(error));
     }
     if (this.worldSize === 1) return Promise.resolve();
-    if (this.#striped) return handled(this.#striped.start(index, data));
+    if (this.#striped && this.onStripes(data.length)) return handled(this.#striped.start(index, data));
     return handled(this.#ring!.start(index, data));
   }
 

@@ -22,7 +22,12 @@ import {
 
 const finals = new Map<string, Uint8Array>();
 
-async function checkRun(worldSize: number, kernel: "wasm-simd" | "js", transport: string) {
+async function checkRun(
+  worldSize: number,
+  kernel: "wasm-simd" | "js",
+  transport: string,
+  expectRouting?: { env: Record<string, string>; buckets: Array<"stripes" | "ring"> },
+) {
   const job = await makeJob({ gpusPerNode: worldSize, steps: 6, recordSteps: 2 });
   try {
     const run = launchSynthetic(job.configPath, [
@@ -32,7 +37,9 @@ async function checkRun(worldSize: number, kernel: "wasm-simd" | "js", transport
       kernel,
       "--transport",
       transport,
-    ]);
+      "--stripes",
+      "1",
+    ], expectRouting?.env);
     const { code, output } = await run.done;
     assert.equal(code, 0, output);
     assert.match(output, /job completed/);
@@ -54,6 +61,14 @@ async function checkRun(worldSize: number, kernel: "wasm-simd" | "js", transport
     for (let r = 0; r < worldSize; r++) {
       assert.deepEqual(await Deno.readFile(`${job.settings.outDir}/final/rank${r}.bin`), expectedFinal);
     }
+    if (expectRouting) {
+      for (let r = 0; r < worldSize; r++) {
+        const routing = JSON.parse(
+          await Deno.readTextFile(`${job.settings.outDir}/progress/routing_rank${r}.json`),
+        );
+        assert.deepEqual(routing, { stripes: 1, buckets: expectRouting.buckets }, `rank ${r}`);
+      }
+    }
     const mapping = JSON.parse(await Deno.readTextFile(`${job.dir}/run/distributed/node0_gpus.json`));
     assert.equal(mapping.ranks.length, worldSize);
     finals.set(`${worldSize}`, expectedFinal);
@@ -63,7 +78,11 @@ async function checkRun(worldSize: number, kernel: "wasm-simd" | "js", transport
 }
 
 Deno.test("2 ranks (processes): ring all-reduce is bitwise the reference order and identical on every rank", async () => {
-  await checkRun(2, "wasm-simd", "tcp-websocket");
+  // One stripe; buckets under 100 kB stay on the own-thread ring: both paths in one job, the same bits.
+  await checkRun(2, "wasm-simd", "tcp-websocket", {
+    env: { ORION_STRIPE_MIN_BYTES: "100000" },
+    buckets: ["ring", "stripes", "ring"],
+  });
 });
 
 Deno.test("3 ranks (processes, JS kernel, Deno WebSocket transport): same bits as the reference, identical on every rank", async () => {

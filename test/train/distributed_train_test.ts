@@ -45,7 +45,8 @@ function orion(dir: string, args: string[], env: Record<string, string>): Deno.C
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--config", denoJson, modTs, ...args],
     cwd: dir,
-    env: { ...env, XDG_RUNTIME_DIR: "/tmp" },
+    // 10 KiB buckets on the stripes, smaller ones (the last) on the rank's own-thread ring: both paths.
+    env: { ORION_STRIPE_MIN_BYTES: "8192", ...env, XDG_RUNTIME_DIR: "/tmp" },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
