@@ -27,7 +27,7 @@ export const PeerAddressSchema = z.object({
   port: z.number().int().min(1).max(65535),
   /** Ports of the rank's all-reduce stripe servers (stripe order); absent or empty = the rank's own-thread ring only. */
   stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
-  /** Smallest bucket (bytes) the rank sends through its stripes; absent = every bucket. */
+  /** Smallest bucket (bytes) the rank sends through its stripes; absent = the automatic size. */
   stripeMinBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 /** Address of a rank's data-plane server. */
@@ -48,7 +48,7 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
     dataPort: z.number().int().min(1).max(65535).nullable(),
     /** Ports of this rank's all-reduce stripe servers (ranks only; absent or empty = no stripes). */
     stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
-    /** Smallest bucket (bytes) the rank sends through its stripes (ranks only; absent = every bucket). */
+    /** Smallest bucket (bytes) the rank sends through its stripes (ranks only; absent = the automatic size). */
     stripeMinBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     pid: count,
   }).strict(),

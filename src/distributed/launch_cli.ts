@@ -130,7 +130,8 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
   --stripes N                          all-reduce ring stripes (Worker threads) per rank; 0 = one ring on the
                                        rank's thread (default env ORION_RING_STRIPES, else cores/4, 1..4)
   --stripe-min-bytes N                 smaller buckets run on the rank's own-thread ring, same bits (default
-                                       env ORION_STRIPE_MIN_BYTES, else 4194304; 0 = all on the stripes)
+                                       env ORION_STRIPE_MIN_BYTES, else ranks x stripes x 128 KiB; 0 = all
+                                       on the stripes)
   --heartbeat-timeout-ms MS            hung-rank detection (default 4000)
 Secret: env ${JOIN_SECRET_ENV} (generated for single-node local runs when unset).
 `;
@@ -353,7 +354,7 @@ Joins a job as one rank (normally started by the node agent of \`orion launch\`)
   --stripes N               all-reduce ring stripes (Worker threads) per rank, 0..64; 0 = one ring on this
                             thread (default env ORION_RING_STRIPES, else cores/4, 1..4; ranks use the smallest)
   --stripe-min-bytes N      smaller buckets run on this thread's ring, same bits (default env
-                            ORION_STRIPE_MIN_BYTES, else 4194304; ranks use the largest)
+                            ORION_STRIPE_MIN_BYTES, else ranks x stripes x 128 KiB; ranks use the largest set)
   --coordinator-timeout-ms  coordinator silence before giving up (default 5000)
   --stop-grace-ms MS        time rankMain gets to return after a stop (default 5000)
 Exit codes: 0 done, 75 stopped for a restart, 76 job over (coordinator lost / failed), 1 error.

@@ -51,9 +51,10 @@ import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecisio
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 import {
-  defaultStripeMinBytes,
   defaultStripes,
   StripedAllReduce,
+  stripeMinBytes,
+  stripeMinBytesFromEnv,
   type StripeReceive,
 } from "./striped_all_reduce.ts";
 
@@ -98,8 +99,8 @@ export interface JoinOptions {
   stripeReceive?: StripeReceive;
   /**
    * Smallest bucket (bytes) for the stripes; smaller ones run on the own-thread ring (same bits). Default
-   * {@link defaultStripeMinBytes} (4 MiB, or `ORION_STRIPE_MIN_BYTES`); the job uses the largest value any
-   * rank offers; 0 sends every bucket through the stripes.
+   * `ORION_STRIPE_MIN_BYTES`, else world size × stripes × 128 KiB ({@link stripeMinBytes}). When any rank
+   * sets it the job uses the largest value set; 0 sends every bucket through the stripes.
    */
   stripeMinBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
@@ -180,7 +181,8 @@ export async function waitForCoordinator(
 export class RankSession implements DistributedContext {
   readonly jobId: string;
   #assignment: Assignment | null = null;
-  #options: Required<Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank">> & {
+  #options: Required<Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank" | "stripeMinBytes">> & {
+    stripeMinBytes: number | null;
     advertiseHost: string | null;
     nodeRank: number | null;
     localRank: number | null;
@@ -242,7 +244,7 @@ export class RankSession implements DistributedContext {
         ? options.stripes ?? defaultStripes()
         : 0,
       stripeReceive: options.stripeReceive ?? "direct",
-      stripeMinBytes: options.stripeMinBytes ?? defaultStripeMinBytes(),
+      stripeMinBytes: options.stripeMinBytes ?? stripeMinBytesFromEnv(),
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
@@ -391,7 +393,7 @@ export class RankSession implements DistributedContext {
         localRank: o.localRank,
         dataPort: this.dataPort,
         stripePorts: this.#striped?.ports ?? [],
-        stripeMinBytes: this.#options.stripeMinBytes,
+        ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
         pid: Deno.pid,
       });
       const assignment = await withTimeout(this.#assigned.promise, o.joinTimeoutMs, "the rendezvous");
@@ -418,7 +420,8 @@ export class RankSession implements DistributedContext {
       this.#options.log(`using ${stripes} all-reduce stripes (the smallest count any rank offers)`);
     }
     // Every rank routes each bucket the same way: by its size against the same threshold.
-    this.#stripeMinBytes = Math.max(...a.peers.map((p) => p.stripeMinBytes ?? 0));
+    const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
+    this.#stripeMinBytes = stripeMinBytes(set.length ? Math.max(...set) : null, n, stripes);
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();

@@ -113,18 +113,34 @@ export function defaultStripes(): number {
   return Math.max(1, Math.min(4, Math.floor(cores / 4)));
 }
 
-/** Environment variable that overrides {@link defaultStripeMinBytes} (bytes, an integer ≥ 0). */
+/** Environment variable that sets the smallest striped bucket in bytes (see {@link stripeMinBytes}). */
 export const STRIPE_MIN_BYTES_ENV = "ORION_STRIPE_MIN_BYTES";
+
+/** Smallest share of a bucket one stripe carries per ring segment before the stripes beat the own-thread ring. */
+export const STRIPE_SEGMENT_MIN_BYTES = 128 * 1024;
 
 /**
  * Smallest bucket, in bytes, that goes to the stripes; smaller buckets run on the rank's own-thread ring,
- * whose summation order is the same, so the bits do not change. Default 4 MiB, or
- * `ORION_STRIPE_MIN_BYTES`. A small bucket on the stripes pays the Worker round trips and splits into
- * chunks too small to fill a link: on the H200 host at 1 MiB the own-thread ring ran 1.27 / 1.22 / 0.88
- * GB/s bus bandwidth for 2 / 4 / 8 ranks against 1.15 / 0.79 / 0.34 with 4 stripes (docs/distributed.md).
- * Ranks use the largest value any rank offers.
+ * whose summation order is the same, so the bits do not change. `explicit` (an option, or
+ * {@link stripeMinBytesFromEnv}) wins; otherwise `worldSize × stripes × 128 KiB`, i.e. the stripes take a
+ * bucket once each stripe's part of each ring segment is at least {@link STRIPE_SEGMENT_MIN_BYTES}. Smaller
+ * parts pay the Worker round trips and per-message costs for too few bytes. On the H200 host (4 stripes,
+ * `h200host_2026-11-29_allreduce_hybrid_*.json`) the stripes won from 1 MiB at 2 ranks (0.65–0.69 vs
+ * 0.71–0.93 ms), from 2 MiB at 4 (1.63–1.90 vs 2.25–2.98 ms; at 1 MiB the ring, 1.13–1.37 vs 1.59–1.73 ms)
+ * and from 8 MiB at 8 (7.77–7.88 vs 9.48–10.24 ms; at 1 MiB the ring, 1.88–2.02 vs 4.48–4.67 ms).
+ *
+ * @example
+ * ```ts
+ * import { stripeMinBytes } from "./striped_all_reduce.ts";
+ * console.log(stripeMinBytes(null, 8, 4)); // 4194304: 4 MiB
+ * ```
  */
-export function defaultStripeMinBytes(): number {
+export function stripeMinBytes(explicit: number | null, worldSize: number, stripes: number): number {
+  return explicit ?? worldSize * stripes * STRIPE_SEGMENT_MIN_BYTES;
+}
+
+/** `ORION_STRIPE_MIN_BYTES` as a number of bytes, or null when unset. */
+export function stripeMinBytesFromEnv(): number | null {
   let fromEnv: string | undefined;
   try {
     fromEnv = Deno.env.get(STRIPE_MIN_BYTES_ENV);
@@ -139,7 +155,7 @@ export function defaultStripeMinBytes(): number {
     }
     return value;
   }
-  return 4 << 20;
+  return null;
 }
 
 interface StripeWorker {

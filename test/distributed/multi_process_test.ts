@@ -78,10 +78,12 @@ async function checkRun(
 }
 
 Deno.test("2 ranks (processes): ring all-reduce is bitwise the reference order and identical on every rank", async () => {
-  // One stripe; buckets under 100 kB stay on the own-thread ring: both paths in one job, the same bits.
+  // One stripe. By default buckets under 2 ranks × 1 stripe × 128 KiB stay on the own-thread ring: both paths
+  // in one job, the same bits. ORION_STRIPE_MIN_BYTES=0 sends every bucket through the stripe.
+  await checkRun(2, "wasm-simd", "tcp-websocket", { env: {}, buckets: ["ring", "stripes", "ring"] });
   await checkRun(2, "wasm-simd", "tcp-websocket", {
-    env: { ORION_STRIPE_MIN_BYTES: "100000" },
-    buckets: ["ring", "stripes", "ring"],
+    env: { ORION_STRIPE_MIN_BYTES: "0" },
+    buckets: ["stripes", "stripes", "stripes"],
   });
 });
 

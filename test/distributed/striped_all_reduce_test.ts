@@ -10,7 +10,7 @@ import {
 } from "../../src/distributed/ring_all_reduce.ts";
 import { ArenaReductionKernel, jsReductionKernel } from "../../src/distributed/simd_add.ts";
 import { StripeRing } from "../../src/distributed/stripe_ring.ts";
-import { StripedAllReduce } from "../../src/distributed/striped_all_reduce.ts";
+import { StripedAllReduce, stripeMinBytes } from "../../src/distributed/striped_all_reduce.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
@@ -294,4 +294,13 @@ Deno.test("striped all-reduce: a peer that dies mid-reduce is reported and pendi
   } finally {
     await Promise.all(ranks.map((striped) => striped.close()));
   }
+});
+
+Deno.test("smallest striped bucket: ranks × stripes × 128 KiB unless set", () => {
+  assert.equal(stripeMinBytes(null, 2, 4), 1 << 20);
+  assert.equal(stripeMinBytes(null, 4, 4), 2 << 20);
+  assert.equal(stripeMinBytes(null, 8, 4), 4 << 20);
+  assert.equal(stripeMinBytes(null, 2, 1), 256 << 10);
+  assert.equal(stripeMinBytes(0, 8, 4), 0);
+  assert.equal(stripeMinBytes(12345, 2, 1), 12345);
 });
