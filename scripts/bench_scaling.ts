@@ -6,7 +6,7 @@
  *
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
- *       [--batch 32] [--bucket-mib 8] [--json out.json]
+ *       [--batch 32] [--bucket-mib 8] [--encode-ahead on|off] [--json out.json]
  * (`--batch` is per rank: the global batch is batch × ranks; `--bucket-mib` is the gradient bucket size after
  * the 1 MiB first one, `infra.bucketCapMb`.)
  *
@@ -28,6 +28,7 @@ interface ScalingJob {
   warmup: number;
   batch: number;
   bucketMib: number;
+  encodeAhead: boolean;
   json: string | null;
 }
 
@@ -49,6 +50,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     },
     schedule: { kind: "constant", lr: 1e-4, totalSteps: 1e9, warmupSteps: 0, beta1: 0.9 },
     readbackEvery: 10,
+    encodeAhead: job.encodeAhead,
   });
   trainer.gradientSync = gradientSyncFor(ctx, gpu, {
     ...DEFAULT_BUCKET_SIZES,
@@ -120,6 +122,7 @@ if (import.meta.main) {
       warmup: { type: "string", default: "5" },
       batch: { type: "string", default: "32" },
       "bucket-mib": { type: "string", default: "8" },
+      "encode-ahead": { type: "string", default: "on" },
       json: { type: "string" },
     },
   });
@@ -135,6 +138,7 @@ if (import.meta.main) {
     warmup: Number(values.warmup),
     batch: Number(values.batch),
     bucketMib: Number(values["bucket-mib"]),
+    encodeAhead: values["encode-ahead"] !== "off",
     json: values.json ?? null,
   };
   // Pipeline compilation blocks a rank's event loop for seconds on first use: allow long heartbeat gaps.

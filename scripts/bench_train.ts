@@ -11,7 +11,7 @@
  *       [--checkpoint-every K [--checkpoint-reps 5] [--checkpoint-host reused|fresh]
  *         [--checkpoint-mode full|no-write|gpu-copy]] [--timing-kernels] [--compare-torch [--python python3]]
  *       [--autotune [--autotune-target-ms 50] [--autotune-warmup-ms 200] | --autotune-cached]
- *       [--accumulate k] [--sync-loopback]
+ *       [--accumulate k] [--sync-loopback [--encode-ahead on|off]]
  *
  * `ORION_EARLY_MAPS=0` makes every read-back wait for its `mapAsync` promise (`src/gpu/early_map.ts`), to
  * measure what early maps save.
@@ -37,7 +37,8 @@
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
  * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 8);
  * `--bucket-align params` makes buckets of whole parameters instead of byte ranges;
- * `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
+ * `--encode-ahead off` records each step's first segment at the step's start instead of during the step before
+ * (`TrainerSettings.encodeAhead`); `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
  * end (`GradientSyncOptions.boundaryMarginMs`, 0.5); `--trace-boundaries` prints what each boundary did (median
  * over the timed steps: time allowed, host work, the map's wait, bytes still waiting for the host).
  *
@@ -99,6 +100,7 @@ const { values: args } = parseArgs({
     "bucket-mib": { type: "string", default: "8" },
     "boundary-margin-ms": { type: "string", default: String(DEFAULT_BOUNDARY_MARGIN_MS) },
     "trace-boundaries": { type: "boolean", default: false },
+    "encode-ahead": { type: "string", default: "on" },
     "bucket-align": { type: "string", default: "bytes" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
@@ -135,6 +137,7 @@ const trainer = new Trainer(gpu, preset.kwargs, vocab, {
   },
   schedule: { kind: "onecycle", lr: 1e-4, totalSteps: warmup + steps + 1, warmupSteps: 0, beta1: 0.9 },
   readbackEvery: 10,
+  encodeAhead: args["encode-ahead"] !== "off",
   precision: args.precision as TrainingPrecision,
   autotune: {
     mode: autotuneMode,
@@ -242,11 +245,13 @@ let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the re
 let uploadBytes = 0;
 let submitMs = 0;
 let dispatchesPerStep = 0;
+let encodedAheadSteps = 0;
 const t0 = performance.now();
 for (let i = 0; i < steps; i++) {
   const h0 = performance.now();
   await trainer.trainStep(stepBatches(i));
   hostMs += performance.now() - h0;
+  if (trainer.lastStepEncodedAhead) encodedAheadSteps++;
   recordMs += trainer.lastRecordMs;
   uploadMs += gpu.counters.uploadMsLastReplay;
   uploadBytes = gpu.counters.uploadBytesLastReplay;
@@ -466,6 +471,8 @@ const result = {
   batchSize,
   accumulate,
   syncLoopback: args["sync-loopback"],
+  /** Timed steps that submitted a first segment recorded during the step before. */
+  encodedAheadSteps,
   syncMsPerStep: args["sync-loopback"] ? syncMsPerStep : null,
   syncFirstReadMsPerStep: args["sync-loopback"] ? syncPhases.firstReadMs / steps : null,
   syncLastReadMsPerStep: args["sync-loopback"] ? syncPhases.lastReadMs / steps : null,
@@ -553,7 +560,9 @@ console.log(
     }, ${result.params} params, ` +
     `N=${result.tokensPerWindow} tokens, L=${result.latents} latents), ` +
     (args["sync-loopback"]
-      ? `synced (loopback, overlap ${args["sync-overlap"]}, ${
+      ? `synced (loopback, overlap ${
+        args["sync-overlap"]
+      }, first segment recorded ahead in ${encodedAheadSteps} of ${steps} steps, ${
         (syncPhases.segments / steps).toFixed(1)
       } backward segments): ${
         syncMsPerStep.toFixed(2)

@@ -26,7 +26,7 @@ import {
   type PoyoVocabulary,
   uploadBatch,
 } from "../models/poyo.ts";
-import type { CapturedGraph } from "../gpu/gpu.ts";
+import type { CapturedGraph, DetachedCommands } from "../gpu/gpu.ts";
 import type { ResolvedPoyoKwargs } from "../models/poyo_kwargs.ts";
 import {
   FlatOptimizer,
@@ -105,6 +105,14 @@ export interface TrainerSettings {
    * JavaScript (default true). Replayed steps are bit-identical to recorded ones.
    */
   capture?: boolean;
+  /**
+   * With a gradient sync, a replayed step records the next step's first segment while the GPU runs its last
+   * backward segment, and the next step only uploads its batch and submits it (default true). Otherwise the
+   * GPU, idle once the exchange is done, also waits for that segment's recording at every step start. The
+   * recorded commands are dropped when the next step's shapes differ. Off with GPU timing on and with a
+   * `trainable` schedule (the next step's frozen set is not known yet).
+   */
+  encodeAhead?: boolean;
   /** Numeric precision (default `"32-true"`); see the module documentation. */
   precision?: TrainingPrecision;
   /** Grad scaler settings of `16-mixed` (default {@linkcode DEFAULT_GRAD_SCALER}, PyTorch's). */
@@ -194,10 +202,14 @@ export class Trainer {
     after: null,
   };
   readonly #lossStage: GpuBuffer;
+  /** The next step's first segment, recorded ahead ({@linkcode TrainerSettings.encodeAhead}), for the step key. */
+  #encodedAhead: { key: string; commands: DetachedCommands } | null = null;
   /** Whether the last step was replayed from a captured stream. */
   lastStepReplayed = false;
   /** Backward segments the last synced step submitted separately, each followed by bucket read-backs. */
   lastStepSegments = 0;
+  /** Whether the last step submitted a first segment recorded during the step before. */
+  lastStepEncodedAhead = false;
   /** CPU milliseconds of the last step spent recording commands (excluding `queue.submit`). */
   lastRecordMs = 0;
   /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
@@ -261,6 +273,9 @@ export class Trainer {
     }
     const scope = Scope.begin();
     const t0 = performance.now();
+    const ahead = this.#encodedAhead;
+    this.#encodedAhead = null;
+    this.lastStepEncodedAhead = false;
     const store = this.model.params;
     const exchange = sync
       ? this.gradientSync!.begin(store.grads, store.totalElements, this.#paramOffsets)
@@ -278,8 +293,16 @@ export class Trainer {
         // the map at once instead of after this segment's encoding.
         let unmapped = false; // a submitted segment whose buckets the exchange has not mapped yet
         for (const [j, segment] of g.segments.entries()) {
-          gpu.replay(segment, uploads.slice(written, written += segment.writes));
+          const segmentUploads = uploads.slice(written, written += segment.writes);
+          if (j === 0 && ahead?.key === key) {
+            // Recorded during the last step: only the uploads (queue writes, so they land before it).
+            gpu.replayWrites(segment, segmentUploads);
+            gpu.attachRecorded(ahead.commands);
+            this.lastStepEncodedAhead = true;
+          } else gpu.replay(segment, segmentUploads);
           if (g.reads[j].length === 0) continue;
+          // Translated now, while the GPU still runs the segment before, not after the map below.
+          gpu.seal();
           if (unmapped) await exchange!.submitted();
           for (const bucket of g.reads[j]) exchange!.readBucket(bucket);
           gpu.submit();
@@ -287,6 +310,14 @@ export class Trainer {
           unmapped = true;
         }
         if (exchange) {
+          // While the GPU runs the last backward segment: record the next step's first one, set aside
+          // (the exchange's write-backs and `after` are recorded and submitted before it).
+          if (this.settings.encodeAhead !== false && !gpu.timing && !trainable) {
+            gpu.seal(); // this step's last commands stay in this step
+            gpu.replay(g.segments[0], [], { skipWrites: true });
+            const commands = gpu.detachRecorded();
+            if (commands) this.#encodedAhead = { key, commands };
+          }
           if (unmapped) await exchange.submitted();
           await exchange.finish();
           gpu.replay(g.after!, []);
@@ -385,6 +416,7 @@ export class Trainer {
       this.lastSubmitMs = performance.now() - t1;
       this.lastRecordMs = t1 - t0;
     } catch (error) {
+      this.#encodedAhead = null;
       await exchange?.cancel();
       // A capture interrupted by the error must not be replayed.
       if (g.state === "capture" || g.state === "verify") gpu.endCapture();

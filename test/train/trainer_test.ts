@@ -257,9 +257,17 @@ Deno.test({
       accumulate = 1,
       boundaryMarginMs?: number,
       earlyMaps = true,
+      encodeAhead = true,
+      shapeAt: (step: number) => typeof tinyShape = () => tinyShape,
+      steps = 6,
     ) => {
       const gpu = earlyMaps ? await testGpu() : await Gpu.create({ earlyMaps: false });
-      const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 4, capture }));
+      const trainer = new Trainer(
+        gpu,
+        tinyKwargs,
+        tinyVocab,
+        tinySettings({ seed: 4, capture, encodeAhead }),
+      );
       // 4 KiB buckets: the tiny model's gradient spans many, so backward is cut many times.
       const segmented = gradientSyncFor(new ScalingContext(), gpu, {
         firstBucketBytes: 1024,
@@ -271,16 +279,18 @@ Deno.test({
       if (sync === "segmented" || sync === "aligned") trainer.gradientSync = segmented;
       const replayed: boolean[] = [];
       const segments: number[] = [];
-      for (let i = 0; i < 6; i++) {
+      const encodedAhead: boolean[] = [];
+      for (let i = 0; i < steps; i++) {
         const micro = Array.from(
           { length: accumulate },
-          (_, j) => syntheticBatch(tinyShape, 300 + i * 7 + j),
+          (_, j) => syntheticBatch(shapeAt(i), 300 + i * 7 + j),
         );
         await trainer.trainStep(micro);
         replayed.push(trainer.lastStepReplayed);
         segments.push(trainer.lastStepSegments);
+        encodedAhead.push(trainer.lastStepEncodedAhead);
       }
-      await trainer.flushMetrics();
+      const losses = new Float32Array((await trainer.flushMetrics()).map((m) => m.loss));
       const w = new Float32Array(
         await gpu.read(trainer.model.params.values, 0, trainer.model.params.totalElements * 4),
       );
@@ -288,7 +298,7 @@ Deno.test({
       const exchange = segmented.begin(store.grads, store.totalElements, store.slots.map((x) => x.offset));
       await exchange.cancel();
       if (!earlyMaps) gpu.destroy(); // its own device; the shared one stays for the file's other tests
-      return { w, replayed, segments, buckets: exchange.buckets.length };
+      return { w, losses, replayed, segments, encodedAhead, buckets: exchange.buckets.length };
     };
     const same = (a: Float32Array, b: Float32Array, what: string) => {
       const i = a.findIndex((x, j) => !Object.is(x, b[j]));
@@ -298,12 +308,16 @@ Deno.test({
     assert.deepEqual(reference.segments, [1, 1, 1, 1, 1, 1]);
     const captured = await run(true, "segmented");
     assert.deepEqual(captured.replayed, [false, false, false, true, true, true]);
+    // Each replayed step records the next one's first segment; the steps after the first replay submit it.
+    assert.deepEqual(captured.encodedAhead, [false, false, false, false, true, true]);
     assert.ok(captured.buckets >= 8, `expected many buckets, got ${captured.buckets}`);
     // Backward is cut many times (a parameter larger than a bucket makes several final at once).
     for (const n of captured.segments) {
       assert.ok(n >= 8 && n <= captured.buckets, `${n} segments for ${captured.buckets} buckets`);
     }
     same(captured.w, reference.w, "segmented (replayed) and reference weights");
+    assert.equal(captured.losses.length, 6);
+    same(captured.losses, reference.losses, "segmented (replayed) and reference losses");
     same((await run(false, "segmented")).w, reference.w, "segmented (recorded) and reference weights");
     // Host work at boundaries: none at all once segments are measured (every copy and write-back in
     // finish), or everything at the next boundary whatever the segment's length.
@@ -311,6 +325,26 @@ Deno.test({
     same((await run(true, "segmented", 1, -1e9)).w, reference.w, "segmented (unbounded boundary work)");
     // Without early maps every bucket waits for its map's promise (timer turns at due boundaries).
     same((await run(true, "segmented", 1, undefined, false)).w, reference.w, "segmented (maps awaited)");
+    const notAhead = await run(true, "segmented", 1, undefined, true, false);
+    assert.deepEqual(notAhead.encodedAhead, [false, false, false, false, false, false]);
+    same(notAhead.w, reference.w, "segmented (each first segment recorded at its step's start)");
+    same(
+      notAhead.losses,
+      reference.losses,
+      "segmented (each first segment recorded at its step's start) losses",
+    );
+    // A step with other shapes drops what was recorded ahead for the old ones and records again.
+    const otherShape = { ...tinyShape, batchSize: 4 };
+    const shapeAt = (step: number) => step === 6 ? otherShape : tinyShape;
+    const changed = await run(true, "segmented", 1, undefined, true, true, shapeAt, 8);
+    assert.deepEqual(changed.replayed, [false, false, false, true, true, true, false, false]);
+    assert.deepEqual(changed.encodedAhead, [false, false, false, false, true, true, false, false]);
+    same(
+      changed.w,
+      (await run(false, "reference", 1, undefined, true, true, shapeAt, 8)).w,
+      "segmented with a change of shapes and reference weights",
+    );
+    assert.equal(changed.losses.length, 8);
     const aligned = await run(true, "aligned");
     assert.ok(
       aligned.buckets >= 8 && aligned.buckets !== captured.buckets,
