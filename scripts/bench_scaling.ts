@@ -6,9 +6,9 @@
  *
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
- *       [--batch 32] [--bucket-mib 8] [--encode-ahead on|off] [--json out.json]
+ *       [--batch 32] [--bucket-mib auto] [--encode-ahead on|off] [--json out.json]
  * (`--batch` is per rank: the global batch is batch × ranks; `--bucket-mib` is the gradient bucket size after
- * the 1 MiB first one, `infra.bucketCapMb`.)
+ * the 1 MiB first one, `infra.bucketCapMb`: a number of MiB or "auto".)
  *
  * @module
  */
@@ -27,7 +27,7 @@ interface ScalingJob {
   steps: number;
   warmup: number;
   batch: number;
-  bucketMib: number;
+  bucketMib: number | "auto";
   encodeAhead: boolean;
   json: string | null;
 }
@@ -54,7 +54,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
   });
   trainer.gradientSync = gradientSyncFor(ctx, gpu, {
     ...DEFAULT_BUCKET_SIZES,
-    bucketBytes: Math.round(job.bucketMib * 1024 * 1024),
+    bucketBytes: job.bucketMib === "auto" ? "auto" : Math.round(job.bucketMib * 1024 * 1024),
   });
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
   // The warm-up compiles every pipeline synchronously (no heartbeats meanwhile): announce it.
@@ -121,7 +121,7 @@ if (import.meta.main) {
       steps: { type: "string", default: "30" },
       warmup: { type: "string", default: "5" },
       batch: { type: "string", default: "32" },
-      "bucket-mib": { type: "string", default: "8" },
+      "bucket-mib": { type: "string", default: "auto" },
       "encode-ahead": { type: "string", default: "on" },
       json: { type: "string" },
     },
@@ -137,7 +137,7 @@ if (import.meta.main) {
     steps: Number(values.steps),
     warmup: Number(values.warmup),
     batch: Number(values.batch),
-    bucketMib: Number(values["bucket-mib"]),
+    bucketMib: values["bucket-mib"] === "auto" ? "auto" as const : Number(values["bucket-mib"]),
     encodeAhead: values["encode-ahead"] !== "off",
     json: values.json ?? null,
   };

@@ -35,7 +35,7 @@
  * buckets read back as they become final, exchanged, written back) with a world-size-1 context as the
  * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
- * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1 and 8);
+ * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1, and "auto": `autoBucketBytes`);
  * `--bucket-align params` makes buckets of whole parameters instead of byte ranges;
  * `--encode-ahead off` records each step's first segment at the step's start instead of during the step before
  * (`TrainerSettings.encodeAhead`); `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
@@ -68,6 +68,7 @@ import type { AutotuneMode } from "../src/train/step_autotune.ts";
 import {
   type BoundaryEvent,
   DEFAULT_BOUNDARY_MARGIN_MS,
+  gradientBuckets,
   gradientSyncFor,
 } from "../src/train/gradient_sync.ts";
 import { SingleRankContext } from "../src/distributed/context.ts";
@@ -97,7 +98,7 @@ const { values: args } = parseArgs({
     "sync-loopback": { type: "boolean", default: false },
     "sync-overlap": { type: "string", default: "on" },
     "first-bucket-mib": { type: "string", default: "1" },
-    "bucket-mib": { type: "string", default: "8" },
+    "bucket-mib": { type: "string", default: "auto" },
     "boundary-margin-ms": { type: "string", default: String(DEFAULT_BOUNDARY_MARGIN_MS) },
     "trace-boundaries": { type: "boolean", default: false },
     "encode-ahead": { type: "string", default: "on" },
@@ -181,7 +182,7 @@ if (args["sync-loopback"]) {
   };
   const inner = gradientSyncFor(new SingleRankContext(), gpu, {
     firstBucketBytes: mib("first-bucket-mib"),
-    bucketBytes: mib("bucket-mib"),
+    bucketBytes: args["bucket-mib"] === "auto" ? "auto" : mib("bucket-mib"),
     alignToParameters: args["bucket-align"] === "params",
     boundaryMarginMs: Number(args["boundary-margin-ms"]),
     onBoundary: args["trace-boundaries"] ? (e) => boundaryEvents.push(e) : undefined,
@@ -486,7 +487,13 @@ const result = {
   syncOverlap: args["sync-loopback"] ? args["sync-overlap"] : null,
   syncBucketAlign: args["sync-loopback"] ? args["bucket-align"] : null,
   syncBucketMib: args["sync-loopback"]
-    ? [Number(args["first-bucket-mib"]), Number(args["bucket-mib"])]
+    ? [
+      Number(args["first-bucket-mib"]),
+      gradientBuckets(trainer.model.params.totalElements, {
+        firstBucketBytes: Number(args["first-bucket-mib"]) * 2 ** 20,
+        bucketBytes: args["bucket-mib"] === "auto" ? "auto" : Number(args["bucket-mib"]) * 2 ** 20,
+      }).slice(1).reduce((m, [a, b]) => Math.max(m, ((b - a) * 4) / 2 ** 20), 0),
+    ]
     : null,
   params: trainer.model.params.count,
   tokensPerWindow: batches[0].numTokens,

@@ -23,10 +23,11 @@ const InfraConfigObject = z.strictObject({
   maxRestarts: z.number().int().nonnegative().default(0).describe(
     "automatic restarts from the last checkpoint after a failure or preemption",
   ),
-  bucketCapMb: z.number().positive().max(1024).default(8).describe(
-    "gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb, 25 there; 8 measured " +
-      "faster here): backward is cut where each bucket's gradients are final and the bucket is exchanged " +
-      "while backward goes on; the first bucket is min(1, this)",
+  bucketCapMb: z.union([z.number().positive().max(1024), z.literal("auto")]).default("auto").describe(
+    "gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb, 25 there), or " +
+      '"auto": an eighth of the gradient within 2–8 MiB (measured fastest here). Backward is cut where each ' +
+      "bucket's gradients are final and the bucket is exchanged while backward goes on; the first bucket is " +
+      "min(1, this)",
   ),
   autotune: z.enum(["off", "cached", "tune"]).default("cached").describe(
     '"off": never read or write the matmul autotune cache; "cached": install this adapter\'s tuning table ' +
@@ -60,11 +61,11 @@ export interface InfraConfig {
   /** Automatic restarts from the last checkpoint after a failure or preemption. */
   maxRestarts: number;
   /**
-   * Gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb; default 8): backward is
-   * cut where each bucket's gradients are final and the bucket is exchanged while backward goes on; the first
-   * bucket is min(1, this).
+   * Gradient bucket size in MiB for data-parallel runs (PyTorch DDP's bucket_cap_mb), or "auto" (default): an
+   * eighth of the gradient within 2–8 MiB. Backward is cut where each bucket's gradients are final and the
+   * bucket is exchanged while backward goes on; the first bucket is min(1, this).
    */
-  bucketCapMb: number;
+  bucketCapMb: number | "auto";
   /**
    * "off": never read or write the matmul autotune cache; "cached": install this adapter's tuning table
    * (${ORION_HOME:-.orion}/autotune/) at startup; "tune": also time the first step's uncached matmul shapes

@@ -27,10 +27,10 @@ import type { GradientExchange, GradientSync } from "./trainer.ts";
 
 /** Bucket sizes of {@linkcode gradientSyncFor} (bytes). */
 export interface BucketSizes {
-  /** The first bucket (small, so the exchange starts early; default 1 MiB). */
+  /** The first bucket (small, so the exchange starts early; default 1 MiB; at most the later buckets' size). */
   firstBucketBytes: number;
-  /** Every later bucket (default 8 MiB; DDP's `bucket_cap_mb` is 25). */
-  bucketBytes: number;
+  /** Every later bucket: bytes, or "auto" ({@linkcode autoBucketBytes}, the default; DDP's `bucket_cap_mb` is 25 MiB). */
+  bucketBytes: number | "auto";
   /**
    * Buckets of whole parameters (DDP's layout) instead of byte ranges. Default false: on the H200 the seed size
    * ran 204.1–205.3 samples/s with byte ranges and 196.9–200.6 aligned (synced loopback, same run; aligned
@@ -70,12 +70,27 @@ export interface BoundaryEvent {
 /** Default {@linkcode GradientSyncOptions.boundaryMarginMs}. */
 export const DEFAULT_BOUNDARY_MARGIN_MS = 0.5;
 
+/** A 1 MiB first bucket, then {@linkcode autoBucketBytes}. */
+export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bucketBytes: "auto" };
+
 /**
- * A 1 MiB first bucket, then 8 MiB. DDP uses 25 MiB; on the H200 the seed size ran 208.1–211.3 samples/s
- * with 8 MiB and 197.5–201.5 with 25 MiB (synced loopback, three interleaved rounds): host copies then spread
- * over more segments and less is left after backward (14–16 vs 21–23 ms).
+ * The "auto" bucket size for a gradient of `gradientBytes`: an eighth of it, within 2–8 MiB. Measured on the
+ * H200 with synced loopback steps (`docs/performance.md`). `poyo_1_3m` (5.3 MB) ran 1952–1998 samples/s
+ * with 2 MiB against 1839–1872 with 8 MiB, because more of its exchange overlaps backward. For the seed
+ * size (129.5 MB), 2, 4 and 8 MiB ran 227–230 alike, and 25 MiB ran 197.5–201.5 against 208.1–211.3 for 8
+ * MiB (before sealed segments). A large gradient keeps 8 MiB buckets: they are fewer collectives, and
+ * each is large enough for the striped ring (8 ranks on one host reduce 2 MiB in 2.4 ms, 8 MiB in 7.8).
+ *
+ * @example
+ * ```ts
+ * import { autoBucketBytes } from "./gradient_sync.ts";
+ * console.log(autoBucketBytes(5_296_524) / 2 ** 20); // 2
+ * console.log(autoBucketBytes(129_500_000) / 2 ** 20); // 8
+ * ```
  */
-export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bucketBytes: 8 << 20 };
+export function autoBucketBytes(gradientBytes: number): number {
+  return Math.min(8 << 20, Math.max(2 << 20, Math.ceil(gradientBytes / 8 / 4) * 4));
+}
 
 /**
  * Bucket boundaries [start, end) in f32 elements over a flat gradient of `elements`, in exchange order: the
@@ -114,16 +129,17 @@ export function gradientBuckets(
     return lo > 0 ? starts[lo - 1] : 0;
   };
   const elementsOf = (bytes: number) => Math.max(1, Math.floor(bytes / 4));
+  const bucketBytes = sizes.bucketBytes === "auto" ? autoBucketBytes(elements * 4) : sizes.bucketBytes;
   const out: [number, number][] = [];
   let end = elements;
-  let size = elementsOf(sizes.firstBucketBytes);
+  let size = elementsOf(Math.min(sizes.firstBucketBytes, bucketBytes));
   while (end > 0) {
     let start = snap(Math.max(0, end - size));
     // A parameter larger than the bucket: the bucket is that whole parameter.
     if (start >= end) start = snap(end - 1);
     out.push([start, end]);
     end = start;
-    size = elementsOf(sizes.bucketBytes);
+    size = elementsOf(bucketBytes);
   }
   return out;
 }

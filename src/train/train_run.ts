@@ -283,10 +283,10 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     autotune: { ...settings.autotune, log: (line) => note(line) },
   });
   if (dist) {
-    const bucketBytes = Math.round(config.infra.bucketCapMb * 2 ** 20);
+    const cap = config.infra.bucketCapMb;
     trainer.gradientSync = gradientSyncFor(dist, gpu, {
-      firstBucketBytes: Math.min(DEFAULT_BUCKET_SIZES.firstBucketBytes, bucketBytes),
-      bucketBytes,
+      ...DEFAULT_BUCKET_SIZES,
+      bucketBytes: cap === "auto" ? "auto" : Math.round(cap * 2 ** 20),
     });
   }
   // At startup: this adapter's cached matmul tuning table (unless infra.autotune is "off").

@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { forEachMapMode } from "../gpu/map_modes.ts";
 import { SingleRankContext } from "../../src/distributed/context.ts";
-import { type BoundaryEvent, gradientSyncFor } from "../../src/train/gradient_sync.ts";
+import {
+  autoBucketBytes,
+  type BoundaryEvent,
+  DEFAULT_BUCKET_SIZES,
+  gradientBuckets,
+  gradientSyncFor,
+} from "../../src/train/gradient_sync.ts";
 
 Deno.test({
   name:
@@ -57,4 +63,25 @@ Deno.test({
       assert.equal(sync.lastTimings.segments, buckets.length);
     });
   },
+});
+
+Deno.test('bucket sizes: "auto" is an eighth of the gradient within 2–8 MiB; the first bucket is at most that', () => {
+  const MiB = 2 ** 20;
+  assert.equal(autoBucketBytes(1_324_131 * 4), 2 * MiB); // poyo_1_3m
+  assert.equal(autoBucketBytes(40 * MiB), 5 * MiB);
+  assert.equal(autoBucketBytes(129_500_000), 8 * MiB); // the seed size
+  const lengths = (buckets: [number, number][]) => buckets.map(([a, b]) => (b - a) * 4);
+  // 5.3 MB: 1 MiB first, then 2 MiB buckets, the rest last; the buckets tile the buffer from its end.
+  const poyo = gradientBuckets(1_324_131, DEFAULT_BUCKET_SIZES);
+  assert.deepEqual(lengths(poyo).slice(0, 3), [MiB, 2 * MiB, 2 * MiB]);
+  assert.equal(poyo.at(-1)![0], 0);
+  assert.equal(poyo[0][1], 1_324_131);
+  for (let i = 1; i < poyo.length; i++) assert.equal(poyo[i][1], poyo[i - 1][0]);
+  // A fixed size still works, and a first bucket never exceeds the later ones.
+  assert.deepEqual(lengths(gradientBuckets(1000, { firstBucketBytes: MiB, bucketBytes: 1024 })), [
+    1024,
+    1024,
+    1024,
+    928,
+  ]);
 });
