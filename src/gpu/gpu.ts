@@ -631,18 +631,9 @@ export class Gpu {
           break;
         case "write": {
           if (options.skipWrites) break;
-          const data = writes[w++];
-          if (data.byteLength !== c.bytes) {
-            throw new KernelError(
-              `Cannot replay upload ${
-                w - 1
-              } of ${data.byteLength} bytes: the captured step uploaded ${c.bytes}`,
-            );
-          }
           const t0 = performance.now();
-          this.device.queue.writeBuffer(c.buffer, c.offset, data as ArrayBufferView<ArrayBuffer>);
+          uploadBytes += this.#replayWrite(c, writes[w], w++);
           uploadMs += performance.now() - t0;
-          uploadBytes += data.byteLength;
           break;
         }
       }
@@ -666,18 +657,21 @@ export class Gpu {
     let uploadBytes = 0;
     const t0 = performance.now();
     for (const c of graph.commands) {
-      if (c.kind !== "write") continue;
-      const data = writes[w++];
-      if (data.byteLength !== c.bytes) {
-        throw new KernelError(
-          `Cannot replay upload ${w - 1} of ${data.byteLength} bytes: the captured step uploaded ${c.bytes}`,
-        );
-      }
-      this.device.queue.writeBuffer(c.buffer, c.offset, data as ArrayBufferView<ArrayBuffer>);
-      uploadBytes += data.byteLength;
+      if (c.kind === "write") uploadBytes += this.#replayWrite(c, writes[w], w++);
     }
     this.counters.uploadMsLastReplay = performance.now() - t0;
     this.counters.uploadBytesLastReplay = uploadBytes;
+  }
+
+  /** Issues captured write `c` (the `index`-th) with `data`; returns its bytes. */
+  #replayWrite(c: Extract<CapturedCommand, { kind: "write" }>, data: ArrayBufferView, index: number): number {
+    if (data.byteLength !== c.bytes) {
+      throw new KernelError(
+        `Cannot replay upload ${index} of ${data.byteLength} bytes: the captured step uploaded ${c.bytes}`,
+      );
+    }
+    this.device.queue.writeBuffer(c.buffer, c.offset, data as ArrayBufferView<ArrayBuffer>);
+    return data.byteLength;
   }
 
   /**
