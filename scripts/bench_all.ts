@@ -65,7 +65,12 @@ export const BENCH_AREAS: readonly BenchArea[] = [
   {
     area: "allreduce",
     script: "scripts/bench_allreduce.ts",
-    args: (json, small) => ["--json", json, ...(small ? ["--ranks", "2", "--sizes-mib", "1,4"] : [])],
+    args: (json, small) => [
+      "--json",
+      json,
+      "--raw-ring",
+      ...(small ? ["--ranks", "2", "--sizes-mib", "1,4"] : []),
+    ],
   },
   {
     area: "checkpoint",
