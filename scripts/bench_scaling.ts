@@ -57,15 +57,22 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     bucketBytes: job.bucketMib === "auto" ? "auto" : Math.round(job.bucketMib * 1024 * 1024),
   });
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
+  // Each step is handed the next one's batches (`trainStep`'s `next`), as the training loop does when synced.
+  let micro = [batches[0]];
+  const step = async (i: number) => {
+    const next = [batches[(i + 1) % 2]];
+    await trainer.trainStep(micro, { next });
+    micro = next;
+  };
   // The warm-up compiles every pipeline synchronously (no heartbeats meanwhile): announce it.
   await ctx.announceBusy(10 * 60_000, "compiling GPU pipelines in the warm-up steps");
-  for (let i = 0; i < job.warmup; i++) await trainer.trainStep([batches[i % 2]]);
+  for (let i = 0; i < job.warmup; i++) await step(i);
   await ctx.announceBusy(0, "");
   await trainer.flushMetrics();
   await ctx.barrier("warm");
   const t0 = performance.now();
   for (let i = 0; i < job.steps; i++) {
-    await trainer.trainStep([batches[i % 2]]);
+    await step(job.warmup + i);
     if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
   }
   await trainer.flushMetrics();

@@ -54,6 +54,7 @@ import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { type SnapshotHost, Trainer, type TrainingPrecision } from "../src/train/trainer.ts";
 import { batchUploadArrays } from "../src/models/poyo.ts";
+import type { PoyoBatch } from "../src/data/batch.ts";
 import {
   syntheticBatch,
   type SyntheticBatchShape,
@@ -221,8 +222,19 @@ if (args["sync-loopback"]) {
   };
 }
 const batches = Array.from({ length: Math.max(4, 2 * accumulate) }, (_, i) => syntheticBatch(shape, i));
-const stepBatches = (i: number) =>
-  Array.from({ length: accumulate }, (_, j) => batches[(i * accumulate + j) % batches.length]);
+// One array per step (memoized): a step is handed the next one's, as the training loop does when synced, and
+// recognizes it by identity (`trainStep`'s `next`).
+const stepArrays = new Map<number, PoyoBatch[]>();
+const stepBatches = (i: number) => {
+  let micro = stepArrays.get(i);
+  if (!micro) {
+    micro = Array.from({ length: accumulate }, (_, j) => batches[(i * accumulate + j) % batches.length]);
+    stepArrays.set(i, micro);
+  }
+  stepArrays.delete(i - 2);
+  return micro;
+};
+const stepOptions = (i: number) => args["sync-loopback"] ? { next: stepBatches(i + 1) } : {};
 // As the training loader does in its prefetch pipeline: the upload arrays (modality masks, embedding-index
 // inverses) are prepared off the step's critical path, so `record` below is the step's own CPU cost.
 for (const b of batches) batchUploadArrays(trainer.model, b);
@@ -234,7 +246,7 @@ if (dumpPath) {
 }
 
 // Warm-up (pipeline compilation, pool growth), then the timed steps.
-for (let i = 0; i < warmup; i++) await trainer.trainStep(stepBatches(i));
+for (let i = 0; i < warmup; i++) await trainer.trainStep(stepBatches(i), stepOptions(i));
 await trainer.flushMetrics();
 await gpu.sync();
 syncMs = 0;
@@ -247,12 +259,14 @@ let uploadBytes = 0;
 let submitMs = 0;
 let dispatchesPerStep = 0;
 let encodedAheadSteps = 0;
+let uploadedAheadSteps = 0;
 const t0 = performance.now();
 for (let i = 0; i < steps; i++) {
   const h0 = performance.now();
-  await trainer.trainStep(stepBatches(i));
+  await trainer.trainStep(stepBatches(warmup + i), stepOptions(warmup + i));
   hostMs += performance.now() - h0;
   if (trainer.lastStepEncodedAhead) encodedAheadSteps++;
+  if (trainer.lastStepUploadedAhead) uploadedAheadSteps++;
   recordMs += trainer.lastRecordMs;
   uploadMs += gpu.counters.uploadMsLastReplay;
   uploadBytes = gpu.counters.uploadBytesLastReplay;
@@ -474,6 +488,8 @@ const result = {
   syncLoopback: args["sync-loopback"],
   /** Timed steps that submitted a first segment recorded during the step before. */
   encodedAheadSteps,
+  /** Timed steps whose batches were uploaded during the step before. */
+  uploadedAheadSteps,
   syncMsPerStep: args["sync-loopback"] ? syncMsPerStep : null,
   syncFirstReadMsPerStep: args["sync-loopback"] ? syncPhases.firstReadMs / steps : null,
   syncLastReadMsPerStep: args["sync-loopback"] ? syncPhases.lastReadMs / steps : null,
@@ -569,7 +585,7 @@ console.log(
     (args["sync-loopback"]
       ? `synced (loopback, overlap ${
         args["sync-overlap"]
-      }, first segment recorded ahead in ${encodedAheadSteps} of ${steps} steps, ${
+      }, first segment recorded ahead in ${encodedAheadSteps} and batches uploaded ahead in ${uploadedAheadSteps} of ${steps} steps, ${
         (syncPhases.segments / steps).toFixed(1)
       } backward segments): ${
         syncMsPerStep.toFixed(2)

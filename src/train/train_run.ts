@@ -333,6 +333,8 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     // Batch memory is reused once a step has issued its uploads (released below): no allocation per batch.
     reuseBuffers: true,
   });
+  /** The loader's resume point after the batches trained so far (the loop may hold the next step's). */
+  let trainedCursor = loader.cursor();
   const valBatches = t.valEveryNSteps === null
     ? []
     : await collect(data.dataset.evalBatches("val", { batchSize: t.batchSize }));
@@ -508,7 +510,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     snapshot: Promise<TrainerSnapshot>,
     submit: boolean,
   ) => {
-    const cursorNow = loader.cursor();
+    const cursorNow = trainedCursor;
     const ledgerNow = ledger.toJSON();
     const valNow = { ...lastVal };
     if (status === "running") {
@@ -650,19 +652,32 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
   // The first steps compile every GPU pipeline synchronously (seconds on an H200 for the seed size), so this
   // rank sends no heartbeat meanwhile: announce it, and end the announcement once the step replays.
   let busy = dist !== null;
+  // A synced step is handed the next step's batches too, to upload them while its backward ends
+  // (`Trainer.trainStep`'s `next`). Those are taken from the loader a step early, so a checkpoint records the
+  // cursor after the batches trained so far (`trainedCursor`), and the ledger counts a batch when trained.
+  const lookAhead = dist !== null;
+  const takeStepBatches = async () => {
+    const batches: PoyoBatch[] = [];
+    for (let i = 0; i < t.accumulateGradBatches; i++) batches.push(await loader.next());
+    return { batches, cursor: loader.cursor() };
+  };
+  const lastStepOfLoop = (step: number) =>
+    step + 1 >= t.maxSteps ||
+    (req.stopAfterSteps !== undefined && step + 1 - startStep >= req.stopAfterSteps);
+  let upcoming: Awaited<ReturnType<typeof takeStepBatches>> | null = null;
   try {
     if (dist) await dist.announceBusy(FIRST_STEPS_BUSY_MS, "compiling GPU pipelines in the first steps");
     while (trainer.step < t.maxSteps) {
       if (stop) break;
       if (req.stopAfterSteps !== undefined && trainer.step - startStep >= req.stopAfterSteps) break;
-      const micro: PoyoBatch[] = [];
-      for (let i = 0; i < t.accumulateGradBatches; i++) {
-        const b = await loader.next();
-        ledger.addBatch(b);
-        micro.push(b);
-      }
-      await trainer.trainStep(micro);
-      for (const b of micro) loader.release(b); // uploaded (queue.writeBuffer copies): the slots are free
+      const current = upcoming ?? await takeStepBatches();
+      upcoming = null;
+      for (const b of current.batches) ledger.addBatch(b);
+      if (lookAhead && !lastStepOfLoop(trainer.step)) upcoming = await takeStepBatches();
+      await trainer.trainStep(current.batches, upcoming ? { next: upcoming.batches } : {});
+      trainedCursor = current.cursor;
+      // Uploaded (queue.writeBuffer copies): the slots are free.
+      for (const b of current.batches) loader.release(b);
       if (busy && (trainer.lastStepReplayed || trainer.step - startStep >= FIRST_STEPS_BUSY_STEPS)) {
         busy = false;
         await dist!.announceBusy(0, "");
@@ -676,6 +691,8 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
         pendingCheckpoints.push(checkpoint("running"));
       }
     }
+    // Taken ahead for a step that will not run (the loop stopped): not trained, not in the cursor.
+    for (const b of upcoming?.batches ?? []) loader.release(b);
     if (trainer.step >= t.maxSteps) {
       if (t.valEveryNSteps !== null && trainer.step % t.valEveryNSteps !== 0) await validate();
       status = "finished";

@@ -157,6 +157,11 @@ export interface EvalResult {
 
 const RING_SLOTS = 4; // floats per step in the ring: loss, grad norm, loss scale, skipped steps (16-mixed)
 
+/** Buffers the pool has handed out so far: unchanged means no one can have reused a free buffer. */
+function poolMark(gpu: Gpu): number {
+  return gpu.pool.stats.created + gpu.pool.stats.reused;
+}
+
 /**
  * Owns the model and optimizer on one GPU and runs optimizer steps.
  *
@@ -204,12 +209,16 @@ export class Trainer {
   readonly #lossStage: GpuBuffer;
   /** The next step's first segment, recorded ahead ({@linkcode TrainerSettings.encodeAhead}), for the step key. */
   #encodedAhead: { key: string; commands: DetachedCommands } | null = null;
+  /** The next step's batches, uploaded ahead, and the pool's acquisition count just after. */
+  #uploadedAhead: { batches: readonly PoyoBatch[]; poolMark: number } | null = null;
   /** Whether the last step was replayed from a captured stream. */
   lastStepReplayed = false;
   /** Backward segments the last synced step submitted separately, each followed by bucket read-backs. */
   lastStepSegments = 0;
   /** Whether the last step submitted a first segment recorded during the step before. */
   lastStepEncodedAhead = false;
+  /** Whether the last step's batches were uploaded during the step before (`trainStep`'s `next`). */
+  lastStepUploadedAhead = false;
   /** CPU milliseconds of the last step spent recording commands (excluding `queue.submit`). */
   lastRecordMs = 0;
   /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
@@ -252,8 +261,17 @@ export class Trainer {
   /**
    * Records and submits one optimizer step over `microBatches` (gradient accumulation: the loss of each
    * is scaled by 1/k). Returns without waiting on the GPU unless a gradient sync needs the gradients.
+   *
+   * `options.next`: the next step's micro-batches, when already known. A synced, replayed step then uploads
+   * them while the GPU runs its last backward segment (with {@linkcode TrainerSettings.encodeAhead}), and the
+   * next call, given that same array, starts on the GPU at once. Pass the array itself: the next call
+   * recognizes it by identity, and uploads again for any other array, other shapes, or when the GPU's buffer
+   * pool handed out a buffer in between (another user may have written the graph's batch buffers).
    */
-  async trainStep(microBatches: readonly PoyoBatch[]): Promise<void> {
+  async trainStep(
+    microBatches: readonly PoyoBatch[],
+    options: { next?: readonly PoyoBatch[] } = {},
+  ): Promise<void> {
     await this.#autotune.load();
     const gpu = this.gpu;
     const step = this.step;
@@ -261,8 +279,7 @@ export class Trainer {
     const trainable = this.settings.trainable;
     if (trainable) this.optimizer.setTrainable((name) => trainable(name, step));
     const sync = this.gradientSync !== null && this.gradientSync.worldSize > 1;
-    const key = `${microBatches.map((b) => `${b.batchSize}x${b.numTokens}x${b.numQueries}`).join(",")}|` +
-      `${this.optimizer.trainableNames.size}|${sync ? "synced" : "local"}`;
+    const key = this.#stepKey(microBatches, sync);
     const g = this.#graph;
     if (g.key !== key) {
       g.key = key;
@@ -276,6 +293,11 @@ export class Trainer {
     const ahead = this.#encodedAhead;
     this.#encodedAhead = null;
     this.lastStepEncodedAhead = false;
+    // Uploaded during the last step, and no pool buffer handed out since (none can have been overwritten).
+    const uploaded = this.#uploadedAhead?.batches === microBatches &&
+      this.#uploadedAhead.poolMark === poolMark(gpu);
+    this.#uploadedAhead = null;
+    this.lastStepUploadedAhead = false;
     const store = this.model.params;
     const exchange = sync
       ? this.gradientSync!.begin(store.grads, store.totalElements, this.#paramOffsets)
@@ -286,20 +308,21 @@ export class Trainer {
       this.lastStepReplayed = g.state === "replay";
       this.lastStepSegments = 0;
       if (g.state === "replay") {
-        const uploads = microBatches.flatMap((mb) => batchUploadArrays(this.model, mb));
+        const uploads = uploaded ? [] : microBatches.flatMap((mb) => batchUploadArrays(this.model, mb));
+        this.lastStepUploadedAhead = uploaded;
         let written = 0;
         // Each segment is encoded while the GPU still runs the one before; only then does the exchange map
         // the previous segment's buckets (a map waits for everything submitted), so the next submit follows
         // the map at once instead of after this segment's encoding.
         let unmapped = false; // a submitted segment whose buckets the exchange has not mapped yet
         for (const [j, segment] of g.segments.entries()) {
-          const segmentUploads = uploads.slice(written, written += segment.writes);
+          const segmentUploads = uploaded ? [] : uploads.slice(written, written += segment.writes);
           if (j === 0 && ahead?.key === key) {
             // Recorded during the last step: only the uploads (queue writes, so they land before it).
-            gpu.replayWrites(segment, segmentUploads);
+            if (!uploaded) gpu.replayWrites(segment, segmentUploads);
             gpu.attachRecorded(ahead.commands);
             this.lastStepEncodedAhead = true;
-          } else gpu.replay(segment, segmentUploads);
+          } else gpu.replay(segment, segmentUploads, { skipWrites: uploaded });
           if (g.reads[j].length === 0) continue;
           // Translated now, while the GPU still runs the segment before, not after the map below.
           gpu.seal();
@@ -313,7 +336,18 @@ export class Trainer {
           // While the GPU runs the last backward segment: record the next step's first one, set aside
           // (the exchange's write-backs and `after` are recorded and submitted before it).
           if (this.settings.encodeAhead !== false && !gpu.timing && !trainable) {
-            gpu.seal(); // this step's last commands stay in this step
+            const next = options.next;
+            if (next && this.#stepKey(next, sync) === key) {
+              // Every command of this step that reads the batch goes to the GPU before the next batch's
+              // uploads (queue writes land before the next submit); the optimizer segment reads none.
+              gpu.submit();
+              const nextUploads = next.flatMap((mb) => batchUploadArrays(this.model, mb));
+              let at = 0;
+              for (const segment of g.segments) {
+                gpu.replayWrites(segment, nextUploads.slice(at, at += segment.writes));
+              }
+              this.#uploadedAhead = { batches: next, poolMark: poolMark(gpu) };
+            } else gpu.seal(); // this step's last commands stay in this step
             gpu.replay(g.segments[0], [], { skipWrites: true });
             const commands = gpu.detachRecorded();
             if (commands) this.#encodedAhead = { key, commands };
@@ -417,6 +451,7 @@ export class Trainer {
       this.lastRecordMs = t1 - t0;
     } catch (error) {
       this.#encodedAhead = null;
+      this.#uploadedAhead = null;
       await exchange?.cancel();
       // A capture interrupted by the error must not be replayed.
       if (g.state === "capture" || g.state === "verify") gpu.endCapture();
@@ -428,6 +463,12 @@ export class Trainer {
     // Autotune "tune": time the collected shapes now that the step is submitted (between steps, never
     // inside one). Streams captured before the new table would replay the old kernels: capture again.
     if (await this.#autotune.afterStep(this.step)) g.key = "";
+  }
+
+  /** What a captured step depends on: the micro-batches' shapes, the trainable set, synced or not. */
+  #stepKey(microBatches: readonly PoyoBatch[], sync: boolean): string {
+    return `${microBatches.map((b) => `${b.batchSize}x${b.numTokens}x${b.numQueries}`).join(",")}|` +
+      `${this.optimizer.trainableNames.size}|${sync ? "synced" : "local"}`;
   }
 
   /** Queues the ring's read-back (resolves after the next submit). */

@@ -260,6 +260,8 @@ Deno.test({
       encodeAhead = true,
       shapeAt: (step: number) => typeof tinyShape = () => tinyShape,
       steps = 6,
+      /** Pass each step the next one's batches (`trainStep`'s `next`); `evaluateAfter`: evaluate after that step. */
+      lookAhead: { evaluateAfter?: number } | null = null,
     ) => {
       const gpu = earlyMaps ? await testGpu() : await Gpu.create({ earlyMaps: false });
       const trainer = new Trainer(
@@ -280,15 +282,19 @@ Deno.test({
       const replayed: boolean[] = [];
       const segments: number[] = [];
       const encodedAhead: boolean[] = [];
+      const uploadedAhead: boolean[] = [];
+      const stepBatches = Array.from(
+        { length: steps },
+        (_, i) => Array.from({ length: accumulate }, (_, j) => syntheticBatch(shapeAt(i), 300 + i * 7 + j)),
+      );
       for (let i = 0; i < steps; i++) {
-        const micro = Array.from(
-          { length: accumulate },
-          (_, j) => syntheticBatch(shapeAt(i), 300 + i * 7 + j),
-        );
-        await trainer.trainStep(micro);
+        await trainer.trainStep(stepBatches[i], lookAhead ? { next: stepBatches[i + 1] } : {});
         replayed.push(trainer.lastStepReplayed);
         segments.push(trainer.lastStepSegments);
         encodedAhead.push(trainer.lastStepEncodedAhead);
+        uploadedAhead.push(trainer.lastStepUploadedAhead);
+        // Another user of the GPU between steps: its buffers come from the same pool.
+        if (lookAhead?.evaluateAfter === i) await trainer.evaluate([syntheticBatch(tinyShape, 999)]);
       }
       const losses = new Float32Array((await trainer.flushMetrics()).map((m) => m.loss));
       const w = new Float32Array(
@@ -298,7 +304,7 @@ Deno.test({
       const exchange = segmented.begin(store.grads, store.totalElements, store.slots.map((x) => x.offset));
       await exchange.cancel();
       if (!earlyMaps) gpu.destroy(); // its own device; the shared one stays for the file's other tests
-      return { w, losses, replayed, segments, encodedAhead, buckets: exchange.buckets.length };
+      return { w, losses, replayed, segments, encodedAhead, uploadedAhead, buckets: exchange.buckets.length };
     };
     const same = (a: Float32Array, b: Float32Array, what: string) => {
       const i = a.findIndex((x, j) => !Object.is(x, b[j]));
@@ -333,12 +339,25 @@ Deno.test({
       reference.losses,
       "segmented (each first segment recorded at its step's start) losses",
     );
+    // The next step's batches uploaded while the GPU runs the last backward segment: the same bits.
+    const uploaded = await run(true, "segmented", 1, undefined, true, true, undefined, 6, {});
+    assert.deepEqual(uploaded.uploadedAhead, [false, false, false, false, true, true]);
+    same(uploaded.w, reference.w, "segmented (batches uploaded ahead) and reference weights");
+    same(uploaded.losses, reference.losses, "segmented (batches uploaded ahead) and reference losses");
+    // An evaluation between steps takes buffers from the pool: the next step uploads its batches again.
+    const evaluated = await run(true, "segmented", 1, undefined, true, true, undefined, 6, {
+      evaluateAfter: 4,
+    });
+    assert.deepEqual(evaluated.uploadedAhead, [false, false, false, false, true, false]);
+    same(evaluated.w, reference.w, "segmented (an evaluation between steps) and reference weights");
+    same(evaluated.losses, reference.losses, "segmented (an evaluation between steps) and reference losses");
     // A step with other shapes drops what was recorded ahead for the old ones and records again.
     const otherShape = { ...tinyShape, batchSize: 4 };
     const shapeAt = (step: number) => step === 6 ? otherShape : tinyShape;
-    const changed = await run(true, "segmented", 1, undefined, true, true, shapeAt, 8);
+    const changed = await run(true, "segmented", 1, undefined, true, true, shapeAt, 8, {});
     assert.deepEqual(changed.replayed, [false, false, false, true, true, true, false, false]);
     assert.deepEqual(changed.encodedAhead, [false, false, false, false, true, true, false, false]);
+    assert.deepEqual(changed.uploadedAhead, [false, false, false, false, true, true, false, false]);
     same(
       changed.w,
       (await run(false, "reference", 1, undefined, true, true, shapeAt, 8)).w,
