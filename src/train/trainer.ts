@@ -107,10 +107,11 @@ export interface TrainerSettings {
   capture?: boolean;
   /**
    * With a gradient sync, a replayed step records the next step's first segment while the GPU runs its last
-   * backward segment, and the next step only uploads its batch and submits it (default true). Otherwise the
-   * GPU, idle once the exchange is done, also waits for that segment's recording at every step start. The
-   * recorded commands are dropped when the next step's shapes differ. Off with GPU timing on and with a
-   * `trainable` schedule (the next step's frozen set is not known yet).
+   * backward segment, and uploads the next step's batches too when {@linkcode Trainer.trainStep} is given
+   * them (`next`); the next step then only submits (default true). Otherwise the GPU, idle once the exchange
+   * is done, also waits for that recording and upload at every step start. What was prepared is dropped when
+   * the next step differs. Off with GPU timing on and with a `trainable` schedule (the next step's frozen set
+   * is not known yet).
    */
   encodeAhead?: boolean;
   /** Numeric precision (default `"32-true"`); see the module documentation. */
