@@ -96,19 +96,8 @@ export const STRIPES_ENV = "ORION_RING_STRIPES";
  */
 export function defaultStripes(): number {
   if (stripeWorkerModuleUrl() === null) return 0;
-  let fromEnv: string | undefined;
-  try {
-    fromEnv = Deno.env.get(STRIPES_ENV);
-  } catch { /* no env permission: not set */ }
-  if (fromEnv !== undefined && fromEnv !== "") {
-    const value = Number(fromEnv);
-    if (!Number.isInteger(value) || value < 0 || value > 64) {
-      throw new RangeError(
-        `Cannot read ${STRIPES_ENV} as a stripe count: current value is "${fromEnv}"; use an integer 0..64`,
-      );
-    }
-    return value;
-  }
+  const fromEnv = integerFromEnv(STRIPES_ENV, "a stripe count", "an integer 0..64", 64);
+  if (fromEnv !== null) return fromEnv;
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 2 : 2;
   return Math.max(1, Math.min(4, Math.floor(cores / 4)));
 }
@@ -143,21 +132,26 @@ export function stripeMinBytes(explicit: number | null, worldSize: number, strip
 
 /** `ORION_STRIPE_MIN_BYTES` as a number of bytes, or null when unset. */
 export function stripeMinBytesFromEnv(): number | null {
-  let fromEnv: string | undefined;
+  return integerFromEnv(STRIPE_MIN_BYTES_ENV, "a bucket size", "an integer number of bytes ≥ 0");
+}
+
+/** The integer 0..`max` in environment variable `name`; null when unset (or without env permission). */
+function integerFromEnv(
+  name: string,
+  what: string,
+  use: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number | null {
+  let text: string | undefined;
   try {
-    fromEnv = Deno.env.get(STRIPE_MIN_BYTES_ENV);
+    text = Deno.env.get(name);
   } catch { /* no env permission: not set */ }
-  if (fromEnv !== undefined && fromEnv !== "") {
-    const value = Number(fromEnv);
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(
-        `Cannot read ${STRIPE_MIN_BYTES_ENV} as a bucket size: current value is "${fromEnv}"; ` +
-          `use an integer number of bytes ≥ 0`,
-      );
-    }
-    return value;
+  if (text === undefined || text === "") return null;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`Cannot read ${name} as ${what}: current value is "${text}"; use ${use}`);
   }
-  return null;
+  return value;
 }
 
 interface StripeWorker {
