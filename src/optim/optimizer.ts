@@ -142,6 +142,7 @@ export class FlatOptimizer {
   readonly #scalars: GpuBuffer;
   #trainable: Tables;
   #trainableNames: Set<string>;
+  #trainableVersion = 0;
   readonly #all: Tables;
   readonly #partial: GpuBuffer;
   readonly #norms: GpuBuffer;
@@ -199,11 +200,20 @@ export class FlatOptimizer {
     }
     this.#trainableNames = names;
     this.#trainable = buildTables(this.#gpu, slots, this.settings.kind === "sparse_lamb");
+    this.#trainableVersion++;
   }
 
   /** Names of the parameters currently updated. */
   get trainableNames(): ReadonlySet<string> {
     return this.#trainableNames;
+  }
+
+  /**
+   * Counts the changes of the trainable set (each builds new tables, so recorded update commands are stale:
+   * a captured step keys on this, not on the set's size).
+   */
+  get trainableVersion(): number {
+    return this.#trainableVersion;
   }
 
   /** The EMA weights' buffer (flat layout of the store), if enabled. */

@@ -110,8 +110,8 @@ export interface TrainerSettings {
    * backward segment, and uploads the next step's batches too when {@linkcode Trainer.trainStep} is given
    * them (`next`); the next step then only submits (default true). Otherwise the GPU, idle once the exchange
    * is done, also waits for that recording and upload at every step start. What was prepared is dropped when
-   * the next step differs. Off with GPU timing on and with a `trainable` schedule (the next step's frozen set
-   * is not known yet).
+   * the next step differs. Off with GPU timing on, and before a step where the `trainable` schedule changes
+   * the set.
    */
   encodeAhead?: boolean;
   /** Numeric precision (default `"32-true"`); see the module documentation. */
@@ -336,7 +336,12 @@ export class Trainer {
         if (exchange) {
           // While the GPU runs the last backward segment: record the next step's first one, set aside
           // (the exchange's write-backs and `after` are recorded and submitted before it).
-          if (this.settings.encodeAhead !== false && !gpu.timing && !trainable) {
+          // A trainable schedule that changes the set at the next step changes its key: nothing to prepare.
+          const sameSetNext = !trainable ||
+            this.model.params.slots.every((slot) =>
+              trainable(slot.name, step + 1) === this.optimizer.trainableNames.has(slot.name)
+            );
+          if (this.settings.encodeAhead !== false && !gpu.timing && sameSetNext) {
             const next = options.next;
             if (next && this.#stepKey(next, sync) === key) {
               // Every command of this step that reads the batch goes to the GPU before the next batch's
@@ -466,10 +471,13 @@ export class Trainer {
     if (await this.#autotune.afterStep(this.step)) g.key = "";
   }
 
-  /** What a captured step depends on: the micro-batches' shapes, the trainable set, synced or not. */
+  /**
+   * What a captured step depends on: the micro-batches' shapes, the trainable set (its version: a new set
+   * builds new optimizer tables, even at the same size), synced or not.
+   */
   #stepKey(microBatches: readonly PoyoBatch[], sync: boolean): string {
     return `${microBatches.map((b) => `${b.batchSize}x${b.numTokens}x${b.numQueries}`).join(",")}|` +
-      `${this.optimizer.trainableNames.size}|${sync ? "synced" : "local"}`;
+      `t${this.optimizer.trainableVersion}|${sync ? "synced" : "local"}`;
   }
 
   /** Queues the ring's read-back (resolves after the next submit). */

@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { testGpu } from "../ops/op_harness.ts";
 import { Gpu } from "../../src/gpu/gpu.ts";
-import { type GradientSync, Trainer, type TrainerSnapshot } from "../../src/train/trainer.ts";
+import {
+  type GradientSync,
+  Trainer,
+  type TrainerSettings,
+  type TrainerSnapshot,
+} from "../../src/train/trainer.ts";
 import { syntheticBatch } from "../../src/train/synthetic_batch.ts";
 import { gradientSyncFor } from "../../src/train/gradient_sync.ts";
 import { SingleRankContext } from "../../src/distributed/context.ts";
@@ -93,6 +98,41 @@ Deno.test({
     const a = await weightsAfter(3, 5, 2);
     const b = await weightsAfter(3, 5, 2);
     assert.ok(a.every((x, i) => Object.is(x, b[i])));
+  },
+});
+
+Deno.test({
+  name: "trainer: a trainable schedule that swaps between sets of the same size replays the right set",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await testGpu();
+    const run = async (capture: boolean) => {
+      const names: string[] = [];
+      // Two disjoint sets of the same size; the schedule swaps them every 4 steps (3 to capture, 1 replayed).
+      const trainable = (name: string, step: number) => {
+        const i = names.indexOf(name);
+        const half = Math.floor(names.length / 2);
+        return Math.floor(step / 4) % 2 === 0 ? i < half : i >= half && i < 2 * half;
+      };
+      const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 6, capture, trainable }));
+      names.push(...trainer.model.params.slots.map((slot) => slot.name));
+      const replayed: boolean[] = [];
+      for (let i = 0; i < 12; i++) {
+        await trainer.trainStep([syntheticBatch(tinyShape, 500 + i)]);
+        replayed.push(trainer.lastStepReplayed);
+      }
+      await trainer.flushMetrics();
+      const w = new Float32Array(
+        await gpu.read(trainer.model.params.values, 0, trainer.model.params.totalElements * 4),
+      );
+      return { w, replayed };
+    };
+    const recorded = await run(false);
+    const captured = await run(true);
+    assert.ok(captured.replayed.some((r) => r), "some steps replay");
+    const i = captured.w.findIndex((x, j) => !Object.is(x, recorded.w[j]));
+    assert.equal(i, -1, `replayed and recorded weights differ at ${i}`);
   },
 });
 
@@ -261,14 +301,14 @@ Deno.test({
       shapeAt: (step: number) => typeof tinyShape = () => tinyShape,
       steps = 6,
       /** Pass each step the next one's batches (`trainStep`'s `next`); `evaluateAfter`: evaluate after that step. */
-      lookAhead: { evaluateAfter?: number } | null = null,
+      lookAhead: { evaluateAfter?: number; trainable?: TrainerSettings["trainable"] } | null = null,
     ) => {
       const gpu = earlyMaps ? await testGpu() : await Gpu.create({ earlyMaps: false });
       const trainer = new Trainer(
         gpu,
         tinyKwargs,
         tinyVocab,
-        tinySettings({ seed: 4, capture, encodeAhead }),
+        tinySettings({ seed: 4, capture, encodeAhead, trainable: lookAhead?.trainable }),
       );
       // 4 KiB buckets: the tiny model's gradient spans many, so backward is cut many times.
       const segmented = gradientSyncFor(new ScalingContext(), gpu, {
@@ -351,6 +391,16 @@ Deno.test({
     assert.deepEqual(evaluated.uploadedAhead, [false, false, false, false, true, false]);
     same(evaluated.w, reference.w, "segmented (an evaluation between steps) and reference weights");
     same(evaluated.losses, reference.losses, "segmented (an evaluation between steps) and reference losses");
+    // Gradual unfreezing: half the parameters train until step 5, then all. The step before the change
+    // prepares nothing (the set changes the key); the others do.
+    const freeze = { trainable: (name: string, step: number) => step >= 5 || name < "m" };
+    const unfreezing = await run(true, "segmented", 1, undefined, true, true, undefined, 8, freeze);
+    assert.deepEqual(unfreezing.encodedAhead, [false, false, false, false, true, false, false, false]);
+    same(
+      unfreezing.w,
+      (await run(false, "reference", 1, undefined, true, true, undefined, 8, freeze)).w,
+      "segmented and reference weights with gradual unfreezing",
+    );
     // A step with other shapes drops what was recorded ahead for the old ones and records again.
     const otherShape = { ...tinyShape, batchSize: 4 };
     const shapeAt = (step: number) => step === 6 ? otherShape : tinyShape;
