@@ -661,19 +661,18 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     for (let i = 0; i < t.accumulateGradBatches; i++) batches.push(await loader.next());
     return { batches, cursor: loader.cursor() };
   };
-  const lastStepOfLoop = (step: number) =>
-    step + 1 >= t.maxSteps ||
-    (req.stopAfterSteps !== undefined && step + 1 - startStep >= req.stopAfterSteps);
+  /** Whether the loop runs step `step` (unless stopped). */
+  const runsStep = (step: number) =>
+    step < t.maxSteps && (req.stopAfterSteps === undefined || step - startStep < req.stopAfterSteps);
   let upcoming: Awaited<ReturnType<typeof takeStepBatches>> | null = null;
   try {
     if (dist) await dist.announceBusy(FIRST_STEPS_BUSY_MS, "compiling GPU pipelines in the first steps");
-    while (trainer.step < t.maxSteps) {
+    while (runsStep(trainer.step)) {
       if (stop) break;
-      if (req.stopAfterSteps !== undefined && trainer.step - startStep >= req.stopAfterSteps) break;
       const current = upcoming ?? await takeStepBatches();
       upcoming = null;
       for (const b of current.batches) ledger.addBatch(b);
-      if (lookAhead && !lastStepOfLoop(trainer.step)) upcoming = await takeStepBatches();
+      if (lookAhead && runsStep(trainer.step + 1)) upcoming = await takeStepBatches();
       await trainer.trainStep(current.batches, upcoming ? { next: upcoming.batches } : {});
       trainedCursor = current.cursor;
       // Uploaded (queue.writeBuffer copies): the slots are free.

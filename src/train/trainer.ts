@@ -317,7 +317,7 @@ export class Trainer {
         // the map at once instead of after this segment's encoding.
         let unmapped = false; // a submitted segment whose buckets the exchange has not mapped yet
         for (const [j, segment] of g.segments.entries()) {
-          const segmentUploads = uploaded ? [] : uploads.slice(written, written += segment.writes);
+          const segmentUploads = uploads.slice(written, written += segment.writes);
           if (j === 0 && ahead?.key === key) {
             // Recorded during the last step: only the uploads (queue writes, so they land before it).
             if (!uploaded) gpu.replayWrites(segment, segmentUploads);
