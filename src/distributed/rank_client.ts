@@ -11,6 +11,11 @@
  * stripes, each on its own Worker with its own pair of links (`striped_all_reduce.ts`); every rank uses the
  * smallest stripe count any rank offers, and the bits are those of the single ring whatever that count.
  *
+ * Jobs of 3..16 ranks also connect a mesh (every rank dials every other one; `mesh_all_reduce.ts`) for the
+ * small buckets, whose ring steps cost fixed latencies rather than bytes. Each bucket takes one path by its
+ * size ({@link RankSession.allReducePath}: mesh below `meshMaxBytes`, stripes from `stripeMinBytes`, the
+ * own-thread ring between), the same on every rank; all three give the same bits.
+ *
  * @module
  */
 import {
@@ -36,6 +41,7 @@ import {
   FrameType,
   MAX_CHUNK_ELEMENTS,
   MAX_MESSAGE_BYTES,
+  RingPhase,
 } from "./frames.ts";
 import { JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
 import {
@@ -49,6 +55,7 @@ import {
 } from "./peer_transport.ts";
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
+import { MeshAllReduce, meshConnects, meshMaxBytes, meshMaxBytesFromEnv } from "./mesh_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 import {
   defaultStripes,
@@ -103,6 +110,12 @@ export interface JoinOptions {
    * sets it the job uses the largest value set; 0 sends every bucket through the stripes.
    */
   stripeMinBytes?: number;
+  /**
+   * Largest bucket (bytes, exclusive) for the mesh, in jobs of 3..16 ranks (same bits). Default
+   * `ORION_MESH_MAX_BYTES`, else world size × 512 KiB ({@link meshMaxBytes}). When any rank sets it the job
+   * uses the largest value set; 0 connects no mesh.
+   */
+  meshMaxBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
@@ -181,21 +194,32 @@ export async function waitForCoordinator(
 export class RankSession implements DistributedContext {
   readonly jobId: string;
   #assignment: Assignment | null = null;
-  #options: Required<Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank" | "stripeMinBytes">> & {
-    stripeMinBytes: number | null;
-    advertiseHost: string | null;
-    nodeRank: number | null;
-    localRank: number | null;
-  };
+  #options:
+    & Required<
+      Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank" | "stripeMinBytes" | "meshMaxBytes">
+    >
+    & {
+      stripeMinBytes: number | null;
+      meshMaxBytes: number | null;
+      advertiseHost: string | null;
+      nodeRank: number | null;
+      localRank: number | null;
+    };
   #control: RawWebSocket | null = null;
   #peerServer: PeerServer | null = null;
   #peerVerifier: JoinTokenVerifier;
-  #left: ReceivingLink | null = null;
-  #right: SendingLink | null = null;
-  #rightClaimed = false;
+  /** Links this rank dialed and receives on, by peer rank: the left neighbour's, and every rank's with a mesh. */
+  #receiving = new Map<number, ReceivingLink>();
+  /** Links this rank accepted and sends on, by peer rank: the right neighbour's, and every rank's with a mesh. */
+  #sending = new Map<number, SendingLink>();
+  /** Ranks whose link this rank accepted (or is accepting) in this generation: each once. */
+  #claimed = new Set<number>();
   #pool = new BufferPool();
   #dataPort = 0;
   #ring: RingAllReduce | null = null;
+  #mesh: MeshAllReduce | null = null;
+  /** Largest bucket (bytes, exclusive) the mesh takes, agreed at rendezvous; 0 without a mesh. */
+  #meshMaxBytes = 0;
   #striped: StripedAllReduce | null = null;
   /** Smallest bucket (bytes) the stripes take, agreed at rendezvous. */
   #stripeMinBytes = 0;
@@ -218,7 +242,8 @@ export class RankSession implements DistributedContext {
   #commitWaiters = new Map<number, Array<{ resolve(): void; reject(e: Error): void }>>();
   #assigned = Promise.withResolvers<Assignment>();
   #started = Promise.withResolvers<void>();
-  #rightConnected = Promise.withResolvers<void>();
+  /** Resolves once every rank this rank sends to has dialed in. */
+  #sendersConnected = Promise.withResolvers<void>();
   #shutdown = Promise.withResolvers<void>();
 
   /** @internal use {@link joinJob}. */
@@ -245,11 +270,12 @@ export class RankSession implements DistributedContext {
         : 0,
       stripeReceive: options.stripeReceive ?? "direct",
       stripeMinBytes: options.stripeMinBytes ?? stripeMinBytesFromEnv(),
+      meshMaxBytes: options.meshMaxBytes ?? meshMaxBytesFromEnv(),
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
     // Rejections of these internal promises are observed through joinJob / close; never unhandled.
-    for (const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown]) {
+    for (const p of [this.#assigned, this.#started, this.#sendersConnected, this.#shutdown]) {
       p.promise.catch(() => {});
     }
   }
@@ -295,9 +321,11 @@ export class RankSession implements DistributedContext {
   get dataPort(): number {
     return this.#dataPort;
   }
-  /** Bytes this rank queued to its right neighbour (own-thread ring). */
+  /** Bytes this rank queued on its own thread's links (the ring's to its right neighbour, and the mesh's). */
   get bytesSent(): number {
-    return this.#right?.bytesSent ?? 0;
+    let total = 0;
+    for (const link of this.#sending.values()) total += link.bytesSent;
+    return total;
   }
   /** Ring stripes in use (0: one ring on this thread). */
   get stripes(): number {
@@ -309,7 +337,21 @@ export class RankSession implements DistributedContext {
    * under the job's smallest striped size, or every bucket without stripes).
    */
   onStripes(length: number): boolean {
-    return this.#striped !== null && this.#striped.stripes > 0 && length * 4 >= this.#stripeMinBytes;
+    return this.allReducePath(length) === "stripes";
+  }
+
+  /**
+   * Which all-reduce reduces a bucket of `length` values: the mesh (buckets under the job's `meshMaxBytes`,
+   * when it connected one), the stripes (from its `stripeMinBytes`), else the ring on this thread. Every
+   * rank routes a bucket the same way; all three give the same bits.
+   */
+  allReducePath(length: number): "mesh" | "ring" | "stripes" {
+    const bytes = length * 4;
+    if (this.#mesh !== null && bytes < this.#meshMaxBytes) return "mesh";
+    if (this.#striped !== null && this.#striped.stripes > 0 && bytes >= this.#stripeMinBytes) {
+      return "stripes";
+    }
+    return "ring";
   }
 
   /**
@@ -339,7 +381,7 @@ export class RankSession implements DistributedContext {
       pool: this.#pool,
       maxPayload: MAX_MESSAGE_BYTES,
       authorize: (target, authorization) => this.#authorizePeer(target, authorization),
-      onAccepted: (link, setEvents) => this.#onRightAccepted(link, setEvents),
+      onAccepted: (peerRank, link, setEvents) => this.#onAccepted(peerRank, link, setEvents),
     });
     this.#dataPort = this.#peerServer.port;
     if (o.stripes > 0) {
@@ -394,6 +436,7 @@ export class RankSession implements DistributedContext {
         dataPort: this.dataPort,
         stripePorts: this.#striped?.ports ?? [],
         ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
+        ...(this.#options.meshMaxBytes !== null ? { meshMaxBytes: this.#options.meshMaxBytes } : {}),
         pid: Deno.pid,
       });
       const assignment = await withTimeout(this.#assigned.promise, o.joinTimeoutMs, "the rendezvous");
@@ -422,6 +465,7 @@ export class RankSession implements DistributedContext {
     // Every rank routes each bucket the same way: by its size against the same threshold.
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
     this.#stripeMinBytes = stripeMinBytes(set.length ? Math.max(...set) : null, n, stripes);
+    const chunkElements = Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4)));
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();
@@ -436,7 +480,7 @@ export class RankSession implements DistributedContext {
           generation: a.generation,
           left: { host: left.host, ports: left.stripePorts ?? [] },
           stripes,
-          chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
+          chunkElements,
           receive: this.#options.stripeReceive,
         }),
         this.#options.joinTimeoutMs,
@@ -446,57 +490,97 @@ export class RankSession implements DistributedContext {
       });
       stripeLinks.catch(() => {}); // awaited below
     }
+    const rightRank = (a.rank + 1) % n;
+    const leftRank = (a.rank - 1 + n) % n;
     this.#ring = new RingAllReduce({
       rank: a.rank,
       worldSize: n,
       generation: a.generation,
-      chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
+      chunkElements,
       kernel: reductionKernel(this.#options.kernel),
-      sendRight: (message) => this.#right!.send(message),
+      sendRight: (message) => this.#sending.get(rightRank)!.send(message),
       allocate: (bytes) => this.#pool.take(bytes),
       release: (buffer) => this.#pool.give(buffer),
     });
-    const leftRank = (a.rank - 1 + n) % n;
-    const left = a.peers[leftRank];
+    const meshSet = a.peers.flatMap((p) => p.meshMaxBytes ?? []);
+    const meshMax = meshMaxBytes(meshSet.length ? Math.max(...meshSet) : null, n);
+    if (meshConnects(n, meshMax)) {
+      this.#meshMaxBytes = meshMax;
+      this.#mesh = new MeshAllReduce({
+        rank: a.rank,
+        worldSize: n,
+        generation: a.generation,
+        chunkElements,
+        kernel: reductionKernel(this.#options.kernel),
+        send: (to, message, written) => this.#sending.get(to)!.send(message, written),
+        allocate: (bytes) => this.#pool.take(bytes),
+        release: (buffer) => this.#pool.give(buffer),
+      });
+    }
+    // The ring needs the left neighbour's link; the mesh every rank's.
+    const dialed = this.#mesh ? this.#otherRanks(a) : [leftRank];
     const token = await mintJoinToken(this.#options.secret, { job: this.jobId, role: "peer", rank: a.rank });
-    const dial = dialPeer(
-      this.#options.transport,
-      {
-        host: left.host,
-        port: left.port,
-        path: `/peer?gen=${a.generation}`,
-        authorization: `Bearer ${token}`,
-      },
-      {
-        onmessage: (buffer) => this.#onLeftMessage(buffer, leftRank),
-        onclose: (code, reason) =>
-          this.#peerLost(
-            leftRank,
-            `link from rank ${leftRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
-          ),
-      },
-      this.#pool,
-      MAX_MESSAGE_BYTES,
-    ).catch((error) => {
-      throw new JoinError(
-        `Cannot connect to rank ${leftRank}'s data server at ${left.host}:${left.port}: ${
-          (error as Error).message
-        }`,
-      );
+    const dials = dialed.map((peerRank) => {
+      const peer = a.peers[peerRank];
+      const dial = dialPeer(
+        this.#options.transport,
+        {
+          host: peer.host,
+          port: peer.port,
+          path: `/peer?gen=${a.generation}`,
+          authorization: `Bearer ${token}`,
+        },
+        {
+          onmessage: (buffer) => this.#onPeerMessage(buffer, peerRank),
+          onclose: (code, reason) =>
+            this.#peerLost(
+              peerRank,
+              `link from rank ${peerRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
+            ),
+        },
+        this.#pool,
+        MAX_MESSAGE_BYTES,
+      ).catch((error) => {
+        throw new JoinError(
+          `Cannot connect to rank ${peerRank}'s data server at ${peer.host}:${peer.port}: ${
+            (error as Error).message
+          }`,
+        );
+      });
+      return withTimeout(dial, this.#options.joinTimeoutMs, `the link to rank ${peerRank}`).then((link) => {
+        this.#receiving.set(peerRank, link);
+      });
     });
-    const [link] = await Promise.all([
-      withTimeout(dial, this.#options.joinTimeoutMs, `the link to rank ${leftRank}`),
+    await Promise.all([
+      ...dials,
       withTimeout(
-        this.#rightConnected.promise,
+        this.#sendersConnected.promise,
         this.#options.joinTimeoutMs,
-        `rank ${(a.rank + 1) % n} to connect`,
+        this.#mesh ? `every other rank to connect its mesh link` : `rank ${rightRank} to connect`,
       ),
     ]);
-    this.#left = link;
     await stripeLinks;
   }
 
-  async #authorizePeer(target: string, authorization: string | null): Promise<UpgradeDecision> {
+  /** Every rank but this one. */
+  #otherRanks(a: Assignment): number[] {
+    return Array.from({ length: a.worldSize - 1 }, (_, k) => (a.rank + 1 + k) % a.worldSize);
+  }
+
+  /** The ranks that dial this one: the right neighbour, or every other rank with a mesh. */
+  #expectedDialers(a: Assignment): number[] {
+    const peers = a.peers.flatMap((p) => p.meshMaxBytes ?? []);
+    const mesh = meshConnects(
+      a.worldSize,
+      meshMaxBytes(peers.length ? Math.max(...peers) : null, a.worldSize),
+    );
+    return mesh ? this.#otherRanks(a) : [(a.rank + 1) % a.worldSize];
+  }
+
+  async #authorizePeer(
+    target: string,
+    authorization: string | null,
+  ): Promise<UpgradeDecision & { peerRank?: number }> {
     const url = new URL(target, "http://peer");
     if (url.pathname !== "/peer") return { ok: false, status: 404, reason: "not found" };
     const match = authorization === null ? null : /^Bearer\s+(\S+)$/i.exec(authorization.trim());
@@ -514,50 +598,61 @@ export class RankSession implements DistributedContext {
     } catch {
       return { ok: false, status: 409, reason: "this rank has no assignment" };
     }
-    const expectedRank = (a.rank + 1) % a.worldSize;
+    const expected = this.#expectedDialers(a);
+    const peerRank = check.claims.rank ?? -1;
     if (
-      check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) ||
-      this.#rightClaimed
+      !expected.includes(peerRank) || url.searchParams.get("gen") !== String(a.generation) ||
+      this.#claimed.has(peerRank)
     ) {
-      const reason =
-        `peer connection from rank ${check.claims.rank} (gen ${url.searchParams.get("gen")}) refused: ` +
-        `expected rank ${expectedRank} of generation ${a.generation}, once`;
+      const reason = `peer connection from rank ${peerRank} (gen ${url.searchParams.get("gen")}) refused: ` +
+        `expected rank ${expected.length === 1 ? expected[0] : `${expected.join(", ")}`} of generation ` +
+        `${a.generation}, once`;
       this.#options.log(reason);
       return { ok: false, status: 403, reason };
     }
-    this.#rightClaimed = true;
-    return { ok: true };
+    this.#claimed.add(peerRank);
+    return { ok: true, peerRank };
   }
 
-  #onRightAccepted(link: SendingLink, setEvents: (events: LinkEvents) => void): void {
+  #onAccepted(peerRank: number, link: SendingLink, setEvents: (events: LinkEvents) => void): void {
     const a = this.#assignment!;
-    const rightRank = (a.rank + 1) % a.worldSize;
-    this.#right = link;
+    this.#sending.set(peerRank, link);
     setEvents({
-      onmessage: () => link.close(CloseCode.protocolError, "the right neighbour sends nothing on this link"),
+      onmessage: () => link.close(CloseCode.protocolError, `rank ${peerRank} sends nothing on this link`),
       onclose: (code, reason) =>
         this.#peerLost(
-          rightRank,
-          `link to rank ${rightRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
+          peerRank,
+          `link to rank ${peerRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
         ),
     });
-    this.#rightConnected.resolve();
+    if (this.#expectedDialers(a).every((r) => this.#sending.has(r))) this.#sendersConnected.resolve();
   }
 
   // ---------------------------------------------------------------------------------------------------
   // Incoming
 
-  #onLeftMessage(data: ArrayBuffer, leftRank: number): void {
+  /** A data frame from rank `from`: the ring's come from the left neighbour, the mesh's from any rank. */
+  #onPeerMessage(data: ArrayBuffer, from: number): void {
     if (this.#stopEvent) return;
     try {
       const frame = decodeFrame(data);
       if (frame.type !== FrameType.data) throw new FrameError("control frame on the data link");
-      this.#ring!.receive(frame as DataFrame);
+      const phase = frame.header.phase;
+      if (phase === RingPhase.meshScatter || phase === RingPhase.meshGather) {
+        if (!this.#mesh) throw new FrameError("mesh chunk but this job connected no mesh");
+        this.#mesh.receive(from, frame as DataFrame);
+      } else {
+        const a = this.#a();
+        if (from !== (a.rank - 1 + a.worldSize) % a.worldSize) {
+          throw new FrameError(`ring chunk from rank ${from}, not the left neighbour`);
+        }
+        this.#ring!.receive(frame as DataFrame);
+      }
     } catch (error) {
       const reason = error instanceof FrameError ? error.reason : (error as Error).message;
-      this.#options.log(`bad data from rank ${leftRank}: ${reason}`);
-      this.#left?.close(CloseCode.protocolError, closeReason(reason));
-      this.#peerLost(leftRank, reason);
+      this.#options.log(`bad data from rank ${from}: ${reason}`);
+      this.#receiving.get(from)?.close(CloseCode.protocolError, closeReason(reason));
+      this.#peerLost(from, reason);
     }
   }
 
@@ -687,6 +782,7 @@ export class RankSession implements DistributedContext {
     this.#options.log(`stopping: ${event.kind}: ${event.reason}`);
     const error = new DistributedStopError(event);
     this.#ring?.abort(error);
+    this.#mesh?.abort(error);
     this.#striped?.abort(error);
     for (const waiter of this.#barrierWaiters.values()) waiter.reject(error);
     for (const waiter of this.#broadcastWaiters.values()) waiter.reject(error);
@@ -696,7 +792,7 @@ export class RankSession implements DistributedContext {
     this.#commitWaiters.clear();
     this.#assigned.reject(error);
     this.#started.reject(error);
-    this.#rightConnected.reject(error);
+    this.#sendersConnected.reject(error);
     this.#shutdown.reject(error);
     this.#teardown();
     for (const callback of this.#stopCallbacks) {
@@ -712,7 +808,7 @@ export class RankSession implements DistributedContext {
     this.#tornDown = true;
     clearInterval(this.#watchdog);
     clearTimeout(this.#peerLossTimer);
-    for (const link of [this.#left, this.#right]) {
+    for (const link of [...this.#receiving.values(), ...this.#sending.values()]) {
       try {
         link?.close(CloseCode.normal, "rank leaving");
       } catch { /* closing anyway */ }
@@ -723,6 +819,11 @@ export class RankSession implements DistributedContext {
     this.#peerServer?.close();
     this.#peerServer = null;
     void this.#striped?.close();
+  }
+
+  /** Resolves once every link this thread sends on handed its queued bytes to the OS. */
+  async #drainSending(): Promise<void> {
+    await Promise.all([...this.#sending.values()].map((link) => link.drain()));
   }
 
   #requireLive(): void {
@@ -745,8 +846,14 @@ export class RankSession implements DistributedContext {
       return handled(Promise.reject(error));
     }
     if (this.worldSize === 1) return Promise.resolve();
-    if (this.#striped && this.onStripes(data.length)) return handled(this.#striped.start(index, data));
-    return handled(this.#ring!.start(index, data));
+    switch (this.allReducePath(data.length)) {
+      case "mesh":
+        return handled(this.#mesh!.start(index, data));
+      case "stripes":
+        return handled(this.#striped!.start(index, data));
+      case "ring":
+        return handled(this.#ring!.start(index, data));
+    }
   }
 
   async announceBusy(ms: number, what: string): Promise<void> {
@@ -763,7 +870,7 @@ export class RankSession implements DistributedContext {
 
   async flush(): Promise<void> {
     this.#requireLive();
-    await this.#right?.drain();
+    await this.#drainSending();
     await this.#striped?.drain().catch((error) => {
       if (!this.#stopEvent) throw error;
     });
@@ -850,7 +957,7 @@ export class RankSession implements DistributedContext {
   async close(): Promise<void> {
     if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
     if (this.#closing) return this.#shutdown.promise;
-    await this.#right?.drain();
+    await this.#drainSending();
     await this.#striped?.drain().catch(() => {});
     this.#closing = true;
     this.#sendControl({ t: "done" });
