@@ -6,16 +6,14 @@
  * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
- *          [--stripe-min-mib N] [--mesh-max-mib 0,64] [--raw-ring] [--json runs/bench/allreduce.json]
+ *          [--stripe-min-mib N] [--raw-ring] [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
  * (0 = the single ring on the rank's thread; default: `defaultStripes()`). `--buffer shared` (default)
  * reduces buckets allocated in the striped ring's arena (`sharedBucket`, no copies), `plain` hands ordinary
  * Float32Arrays (copied in and out). `--stripe-min-mib`: buckets smaller than this run on the own-thread ring
  * even with stripes (default `stripeMinBytes()`: ranks × stripes × 128 KiB; 0 = every size on the stripes); the `path`
- * column says which ran (`mesh`, `ring` or `stripes`). `--mesh-max-mib` (a list; each value is its own run):
- * buckets smaller than this take the mesh in jobs of 3..16 ranks (default `meshMaxBytes()`: ranks × 512 KiB;
- * 0 = no mesh). `--receive staged` makes the stripe workers read chunks into a private
+ * column says which ran. `--receive staged` makes the stripe workers read chunks into a private
  * buffer and copy them into the arena (one more copy per chunk) instead of reading them straight into it
  * (`direct`, the default).
  *
@@ -59,7 +57,6 @@ const { values } = parseArgs({
     "compare-js": { type: "boolean", default: false },
     "raw-ring": { type: "boolean", default: false },
     "stripe-min-mib": { type: "string" },
-    "mesh-max-mib": { type: "string" },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
@@ -96,9 +93,6 @@ if (values.worker) {
     ...(values["stripe-min-mib"] !== undefined
       ? { stripeMinBytes: Math.round(Number(values["stripe-min-mib"]) * MIB) }
       : {}),
-    ...(values["mesh-max-mib"] !== undefined
-      ? { meshMaxBytes: Math.round(Number(values["mesh-max-mib"]) * MIB) }
-      : {}),
     // Ranks share few cores here: tolerate long scheduling gaps instead of declaring the coordinator lost.
     coordinatorTimeoutMs: 60_000,
     log: () => {},
@@ -120,7 +114,7 @@ if (values.worker) {
       iters,
       seconds,
       stripes: ctx.stripes,
-      path: ctx.allReducePath(length),
+      path: ctx.onStripes(length) ? "stripes" : "ring",
     });
     if (shared) ctx.releaseSharedBucket(buffer);
   }
@@ -254,8 +248,8 @@ interface WorkerResult {
   iters: number;
   seconds: number;
   stripes: number;
-  /** Which reduced the bucket: the mesh, the stripes or the own-thread ring. */
-  path: "mesh" | "stripes" | "ring";
+  /** Which reduced the bucket: the stripes or the own-thread ring. */
+  path: "stripes" | "ring";
 }
 
 interface RunSpec {
@@ -265,8 +259,6 @@ interface RunSpec {
   stripes: number;
   buffer: string;
   receive: string;
-  /** `--mesh-max-mib` for this run; null: the default. */
-  meshMaxMib: number | null;
 }
 
 async function allReduceRun(spec: RunSpec, sizes: number[]) {
@@ -307,7 +299,6 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         "--receive",
         spec.receive,
         ...(values["stripe-min-mib"] !== undefined ? ["--stripe-min-mib", values["stripe-min-mib"]] : []),
-        ...(spec.meshMaxMib !== null ? ["--mesh-max-mib", String(spec.meshMaxMib)] : []),
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -424,48 +415,25 @@ for (const r of receives) {
   }
 }
 const runs: RunSpec[] = [];
-const meshLimits: Array<number | null> = values["mesh-max-mib"] === undefined
-  ? [null]
-  : values["mesh-max-mib"].split(",").map(Number);
 for (const n of rankCounts) {
   for (const stripes of stripeCounts) {
     // Buffer and receive modes only apply to stripes (the single ring copies through pooled buffers).
     const combos = stripes === 0
       ? [["plain", "pooled"]]
       : buffers.flatMap((buffer) => receives.map((receive) => [buffer, receive]));
-    for (const [buffer, receive] of combos) {
-      for (const meshMaxMib of meshLimits) {
-        runs.push({ n, kernel, transport, stripes, buffer, receive, meshMaxMib });
-      }
-    }
+    for (const [buffer, receive] of combos) runs.push({ n, kernel, transport, stripes, buffer, receive });
   }
 }
 if (values["compare-js"]) {
   for (const n of rankCounts) {
     const other = kernel === "js" ? "wasm-simd" : "js";
-    runs.push({
-      n,
-      kernel: other,
-      transport,
-      stripes: 0,
-      buffer: "plain",
-      receive: "pooled",
-      meshMaxMib: null,
-    });
+    runs.push({ n, kernel: other, transport, stripes: 0, buffer: "plain", receive: "pooled" });
   }
 }
 if (values["compare-transport"]) {
   const other = transport === "deno-websocket" ? "tcp-websocket" : "deno-websocket";
   for (const n of rankCounts) {
-    runs.push({
-      n,
-      kernel,
-      transport: other,
-      stripes: 0,
-      buffer: "plain",
-      receive: "pooled",
-      meshMaxMib: null,
-    });
+    runs.push({ n, kernel, transport: other, stripes: 0, buffer: "plain", receive: "pooled" });
   }
 }
 const rawRing: Array<{ ranks: number; streams: number; linkGBps: number; pctOfTcp: number }> = [];
@@ -498,7 +466,6 @@ for (const spec of runs) {
       kernel: k,
       transport: t,
       stripes: r.stripes,
-      meshMaxMib: spec.meshMaxMib ?? "auto",
       path: r.path,
       buffer: spec.buffer,
       receive: spec.receive,
@@ -522,7 +489,6 @@ const header = [
   "kernel",
   "transport",
   "stripes",
-  "meshMaxMib",
   "path",
   "buffer",
   "receive",

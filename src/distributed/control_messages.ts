@@ -29,8 +29,6 @@ export const PeerAddressSchema = z.object({
   stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
   /** Smallest bucket (bytes) the rank sends through its stripes; absent = the automatic size. */
   stripeMinBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  /** Largest bucket (bytes, exclusive) the rank sends through the mesh; absent = the automatic size. */
-  meshMaxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 /** Address of a rank's data-plane server. */
 export type PeerAddress = z.infer<typeof PeerAddressSchema>;
@@ -52,8 +50,6 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
     stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
     /** Smallest bucket (bytes) the rank sends through its stripes (ranks only; absent = the automatic size). */
     stripeMinBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    /** Largest bucket (bytes, exclusive) the rank sends through the mesh (ranks only; absent = the automatic size). */
-    meshMaxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     pid: count,
   }).strict(),
   z.object({ t: z.literal("ready"), generation: count }).strict(),

@@ -543,7 +543,6 @@ export class Coordinator {
           port: hello.dataPort!,
           ...(hello.stripePorts ? { stripePorts: hello.stripePorts } : {}),
           ...(hello.stripeMinBytes !== undefined ? { stripeMinBytes: hello.stripeMinBytes } : {}),
-          ...(hello.meshMaxBytes !== undefined ? { meshMaxBytes: hello.meshMaxBytes } : {}),
         },
       };
     });

@@ -38,13 +38,9 @@ export const FrameType = { control: 1, data: 2 } as const;
 /** A frame type value. */
 export type FrameType = typeof FrameType[keyof typeof FrameType];
 
-/**
- * All-reduce phases carried in data chunks: the ring's two (`ring_all_reduce.ts`) and the mesh's two
- * (`mesh_all_reduce.ts`: a rank's values sent straight to the segment's owner, the owner's mean sent
- * straight to every rank).
- */
-export const RingPhase = { reduceScatter: 0, allGather: 1, meshScatter: 2, meshGather: 3 } as const;
-/** A phase value. */
+/** Ring all-reduce phases carried in data chunks. */
+export const RingPhase = { reduceScatter: 0, allGather: 1 } as const;
+/** A ring phase value. */
 export type RingPhase = typeof RingPhase[keyof typeof RingPhase];
 
 /** WebSocket close codes used by Orion (4000–4999 is the application range). */
@@ -78,9 +74,9 @@ export interface DataChunkHeader {
   bucket: number;
   /** Total f32 elements in the bucket. */
   bucketLength: number;
-  /** All-reduce phase. */
+  /** Ring phase. */
   phase: RingPhase;
-  /** Step within a ring phase, 0..worldSize−2 (0 in the mesh's phases). */
+  /** Step within the phase, 0..worldSize−2. */
   step: number;
   /** Segment index, 0..worldSize−1. */
   segment: number;
@@ -221,17 +217,13 @@ export function decodeFrame(message: unknown): Frame {
   };
 }
 
-function isPhase(phase: number): phase is RingPhase {
-  return phase <= RingPhase.meshGather;
-}
-
 /** Validates the chunk header of a data payload of `payloadBytes` bytes (frame header already checked). */
 function parseDataChunkHeader(view: DataView, payloadBytes: number): DataChunkHeader {
   if (payloadBytes < DATA_HEADER_BYTES) throw new FrameError(`data frame too short for its chunk header`);
   const h = FRAME_HEADER_BYTES;
   const phase = view.getUint8(h + 16);
-  if (!isPhase(phase)) {
-    throw new FrameError(`unknown all-reduce phase ${phase}`);
+  if (phase !== RingPhase.reduceScatter && phase !== RingPhase.allGather) {
+    throw new FrameError(`unknown ring phase ${phase}`);
   }
   if (view.getUint16(h + 18, true) !== 0) throw new FrameError("reserved chunk-header bits set");
   const header: DataChunkHeader = {

@@ -9,7 +9,6 @@ export * from "./control_messages.ts";
 export * from "./join_token.ts";
 export * from "./simd_add.ts";
 export * from "./ring_all_reduce.ts";
-export * from "./mesh_all_reduce.ts";
 export * from "./send_queue.ts";
 export * from "./coordinator.ts";
 export * from "./rank_client.ts";

@@ -6,8 +6,8 @@
  * - `deno-websocket`: Deno's own `Deno.serve` + `Deno.upgradeWebSocket` / `new WebSocket()` (kept for
  *   comparison; ~0.9 GB/s per stream here).
  *
- * Either way a rank *sends* on the links it accepted (from its right neighbour, which dials it, and with a
- * mesh from every rank) and *receives* on the links it dialed: bulk bytes always leave from the accepted side.
+ * Either way each rank serves one accepted link (to its right neighbour, which dials it) and *sends* on it,
+ * and dials its left neighbour and *receives* on that link: bulk bytes always leave from the accepted side.
  *
  * @module
  */
@@ -25,12 +25,8 @@ export type PeerTransportName = "tcp-websocket" | "deno-websocket";
 
 /** The link a rank sends on (accepted from its right neighbour). */
 export interface SendingLink {
-  /**
-   * Queues a message. Without `written` the transport owns `buffer` afterwards (it may recycle it); with
-   * it the caller keeps `buffer` (unchanged until then; it may queue it on other links too) and `written`
-   * runs once every byte was handed to the OS (never if the link closes first).
-   */
-  send(buffer: ArrayBuffer, written?: () => void): void;
+  /** Queues a message; the transport owns `buffer` afterwards (it may recycle it). */
+  send(buffer: ArrayBuffer): void;
   /** Resolves when every queued byte was handed to the OS. */
   drain(): Promise<void>;
   close(code: number, reason: string): void;
@@ -60,13 +56,10 @@ export interface PeerServerOptions {
   hostname: string;
   pool: BufferPool;
   maxPayload: number;
-  /**
-   * Decides on an upgrade from its target (path + query) and Authorization header; an accepted one names
-   * the peer's rank (checked from its token).
-   */
-  authorize(target: string, authorization: string | null): Promise<UpgradeDecision & { peerRank?: number }>;
-  /** An accepted, authorized link from `peerRank`; `events.onmessage` on it is a protocol error (the dialer sends nothing). */
-  onAccepted(peerRank: number, link: SendingLink, setEvents: (events: LinkEvents) => void): void;
+  /** Decides on an upgrade from its target (path + query) and Authorization header. */
+  authorize(target: string, authorization: string | null): Promise<UpgradeDecision>;
+  /** An accepted, authorized link; `events.onmessage` on it is a protocol error (the dialer sends nothing). */
+  onAccepted(link: SendingLink, setEvents: (events: LinkEvents) => void): void;
 }
 
 /** Starts the rank's data server on an ephemeral port. */
@@ -75,21 +68,13 @@ export function startPeerServer(options: PeerServerOptions): PeerServer {
     const listener = Deno.listen({ hostname: options.hostname, port: 0 });
     (async () => {
       for await (const conn of listener) {
-        let peerRank = -1;
         acceptRawWebSocket(
           conn,
-          async (request) => {
-            const decision = await options.authorize(
-              request.target,
-              request.headers.get("authorization") ?? null,
-            );
-            if (decision.ok) peerRank = decision.peerRank ?? -1;
-            return decision;
-          },
+          (request) => options.authorize(request.target, request.headers.get("authorization") ?? null),
           { pool: options.pool, maxPayload: options.maxPayload },
         ).then((socket) => {
           if (!socket) return;
-          options.onAccepted(peerRank, rawSendingLink(socket), (events) => {
+          options.onAccepted(rawSendingLink(socket), (events) => {
             socket.onmessage = events.onmessage;
             socket.onclose = events.onclose;
             socket.start();
@@ -121,12 +106,8 @@ export function startPeerServer(options: PeerServerOptions): PeerServer {
     socket.binaryType = "arraybuffer";
     const queue = new SendQueue(socket);
     socket.onopen = () =>
-      options.onAccepted(decision.peerRank ?? -1, {
-        send: (buffer, written) => {
-          // Deno's socket copies the message when it sends it, which may be later: queue a copy.
-          queue.send(written ? buffer.slice(0) : buffer);
-          written?.();
-        },
+      options.onAccepted({
+        send: (buffer) => queue.send(buffer),
         drain: () => queue.drain(),
         close: (code, reason) => {
           queue.close();
@@ -147,8 +128,7 @@ export function startPeerServer(options: PeerServerOptions): PeerServer {
 
 function rawSendingLink(socket: RawWebSocket): SendingLink {
   return {
-    send: (buffer, written) =>
-      written ? socket.sendParts([new Uint8Array(buffer)], written) : socket.send(buffer, true),
+    send: (buffer) => socket.send(buffer, true),
     drain: () => socket.drain(),
     close: (code, reason) => socket.close(code, reason),
     get bytesSent() {

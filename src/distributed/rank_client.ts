@@ -11,11 +11,6 @@
  * stripes, each on its own Worker with its own pair of links (`striped_all_reduce.ts`); every rank uses the
  * smallest stripe count any rank offers, and the bits are those of the single ring whatever that count.
  *
- * Jobs of 3..16 ranks also connect a mesh (every rank dials every other one; `mesh_all_reduce.ts`) for the
- * small buckets, whose ring steps cost fixed latencies rather than bytes. Each bucket takes one path by its
- * size ({@link RankSession.allReducePath}: mesh below `meshMaxBytes`, stripes from `stripeMinBytes`, the
- * own-thread ring between), the same on every rank; all three give the same bits.
- *
  * @module
  */
 import {
@@ -41,7 +36,6 @@ import {
   FrameType,
   MAX_CHUNK_ELEMENTS,
   MAX_MESSAGE_BYTES,
-  RingPhase,
 } from "./frames.ts";
 import { JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
 import {
@@ -55,7 +49,6 @@ import {
 } from "./peer_transport.ts";
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
-import { MeshAllReduce, meshConnects, meshMaxBytes, meshMaxBytesFromEnv } from "./mesh_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 import {
   defaultStripes,
@@ -110,12 +103,6 @@ export interface JoinOptions {
    * sets it the job uses the largest value set; 0 sends every bucket through the stripes.
    */
   stripeMinBytes?: number;
-  /**
-   * Largest bucket (bytes, exclusive) for the mesh, in jobs of 3..16 ranks (same bits). Default
-   * `ORION_MESH_MAX_BYTES`, else world size × 512 KiB ({@link meshMaxBytes}). When any rank sets it the job
-   * uses the largest value set; 0 connects no mesh.
-   */
-  meshMaxBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
@@ -194,32 +181,21 @@ export async function waitForCoordinator(
 export class RankSession implements DistributedContext {
   readonly jobId: string;
   #assignment: Assignment | null = null;
-  #options:
-    & Required<
-      Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank" | "stripeMinBytes" | "meshMaxBytes">
-    >
-    & {
-      stripeMinBytes: number | null;
-      meshMaxBytes: number | null;
-      advertiseHost: string | null;
-      nodeRank: number | null;
-      localRank: number | null;
-    };
+  #options: Required<Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank" | "stripeMinBytes">> & {
+    stripeMinBytes: number | null;
+    advertiseHost: string | null;
+    nodeRank: number | null;
+    localRank: number | null;
+  };
   #control: RawWebSocket | null = null;
   #peerServer: PeerServer | null = null;
   #peerVerifier: JoinTokenVerifier;
-  /** Links this rank dialed and receives on, by peer rank: the left neighbour's, and every rank's with a mesh. */
-  #receiving = new Map<number, ReceivingLink>();
-  /** Links this rank accepted and sends on, by peer rank: the right neighbour's, and every rank's with a mesh. */
-  #sending = new Map<number, SendingLink>();
-  /** Ranks whose link this rank accepted (or is accepting) in this generation: each once. */
-  #claimed = new Set<number>();
+  #left: ReceivingLink | null = null;
+  #right: SendingLink | null = null;
+  #rightClaimed = false;
   #pool = new BufferPool();
   #dataPort = 0;
   #ring: RingAllReduce | null = null;
-  #mesh: MeshAllReduce | null = null;
-  /** Largest bucket (bytes, exclusive) the mesh takes, agreed at rendezvous; 0 without a mesh. */
-  #meshMaxBytes = 0;
   #striped: StripedAllReduce | null = null;
   /** Smallest bucket (bytes) the stripes take, agreed at rendezvous. */
   #stripeMinBytes = 0;
@@ -242,8 +218,7 @@ export class RankSession implements DistributedContext {
   #commitWaiters = new Map<number, Array<{ resolve(): void; reject(e: Error): void }>>();
   #assigned = Promise.withResolvers<Assignment>();
   #started = Promise.withResolvers<void>();
-  /** Resolves once every rank this rank sends to has dialed in. */
-  #sendersConnected = Promise.withResolvers<void>();
+  #rightConnected = Promise.withResolvers<void>();
   #shutdown = Promise.withResolvers<void>();
 
   /** @internal use {@link joinJob}. */
@@ -270,12 +245,11 @@ export class RankSession implements DistributedContext {
         : 0,
       stripeReceive: options.stripeReceive ?? "direct",
       stripeMinBytes: options.stripeMinBytes ?? stripeMinBytesFromEnv(),
-      meshMaxBytes: options.meshMaxBytes ?? meshMaxBytesFromEnv(),
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
     // Rejections of these internal promises are observed through joinJob / close; never unhandled.
-    for (const p of [this.#assigned, this.#started, this.#sendersConnected, this.#shutdown]) {
+    for (const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown]) {
       p.promise.catch(() => {});
     }
   }
@@ -321,11 +295,9 @@ export class RankSession implements DistributedContext {
   get dataPort(): number {
     return this.#dataPort;
   }
-  /** Bytes this rank queued on its own thread's links (the ring's to its right neighbour, and the mesh's). */
+  /** Bytes this rank queued to its right neighbour (own-thread ring). */
   get bytesSent(): number {
-    let total = 0;
-    for (const link of this.#sending.values()) total += link.bytesSent;
-    return total;
+    return this.#right?.bytesSent ?? 0;
   }
   /** Ring stripes in use (0: one ring on this thread). */
   get stripes(): number {
@@ -337,21 +309,7 @@ export class RankSession implements DistributedContext {
    * under the job's smallest striped size, or every bucket without stripes).
    */
   onStripes(length: number): boolean {
-    return this.allReducePath(length) === "stripes";
-  }
-
-  /**
-   * Which all-reduce reduces a bucket of `length` values: the mesh (buckets under the job's `meshMaxBytes`,
-   * when it connected one), the stripes (from its `stripeMinBytes`), else the ring on this thread. Every
-   * rank routes a bucket the same way; all three give the same bits.
-   */
-  allReducePath(length: number): "mesh" | "ring" | "stripes" {
-    const bytes = length * 4;
-    if (this.#mesh !== null && bytes < this.#meshMaxBytes) return "mesh";
-    if (this.#striped !== null && this.#striped.stripes > 0 && bytes >= this.#stripeMinBytes) {
-      return "stripes";
-    }
-    return "ring";
+    return this.#striped !== null && this.#striped.stripes > 0 && length * 4 >= this.#stripeMinBytes;
   }
 
   /**
@@ -381,7 +339,7 @@ export class RankSession implements DistributedContext {
       pool: this.#pool,
       maxPayload: MAX_MESSAGE_BYTES,
       authorize: (target, authorization) => this.#authorizePeer(target, authorization),
-      onAccepted: (peerRank, link, setEvents) => this.#onAccepted(peerRank, link, setEvents),
+      onAccepted: (link, setEvents) => this.#onRightAccepted(link, setEvents),
     });
     this.#dataPort = this.#peerServer.port;
     if (o.stripes > 0) {
@@ -436,7 +394,6 @@ export class RankSession implements DistributedContext {
         dataPort: this.dataPort,
         stripePorts: this.#striped?.ports ?? [],
         ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
-        ...(this.#options.meshMaxBytes !== null ? { meshMaxBytes: this.#options.meshMaxBytes } : {}),
         pid: Deno.pid,
       });
       const assignment = await withTimeout(this.#assigned.promise, o.joinTimeoutMs, "the rendezvous");
@@ -465,7 +422,6 @@ export class RankSession implements DistributedContext {
     // Every rank routes each bucket the same way: by its size against the same threshold.
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
     this.#stripeMinBytes = stripeMinBytes(set.length ? Math.max(...set) : null, n, stripes);
-    const chunkElements = Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4)));
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();
@@ -480,7 +436,7 @@ export class RankSession implements DistributedContext {
           generation: a.generation,
           left: { host: left.host, ports: left.stripePorts ?? [] },
           stripes,
-          chunkElements,
+          chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
           receive: this.#options.stripeReceive,
         }),
         this.#options.joinTimeoutMs,
@@ -490,97 +446,57 @@ export class RankSession implements DistributedContext {
       });
       stripeLinks.catch(() => {}); // awaited below
     }
-    const rightRank = (a.rank + 1) % n;
-    const leftRank = (a.rank - 1 + n) % n;
     this.#ring = new RingAllReduce({
       rank: a.rank,
       worldSize: n,
       generation: a.generation,
-      chunkElements,
+      chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
       kernel: reductionKernel(this.#options.kernel),
-      sendRight: (message) => this.#sending.get(rightRank)!.send(message),
+      sendRight: (message) => this.#right!.send(message),
       allocate: (bytes) => this.#pool.take(bytes),
       release: (buffer) => this.#pool.give(buffer),
     });
-    const meshSet = a.peers.flatMap((p) => p.meshMaxBytes ?? []);
-    const meshMax = meshMaxBytes(meshSet.length ? Math.max(...meshSet) : null, n);
-    if (meshConnects(n, meshMax)) {
-      this.#meshMaxBytes = meshMax;
-      this.#mesh = new MeshAllReduce({
-        rank: a.rank,
-        worldSize: n,
-        generation: a.generation,
-        chunkElements,
-        kernel: reductionKernel(this.#options.kernel),
-        send: (to, message, written) => this.#sending.get(to)!.send(message, written),
-        allocate: (bytes) => this.#pool.take(bytes),
-        release: (buffer) => this.#pool.give(buffer),
-      });
-    }
-    // The ring needs the left neighbour's link; the mesh every rank's.
-    const dialed = this.#mesh ? this.#otherRanks(a) : [leftRank];
+    const leftRank = (a.rank - 1 + n) % n;
+    const left = a.peers[leftRank];
     const token = await mintJoinToken(this.#options.secret, { job: this.jobId, role: "peer", rank: a.rank });
-    const dials = dialed.map((peerRank) => {
-      const peer = a.peers[peerRank];
-      const dial = dialPeer(
-        this.#options.transport,
-        {
-          host: peer.host,
-          port: peer.port,
-          path: `/peer?gen=${a.generation}`,
-          authorization: `Bearer ${token}`,
-        },
-        {
-          onmessage: (buffer) => this.#onPeerMessage(buffer, peerRank),
-          onclose: (code, reason) =>
-            this.#peerLost(
-              peerRank,
-              `link from rank ${peerRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
-            ),
-        },
-        this.#pool,
-        MAX_MESSAGE_BYTES,
-      ).catch((error) => {
-        throw new JoinError(
-          `Cannot connect to rank ${peerRank}'s data server at ${peer.host}:${peer.port}: ${
-            (error as Error).message
-          }`,
-        );
-      });
-      return withTimeout(dial, this.#options.joinTimeoutMs, `the link to rank ${peerRank}`).then((link) => {
-        this.#receiving.set(peerRank, link);
-      });
+    const dial = dialPeer(
+      this.#options.transport,
+      {
+        host: left.host,
+        port: left.port,
+        path: `/peer?gen=${a.generation}`,
+        authorization: `Bearer ${token}`,
+      },
+      {
+        onmessage: (buffer) => this.#onLeftMessage(buffer, leftRank),
+        onclose: (code, reason) =>
+          this.#peerLost(
+            leftRank,
+            `link from rank ${leftRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
+          ),
+      },
+      this.#pool,
+      MAX_MESSAGE_BYTES,
+    ).catch((error) => {
+      throw new JoinError(
+        `Cannot connect to rank ${leftRank}'s data server at ${left.host}:${left.port}: ${
+          (error as Error).message
+        }`,
+      );
     });
-    await Promise.all([
-      ...dials,
+    const [link] = await Promise.all([
+      withTimeout(dial, this.#options.joinTimeoutMs, `the link to rank ${leftRank}`),
       withTimeout(
-        this.#sendersConnected.promise,
+        this.#rightConnected.promise,
         this.#options.joinTimeoutMs,
-        this.#mesh ? `every other rank to connect its mesh link` : `rank ${rightRank} to connect`,
+        `rank ${(a.rank + 1) % n} to connect`,
       ),
     ]);
+    this.#left = link;
     await stripeLinks;
   }
 
-  /** Every rank but this one. */
-  #otherRanks(a: Assignment): number[] {
-    return Array.from({ length: a.worldSize - 1 }, (_, k) => (a.rank + 1 + k) % a.worldSize);
-  }
-
-  /** The ranks that dial this one: the right neighbour, or every other rank with a mesh. */
-  #expectedDialers(a: Assignment): number[] {
-    const peers = a.peers.flatMap((p) => p.meshMaxBytes ?? []);
-    const mesh = meshConnects(
-      a.worldSize,
-      meshMaxBytes(peers.length ? Math.max(...peers) : null, a.worldSize),
-    );
-    return mesh ? this.#otherRanks(a) : [(a.rank + 1) % a.worldSize];
-  }
-
-  async #authorizePeer(
-    target: string,
-    authorization: string | null,
-  ): Promise<UpgradeDecision & { peerRank?: number }> {
+  async #authorizePeer(target: string, authorization: string | null): Promise<UpgradeDecision> {
     const url = new URL(target, "http://peer");
     if (url.pathname !== "/peer") return { ok: false, status: 404, reason: "not found" };
     const match = authorization === null ? null : /^Bearer\s+(\S+)$/i.exec(authorization.trim());
@@ -598,61 +514,50 @@ export class RankSession implements DistributedContext {
     } catch {
       return { ok: false, status: 409, reason: "this rank has no assignment" };
     }
-    const expected = this.#expectedDialers(a);
-    const peerRank = check.claims.rank ?? -1;
+    const expectedRank = (a.rank + 1) % a.worldSize;
     if (
-      !expected.includes(peerRank) || url.searchParams.get("gen") !== String(a.generation) ||
-      this.#claimed.has(peerRank)
+      check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) ||
+      this.#rightClaimed
     ) {
-      const reason = `peer connection from rank ${peerRank} (gen ${url.searchParams.get("gen")}) refused: ` +
-        `expected rank ${expected.length === 1 ? expected[0] : `${expected.join(", ")}`} of generation ` +
-        `${a.generation}, once`;
+      const reason =
+        `peer connection from rank ${check.claims.rank} (gen ${url.searchParams.get("gen")}) refused: ` +
+        `expected rank ${expectedRank} of generation ${a.generation}, once`;
       this.#options.log(reason);
       return { ok: false, status: 403, reason };
     }
-    this.#claimed.add(peerRank);
-    return { ok: true, peerRank };
+    this.#rightClaimed = true;
+    return { ok: true };
   }
 
-  #onAccepted(peerRank: number, link: SendingLink, setEvents: (events: LinkEvents) => void): void {
+  #onRightAccepted(link: SendingLink, setEvents: (events: LinkEvents) => void): void {
     const a = this.#assignment!;
-    this.#sending.set(peerRank, link);
+    const rightRank = (a.rank + 1) % a.worldSize;
+    this.#right = link;
     setEvents({
-      onmessage: () => link.close(CloseCode.protocolError, `rank ${peerRank} sends nothing on this link`),
+      onmessage: () => link.close(CloseCode.protocolError, "the right neighbour sends nothing on this link"),
       onclose: (code, reason) =>
         this.#peerLost(
-          peerRank,
-          `link to rank ${peerRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
+          rightRank,
+          `link to rank ${rightRank} closed (code ${code}${reason ? ` ${reason}` : ""})`,
         ),
     });
-    if (this.#expectedDialers(a).every((r) => this.#sending.has(r))) this.#sendersConnected.resolve();
+    this.#rightConnected.resolve();
   }
 
   // ---------------------------------------------------------------------------------------------------
   // Incoming
 
-  /** A data frame from rank `from`: the ring's come from the left neighbour, the mesh's from any rank. */
-  #onPeerMessage(data: ArrayBuffer, from: number): void {
+  #onLeftMessage(data: ArrayBuffer, leftRank: number): void {
     if (this.#stopEvent) return;
     try {
       const frame = decodeFrame(data);
       if (frame.type !== FrameType.data) throw new FrameError("control frame on the data link");
-      const phase = frame.header.phase;
-      if (phase === RingPhase.meshScatter || phase === RingPhase.meshGather) {
-        if (!this.#mesh) throw new FrameError("mesh chunk but this job connected no mesh");
-        this.#mesh.receive(from, frame as DataFrame);
-      } else {
-        const a = this.#a();
-        if (from !== (a.rank - 1 + a.worldSize) % a.worldSize) {
-          throw new FrameError(`ring chunk from rank ${from}, not the left neighbour`);
-        }
-        this.#ring!.receive(frame as DataFrame);
-      }
+      this.#ring!.receive(frame as DataFrame);
     } catch (error) {
       const reason = error instanceof FrameError ? error.reason : (error as Error).message;
-      this.#options.log(`bad data from rank ${from}: ${reason}`);
-      this.#receiving.get(from)?.close(CloseCode.protocolError, closeReason(reason));
-      this.#peerLost(from, reason);
+      this.#options.log(`bad data from rank ${leftRank}: ${reason}`);
+      this.#left?.close(CloseCode.protocolError, closeReason(reason));
+      this.#peerLost(leftRank, reason);
     }
   }
 
@@ -782,7 +687,6 @@ export class RankSession implements DistributedContext {
     this.#options.log(`stopping: ${event.kind}: ${event.reason}`);
     const error = new DistributedStopError(event);
     this.#ring?.abort(error);
-    this.#mesh?.abort(error);
     this.#striped?.abort(error);
     for (const waiter of this.#barrierWaiters.values()) waiter.reject(error);
     for (const waiter of this.#broadcastWaiters.values()) waiter.reject(error);
@@ -792,7 +696,7 @@ export class RankSession implements DistributedContext {
     this.#commitWaiters.clear();
     this.#assigned.reject(error);
     this.#started.reject(error);
-    this.#sendersConnected.reject(error);
+    this.#rightConnected.reject(error);
     this.#shutdown.reject(error);
     this.#teardown();
     for (const callback of this.#stopCallbacks) {
@@ -808,7 +712,7 @@ export class RankSession implements DistributedContext {
     this.#tornDown = true;
     clearInterval(this.#watchdog);
     clearTimeout(this.#peerLossTimer);
-    for (const link of [...this.#receiving.values(), ...this.#sending.values()]) {
+    for (const link of [this.#left, this.#right]) {
       try {
         link?.close(CloseCode.normal, "rank leaving");
       } catch { /* closing anyway */ }
@@ -819,11 +723,6 @@ export class RankSession implements DistributedContext {
     this.#peerServer?.close();
     this.#peerServer = null;
     void this.#striped?.close();
-  }
-
-  /** Resolves once every link this thread sends on handed its queued bytes to the OS. */
-  async #drainSending(): Promise<void> {
-    await Promise.all([...this.#sending.values()].map((link) => link.drain()));
   }
 
   #requireLive(): void {
@@ -846,14 +745,8 @@ export class RankSession implements DistributedContext {
       return handled(Promise.reject(error));
     }
     if (this.worldSize === 1) return Promise.resolve();
-    switch (this.allReducePath(data.length)) {
-      case "mesh":
-        return handled(this.#mesh!.start(index, data));
-      case "stripes":
-        return handled(this.#striped!.start(index, data));
-      case "ring":
-        return handled(this.#ring!.start(index, data));
-    }
+    if (this.#striped && this.onStripes(data.length)) return handled(this.#striped.start(index, data));
+    return handled(this.#ring!.start(index, data));
   }
 
   async announceBusy(ms: number, what: string): Promise<void> {
@@ -870,7 +763,7 @@ export class RankSession implements DistributedContext {
 
   async flush(): Promise<void> {
     this.#requireLive();
-    await this.#drainSending();
+    await this.#right?.drain();
     await this.#striped?.drain().catch((error) => {
       if (!this.#stopEvent) throw error;
     });
@@ -957,7 +850,7 @@ export class RankSession implements DistributedContext {
   async close(): Promise<void> {
     if (this.#stopEvent) throw new DistributedStopError(this.#stopEvent);
     if (this.#closing) return this.#shutdown.promise;
-    await this.#drainSending();
+    await this.#right?.drain();
     await this.#striped?.drain().catch(() => {});
     this.#closing = true;
     this.#sendControl({ t: "done" });

@@ -136,7 +136,7 @@ export function stripeMinBytesFromEnv(): number | null {
 }
 
 /** The integer 0..`max` in environment variable `name`; null when unset (or without env permission). */
-export function integerFromEnv(
+function integerFromEnv(
   name: string,
   what: string,
   use: string,

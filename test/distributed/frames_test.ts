@@ -59,7 +59,7 @@ Deno.test("frames: every malformed shape is a FrameError with a reason", () => {
     [patch((v) => v.setUint16(6, 7, true)), /unknown frame type 7/],
     [patch((v) => v.setUint32(8, 1, true)), /disagrees/],
     [patch((v) => v.setUint32(12, 1, true)), /reserved/],
-    [patch((v) => v.setUint8(16 + 16, 9)), /unknown all-reduce phase 9/],
+    [patch((v) => v.setUint8(16 + 16, 9)), /ring phase/],
     [patch((v) => v.setUint32(16 + 28, 6, true)), /elementCount 6/],
     [patch((v) => v.setUint32(16 + 24, 99, true)), /overruns/],
     [new ArrayBuffer(MAX_MESSAGE_BYTES + 1), /too large/],

@@ -26,7 +26,7 @@ async function checkRun(
   worldSize: number,
   kernel: "wasm-simd" | "js",
   transport: string,
-  expectRouting?: { env: Record<string, string>; buckets: Array<"mesh" | "stripes" | "ring"> },
+  expectRouting?: { env: Record<string, string>; buckets: Array<"stripes" | "ring"> },
 ) {
   const job = await makeJob({ gpusPerNode: worldSize, steps: 6, recordSteps: 2 });
   try {
@@ -88,19 +88,7 @@ Deno.test("2 ranks (processes): ring all-reduce is bitwise the reference order a
 });
 
 Deno.test("3 ranks (processes, JS kernel, Deno WebSocket transport): same bits as the reference, identical on every rank", async () => {
-  // Every bucket is under 3 × 512 KiB: all take the mesh (its shared sends over Deno's own WebSocket).
   await checkRun(3, "js", "deno-websocket");
-});
-
-Deno.test("3 ranks (processes): mesh, own-thread ring and stripes in one job give the reference bits", async () => {
-  // Bucket 2 (20 B) under the mesh's limit, bucket 1 (280 KB) from the stripes' smallest size, bucket 0
-  // (4 KB) between: the own-thread ring.
-  await checkRun(3, "wasm-simd", "tcp-websocket", {
-    env: { ORION_MESH_MAX_BYTES: "100", ORION_STRIPE_MIN_BYTES: "100000" },
-    buckets: ["ring", "stripes", "mesh"],
-  });
-  // The defaults: every bucket of this job under 1.5 MiB, so all on the mesh.
-  await checkRun(3, "wasm-simd", "tcp-websocket", { env: {}, buckets: ["mesh", "mesh", "mesh"] });
 });
 
 Deno.test("uninterrupted 2-rank run (reference for the kill test) equals the in-test reference", async () => {
