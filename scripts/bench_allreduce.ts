@@ -88,7 +88,7 @@ if (values.worker) {
     kernel: values.kernel as ReductionKernelName,
     transport: values.transport as PeerTransportName,
     chunkBytes: Number(values["chunk-bytes"]),
-    stripes: Number(values.stripes),
+    ...(values.stripes !== undefined ? { stripes: Number(values.stripes) } : {}),
     stripeReceive: values.receive as StripeReceive,
     ...(values["stripe-min-mib"] !== undefined
       ? { stripeMinBytes: Math.round(Number(values["stripe-min-mib"]) * MIB) }
@@ -256,7 +256,8 @@ interface RunSpec {
   n: number;
   kernel: string;
   transport: string;
-  stripes: number;
+  /** null: the ranks' default (`defaultStripes()` within the host's cores shared by its ranks). */
+  stripes: number | null;
   buffer: string;
   receive: string;
 }
@@ -292,8 +293,7 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         transport,
         "--chunk-bytes",
         values["chunk-bytes"],
-        "--stripes",
-        String(stripes),
+        ...(stripes !== null ? ["--stripes", String(stripes)] : []),
         "--buffer",
         spec.buffer,
         "--receive",
@@ -391,8 +391,8 @@ console.error(
 
 const rows: Array<Record<string, number | string>> = [];
 const transport = values.transport;
-const stripeCounts = values.stripes === undefined
-  ? [defaultStripes()]
+const stripeCounts: Array<number | null> = values.stripes === undefined
+  ? [null]
   : values.stripes.split(",").map((x) => {
     const count = Number(x);
     if (!Number.isInteger(count) || count < 0 || count > 64) {
@@ -439,7 +439,7 @@ if (values["compare-transport"]) {
 const rawRing: Array<{ ranks: number; streams: number; linkGBps: number; pctOfTcp: number }> = [];
 if (values["raw-ring"]) {
   for (const n of rankCounts) {
-    for (const k of new Set(stripeCounts.map((s) => Math.max(1, s)))) {
+    for (const k of new Set(stripeCounts.map((s) => Math.max(1, s ?? defaultStripes())))) {
       const link = await rawRingGBps(n, k);
       rawRing.push({
         ranks: n,

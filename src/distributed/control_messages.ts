@@ -29,6 +29,11 @@ export const PeerAddressSchema = z.object({
   stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
   /** Smallest bucket (bytes) the rank sends through its stripes; absent = the automatic size. */
   stripeMinBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  /**
+   * Most stripes the rank's host has cores for: its logical cores ÷ the job's ranks on that host (≥ 1), set
+   * by the coordinator when the rank reported its cores (its stripe count was not set by hand).
+   */
+  stripeCap: z.number().int().min(1).max(64).optional(),
 });
 /** Address of a rank's data-plane server. */
 export type PeerAddress = z.infer<typeof PeerAddressSchema>;
@@ -50,6 +55,11 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
     stripePorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
     /** Smallest bucket (bytes) the rank sends through its stripes (ranks only; absent = the automatic size). */
     stripeMinBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /**
+     * Logical cores of the rank's host (ranks only), sent when its stripe count is the default: the job
+     * then shares the cores among the host's ranks ({@link PeerAddress} `stripeCap`).
+     */
+    cores: z.number().int().min(1).max(1 << 20).optional(),
     pid: count,
   }).strict(),
   z.object({ t: z.literal("ready"), generation: count }).strict(),

@@ -23,6 +23,7 @@ import {
   type ToRank,
 } from "./control_messages.ts";
 import { CloseCode, closeReason, FrameError } from "./frames.ts";
+import { stripeCapFor } from "./striped_all_reduce.ts";
 import { bearerToken, type JoinClaims, JoinTokenVerifier } from "./join_token.ts";
 
 /** One rank of a formed generation. */
@@ -543,6 +544,7 @@ export class Coordinator {
           port: hello.dataPort!,
           ...(hello.stripePorts ? { stripePorts: hello.stripePorts } : {}),
           ...(hello.stripeMinBytes !== undefined ? { stripeMinBytes: hello.stripeMinBytes } : {}),
+          ...(hello.cores !== undefined ? { stripeCap: stripeCapFor(hello.cores, group.length) } : {}),
         },
       };
     });

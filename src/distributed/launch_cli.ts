@@ -128,7 +128,8 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
   --kernel wasm-simd|js                reduction arithmetic (default wasm-simd)
   --transport tcp-websocket|deno-websocket   ring links (default tcp-websocket)
   --stripes N                          all-reduce ring stripes (Worker threads) per rank; 0 = one ring on the
-                                       rank's thread (default env ORION_RING_STRIPES, else cores/4, 1..4)
+                                       rank's thread (default env ORION_RING_STRIPES, else cores/4, 1..4,
+                                       at most cores / ranks on the host)
   --stripe-min-bytes N                 smaller buckets run on the rank's own-thread ring, same bits (default
                                        env ORION_STRIPE_MIN_BYTES, else ranks x stripes x 128 KiB; 0 = all
                                        on the stripes)
@@ -352,7 +353,8 @@ Joins a job as one rank (normally started by the node agent of \`orion launch\`)
   --transport T             ring links: tcp-websocket (default) or deno-websocket
   --chunk-bytes N           all-reduce chunk size (default 1048576, max 4 MiB - 48)
   --stripes N               all-reduce ring stripes (Worker threads) per rank, 0..64; 0 = one ring on this
-                            thread (default env ORION_RING_STRIPES, else cores/4, 1..4; ranks use the smallest)
+                            thread (default env ORION_RING_STRIPES, else cores/4, 1..4, at most cores / ranks
+                            on the host; ranks use the smallest)
   --stripe-min-bytes N      smaller buckets run on this thread's ring, same bits (default env
                             ORION_STRIPE_MIN_BYTES, else ranks x stripes x 128 KiB; ranks use the largest set)
   --coordinator-timeout-ms  coordinator silence before giving up (default 5000)

@@ -51,11 +51,13 @@ import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecisio
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 import {
+  agreedStripes,
   defaultStripes,
   StripedAllReduce,
   stripeMinBytes,
   stripeMinBytesFromEnv,
   type StripeReceive,
+  stripesFromEnv,
 } from "./striped_all_reduce.ts";
 
 /** Options of {@link joinJob}. */
@@ -91,8 +93,10 @@ export interface JoinOptions {
   transport?: PeerTransportName;
   /**
    * Ring stripes (Worker threads, each with its own links) per rank; 0 = one ring on this thread. Default
-   * {@link defaultStripes} (`ORION_RING_STRIPES`, else cores / 4, 1..4; 0 where Workers cannot start). The job uses the smallest
-   * count any rank offers; the results are bit-identical whatever it is. Needs the tcp-websocket transport.
+   * {@link defaultStripes} (`ORION_RING_STRIPES`, else cores / 4, 1..4; 0 where Workers cannot start); without
+   * this option or the variable, at most the host's cores ÷ the job's ranks on it (`stripeCapFor`). The
+   * job uses the smallest count any rank offers; the results are bit-identical whatever it is. Needs the
+   * tcp-websocket transport.
    */
   stripes?: number;
   /** How stripe workers receive chunk values; default "direct" ("staged" adds a copy, for measurements). */
@@ -197,6 +201,8 @@ export class RankSession implements DistributedContext {
   #dataPort = 0;
   #ring: RingAllReduce | null = null;
   #striped: StripedAllReduce | null = null;
+  /** Whether the stripe count came from the `stripes` option or `ORION_RING_STRIPES` (never capped). */
+  #stripesSetByHand: boolean;
   /** Smallest bucket (bytes) the stripes take, agreed at rendezvous. */
   #stripeMinBytes = 0;
   #stopEvent: StopEvent | null = null;
@@ -247,6 +253,7 @@ export class RankSession implements DistributedContext {
       stripeMinBytes: options.stripeMinBytes ?? stripeMinBytesFromEnv(),
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
+    this.#stripesSetByHand = options.stripes !== undefined || stripesFromEnv() !== null;
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
     // Rejections of these internal promises are observed through joinJob / close; never unhandled.
     for (const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown]) {
@@ -394,6 +401,8 @@ export class RankSession implements DistributedContext {
         dataPort: this.dataPort,
         stripePorts: this.#striped?.ports ?? [],
         ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
+        // A default stripe count shares the host's cores with its other ranks; a count set by hand is kept.
+        ...(this.#striped && !this.#stripesSetByHand ? { cores: navigator.hardwareConcurrency } : {}),
         pid: Deno.pid,
       });
       const assignment = await withTimeout(this.#assigned.promise, o.joinTimeoutMs, "the rendezvous");
@@ -415,9 +424,11 @@ export class RankSession implements DistributedContext {
   async #connectRing(a: Assignment): Promise<void> {
     const n = a.worldSize;
     // Every rank computes the same count from the same assignment.
-    const stripes = Math.min(...a.peers.map((p) => p.stripePorts?.length ?? 0));
+    const stripes = agreedStripes(a.peers);
     if (stripes < (this.#striped?.ports.length ?? 0)) {
-      this.#options.log(`using ${stripes} all-reduce stripes (the smallest count any rank offers)`);
+      this.#options.log(
+        `using ${stripes} all-reduce stripes (the smallest count any rank offers, within its host's cores)`,
+      );
     }
     // Every rank routes each bucket the same way: by its size against the same threshold.
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);

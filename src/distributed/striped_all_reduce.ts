@@ -87,19 +87,53 @@ export function stripeWorkerModuleUrl(): string | null {
 /** Environment variable that overrides {@link defaultStripes} (an integer 0..64). */
 export const STRIPES_ENV = "ORION_RING_STRIPES";
 
+/** `ORION_RING_STRIPES` (stripes set by hand), or null when unset. */
+export function stripesFromEnv(): number | null {
+  return integerFromEnv(STRIPES_ENV, "a stripe count", "an integer 0..64", 64);
+}
+
 /**
  * Default stripes per rank: `ORION_RING_STRIPES` when set, else a quarter of the logical cores, 1..4 (16
  * threads: 4; a 2-core VM: 1); 0 (the rank's own thread) where Workers cannot start. Each stripe is one
  * Worker doing its share of the socket I/O and adds. On the 16-thread H200 host (docs/distributed.md) 4
- * stripes beat 2 for 2 and 4 ranks at ≥ 16 MiB (73–90 % vs 48–54 % and 54–69 % vs 32–47 % of raw TCP)
- * and tied for 8 ranks. Ranks use the smallest count any rank offers.
+ * stripes beat 2 for 2 and 4 ranks at ≥ 16 MiB (73–90 % vs 48–54 % and 54–69 % vs 32–47 % of raw TCP).
+ * Ranks use the smallest count any rank offers, and a default count is further capped by the host's cores
+ * shared among its ranks ({@link stripeCapFor}, {@link agreedStripes}).
  */
 export function defaultStripes(): number {
   if (stripeWorkerModuleUrl() === null) return 0;
-  const fromEnv = integerFromEnv(STRIPES_ENV, "a stripe count", "an integer 0..64", 64);
+  const fromEnv = stripesFromEnv();
   if (fromEnv !== null) return fromEnv;
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 2 : 2;
   return Math.max(1, Math.min(4, Math.floor(cores / 4)));
+}
+
+/**
+ * Most stripes per rank that a host of `cores` logical cores running `ranksOnHost` of the job's ranks has
+ * cores for: `max(1, floor(cores / ranksOnHost))`, so the stripe workers of all its ranks do not outnumber
+ * its cores. On the 16-thread H200 host with 8 ranks (`h200host_2026-11-29_allreduce_stripes8.json`), 2
+ * stripes beat 4 at the gradient buckets' sizes: 2.29 vs 3.83 ms at 2 MiB, 4.19 vs 5.58 at 4 MiB, 4.62 vs
+ * 6.34 at 8 MiB; they tied at 16 MiB (11.05 vs 11.16) and lost at 64 MiB (62.4 vs 48.1).
+ *
+ * @example
+ * ```ts
+ * import { stripeCapFor } from "./striped_all_reduce.ts";
+ * console.log(stripeCapFor(16, 8)); // 2
+ * ```
+ */
+export function stripeCapFor(cores: number, ranksOnHost: number): number {
+  return Math.max(1, Math.floor(cores / Math.max(1, ranksOnHost)));
+}
+
+/**
+ * The stripe count every rank of a job uses, computed alike by all from the assignment: the smallest
+ * count any rank offers (its stripe servers), within every rank's {@link stripeCapFor} cap (set by the
+ * coordinator for ranks whose count is the default); 0 when any rank runs none.
+ */
+export function agreedStripes(
+  peers: ReadonlyArray<{ stripePorts?: readonly number[]; stripeCap?: number }>,
+): number {
+  return Math.min(...peers.map((p) => Math.min(p.stripePorts?.length ?? 0, p.stripeCap ?? Infinity)));
 }
 
 /** Environment variable that sets the smallest striped bucket in bytes (see {@link stripeMinBytes}). */

@@ -10,7 +10,14 @@ import {
 } from "../../src/distributed/ring_all_reduce.ts";
 import { ArenaReductionKernel, jsReductionKernel } from "../../src/distributed/simd_add.ts";
 import { StripeRing } from "../../src/distributed/stripe_ring.ts";
-import { StripedAllReduce, stripeMinBytes } from "../../src/distributed/striped_all_reduce.ts";
+import {
+  agreedStripes,
+  stripeCapFor,
+  StripedAllReduce,
+  stripeMinBytes,
+} from "../../src/distributed/striped_all_reduce.ts";
+import { Coordinator } from "../../src/distributed/coordinator.ts";
+import { joinJob } from "../../src/distributed/rank_client.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
@@ -303,4 +310,66 @@ Deno.test("smallest striped bucket: ranks × stripes × 128 KiB unless set", () 
   assert.equal(stripeMinBytes(null, 2, 1), 256 << 10);
   assert.equal(stripeMinBytes(0, 8, 4), 0);
   assert.equal(stripeMinBytes(12345, 2, 1), 12345);
+});
+
+Deno.test("stripe count: the smallest offer, within each host's cores shared by its ranks", () => {
+  assert.equal(stripeCapFor(16, 8), 2);
+  assert.equal(stripeCapFor(16, 4), 4);
+  assert.equal(stripeCapFor(16, 2), 8);
+  assert.equal(stripeCapFor(2, 8), 1); // never below one stripe
+  const offer = (n: number) => Array.from({ length: n }, (_, i) => 40000 + i);
+  assert.equal(agreedStripes([{ stripePorts: offer(4) }, { stripePorts: offer(2) }]), 2);
+  assert.equal(agreedStripes([{ stripePorts: offer(4), stripeCap: 2 }, { stripePorts: offer(4) }]), 2);
+  assert.equal(
+    agreedStripes([{ stripePorts: offer(4), stripeCap: 8 }, { stripePorts: offer(4), stripeCap: 8 }]),
+    4,
+  );
+  assert.equal(agreedStripes([{ stripePorts: offer(4) }, {}]), 0); // a rank without stripes: the own-thread ring
+});
+
+Deno.test("stripe count: ranks with the default count share the host's cores (coordinator cap, same on every rank)", async () => {
+  // Pretend this host has 8 logical cores: each rank's default is 2 stripes; 5 ranks on it leave 1 each.
+  Object.defineProperty(navigator, "hardwareConcurrency", { get: () => 8, configurable: true });
+  const secret = generateJoinSecret();
+  const worldSize = 5;
+  const coordinator = await Coordinator.start({
+    jobId: "stripe-cap",
+    secret,
+    worldSize,
+    hostname: "127.0.0.1",
+    log: () => {},
+  });
+  try {
+    const sessions = await Promise.all(
+      Array.from({ length: worldSize }, (_, i) =>
+        joinJob({
+          coordinatorUrl: coordinator.url(),
+          jobId: "stripe-cap",
+          secret,
+          localRank: i,
+          dataHostname: "127.0.0.1",
+          advertiseHost: "127.0.0.1",
+          log: () => {},
+        })),
+    );
+    try {
+      for (const s of sessions) {
+        assert.deepEqual(
+          s.peers.map((p) => [p.stripePorts?.length, p.stripeCap]),
+          Array(worldSize).fill([2, 1]),
+        );
+        assert.equal(s.stripes, 1);
+      }
+      const inputs = sessions.map((s) => seededGradients(3, 0, s.rank, 0, 5000));
+      const ranks = sessions.map((s) => s.rank);
+      const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
+      await Promise.all(sessions.map((s, i) => s.allReduceMean([inputs[i]])));
+      for (const x of inputs) assert.deepEqual(bits(x), bits(expected));
+    } finally {
+      await Promise.all(sessions.map((s) => s.close()));
+    }
+  } finally {
+    delete (navigator as { hardwareConcurrency?: number }).hardwareConcurrency;
+    await coordinator.close();
+  }
 });
