@@ -131,8 +131,8 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
                                        rank's thread (default env ORION_RING_STRIPES, else cores/4, 1..4,
                                        at most cores / ranks on the host)
   --stripe-min-bytes N                 smaller buckets run on the rank's own-thread ring, same bits (default
-                                       env ORION_STRIPE_MIN_BYTES, else ranks x stripes x 128 KiB; 0 = all
-                                       on the stripes)
+                                       env ORION_STRIPE_MIN_BYTES, else ranks x stripes x max(128 KiB,
+                                       ranks x 32 KiB); 0 = all on the stripes)
   --heartbeat-timeout-ms MS            hung-rank detection (default 4000)
 Secret: env ${JOIN_SECRET_ENV} (generated for single-node local runs when unset).
 `;
@@ -356,7 +356,8 @@ Joins a job as one rank (normally started by the node agent of \`orion launch\`)
                             thread (default env ORION_RING_STRIPES, else cores/4, 1..4, at most cores / ranks
                             on the host; ranks use the smallest)
   --stripe-min-bytes N      smaller buckets run on this thread's ring, same bits (default env
-                            ORION_STRIPE_MIN_BYTES, else ranks x stripes x 128 KiB; ranks use the largest set)
+                            ORION_STRIPE_MIN_BYTES, else ranks x stripes x max(128 KiB, ranks x 32 KiB);
+                            ranks use the largest set)
   --coordinator-timeout-ms  coordinator silence before giving up (default 5000)
   --stop-grace-ms MS        time rankMain gets to return after a stop (default 5000)
 Exit codes: 0 done, 75 stopped for a restart, 76 job over (coordinator lost / failed), 1 error.

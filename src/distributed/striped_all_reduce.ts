@@ -139,29 +139,33 @@ export function agreedStripes(
 /** Environment variable that sets the smallest striped bucket in bytes (see {@link stripeMinBytes}). */
 export const STRIPE_MIN_BYTES_ENV = "ORION_STRIPE_MIN_BYTES";
 
-/** Smallest share of a bucket one stripe carries per ring segment before the stripes beat the own-thread ring. */
+/** Smallest share of a bucket one stripe carries per ring segment before the stripes beat the own-thread ring (up to 4 ranks). */
 export const STRIPE_SEGMENT_MIN_BYTES = 128 * 1024;
 
 /**
  * Smallest bucket, in bytes, that goes to the stripes; smaller buckets run on the rank's own-thread ring,
  * whose summation order is the same, so the bits do not change. `explicit` (an option, or
- * {@link stripeMinBytesFromEnv}) wins; otherwise `worldSize × stripes × 128 KiB`, i.e. the stripes take a
- * bucket once each stripe's part of each ring segment is at least {@link STRIPE_SEGMENT_MIN_BYTES}. Smaller
- * parts pay the Worker round trips and per-message costs for too few bytes. On the H200 host (4 stripes,
- * `h200host_2026-11-29_allreduce_hybrid_*.json`) the stripes won from 1 MiB at 2 ranks (0.65–0.69 vs
- * 0.71–0.93 ms), from 2 MiB at 4 (1.63–1.90 vs 2.25–2.98 ms; at 1 MiB the ring, 1.13–1.37 vs 1.59–1.73 ms)
- * and from 8 MiB at 8 (7.77–7.88 vs 9.48–10.24 ms; at 1 MiB the ring, 1.88–2.02 vs 4.48–4.67 ms). The rule
- * gives 1, 2 and 4 MiB: at 8 ranks it sends 4 MiB buckets to the stripes, which ran 5.96–5.99 ms there
- * against 4.60–5.62 ms on the ring.
+ * {@link stripeMinBytesFromEnv}) wins; otherwise `worldSize × stripes × max(128 KiB, worldSize × 32 KiB)`:
+ * the stripes take a bucket once each stripe's part of each ring segment is at least 128 KiB
+ * ({@link STRIPE_SEGMENT_MIN_BYTES}), and from 5 ranks on, 32 KiB per rank (a ring of more ranks runs more
+ * steps, each paying the Worker and per-message costs). Measured crossovers on the H200 host, where each
+ * stripe's part first won:
+ * - 4 stripes (`h200host_2026-11-29_allreduce_hybrid_*.json`): 2 ranks from 1 MiB (part 128 KiB; 0.65–0.69
+ *   vs 0.71–0.93 ms), 4 ranks from 2 MiB (128 KiB; 1.63–1.90 vs 2.25–2.98 ms, and at 1 MiB the ring,
+ *   1.13–1.37 vs 1.59–1.73), 8 ranks from 8 MiB (256 KiB; 7.77–7.88 vs 9.48–10.24 ms, and at 4 MiB the
+ *   ring, 4.60–5.62 vs 5.96–5.99);
+ * - 2 stripes, 8 ranks (`…_allreduce_stripes8_ab*.json`): at 4 MiB (256 KiB) a tie, 4.93–5.70 vs
+ *   5.21–5.73 ms; at 2 MiB the ring, 2.74–3.00 vs 3.26–3.38.
+ * The rule gives 1, 2 and 8 MiB for 2, 4 and 8 ranks with 4 stripes, and 4 MiB for 8 ranks with 2.
  *
  * @example
  * ```ts
  * import { stripeMinBytes } from "./striped_all_reduce.ts";
- * console.log(stripeMinBytes(null, 8, 4)); // 4194304: 4 MiB
+ * console.log(stripeMinBytes(null, 8, 2)); // 4194304: 4 MiB
  * ```
  */
 export function stripeMinBytes(explicit: number | null, worldSize: number, stripes: number): number {
-  return explicit ?? worldSize * stripes * STRIPE_SEGMENT_MIN_BYTES;
+  return explicit ?? worldSize * stripes * Math.max(STRIPE_SEGMENT_MIN_BYTES, worldSize * 32 * 1024);
 }
 
 /** `ORION_STRIPE_MIN_BYTES` as a number of bytes, or null when unset. */

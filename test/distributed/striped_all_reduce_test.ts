@@ -303,10 +303,12 @@ Deno.test("striped all-reduce: a peer that dies mid-reduce is reported and pendi
   }
 });
 
-Deno.test("smallest striped bucket: ranks × stripes × 128 KiB unless set", () => {
+Deno.test("smallest striped bucket: ranks × stripes × max(128 KiB, ranks × 32 KiB) unless set", () => {
   assert.equal(stripeMinBytes(null, 2, 4), 1 << 20);
   assert.equal(stripeMinBytes(null, 4, 4), 2 << 20);
-  assert.equal(stripeMinBytes(null, 8, 4), 4 << 20);
+  assert.equal(stripeMinBytes(null, 8, 4), 8 << 20);
+  assert.equal(stripeMinBytes(null, 8, 2), 4 << 20);
+  assert.equal(stripeMinBytes(null, 16, 1), 8 << 20);
   assert.equal(stripeMinBytes(null, 2, 1), 256 << 10);
   assert.equal(stripeMinBytes(0, 8, 4), 0);
   assert.equal(stripeMinBytes(12345, 2, 1), 12345);
