@@ -134,8 +134,9 @@ export function tileConfig(
 /**
  * Candidate configurations, best first for large problems on a GPU with ≥ 34 KiB of workgroup storage.
  * The autotuner times all that fit; without a tuning table `matmulInto` takes the first of the leading
- * {@linkcode DEFAULT_MATMUL_TILE_CONFIGS} that fits the device and suits the problem's size (see
- * {@linkcode chooseMatmulConfig}); the small tiles at the end are tuning candidates only.
+ * {@linkcode DEFAULT_MATMUL_TILE_CONFIGS} that fits the device and suits the problem's size, or one of the
+ * small tiles at the end for tiny problems, outputs at most 32 rows or columns wide, and tall-K products
+ * with few output tiles (see {@linkcode defaultMatmulConfig} and {@linkcode chooseMatmulConfig}).
  */
 export const MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = [
   // H200 (Deno 2.9.6, wgpu, Vulkan) TFLOP/s at 4096³ nn / Aᵀ / Bᵀ, measured with scripts/bench_kernels.ts:
@@ -153,8 +154,8 @@ export const MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = [
   tileConfig(64, 64, 16, 4, 4, { pad: 0 }), // 16 KiB, double-buffered
   // Small tiles for tall-K products with a small output, e.g. the encoder cross-attention's P·V and dS·K
   // (batch 32, [512 × 2560]·[2560 × 64]): 128 workgroups of 128×64 leave most SMs of an H200 idle, these
-  // give 512–1024. Appended last and left out of `DEFAULT_MATMUL_TILE_CONFIGS`, so `defaultMatmulConfig`
-  // never picks them: they only run when the autotuner chose them (or a caller forces one).
+  // give 512–1024; and for outputs at most 32 wide and tiny problems. Left out of
+  // `DEFAULT_MATMUL_TILE_CONFIGS`: `defaultMatmulConfig` takes them only in those cases (SMALL_OUTPUT_TILES).
   tileConfig(64, 32, 16, 4, 4, { buffers: 1 }), // 6.5 KiB, 128 threads
   tileConfig(32, 64, 16, 4, 4, { buffers: 1 }), // 6.5 KiB, 128 threads
   tileConfig(64, 32, 32, 4, 4, { buffers: 1 }), // 13 KiB, 128 threads, register-transposed A loads
@@ -164,9 +165,27 @@ export const MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = [
 
 /**
  * The leading entries of {@linkcode MATMUL_TILE_CONFIGS} that {@linkcode defaultMatmulConfig} chooses
- * from (in this order); the entries after them are autotuning candidates only.
+ * from (in this order) for outputs wider than 32 in both directions; the small tiles after them are also
+ * autotuning candidates.
  */
 export const DEFAULT_MATMUL_TILE_CONFIGS: readonly MatmulTileConfig[] = MATMUL_TILE_CONFIGS.slice(0, 12);
+
+/**
+ * The small tiles {@linkcode defaultMatmulConfig} takes for small outputs (entries of
+ * {@linkcode MATMUL_TILE_CONFIGS} after the defaults): `rows32` for outputs at most 32 rows high (K-32 and
+ * K-16 variants), `cols32` for outputs at most 32 columns wide, `both32` for both and for tiny problems.
+ */
+const SMALL_OUTPUT_TILES = {
+  rows32: {
+    deep: tileConfig(32, 64, 32, 4, 4, { buffers: 1 }),
+    shallow: tileConfig(32, 64, 16, 4, 4, { buffers: 1 }),
+  },
+  cols32: {
+    deep: tileConfig(64, 32, 32, 4, 4, { buffers: 1 }),
+    shallow: tileConfig(64, 32, 16, 4, 4, { buffers: 1 }),
+  },
+  both32: tileConfig(32, 32, 16, 4, 4, { buffers: 1 }),
+} as const;
 
 /** A short stable name, e.g. `128x128x16_t8x8_b2_p4_g8`. */
 export function matmulConfigName(c: MatmulTileConfig): string {
@@ -900,12 +919,15 @@ export function setMatmulTuning(gpu: Gpu, table: MatmulTuningTable | null): void
 }
 
 /**
- * Problems smaller than this many multiply-adds (all batches together) run the general kernel under
- * `"auto"`. Counted over the batch: the general kernel runs ~3 GFLOP/s per workgroup on an H200, so a
- * batched product of small matrices (the decoder's one-query attention: 32 × [1, 512]·[512, 64]) took
- * 4.2 ms on it.
+ * Problems smaller than this many multiply-adds (all batches together), or with K < 16, take the smallest
+ * generated tile (32×32×16, 64 threads) under `"auto"`. They used to take the general kernel, which runs
+ * about 100× slower than the generated ones on an H200 (0.38 TFLOP/s on 16384×2048×512; autotune caches in
+ * `docs/results/h200_2026-11-29_autotune_cache_*.json`): its single-workgroup dispatches for the output
+ * heads and their gradients ([32 × 64]·[64 × 3] and the like) cost 0.41 ms per `poyo_1_3m` step and 2.1
+ * ms per seed-size step (`bench_train --timing-kernels`, `matmul.tiled64@1x1x1`), where a generated tile
+ * takes microseconds.
  */
-export const GENERATED_MIN_WORK = 64 * 64 * 64;
+export const TINY_MATMUL_WORK = 64 * 64 * 64;
 
 /**
  * Below this many 128×128 output tiles (about one wave on a 132-SM GPU) the default prefers tiles of at
@@ -914,16 +936,60 @@ export const GENERATED_MIN_WORK = 64 * 64 * 64;
  */
 export const SMALL_GRID_TILES = 128;
 
+/** Products with at least this K are "tall-K" for {@linkcode TALL_K_MIN_THREADS}. */
+export const TALL_K = 256;
+
 /**
- * The default configuration for a problem on a device with the given limits: the first candidate of
- * {@linkcode DEFAULT_MATMUL_TILE_CONFIGS} that fits and whose tile is not larger than the output (128-row or
- * 128-column tiles need ≥ 128 rows or columns), taking tiles of ≤ 128×64 first when 128×128 tiles would
- * give fewer than {@linkcode SMALL_GRID_TILES} workgroups, and the K-16 tile first when A is transposed.
+ * A tall-K product whose default tile launches fewer threads than this (all workgroups together) takes
+ * 32×64×32 tiles (16 outputs per thread instead of 32 or 64): each thread walks all of K, so a few
+ * thousand busy threads leave an H200 idle. Measured in the autotune caches above: [4096 × 1536]·[1536 ×
+ * 64] 0.097 ms with 128×64 tiles, 0.038 with 32×64×32; batch 64 of [128 × 2600]·[2600 × 64] 0.274 vs
+ * 0.159.
  */
-export function defaultMatmulConfig(
-  p: Pick<MatmulProblem, "m" | "n"> & { batch?: number; transA?: boolean },
+export const TALL_K_MIN_THREADS = 32768;
+
+/** Threads a problem launches under a configuration (every workgroup of every batch). */
+function launchedThreads(p: { m: number; n: number; batch?: number }, c: MatmulTileConfig): number {
+  return (p.batch ?? 1) * Math.ceil(p.m / c.tileM) * Math.ceil(p.n / c.tileN) * threadsOf(c);
+}
+
+/**
+ * The small tile for an output at most 32 rows high or 32 columns wide (a 64- or 128-wide tile would
+ * compute mostly padding), or null. K < 32 takes the K-16 variant. Measured (autotune caches above):
+ * [32 × 4096]·[4096 × 512] 0.094 ms with 32×64×32 against 0.249 with the 64×128 default; batch 81 of
+ * [256 × 1024]·[1024 × 16] 0.058 with 64×32×32 against 0.149.
+ */
+function smallOutputTile(
+  p: { m: number; n: number; k?: number },
   limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
 ): MatmulTileConfig | null {
+  const deep = (p.k ?? 32) >= 32;
+  const tile = p.m <= 32 && p.n <= 32
+    ? SMALL_OUTPUT_TILES.both32
+    : p.m <= 32
+    ? (deep ? SMALL_OUTPUT_TILES.rows32.deep : SMALL_OUTPUT_TILES.rows32.shallow)
+    : p.n <= 32
+    ? (deep ? SMALL_OUTPUT_TILES.cols32.deep : SMALL_OUTPUT_TILES.cols32.shallow)
+    : null;
+  return tile && configFits(tile, limits) ? tile : null;
+}
+
+/**
+ * The default configuration for a problem on a device with the given limits:
+ * - an output at most 32 rows high or 32 columns wide takes a small tile (`smallOutputTile`);
+ * - otherwise the first candidate of {@linkcode DEFAULT_MATMUL_TILE_CONFIGS} that fits and whose tile is
+ *   not larger than the output (128-row or 128-column tiles need ≥ 128 rows or columns), taking tiles of
+ *   ≤ 128×64 first when 128×128 tiles would give fewer than {@linkcode SMALL_GRID_TILES} workgroups, and
+ *   the K-16 tile first when A is transposed;
+ * - a tall-K product (K ≥ {@linkcode TALL_K}) whose choice launches fewer than
+ *   {@linkcode TALL_K_MIN_THREADS} threads then takes 32×64×32 tiles.
+ */
+export function defaultMatmulConfig(
+  p: Pick<MatmulProblem, "m" | "n"> & { batch?: number; k?: number; transA?: boolean },
+  limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
+): MatmulTileConfig | null {
+  const small = smallOutputTile(p, limits);
+  if (small) return small;
   const suits = (c: MatmulTileConfig) =>
     (c.tileM <= 64 || p.m >= c.tileM) && (c.tileN <= 64 || p.n >= c.tileN);
   const bigTiles = (p.batch ?? 1) * Math.ceil(p.m / 128) * Math.ceil(p.n / 128);
@@ -938,9 +1004,17 @@ export function defaultMatmulConfig(
     // A stored [K, M]: BK 16 measured 39.8 vs 37.6 TFLOP/s (4096³) and 39.9 vs 37.5 (a weight gradient).
     order = [all[1], ...all.filter((_, i) => i !== 1)];
   }
-  for (const c of order) if (suits(c) && configFits(c, limits)) return c;
-  for (const c of order) if (configFits(c, limits)) return c;
-  return null;
+  let chosen: MatmulTileConfig | null = null;
+  for (const c of order) {
+    if (suits(c) && configFits(c, limits)) {
+      chosen = c;
+      break;
+    }
+  }
+  if (!chosen) { for (const c of order) if (configFits(c, limits)) return c; }
+  if (!chosen || (p.k ?? 0) < TALL_K || launchedThreads(p, chosen) >= TALL_K_MIN_THREADS) return chosen;
+  // 16 outputs per thread instead of 32 or 64: two to four times the threads.
+  return configFits(SMALL_OUTPUT_TILES.rows32.deep, limits) ? SMALL_OUTPUT_TILES.rows32.deep : chosen;
 }
 
 /**
@@ -969,7 +1043,9 @@ export function chooseMatmulConfig(
   if (choice === "generated") return defaultMatmulConfig(p, limits);
   const tuned = tuning.get(gpu)?.get(matmulProblemKey(p));
   if (tuned) return tuned === "general" ? null : tuned;
-  if (p.batch * p.m * p.n * p.k < GENERATED_MIN_WORK || p.k < 16) return null;
+  if (p.batch * p.m * p.n * p.k < TINY_MATMUL_WORK || p.k < 16) {
+    return configFits(SMALL_OUTPUT_TILES.both32, limits) ? SMALL_OUTPUT_TILES.both32 : null;
+  }
   return defaultMatmulConfig(p, limits);
 }
 

@@ -109,33 +109,53 @@ Deno.test("tile configs: workgroup storage limits decide what runs", () => {
   );
 });
 
-Deno.test("tile configs: the default choice only ever takes the leading default configs, in their order", () => {
+Deno.test("tile configs: outputs wider than 32 take the leading defaults; narrow, tiny and tall-K ones the small tiles", () => {
   assert.equal(DEFAULT_MATMUL_TILE_CONFIGS.length, 12);
   assert.deepEqual(DEFAULT_MATMUL_TILE_CONFIGS, MATMUL_TILE_CONFIGS.slice(0, 12));
-  const tuningOnly = MATMUL_TILE_CONFIGS.slice(12).map(matmulConfigName);
-  assert.ok(tuningOnly.includes("64x32x16_t4x4_b1_p4_g8") && tuningOnly.includes("32x64x16_t4x4_b1_p4_g8"));
+  const small = MATMUL_TILE_CONFIGS.slice(12).map(matmulConfigName);
   const limits = [
     { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 },
     { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 },
   ];
+  const name = (p: Parameters<typeof defaultMatmulConfig>[0], l: (typeof limits)[number]) =>
+    matmulConfigName(defaultMatmulConfig(p, l)!);
   for (const l of limits) {
     for (const batch of [1, 4, 32]) {
-      for (const [m, n] of [[512, 64], [64, 512], [33, 17], [1000, 1000], [4096, 4096], [128, 32]]) {
+      for (const [m, n] of [[512, 64], [64, 512], [1000, 1000], [4096, 4096]]) {
         for (const transA of [false, true]) {
-          const c = defaultMatmulConfig({ m, n, batch, transA }, l)!;
-          assert.ok(!tuningOnly.includes(matmulConfigName(c)), `${batch}×${m}×${n}: ${matmulConfigName(c)}`);
+          const c = name({ m, n, batch, transA, k: 64 }, l);
+          assert.ok(!small.includes(c), `${batch}×${m}×${n}: ${c}`);
         }
       }
     }
+    // At most 32 rows or columns: a 32-row / 32-column tile (K-16 variant below K 32).
+    assert.equal(name({ m: 32, n: 512, k: 4096 }, l), "32x64x32_t4x4_b1_p4_g8");
+    assert.equal(name({ m: 256, n: 16, k: 1024, batch: 81 }, l), "64x32x32_t4x4_b1_p4_g8");
+    assert.equal(name({ m: 83200, n: 32, k: 16 }, l), "64x32x16_t4x4_b1_p4_g8");
+    assert.equal(name({ m: 33, n: 17, k: 64 }, l), "64x32x32_t4x4_b1_p4_g8");
+    assert.equal(name({ m: 32, n: 16, k: 512, batch: 162 }, l), "32x32x16_t4x4_b1_p4_g8");
+    // Tall K with few threads (under 32768): 32×64×32; with enough, the default tile.
+    assert.equal(name({ m: 4096, n: 64, k: 1536 }, l), "32x64x32_t4x4_b1_p4_g8");
+    assert.equal(name({ m: 128, n: 64, k: 2600, batch: 64 }, l), "32x64x32_t4x4_b1_p4_g8");
+    assert.ok(!small.includes(name({ m: 512, n: 64, k: 2600, batch: 32 }, l)));
+    // Short K keeps the big tiles whatever the grid.
+    assert.ok(!small.includes(name({ m: 4096, n: 64, k: 128 }, l)));
   }
 });
 
 Deno.test({
   ...opts,
-  name: "chooseMatmulConfig: general for tiny problems, clear error for a config over the device limit",
+  name:
+    "chooseMatmulConfig: the 32×32 tile for tiny problems, clear error for a config over the device limit",
   fn: async () => {
     const gpu = await testGpu();
-    assert.equal(chooseMatmulConfig(gpu, problem(5, 7, 3, false, false)), null);
+    for (const [m, n, k] of [[5, 7, 3], [32, 3, 64], [128, 64, 1]]) {
+      assert.equal(
+        matmulConfigName(chooseMatmulConfig(gpu, problem(m, n, k, false, false))!),
+        "32x32x16_t4x4_b1_p4_g8",
+        `${m}×${n}×${k}`,
+      );
+    }
     assert.equal(chooseMatmulConfig(gpu, problem(512, 512, 512, false, false), "general"), null);
     assert.ok(chooseMatmulConfig(gpu, problem(512, 512, 512, false, false)));
     const tooBig = tileConfig(128, 128, 64, 8, 8);
@@ -258,6 +278,22 @@ for (const config of MATMUL_TILE_CONFIGS.slice(12)) {
     },
   });
 }
+
+// Tiny products (K below one K tile, outputs of a few rows or columns) run the 32×32 tile under "auto".
+Deno.test({
+  ...opts,
+  name:
+    "generated matmul 32x32x16 on tiny products (K 1–15, 1–5 rows or columns): bitwise equal to the general kernel",
+  fn: async () => {
+    const tiny = tileConfig(32, 32, 16, 4, 4, { buffers: 1 });
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+      await checkProduct(tiny, 1, 5, 7, 3, transA, transB, { bias: true });
+      await checkProduct(tiny, 1, 32, 3, 64, transA, transB);
+      await checkProduct(tiny, 2, 1, 64, 1, transA, transB, { beta: 1 });
+      await checkProduct(tiny, 1, 70, 2, 15, transA, transB);
+    }
+  },
+});
 
 Deno.test({
   ...opts,

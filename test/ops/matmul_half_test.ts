@@ -112,16 +112,20 @@ for (const dtype of ["f16", "bf16"] as const) {
   }
 }
 
-// The small tuning-only tiles (see MATMUL_TILE_CONFIGS) on 16-bit operands: vec4 and scalar loads, ragged.
+// The small tiles (see MATMUL_TILE_CONFIGS) on 16-bit operands: vec4 and scalar loads, ragged, and the tiny
+// products (K under one K tile) that take the 32×32 tile by default.
 for (const dtype of ["f16", "bf16"] as const) {
   Deno.test({
     ...opts,
-    name: `${dtype} matmul on the small tuning-only tiles: bitwise equal to the general kernel`,
+    name: `${dtype} matmul on the small tiles: bitwise equal to the general kernel`,
     fn: async () => {
       for (const config of MATMUL_TILE_CONFIGS.slice(12)) {
         await checkHalfProduct(dtype, config, 2, 64, 32, 48, false, true, { bias: true });
         await checkHalfProduct(dtype, config, 1, 37, 70, 45, true, false);
       }
+      const tiny = MATMUL_TILE_CONFIGS[MATMUL_TILE_CONFIGS.length - 1];
+      await checkHalfProduct(dtype, tiny, 1, 32, 3, 7, false, true, { bias: true });
+      await checkHalfProduct(dtype, tiny, 1, 5, 64, 3, true, false);
     },
   });
 }
