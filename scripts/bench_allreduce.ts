@@ -9,11 +9,12 @@
  *          [--stripe-min-mib N] [--raw-ring] [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
- * (0 = the single ring on the rank's thread; default: `defaultStripes()`). `--buffer shared` (default)
+ * (0 = the single ring on the rank's thread; default: the ranks' own default, `defaultStripes()` within the
+ * host's cores shared by its ranks). `--buffer shared` (default)
  * reduces buckets allocated in the striped ring's arena (`sharedBucket`, no copies), `plain` hands ordinary
  * Float32Arrays (copied in and out). `--stripe-min-mib`: buckets smaller than this run on the own-thread ring
- * even with stripes (default `stripeMinBytes()`: ranks × stripes × max(128 KiB, ranks × 32 KiB); 0 = every size on the stripes); the `path`
- * column says which ran. `--receive staged` makes the stripe workers read chunks into a private
+ * even with stripes (default `stripeMinBytes()`: ranks × stripes × max(128 KiB, ranks × 32 KiB); 0 = every
+ * size on the stripes); the `path` column says which ran. `--receive staged` makes the stripe workers read chunks into a private
  * buffer and copy them into the arena (one more copy per chunk) instead of reading them straight into it
  * (`direct`, the default).
  *

@@ -103,8 +103,9 @@ export interface JoinOptions {
   stripeReceive?: StripeReceive;
   /**
    * Smallest bucket (bytes) for the stripes; smaller ones run on the own-thread ring (same bits). Default
-   * `ORION_STRIPE_MIN_BYTES`, else world size × stripes × max(128 KiB, world size × 32 KiB) ({@link stripeMinBytes}). When any rank
-   * sets it the job uses the largest value set; 0 sends every bucket through the stripes.
+   * `ORION_STRIPE_MIN_BYTES`, else world size × stripes × max(128 KiB, world size × 32 KiB)
+   * ({@link stripeMinBytes}). When any rank sets it the job uses the largest value set; 0 sends every bucket
+   * through the stripes.
    */
   stripeMinBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
