@@ -29,9 +29,10 @@ export type KillMode = "checkpoint-write" | "step" | "random-time";
 /** One planned SIGKILL. */
 export interface PlannedKill {
   /**
-   * `step`: as soon as the process reports step ≥ `step`; `checkpoint-write`: once it reports step ≥ `step`,
-   * as soon as a checkpoint write is in progress (a `.tmp-ckpt-step*` directory exists); `random-time`: after
-   * `timeFraction` × the uninterrupted run's wall time since the process started.
+   * `step`: as soon as the process reports step ≥ `step`; `checkpoint-write`: as soon as the write of a
+   * checkpoint of step ≥ `step` is in progress (its `.tmp-ckpt-step<N>-…` directory exists; an earlier
+   * step's write still in flight does not count, so the writes before it have committed); `random-time`:
+   * after `timeFraction` × the uninterrupted run's wall time since the process started.
    */
   mode: KillMode;
   step: number;
@@ -306,7 +307,11 @@ async function runOrion(
     if (watchingWrites) return;
     watchingWrites = true;
     while (!exited && !killed) {
-      if ((await scratchDirsIn(options.runDir)).length > 0) kill();
+      // The writer lags behind training (one write in flight, one queued): wait for this step's write.
+      const writing = (await scratchDirsIn(options.runDir)).map((name) =>
+        Number.parseInt(name.slice(TEMP_DIR_PREFIX.length, TEMP_DIR_PREFIX.length + 9), 10)
+      );
+      if (writing.some((step) => step >= kp!.step)) kill();
       else await new Promise((r) => setTimeout(r, 1));
     }
   };
