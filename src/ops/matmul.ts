@@ -1,8 +1,8 @@
 /**
  * Matrix multiply (batched, transposed operands, bias epilogue) and `linear` (PyTorch layout:
  * `y = x · Wᵀ + b`, W is [out, in]). Kernels: the generated straight-line kernel of
- * `src/ops/matmul_codegen.ts` for problems it suits, `shaders/matmul.wgsl` for the rest (both give
- * bitwise-identical results; see `chooseMatmulConfig`).
+ * `src/ops/matmul_codegen.ts` under a configuration chosen per problem, `shaders/matmul.wgsl` where none fits
+ * the device or when forced (both give bitwise-identical results; see `chooseMatmulConfig`).
  *
  * Backward, with op(X) meaning X or Xᵀ as stored:
  *   dA = dC · op(B)ᵀ (or its transpose when A is stored transposed), dB = op(A)ᵀ · dC, dbias = Σ_rows dC.
