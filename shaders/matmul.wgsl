@@ -1,7 +1,7 @@
 // Batched f32 matrix multiply with optional transposed operands and a bias/accumulate epilogue
 // (src/ops/matmul.ts: the fallback where no generated configuration of src/ops/matmul_codegen.ts fits the
 // device, and the reference the generated kernels are tested against bit for bit; ~0.4 TFLOP/s on an H200,
-// about 1/100 of the generated kernels, so "auto" never picks it where one fits).
+// about 1/100 of the generated kernels, so "auto" picks it only where none fits, or for K = 0).
 //
 //   C[b] = alpha · op(A[b]) · op(B[b]) + bias (broadcast over rows) + beta · C[b]
 //   op(A) is M×K: A stored [M, K] row-major, or [K, M] when trans_a = 1.
