@@ -132,6 +132,15 @@ export interface DetachedCommands {
   readonly dispatches: number;
 }
 
+/** Throws unless `writes` supplies exactly the host writes `graph` captured. */
+function checkUploadCount(graph: CapturedGraph, writes: readonly ArrayBufferView[]): void {
+  if (writes.length !== graph.writes) {
+    throw new KernelError(
+      `Cannot replay a captured step with ${writes.length} uploads: it recorded ${graph.writes}`,
+    );
+  }
+}
+
 /** A captured command stream: replayed without running the code that recorded it. */
 export interface CapturedGraph {
   commands: CapturedCommand[];
@@ -588,11 +597,7 @@ export class Gpu {
       if (writes.length !== 0) {
         throw new KernelError(`Cannot replay without uploads and pass ${writes.length} of them`);
       }
-    } else if (writes.length !== graph.writes) {
-      throw new KernelError(
-        `Cannot replay a captured step with ${writes.length} uploads: it recorded ${graph.writes}`,
-      );
-    }
+    } else checkUploadCount(graph, writes);
     let w = 0;
     let uploadMs = 0;
     let uploadBytes = 0;
@@ -648,11 +653,7 @@ export class Gpu {
    * land before the next submit, so before commands recorded earlier with `replay(…, { skipWrites: true })`.
    */
   replayWrites(graph: CapturedGraph, writes: readonly ArrayBufferView[]): void {
-    if (writes.length !== graph.writes) {
-      throw new KernelError(
-        `Cannot replay a captured step with ${writes.length} uploads: it recorded ${graph.writes}`,
-      );
-    }
+    checkUploadCount(graph, writes);
     let w = 0;
     let uploadBytes = 0;
     const t0 = performance.now();
@@ -718,6 +719,7 @@ export class Gpu {
     if (this.#encoder || this.#sealed.length) this.submit();
     this.#sealed = [...commands.buffers];
     this.#dispatchesThisSubmit += commands.dispatches;
+    this.#dispatchesSealed = this.#dispatchesThisSubmit; // attached buffers are finished, like sealed ones
   }
 
   /** Whether GPU timing is on ({@linkcode Gpu.setTiming}). */
