@@ -6,9 +6,11 @@
  *
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
- *       [--batch 32] [--bucket-mib auto] [--encode-ahead on|off] [--json out.json]
+ *       [--batch 32] [--bucket-mib auto] [--last-bucket-kib 512] [--encode-ahead on|off] [--trace] [--json out.json]
  * (`--batch` is per rank: the global batch is batch × ranks; `--bucket-mib` is the gradient bucket size after
- * the 1 MiB first one, `infra.bucketCapMb`: a number of MiB or "auto".)
+ * the 1 MiB first one, `infra.bucketCapMb`: a number of MiB or "auto"; `--last-bucket-kib` caps the last one, 0 for
+ * none; `--trace` prints each rank's mean exchange
+ * phases and per-bucket times, in ms from the step's start.)
  *
  * @module
  */
@@ -17,7 +19,7 @@ import { launchCommand, workerCommand } from "../src/distributed/launch_cli.ts";
 import type { DistributedContext } from "../src/distributed/context.ts";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { Trainer } from "../src/train/trainer.ts";
-import { DEFAULT_BUCKET_SIZES, gradientSyncFor } from "../src/train/gradient_sync.ts";
+import { DEFAULT_BUCKET_SIZES, exchangeBuckets, gradientSyncFor } from "../src/train/gradient_sync.ts";
 import { syntheticBatch, syntheticVocabulary } from "../src/train/synthetic_batch.ts";
 import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
 import "../src/ops/mod.ts";
@@ -28,8 +30,24 @@ interface ScalingJob {
   warmup: number;
   batch: number;
   bucketMib: number | "auto";
+  lastBucketKib: number | null;
   encodeAhead: boolean;
+  trace: boolean;
   json: string | null;
+}
+
+/** Mean over the timed steps of each rank's exchange phases (`--trace`; ms from the step's start). */
+interface ExchangeTrace {
+  rank: number;
+  stepMs: number;
+  backwardDoneMs: number;
+  totalMs: number;
+  copyMs: number;
+  writeMs: number;
+  boundaryWorkMs: number;
+  segments: number;
+  overruns: number;
+  buckets: { elements: number; mapped: number; handed: number; reduced: number; written: number }[];
 }
 
 async function rankMain(ctx: DistributedContext): Promise<void> {
@@ -52,10 +70,52 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     readbackEvery: 10,
     encodeAhead: job.encodeAhead,
   });
-  trainer.gradientSync = gradientSyncFor(ctx, gpu, {
+  const sizes = {
     ...DEFAULT_BUCKET_SIZES,
-    bucketBytes: job.bucketMib === "auto" ? "auto" : Math.round(job.bucketMib * 1024 * 1024),
-  });
+    bucketBytes: job.bucketMib === "auto" ? "auto" as const : Math.round(job.bucketMib * 1024 * 1024),
+    ...(job.lastBucketKib !== null ? { lastBucketBytes: Math.round(job.lastBucketKib * 1024) } : {}),
+  };
+  const sync = gradientSyncFor(ctx, gpu, sizes);
+  trainer.gradientSync = sync;
+  const trace: ExchangeTrace = {
+    rank: ctx.rank,
+    stepMs: 0,
+    backwardDoneMs: 0,
+    totalMs: 0,
+    copyMs: 0,
+    writeMs: 0,
+    boundaryWorkMs: 0,
+    segments: 0,
+    overruns: 0,
+    buckets: [],
+  };
+  const addTrace = (stepMs: number) => {
+    const t = sync.lastTimings;
+    const n = job.steps;
+    trace.stepMs += stepMs / n;
+    for (
+      const k of [
+        "backwardDoneMs",
+        "totalMs",
+        "copyMs",
+        "writeMs",
+        "boundaryWorkMs",
+        "segments",
+        "overruns",
+      ] as const
+    ) {
+      trace[k] += t[k] / n;
+    }
+    t.buckets.forEach((b, i) => {
+      const [start, end] = exchangeBuckets(
+        trainer.model.params.totalElements,
+        sizes,
+        trainer.model.params.slots.map((slot) => slot.offset),
+      )[i];
+      trace.buckets[i] ??= { elements: end - start, mapped: 0, handed: 0, reduced: 0, written: 0 };
+      for (const k of ["mapped", "handed", "reduced", "written"] as const) trace.buckets[i][k] += b[k] / n;
+    });
+  };
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
   // Each step is handed the next one's batches (`trainStep`'s `next`), as the training loop does when synced.
   let micro = [batches[0]];
@@ -72,13 +132,21 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
   await ctx.barrier("warm");
   const t0 = performance.now();
   for (let i = 0; i < job.steps; i++) {
+    const s0 = performance.now();
     await step(job.warmup + i);
     if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
+    if (job.trace && ctx.worldSize > 1) addTrace(performance.now() - s0);
   }
   await trainer.flushMetrics();
   await gpu.sync();
   await ctx.barrier("done");
   const seconds = (performance.now() - t0) / 1000;
+  if (job.trace && ctx.worldSize > 1) {
+    const round = (x: number) => Math.round(x * 100) / 100;
+    console.log(
+      `exchange trace ${JSON.stringify(trace, (_, v) => typeof v === "number" ? round(v) : v)}`,
+    );
+  }
   const samplesPerS = (job.batch * ctx.worldSize * job.steps) / seconds;
   if (ctx.rank === 0) {
     const result = {
@@ -129,7 +197,9 @@ if (import.meta.main) {
       warmup: { type: "string", default: "5" },
       batch: { type: "string", default: "32" },
       "bucket-mib": { type: "string", default: "auto" },
+      "last-bucket-kib": { type: "string" },
       "encode-ahead": { type: "string", default: "on" },
+      trace: { type: "boolean", default: false },
       json: { type: "string" },
     },
   });
@@ -145,7 +215,9 @@ if (import.meta.main) {
     warmup: Number(values.warmup),
     batch: Number(values.batch),
     bucketMib: values["bucket-mib"] === "auto" ? "auto" as const : Number(values["bucket-mib"]),
+    lastBucketKib: values["last-bucket-kib"] === undefined ? null : Number(values["last-bucket-kib"]),
     encodeAhead: values["encode-ahead"] !== "off",
+    trace: values.trace!,
     json: values.json ?? null,
   };
   // Pipeline compilation blocks a rank's event loop for seconds on first use: allow long heartbeat gaps.

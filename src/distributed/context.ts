@@ -82,6 +82,13 @@ export interface DistributedContext {
    */
   startBucket(index: number, data: Float32Array): Promise<void>;
   /**
+   * Settles the buckets whose reduction other threads (stripe workers) have finished, without an event-loop
+   * turn: their {@link startBucket} promises resolve in microtasks. For a thread that blocks for long stretches
+   * (a training step waiting on buffer maps), where a completion message would wait for its next turn. Returns
+   * how many were settled (0 when everything reduces on this thread).
+   */
+  pollCollectives(): number;
+  /**
    * A zero-filled bucket that {@link startBucket} reduces without copies (a view into the striped ring's
    * shared arena; a plain Float32Array without stripes). Callers that reduce the same buckets every step
    * keep them: reused memory also saves the page faults of fresh buffers.
@@ -153,6 +160,10 @@ export class SingleRankContext implements DistributedContext {
 
   startBucket(_index: number, _data: Float32Array): Promise<void> {
     return Promise.resolve();
+  }
+
+  pollCollectives(): number {
+    return 0;
   }
 
   sharedBucket(length: number): Float32Array {

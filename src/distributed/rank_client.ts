@@ -761,6 +761,11 @@ export class RankSession implements DistributedContext {
     return handled(this.#ring!.start(index, data));
   }
 
+  pollCollectives(): number {
+    if (Deno.env.get("ORION_POLL_COLLECTIVES") === "0") return 0; // TEMPORARY A/B
+    return this.#striped?.pollCompleted() ?? 0;
+  }
+
   async announceBusy(ms: number, what: string): Promise<void> {
     if (!Number.isInteger(ms) || ms < 0 || ms > MAX_BUSY_MS) {
       throw new RangeError(

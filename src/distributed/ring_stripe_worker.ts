@@ -10,7 +10,7 @@ import { CloseCode, DATA_VALUES_OFFSET, decodeDataHead, MAX_MESSAGE_BYTES } from
 import { JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
 import { acceptRawWebSocket, BufferPool, connectRawWebSocket, type RawWebSocket } from "./raw_websocket.ts";
 import { ArenaReductionKernel } from "./simd_add.ts";
-import { StripeRing } from "./stripe_ring.ts";
+import { COMPLETION_SLOTS, StripeRing } from "./stripe_ring.ts";
 import type { FromStripeWorker, ToStripeWorker } from "./striped_all_reduce.ts";
 
 interface StripeWorkerScope {
@@ -29,6 +29,7 @@ let rightClaimed = false;
 let right: RawWebSocket | null = null;
 let left: RawWebSocket | null = null;
 let ring: StripeRing | null = null;
+let completion: Int32Array | null = null;
 let rightReady = Promise.withResolvers<RawWebSocket>();
 let stopped = false;
 const pool = new BufferPool(16 * 1024 * 1024);
@@ -92,6 +93,7 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   expected = { rank: rightRank, generation: m.generation };
   for (const resolve of expectedWaiters.splice(0)) resolve(expected);
   const kernel = new ArenaReductionKernel(setup!.memory);
+  completion = new Int32Array(setup!.memory.buffer, m.completionOffset, COMPLETION_SLOTS);
   const token = await mintJoinToken(setup!.secret, { job: setup!.jobId, role: "peer", rank: m.rank });
   const dialed = await connectRawWebSocket(
     m.left.host,
@@ -184,7 +186,11 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
         return;
       }
       ring.start(m.bucket, m.offset, m.length).then(
-        () => post({ t: "done", seq: m.seq }),
+        () => {
+          // The shared slot first: the rank's thread may poll it before it reads this message.
+          Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);
+          post({ t: "done", seq: m.seq });
+        },
         (error) =>
           post({ t: "failed", seq: m.seq, name: (error as Error).name, message: (error as Error).message }),
       );

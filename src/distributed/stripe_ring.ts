@@ -68,6 +68,14 @@ interface StripeCollective {
 const MAX_EARLY_COLLECTIVES = 1024;
 
 /**
+ * Completion slots: a stripe that finishes collective `seq` adds 1 to the Int32 at `seq % COMPLETION_SLOTS`
+ * of a shared region before it posts `done`, so the rank's thread can see finished collectives without an
+ * event-loop turn ({@link StripedAllReduce.pollCompleted}): a training step's thread spends backward blocked
+ * in buffer maps, and a `done` message waits for its next turn. At most this many collectives are in flight.
+ */
+export const COMPLETION_SLOTS = 1024;
+
+/**
  * One rank's side of one stripe's ring. Feed it the chunks from the left neighbour with
  * {@link receiveTarget} (where to read the values) and {@link receiveDone} (they are there).
  *

@@ -13,6 +13,7 @@
  */
 import { RingOrderError } from "./ring_all_reduce.ts";
 import { SharedReduceArena } from "./reduce_arena.ts";
+import { COMPLETION_SLOTS } from "./stripe_ring.ts";
 import { workerModuleUrl } from "../util/worker_module.ts";
 
 /** Messages from the rank's thread to a stripe worker. */
@@ -34,6 +35,8 @@ export type ToStripeWorker =
     chunkElements: number;
     stripes: number;
     receiveOffset: number;
+    /** Byte offset in the memory of the completion slots ({@link COMPLETION_SLOTS} Int32 counters). */
+    completionOffset: number;
     receive: StripeReceive;
   }
   | { t: "start"; seq: number; bucket: number; offset: number; length: number }
@@ -200,7 +203,6 @@ interface StripeWorker {
 }
 
 interface PendingCollective {
-  remaining: number;
   copyBack: { offset: number; target: Float32Array } | null;
   resolve(): void;
   reject(error: Error): void;
@@ -228,6 +230,7 @@ export class StripedAllReduce {
   readonly #arenaBuffers = new WeakSet<ArrayBufferLike>();
   readonly #pending = new Map<number, PendingCollective>();
   #stripes = 0;
+  #completion: Int32Array | null = null;
   #nextSeq = 0;
   #nextDrain = 0;
   #failure: Error | null = null;
@@ -320,6 +323,9 @@ export class StripedAllReduce {
     }
     this.#stripes = a.stripes;
     for (const extra of this.#workers.splice(a.stripes)) extra.worker.terminate();
+    const completionOffset = this.arena.allocate(COMPLETION_SLOTS * 4);
+    this.#completion = new Int32Array(this.arena.memory.buffer, completionOffset, COMPLETION_SLOTS);
+    this.#completion.fill(0);
     await Promise.all(this.#workers.map((entry) =>
       this.#request(entry, "connected", {
         t: "connect",
@@ -330,6 +336,7 @@ export class StripedAllReduce {
         chunkElements: a.chunkElements,
         stripes: a.stripes,
         receiveOffset: this.arena.allocate(2 * a.chunkElements * 4),
+        completionOffset,
         receive: a.receive ?? "direct",
       })
     ));
@@ -359,6 +366,15 @@ export class StripedAllReduce {
   start(bucket: number, data: Float32Array): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error("Cannot all-reduce after the striped ring closed"));
+    const oldest = this.#pending.keys().next();
+    if (!oldest.done && this.#nextSeq - oldest.value >= COMPLETION_SLOTS) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot start collective ${this.#nextSeq} as collective ${oldest.value} is still in flight: at most ` +
+            `${COMPLETION_SLOTS} may be`,
+        ),
+      );
+    }
     const seq = this.#nextSeq++;
     let offset: number;
     let copyBack: PendingCollective["copyBack"] = null;
@@ -370,13 +386,38 @@ export class StripedAllReduce {
       copyBack = { offset, target: data };
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#pending.set(seq, { remaining: this.#workers.length, copyBack, resolve, reject });
+    this.#pending.set(seq, { copyBack, resolve, reject });
     for (const entry of this.#workers) {
       entry.worker.postMessage(
         { t: "start", seq, bucket, offset, length: data.length } satisfies ToStripeWorker,
       );
     }
     return promise;
+  }
+
+  /**
+   * Settles the collectives every stripe has finished, read from the shared completion slots: no event-loop
+   * turn needed (a `done` message does the same when the thread gets to it). Their promises resolve in
+   * microtasks. Returns how many were settled.
+   */
+  pollCompleted(): number {
+    const slots = this.#completion;
+    if (!slots || this.#failure) return 0;
+    let settled = 0;
+    for (const [seq, pending] of this.#pending) {
+      const slot = seq % COMPLETION_SLOTS;
+      if (Atomics.load(slots, slot) < this.#stripes) continue;
+      Atomics.store(slots, slot, 0);
+      this.#pending.delete(seq);
+      if (pending.copyBack) {
+        const { offset, target } = pending.copyBack;
+        target.set(this.arena.float32(offset, target.length));
+        this.arena.release(offset);
+      }
+      pending.resolve();
+      settled++;
+    }
+    return settled;
   }
 
   /**
@@ -454,18 +495,9 @@ export class StripedAllReduce {
         entry.waiters.clear();
         return;
       }
-      case "done": {
-        const pending = this.#pending.get(m.seq);
-        if (!pending || --pending.remaining > 0) return;
-        this.#pending.delete(m.seq);
-        if (pending.copyBack) {
-          const { offset, target } = pending.copyBack;
-          target.set(this.arena.float32(offset, target.length));
-          this.arena.release(offset);
-        }
-        pending.resolve();
+      case "done":
+        this.pollCompleted();
         return;
-      }
       case "failed": {
         if (m.name === "RingOrderError") {
           // Ranks disagree on the bucket order: fail the collectives with that error (like the single ring).

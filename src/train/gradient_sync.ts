@@ -1,8 +1,8 @@
 /**
  * Data-parallel gradient averaging for the step engine, overlapped with backward (PyTorch DDP's scheme).
  *
- * The flat gradient buffer is cut into buckets from its end (first 1 MiB, then 8 MiB, the same ranges in the
- * same order on every rank): parameters are registered in forward order, so backward finishes the last ones
+ * The flat gradient buffer is cut into buckets from its end (first 1 MiB, then 2–8 MiB, the last at most 512
+ * KiB; the same ranges in the same order on every rank): parameters are registered in forward order, so backward finishes the last ones
  * first. The step engine submits backward in segments, one ending wherever the next bucket's parameters are
  * all final ({@linkcode GradientExchange.readBucket}); each bucket is then read back, averaged by the
  * distributed layer's ring all-reduce (deterministic summation order, identical bits on every rank) while
@@ -31,6 +31,14 @@ export interface BucketSizes {
   firstBucketBytes: number;
   /** Every later bucket: bytes, or "auto" ({@linkcode autoBucketBytes}, the default; DDP's `bucket_cap_mb` is 25 MiB). */
   bucketBytes: number | "auto";
+  /**
+   * The last bucket in exchange order, the buffer's first bytes, is at most this (and at most the later
+   * buckets' size); the bucket before it takes whatever lies between. Its parameters (the input embeddings and
+   * the encoder, registered first) finish backward last, so its exchange is what is left after backward:
+   * small, it is short, and the bucket before it goes out while the encoder's backward still runs. Omitted
+   * or 0: the last bucket is whatever remains.
+   */
+  lastBucketBytes?: number;
   /**
    * Buckets of whole parameters (DDP's layout) instead of byte ranges. Default false: on the H200 the seed size
    * ran 204.1–205.3 samples/s with byte ranges and 196.9–200.6 aligned (synced loopback, same run; aligned
@@ -70,8 +78,12 @@ export interface BoundaryEvent {
 /** Default {@linkcode GradientSyncOptions.boundaryMarginMs}. */
 export const DEFAULT_BOUNDARY_MARGIN_MS = 0.5;
 
-/** A 1 MiB first bucket, then {@linkcode autoBucketBytes}. */
-export const DEFAULT_BUCKET_SIZES: BucketSizes = { firstBucketBytes: 1 << 20, bucketBytes: "auto" };
+/** A 1 MiB first bucket, then {@linkcode autoBucketBytes}, and a last bucket of at most 512 KiB. */
+export const DEFAULT_BUCKET_SIZES: BucketSizes = {
+  firstBucketBytes: 1 << 20,
+  bucketBytes: "auto",
+  lastBucketBytes: 512 << 10,
+};
 
 /**
  * The "auto" bucket size for a gradient of `gradientBytes`: an eighth of it, within 2–8 MiB. Measured on the
@@ -100,11 +112,18 @@ export function autoBucketBytes(gradientBytes: number): number {
  * parameter larger than a bucket gets one of its own. A bucket is final once all its parameters are, so a
  * split parameter would hold its bucket back until the parameter's own end of backward.
  *
+ * With `lastBucketBytes` the last bucket is the buffer's first `lastBucketBytes`, and the one before it
+ * reaches down to it (it takes a remainder of less than half a bucket).
+ *
  * @example
  * ```ts
  * import { gradientBuckets } from "./gradient_sync.ts";
  * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12 }));
  * // [[8, 10], [5, 8], [2, 5], [0, 2]]
+ * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 8 }));
+ * // [[8, 10], [5, 8], [2, 5], [0, 2]]
+ * console.log(gradientBuckets(11, { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 8 }));
+ * // [[9, 11], [6, 9], [2, 6], [0, 2]]
  * console.log(gradientBuckets(10, { firstBucketBytes: 8, bucketBytes: 12 }, [0, 1, 4, 9]));
  * // [[4, 10], [1, 4], [0, 1]]
  * ```
@@ -130,11 +149,15 @@ export function gradientBuckets(
   };
   const elementsOf = (bytes: number) => Math.max(1, Math.floor(bytes / 4));
   const bucketBytes = sizes.bucketBytes === "auto" ? autoBucketBytes(elements * 4) : sizes.bucketBytes;
+  const lastElements = sizes.lastBucketBytes ? elementsOf(Math.min(sizes.lastBucketBytes, bucketBytes)) : 0;
   const out: [number, number][] = [];
   let end = elements;
   let size = elementsOf(Math.min(sizes.firstBucketBytes, bucketBytes));
   while (end > 0) {
-    let start = snap(Math.max(0, end - size));
+    let target = Math.max(0, end - size);
+    // Less than half a bucket would remain between this cut and the last bucket: this bucket takes it.
+    if (lastElements > 0 && end > lastElements && target - lastElements < size / 2) target = lastElements;
+    let start = snap(target);
     // A parameter larger than the bucket: the bucket is that whole parameter.
     if (start >= end) start = snap(end - 1);
     out.push([start, end]);
@@ -142,6 +165,39 @@ export function gradientBuckets(
     size = elementsOf(bucketBytes);
   }
   return out;
+}
+
+/**
+ * The buckets a {@linkcode gradientSyncFor} exchange uses for a flat gradient of `elements` whose parameters
+ * start at `paramOffsets`: {@linkcode gradientBuckets}, with whole parameters when `alignToParameters`, and a
+ * last bucket of the whole leading parameters that fit in `lastBucketBytes` (none when the first parameter is
+ * larger: a last bucket that split it would wait for it anyway, and so would the bucket before).
+ *
+ * @example
+ * ```ts
+ * import { exchangeBuckets } from "./gradient_sync.ts";
+ * const sizes = { firstBucketBytes: 8, bucketBytes: 12, lastBucketBytes: 12 };
+ * console.log(exchangeBuckets(11, sizes, [0, 2, 4, 7])); // the last bucket ends where a parameter starts
+ * // [[9, 11], [6, 9], [2, 6], [0, 2]]
+ * console.log(exchangeBuckets(11, sizes, [0, 4, 7])); // the first parameter is larger: no last bucket
+ * // [[9, 11], [6, 9], [3, 6], [0, 3]]
+ * ```
+ */
+export function exchangeBuckets(
+  elements: number,
+  sizes: BucketSizes,
+  paramOffsets?: readonly number[],
+): [number, number][] {
+  let lastBucketBytes = sizes.lastBucketBytes ?? 0;
+  if (lastBucketBytes > 0 && paramOffsets) {
+    const within = Math.floor(lastBucketBytes / 4);
+    lastBucketBytes = 4 * paramOffsets.reduce((m, o) => (o <= within && o > m ? o : m), 0);
+  }
+  return gradientBuckets(
+    elements,
+    { ...sizes, lastBucketBytes },
+    sizes.alignToParameters ? paramOffsets : undefined,
+  );
 }
 
 /** Phases of one step's gradient exchange, in ms from its start (the step's first segment). */
@@ -166,6 +222,12 @@ export interface GradientSyncTimings {
   boundaryWorkMs: number;
   /** Boundaries whose map did not wait: the host work there outlasted the segment (the GPU idled). */
   overruns: number;
+  /**
+   * Per bucket, in exchange order, ms from the step's start: its map call returned (`mapped`), its last slice
+   * was copied out and it was handed to the all-reduce (`handed`), it came back reduced (`reduced`), and its
+   * write-back returned (`written`).
+   */
+  buckets: { mapped: number; handed: number; reduced: number; written: number }[];
 }
 
 /**
@@ -190,10 +252,14 @@ export function gradientSyncFor(
     data: Float32Array[];
   } | null = null;
   const hostFor = (elements: number, paramOffsets?: readonly number[]) => {
-    const offsets = sizes.alignToParameters ? paramOffsets : undefined;
-    if (host?.elements !== elements || host.offsets !== offsets) {
-      const buckets = gradientBuckets(elements, sizes, offsets);
-      host = { elements, offsets, buckets, data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)) };
+    if (host?.elements !== elements || host.offsets !== paramOffsets) {
+      const buckets = exchangeBuckets(elements, sizes, paramOffsets);
+      host = {
+        elements,
+        offsets: paramOffsets,
+        buckets,
+        data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)),
+      };
     }
     return host;
   };
@@ -208,6 +274,7 @@ export function gradientSyncFor(
     writeMs: 0,
     boundaryWorkMs: 0,
     overruns: 0,
+    buckets: [],
   });
   const lastTimings = noTimings();
   // Per boundary of a step (0: after the first backward segment), the GPU time of the segment submitted
@@ -222,6 +289,7 @@ export function gradientSyncFor(
       const t0 = performance.now();
       const { buckets, data } = hostFor(elements, paramOffsets);
       const timings = noTimings();
+      timings.buckets = buckets.map(() => ({ mapped: 0, handed: 0, reduced: 0, written: 0 }));
       const reads: Promise<MappedReadback>[] = [];
       const ready: (MappedReadback | null)[] = [];
       let mapped = 0; // reads[0, mapped) were mapped
@@ -244,10 +312,12 @@ export function gradientSyncFor(
           const w1 = performance.now();
           timings.writeMs += w1 - w0;
           timings.lastWriteMs = w1 - t0;
+          timings.buckets[index].written = w1 - t0;
         }
       };
       const writeBack = (async () => {
         for await (const r of allReduceBuckets(ctx, queue)) {
+          timings.buckets[r.index].reduced = performance.now() - t0;
           reduced.push(r);
           if (writeAtOnce) writeReduced(Infinity);
         }
@@ -279,6 +349,7 @@ export function gradientSyncFor(
           ready[handed] = null;
           copied = 0;
           timings.lastReadMs = performance.now() - t0;
+          timings.buckets[handed].handed = timings.lastReadMs;
           timings.copyMs += timings.lastReadMs - (c0 - t0);
           if (handed === 0) timings.firstReadMs = timings.lastReadMs;
           queue.push(bucket);
@@ -299,7 +370,10 @@ export function gradientSyncFor(
         holdCopies = true;
         gpu.mapHeldReadbacks();
         const now = performance.now();
-        for (; mapped < reads.length; mapped++) mappedAt[mapped] = now;
+        for (; mapped < reads.length; mapped++) {
+          mappedAt[mapped] = now;
+          timings.buckets[mapped].mapped = now - t0;
+        }
         timings.backwardDoneMs = now - t0;
         timings.segments++;
         return true;
@@ -348,10 +422,13 @@ export function gradientSyncFor(
           holdCopies = false;
           const handedBefore = handed;
           handOn(deadline);
+          // Buckets the stripe workers finished while this thread was blocked in the last map: their
+          // completion messages would wait for an event-loop turn.
+          const settled = ctx.pollCollectives();
           // The all-reduce starts a bucket in microtasks (its producer awaits the queue), and a bucket that
-          // is already reduced (one rank, or a fast ring) comes back the same way: let them run now, not
-          // after the map below has blocked this thread for a whole segment.
-          if (handed > handedBefore) await microtasksDrained();
+          // is already reduced (one rank, a fast ring, or settled above) comes back the same way: let them
+          // run now, not after the map below has blocked this thread for a whole segment.
+          if (handed > handedBefore || settled > 0) await microtasksDrained();
           writeReduced(deadline);
           if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
             await timerTurn();

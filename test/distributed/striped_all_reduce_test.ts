@@ -275,6 +275,40 @@ Deno.test("striped all-reduce over Workers and sockets: bitwise reference for 2 
   }
 });
 
+Deno.test("striped all-reduce: a blocked thread sees finished collectives by polling, without an event-loop turn", async () => {
+  const n = 2;
+  const { ranks } = await stripedRanks(n, 2, 1000);
+  try {
+    const length = 50_001;
+    const inputs = Array.from({ length: n }, (_, r) => seededGradients(5, 0, r, 0, length));
+    const expected = referenceRingMean(inputs);
+    const buffers = inputs.map((x, r) => {
+      const shared = ranks[r].sharedBucket(length);
+      shared.set(x);
+      return shared;
+    });
+    let resolved = 0;
+    const done = ranks.map((striped, r) => striped.start(0, buffers[r]).then(() => resolved++));
+    // Block this thread (as a training step's blocking buffer map does): the workers' `done` messages cannot
+    // be delivered, but the shared completion slots can be read.
+    let settled = 0;
+    const t0 = performance.now();
+    while (settled < n && performance.now() - t0 < 20_000) {
+      for (const striped of ranks) settled += striped.pollCompleted();
+    }
+    assert.equal(settled, n, "both collectives settled while the thread never yielded");
+    assert.equal(resolved, 0, "their promises resolve in microtasks, after this synchronous stretch");
+    await Promise.all(done);
+    for (let r = 0; r < n; r++) assert.deepEqual(bits(buffers[r]), bits(expected), `rank ${r}`);
+    for (const striped of ranks) assert.equal(striped.pollCompleted(), 0, "nothing settles twice");
+    // The `done` messages that arrive later find nothing left to settle; the next collective still works.
+    await new Promise((r) => setTimeout(r, 20));
+    await Promise.all(ranks.map((striped, r) => striped.start(1, buffers[r])));
+  } finally {
+    await Promise.all(ranks.map((striped) => striped.close()));
+  }
+});
+
 Deno.test("striped all-reduce: a peer that dies mid-reduce is reported and pending reductions reject", async () => {
   const n = 3;
   const { ranks, lost } = await stripedRanks(n, 2, 1024);

@@ -10,6 +10,7 @@ import {
   autoBucketBytes,
   type BoundaryEvent,
   DEFAULT_BUCKET_SIZES,
+  exchangeBuckets,
   gradientBuckets,
   gradientSyncFor,
 } from "../../src/train/gradient_sync.ts";
@@ -71,12 +72,22 @@ Deno.test('bucket sizes: "auto" is an eighth of the gradient within 2–8 MiB; t
   assert.equal(autoBucketBytes(40 * MiB), 5 * MiB);
   assert.equal(autoBucketBytes(129_500_000), 8 * MiB); // the seed size
   const lengths = (buckets: [number, number][]) => buckets.map(([a, b]) => (b - a) * 4);
-  // 5.3 MB: 1 MiB first, then 2 MiB buckets, the rest last; the buckets tile the buffer from its end.
+  // 5.3 MB: 1 MiB first, then 2 MiB buckets, a 512 KiB one last, and the one before it takes the rest; the
+  // buckets tile the buffer from its end.
   const poyo = gradientBuckets(1_324_131, DEFAULT_BUCKET_SIZES);
-  assert.deepEqual(lengths(poyo).slice(0, 3), [MiB, 2 * MiB, 2 * MiB]);
+  assert.deepEqual(lengths(poyo), [MiB, 2 * MiB, 5_296_524 - 3.5 * MiB, MiB / 2]);
   assert.equal(poyo.at(-1)![0], 0);
   assert.equal(poyo[0][1], 1_324_131);
   for (let i = 1; i < poyo.length; i++) assert.equal(poyo[i][1], poyo[i - 1][0]);
+  // Without a last-bucket size the rest is last, however small.
+  const plain = gradientBuckets(1_324_131, { ...DEFAULT_BUCKET_SIZES, lastBucketBytes: 0 });
+  assert.deepEqual(lengths(plain), [MiB, 2 * MiB, 2 * MiB, 5_296_524 - 5 * MiB]);
+  // With the parameters' offsets the last bucket holds whole leading parameters: the buckets before it are
+  // final once its parameters' backward has run, and the last parameters finish backward last. A leading
+  // parameter larger than the last bucket leaves the layout as without one (it would hold both back).
+  const offsets = [0, 65_312, 104_640, 137_408, 154_496];
+  assert.deepEqual(exchangeBuckets(1_324_131, DEFAULT_BUCKET_SIZES, offsets).at(-1), [0, 104_640]);
+  assert.deepEqual(exchangeBuckets(1_324_131, DEFAULT_BUCKET_SIZES, [0, 522_496, 595_200]), plain);
   // A fixed size still works, and a first bucket never exceeds the later ones.
   assert.deepEqual(lengths(gradientBuckets(1000, { firstBucketBytes: MiB, bucketBytes: 1024 })), [
     1024,
