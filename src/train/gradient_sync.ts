@@ -392,6 +392,38 @@ export function gradientSyncFor(
         queue.close(error);
         await writeBack.catch(() => {});
       };
+      // When this boundary's host work began (set by its first `boundaryWork`; a boundary may do some before
+      // the trainer encodes ahead, the rest just before its map).
+      let boundaryStart: number | null = null;
+      // The segment just submitted runs on the GPU: copy out what earlier boundaries mapped and write back
+      // what came back reduced, within the time that segment took last step (everything on a step's first
+      // boundaries, until measured). Without early maps, when the oldest mapped bucket is due (its map
+      // resolves ~10 ms after the call returned), give the event loop a timer phase so it is copied out and
+      // handed on.
+      const boundaryWork = async () => {
+        const start = boundaryStart ??= performance.now();
+        const budget = segmentMs[boundary];
+        const deadline = budget === undefined ? Infinity : start + budget - margin;
+        holdCopies = false;
+        const handedBefore = handed;
+        handOn(deadline);
+        // Buckets the stripe workers finished while this thread was blocked in the last map: their
+        // completion messages would wait for an event-loop turn.
+        const settled = ctx.pollCollectives();
+        // The all-reduce starts a bucket in microtasks (its producer awaits the queue), and a bucket that is
+        // already reduced (one rank, a fast ring, or settled above) comes back the same way: let them run
+        // now, not after the next map has blocked this thread for a whole segment.
+        if (handed > handedBefore || settled > 0) await microtasksDrained();
+        writeReduced(deadline);
+        if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
+          await timerTurn();
+        }
+        if (failure) {
+          await close(failure.error);
+          throw failure.error;
+        }
+        return { start, deadline };
+      };
       return {
         buckets,
         readBucket(index: number): void {
@@ -410,33 +442,12 @@ export function gradientSyncFor(
             if (!holdCopies) handOn();
           }, (error) => failure ??= { error });
         },
+        async hostWork(): Promise<void> {
+          await boundaryWork();
+        },
         async submitted(): Promise<void> {
-          // The segment just submitted runs on the GPU: copy out what earlier boundaries mapped and write
-          // back what came back reduced, within the time that segment took last step (everything on a
-          // step's first boundaries, until measured). Without early maps, when the oldest mapped bucket is
-          // due (its map resolves ~10 ms after the call returned), give the event loop a timer phase so it
-          // is copied out and handed on. Then map this segment's buckets.
-          const start = performance.now();
-          const budget = segmentMs[boundary];
-          const deadline = budget === undefined ? Infinity : start + budget - margin;
-          holdCopies = false;
-          const handedBefore = handed;
-          handOn(deadline);
-          // Buckets the stripe workers finished while this thread was blocked in the last map: their
-          // completion messages would wait for an event-loop turn.
-          const settled = ctx.pollCollectives();
-          // The all-reduce starts a bucket in microtasks (its producer awaits the queue), and a bucket that
-          // is already reduced (one rank, a fast ring, or settled above) comes back the same way: let them
-          // run now, not after the map below has blocked this thread for a whole segment.
-          if (handed > handedBefore || settled > 0) await microtasksDrained();
-          writeReduced(deadline);
-          if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
-            await timerTurn();
-          }
-          if (failure) {
-            await close(failure.error);
-            throw failure.error;
-          }
+          const { start, deadline } = await boundaryWork();
+          boundaryStart = null;
           const m0 = performance.now();
           if (!mapNew()) return; // nothing new to map: no segment ended here
           const m1 = performance.now();

@@ -84,6 +84,12 @@ export interface GradientExchange {
    * finish it).
    */
   submitted(): Promise<void>;
+  /**
+   * The host work of the coming {@linkcode submitted} (hand earlier buckets on, write reduced ones back),
+   * done ahead of other host work at that boundary: the step engine calls it before encoding the next step
+   * ahead, so the buckets mapped at the last boundary start their all-reduce first.
+   */
+  hostWork(): Promise<void>;
   /** Every bucket was read: resolves once all are averaged and written back (queue-ordered). */
   finish(): Promise<void>;
   /** Abandons the exchange after an error (releases the read-backs). */
@@ -342,6 +348,7 @@ export class Trainer {
               trainable(slot.name, step + 1) === this.optimizer.trainableNames.has(slot.name)
             );
           if (this.settings.encodeAhead !== false && !gpu.timing && sameSetNext) {
+            if (unmapped && Deno.env.get("ORION_WORK_BEFORE_AHEAD") !== "0") await exchange.hostWork(); // TEMPORARY A/B switch
             const next = options.next;
             if (next && this.#stepKey(next, sync) === key) {
               // Every command of this step that reads the batch goes to the GPU before the next batch's

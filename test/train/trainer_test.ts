@@ -264,6 +264,7 @@ function scalingSync(gpu: Awaited<ReturnType<typeof testGpu>>): GradientSync {
         buckets: [[0, elements]],
         readBucket: () => void (read = gpu.readback(grads, 0, elements * 4)),
         submitted: () => Promise.resolve(),
+        hostWork: () => Promise.resolve(),
         async finish() {
           const g = new Float32Array(await read!);
           for (let i = 0; i < g.length; i++) g[i] *= 0.75;
