@@ -6,11 +6,12 @@
  *
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
- *       [--batch 32] [--bucket-mib auto] [--last-bucket-kib 512] [--encode-ahead on|off] [--trace] [--json out.json]
- * (`--batch` is per rank: the global batch is batch × ranks; `--bucket-mib` is the gradient bucket size after
- * the 1 MiB first one, `infra.bucketCapMb`: a number of MiB or "auto"; `--last-bucket-kib` caps the last one, 0 for
- * none; `--trace` prints each rank's mean exchange
- * phases and per-bucket times, in ms from the step's start.)
+ *       [--batch 32] [--bucket-mib auto] [--first-bucket-mib 1] [--last-bucket-kib 512]
+ *       [--encode-ahead on|off] [--trace] [--json out.json]
+ * `--batch` is per rank: the global batch is batch × ranks. `--bucket-mib` is the gradient bucket size,
+ * `infra.bucketCapMb` (a number of MiB or "auto"); `--first-bucket-mib` sets the first bucket (at most the
+ * others), `--last-bucket-kib` caps the last (0: none). `--trace` prints each rank's mean exchange phases and
+ * per-bucket times, in ms from the step's start.
  *
  * @module
  */
@@ -30,6 +31,7 @@ interface ScalingJob {
   warmup: number;
   batch: number;
   bucketMib: number | "auto";
+  firstBucketMib: number | null;
   lastBucketKib: number | null;
   encodeAhead: boolean;
   trace: boolean;
@@ -73,6 +75,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
   const sizes = {
     ...DEFAULT_BUCKET_SIZES,
     bucketBytes: job.bucketMib === "auto" ? "auto" as const : Math.round(job.bucketMib * 1024 * 1024),
+    ...(job.firstBucketMib !== null ? { firstBucketBytes: Math.round(job.firstBucketMib * 2 ** 20) } : {}),
     ...(job.lastBucketKib !== null ? { lastBucketBytes: Math.round(job.lastBucketKib * 1024) } : {}),
   };
   const sync = gradientSyncFor(ctx, gpu, sizes);
@@ -197,6 +200,7 @@ if (import.meta.main) {
       warmup: { type: "string", default: "5" },
       batch: { type: "string", default: "32" },
       "bucket-mib": { type: "string", default: "auto" },
+      "first-bucket-mib": { type: "string" },
       "last-bucket-kib": { type: "string" },
       "encode-ahead": { type: "string", default: "on" },
       trace: { type: "boolean", default: false },
@@ -215,6 +219,7 @@ if (import.meta.main) {
     warmup: Number(values.warmup),
     batch: Number(values.batch),
     bucketMib: values["bucket-mib"] === "auto" ? "auto" as const : Number(values["bucket-mib"]),
+    firstBucketMib: values["first-bucket-mib"] === undefined ? null : Number(values["first-bucket-mib"]),
     lastBucketKib: values["last-bucket-kib"] === undefined ? null : Number(values["last-bucket-kib"]),
     encodeAhead: values["encode-ahead"] !== "off",
     trace: values.trace!,

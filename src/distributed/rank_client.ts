@@ -762,7 +762,6 @@ export class RankSession implements DistributedContext {
   }
 
   pollCollectives(): number {
-    if (Deno.env.get("ORION_POLL_COLLECTIVES") === "0") return 0; // TEMPORARY A/B
     return this.#striped?.pollCompleted() ?? 0;
   }
 

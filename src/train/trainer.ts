@@ -348,7 +348,9 @@ export class Trainer {
               trainable(slot.name, step + 1) === this.optimizer.trainableNames.has(slot.name)
             );
           if (this.settings.encodeAhead !== false && !gpu.timing && sameSetNext) {
-            if (unmapped && Deno.env.get("ORION_WORK_BEFORE_AHEAD") !== "0") await exchange.hostWork(); // TEMPORARY A/B switch
+            // The buckets mapped at the last boundary go to the all-reduce first: the encoding below takes
+            // a millisecond or more of this thread, which they would otherwise wait for.
+            if (unmapped) await exchange.hostWork();
             const next = options.next;
             if (next && this.#stepKey(next, sync) === key) {
               // Every command of this step that reads the batch goes to the GPU before the next batch's
