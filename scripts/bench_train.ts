@@ -35,7 +35,8 @@
  * buckets read back as they become final, exchanged, written back) with a world-size-1 context as the
  * exchange: the cost of a synced step on this GPU without the network (`syncMsPerStep` in the JSON: wall time
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
- * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1, and "auto": `autoBucketBytes`);
+ * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1, and "auto": `autoBucketBytes`),
+ * `--last-bucket-kib` caps the last (512, 0: none);
  * `--bucket-align params` makes buckets of whole parameters instead of byte ranges;
  * `--encode-ahead off` records each step's first segment at the step's start instead of during the step before
  * (`TrainerSettings.encodeAhead`); `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
@@ -100,6 +101,7 @@ const { values: args } = parseArgs({
     "sync-overlap": { type: "string", default: "on" },
     "first-bucket-mib": { type: "string", default: "1" },
     "bucket-mib": { type: "string", default: "auto" },
+    "last-bucket-kib": { type: "string", default: "512" },
     "boundary-margin-ms": { type: "string", default: String(DEFAULT_BOUNDARY_MARGIN_MS) },
     "trace-boundaries": { type: "boolean", default: false },
     "encode-ahead": { type: "string", default: "on" },
@@ -184,6 +186,7 @@ if (args["sync-loopback"]) {
   const inner = gradientSyncFor(new SingleRankContext(), gpu, {
     firstBucketBytes: mib("first-bucket-mib"),
     bucketBytes: args["bucket-mib"] === "auto" ? "auto" : mib("bucket-mib"),
+    lastBucketBytes: Math.round(Number(args["last-bucket-kib"]) * 1024),
     alignToParameters: args["bucket-align"] === "params",
     boundaryMarginMs: Number(args["boundary-margin-ms"]),
     onBoundary: args["trace-boundaries"] ? (e) => boundaryEvents.push(e) : undefined,
