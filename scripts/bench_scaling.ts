@@ -7,10 +7,10 @@
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
  *       [--batch 32] [--bucket-mib auto] [--first-bucket-mib 1] [--last-bucket-kib 512]
- *       [--encode-ahead on|off] [--trace] [--json out.json]
+ *       [--collective-mib N] [--encode-ahead on|off] [--trace] [--json out.json]
  * `--batch` is per rank: the global batch is batch × ranks. `--bucket-mib` is the gradient bucket size,
  * `infra.bucketCapMb` (a number of MiB or "auto"); `--first-bucket-mib` sets the first bucket (at most the
- * others), `--last-bucket-kib` caps the last (0: none). `--trace` prints each rank's mean exchange phases and
+ * others), `--last-bucket-kib` caps the last (0: none), `--collective-mib` reduces larger buckets in pieces. `--trace` prints each rank's mean exchange phases and
  * per-bucket times, in ms from the step's start.
  *
  * @module
@@ -32,6 +32,7 @@ interface ScalingJob {
   batch: number;
   bucketMib: number | "auto";
   firstBucketMib: number | null;
+  collectiveMib: number | null;
   lastBucketKib: number | null;
   encodeAhead: boolean;
   trace: boolean;
@@ -76,6 +77,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     ...DEFAULT_BUCKET_SIZES,
     bucketBytes: job.bucketMib === "auto" ? "auto" as const : Math.round(job.bucketMib * 1024 * 1024),
     ...(job.firstBucketMib !== null ? { firstBucketBytes: Math.round(job.firstBucketMib * 2 ** 20) } : {}),
+    ...(job.collectiveMib !== null ? { collectiveBytes: Math.round(job.collectiveMib * 2 ** 20) } : {}),
     ...(job.lastBucketKib !== null ? { lastBucketBytes: Math.round(job.lastBucketKib * 1024) } : {}),
   };
   const sync = gradientSyncFor(ctx, gpu, sizes);
@@ -201,6 +203,7 @@ if (import.meta.main) {
       batch: { type: "string", default: "32" },
       "bucket-mib": { type: "string", default: "auto" },
       "first-bucket-mib": { type: "string" },
+      "collective-mib": { type: "string" },
       "last-bucket-kib": { type: "string" },
       "encode-ahead": { type: "string", default: "on" },
       trace: { type: "boolean", default: false },
@@ -219,6 +222,7 @@ if (import.meta.main) {
     warmup: Number(values.warmup),
     batch: Number(values.batch),
     bucketMib: values["bucket-mib"] === "auto" ? "auto" as const : Number(values["bucket-mib"]),
+    collectiveMib: values["collective-mib"] === undefined ? null : Number(values["collective-mib"]),
     firstBucketMib: values["first-bucket-mib"] === undefined ? null : Number(values["first-bucket-mib"]),
     lastBucketKib: values["last-bucket-kib"] === undefined ? null : Number(values["last-bucket-kib"]),
     encodeAhead: values["encode-ahead"] !== "off",

@@ -54,6 +54,14 @@ export interface GradientSyncOptions extends BucketSizes {
    * finish, as the last step measured it; default {@linkcode DEFAULT_BOUNDARY_MARGIN_MS}.
    */
   boundaryMarginMs?: number;
+  /**
+   * The largest all-reduce: a bucket larger than this is reduced in pieces of at most this many bytes (whole
+   * multiples of 64 bytes, in offset order), each handed to the all-reduce as soon as it is copied out and
+   * written back as soon as it is reduced, so a large bucket's copy, reduction and write-back overlap.
+   * Default: no limit (a bucket is one all-reduce). Every rank must use the same value: pieces are
+   * collectives, and their boundaries set the summation order.
+   */
+  collectiveBytes?: number;
   /** Called at every segment boundary with what happened there (for benchmarks and tuning). */
   onBoundary?: (event: BoundaryEvent) => void;
 }
@@ -168,6 +176,32 @@ export function gradientBuckets(
 }
 
 /**
+ * How a bucket of `elements` is cut into all-reduces of at most `collectiveBytes` ({@linkcode
+ * GradientSyncOptions.collectiveBytes}): equal pieces in offset order, each a multiple of 16 elements (64
+ * bytes) but the last. `[start, end)` element ranges within the bucket; one piece without a limit.
+ *
+ * @example
+ * ```ts
+ * import { bucketPieces } from "./gradient_sync.ts";
+ * console.log(bucketPieces(100, 128)); // at most 32 elements each
+ * // [[0, 32], [32, 64], [64, 96], [96, 100]]
+ * console.log(bucketPieces(100, 256)); // 2 pieces of 50 → 64 and 36
+ * // [[0, 64], [64, 100]]
+ * console.log(bucketPieces(100));
+ * // [[0, 100]]
+ * ```
+ */
+export function bucketPieces(elements: number, collectiveBytes?: number): [number, number][] {
+  const most = collectiveBytes ? Math.max(16, Math.floor(collectiveBytes / 64) * 16) : Infinity;
+  if (elements <= most) return [[0, elements]];
+  const count = Math.ceil(elements / most);
+  const size = Math.min(most, Math.ceil(elements / count / 16) * 16);
+  const out: [number, number][] = [];
+  for (let start = 0; start < elements; start += size) out.push([start, Math.min(elements, start + size)]);
+  return out;
+}
+
+/**
  * The buckets a {@linkcode gradientSyncFor} exchange uses for a flat gradient of `elements` whose parameters
  * start at `paramOffsets`: {@linkcode gradientBuckets}, with whole parameters when `alignToParameters`, and a
  * last bucket of the whole leading parameters that fit in `lastBucketBytes` (none when the first parameter is
@@ -250,16 +284,21 @@ export function gradientSyncFor(
     offsets: readonly number[] | undefined;
     buckets: [number, number][];
     data: Float32Array[];
+    /** The all-reduces, in order: bucket index, and the piece as a view into that bucket's host array. */
+    pieces: { bucket: number; data: Float32Array; last: boolean }[];
   } | null = null;
   const hostFor = (elements: number, paramOffsets?: readonly number[]) => {
     if (host?.elements !== elements || host.offsets !== paramOffsets) {
       const buckets = exchangeBuckets(elements, sizes, paramOffsets);
-      host = {
-        elements,
-        offsets: paramOffsets,
-        buckets,
-        data: buckets.map(([a, b]) => ctx.sharedBucket(b - a)),
-      };
+      const data = buckets.map(([a, b]) => ctx.sharedBucket(b - a));
+      const pieces = buckets.flatMap((_, bucket) =>
+        bucketPieces(data[bucket].length, sizes.collectiveBytes).map(([a, b], i, all) => ({
+          bucket,
+          data: data[bucket].subarray(a, b),
+          last: i === all.length - 1,
+        }))
+      );
+      host = { elements, offsets: paramOffsets, buckets, data, pieces };
     }
     return host;
   };
@@ -287,7 +326,7 @@ export function gradientSyncFor(
     lastTimings,
     begin(grads: GpuBuffer, elements: number, paramOffsets?: readonly number[]): GradientExchange {
       const t0 = performance.now();
-      const { buckets, data } = hostFor(elements, paramOffsets);
+      const { buckets, data, pieces } = hostFor(elements, paramOffsets);
       const timings = noTimings();
       timings.buckets = buckets.map(() => ({ mapped: 0, handed: 0, reduced: 0, written: 0 }));
       const reads: Promise<MappedReadback>[] = [];
@@ -295,29 +334,33 @@ export function gradientSyncFor(
       let mapped = 0; // reads[0, mapped) were mapped
       let handed = 0; // reads[0, handed) were copied out and handed on
       let copied = 0; // bytes of bucket `handed` copied out so far
+      let pieceHanded = 0; // pieces[0, pieceHanded) were handed on
       let boundary = 0; // boundaries passed this step
       let failure: { error: unknown } | null = null;
       const queue = new BucketQueue();
       // Reduced buckets wait here for their write-back: done within a boundary's budget, or at once from
       // `finish` on (the GPU has nothing left to run then).
       const reduced: { index: number; data: Float32Array }[] = [];
-      let written = 0; // buckets written back
+      let written = 0; // buckets written back (all their pieces)
       let writeAtOnce = false;
       const writeReduced = (deadline: number) => {
         while (reduced.length && performance.now() < deadline) {
           const { index, data: values } = reduced.shift()!;
+          const piece = pieces[index];
+          const at = buckets[piece.bucket][0] + (values.byteOffset - data[piece.bucket].byteOffset) / 4;
           const w0 = performance.now();
-          gpu.write(grads, values, buckets[index][0] * 4);
-          written++;
+          gpu.write(grads, values, at * 4);
+          if (piece.last) written++;
           const w1 = performance.now();
           timings.writeMs += w1 - w0;
           timings.lastWriteMs = w1 - t0;
-          timings.buckets[index].written = w1 - t0;
+          if (piece.last) timings.buckets[piece.bucket].written = w1 - t0;
         }
       };
       const writeBack = (async () => {
         for await (const r of allReduceBuckets(ctx, queue)) {
-          timings.buckets[r.index].reduced = performance.now() - t0;
+          const piece = pieces[r.index];
+          if (piece.last) timings.buckets[piece.bucket].reduced = performance.now() - t0;
           reduced.push(r);
           if (writeAtOnce) writeReduced(Infinity);
         }
@@ -325,6 +368,15 @@ export function gradientSyncFor(
       writeBack.catch(() => {}); // observed by finish()
       // Buckets are copied out in index order, each once it and every earlier one are mapped, in slices
       // until `deadline`; a bucket whose last slice is copied is handed to the all-reduce.
+      // Hands on the pieces of bucket `handed` that lie within its first `bytes` copied bytes.
+      const handPieces = (bytes: number) => {
+        const bucket = data[handed];
+        for (; pieceHanded < pieces.length && pieces[pieceHanded].bucket === handed; pieceHanded++) {
+          const piece = pieces[pieceHanded].data;
+          if (piece.byteOffset + piece.byteLength - bucket.byteOffset > bytes) return;
+          queue.push(piece);
+        }
+      };
       const handOn = (deadline = Infinity) => {
         while (handed < mapped && ready[handed]) {
           const mappedBucket = ready[handed]!;
@@ -340,6 +392,7 @@ export function gradientSyncFor(
               const end = Math.min(mappedBucket.size, copied + MAPPED_COPY_SLICE_BYTES);
               mappedBucket.copyRange(into, copied, end);
               copied = end;
+              handPieces(copied);
             }
             mappedBucket.release();
           } catch (error) {
@@ -352,7 +405,6 @@ export function gradientSyncFor(
           timings.buckets[handed].handed = timings.lastReadMs;
           timings.copyMs += timings.lastReadMs - (c0 - t0);
           if (handed === 0) timings.firstReadMs = timings.lastReadMs;
-          queue.push(bucket);
           handed++;
         }
       };
@@ -405,7 +457,7 @@ export function gradientSyncFor(
         const budget = segmentMs[boundary];
         const deadline = budget === undefined ? Infinity : start + budget - margin;
         holdCopies = false;
-        const handedBefore = handed;
+        const handedBefore = pieceHanded;
         handOn(deadline);
         // Buckets the stripe workers finished while this thread was blocked in the last map: their
         // completion messages would wait for an event-loop turn.
@@ -413,7 +465,7 @@ export function gradientSyncFor(
         // The all-reduce starts a bucket in microtasks (its producer awaits the queue), and a bucket that is
         // already reduced (one rank, a fast ring, or settled above) comes back the same way: let them run
         // now, not after the next map has blocked this thread for a whole segment.
-        if (handed > handedBefore || settled > 0) await microtasksDrained();
+        if (pieceHanded > handedBefore || settled > 0) await microtasksDrained();
         writeReduced(deadline);
         if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
           await timerTurn();

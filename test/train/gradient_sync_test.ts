@@ -9,6 +9,7 @@ import { SingleRankContext } from "../../src/distributed/context.ts";
 import {
   autoBucketBytes,
   type BoundaryEvent,
+  bucketPieces,
   DEFAULT_BUCKET_SIZES,
   exchangeBuckets,
   gradientBuckets,
@@ -65,6 +66,54 @@ Deno.test({
         }
       }
       assert.equal(sync.lastTimings.segments, buckets.length);
+    });
+  },
+});
+
+/** A world-size-1 context whose "reduction" negates the values, recording each collective's length. */
+class NegatingContext extends SingleRankContext {
+  readonly lengths: number[] = [];
+  override startBucket(_index: number, data: Float32Array): Promise<void> {
+    this.lengths.push(data.length);
+    for (let i = 0; i < data.length; i++) data[i] = -data[i];
+    return Promise.resolve();
+  }
+}
+
+Deno.test({
+  name: "gradient exchange: buckets larger than collectiveBytes are reduced and written back in pieces",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await forEachMapMode(async (gpu) => {
+      const elements = 6 * 1024 + 5; // a 4 KiB first bucket, then 8, 8 and 4 KiB + 20 B
+      const values = Float32Array.from({ length: elements }, (_, i) => Math.fround(Math.cos(i) * 1e3));
+      const grads = gpu.pool.acquire(elements * 4, "test.grads");
+      const ctx = new NegatingContext();
+      const sync = gradientSyncFor(ctx, gpu, {
+        firstBucketBytes: 4096,
+        bucketBytes: 8192,
+        collectiveBytes: 3000, // 736 elements: the 8 KiB buckets in 3 pieces, the others in 2
+        boundaryMarginMs: -1e9,
+      });
+      for (let step = 0; step < 2; step++) {
+        gpu.write(grads, values);
+        ctx.lengths.length = 0;
+        const exchange = sync.begin(grads, elements);
+        for (let i = 0; i < exchange.buckets.length; i++) {
+          exchange.readBucket(i);
+          gpu.submit();
+          await exchange.submitted();
+        }
+        await exchange.finish();
+        const pieces = exchange.buckets.flatMap(([a, b]) => bucketPieces(b - a, 3000).map(([x, y]) => y - x));
+        assert.deepEqual(ctx.lengths, pieces, "one collective per piece, in order");
+        assert.ok(ctx.lengths.length > exchange.buckets.length);
+        assert.ok(Math.max(...ctx.lengths) * 4 <= 3000);
+        const back = new Float32Array(await gpu.read(grads, 0, elements * 4));
+        const wrong = back.findIndex((x, i) => !Object.is(x, -values[i]));
+        assert.equal(wrong, -1, `element ${wrong}: ${back[wrong]}, expected ${-values[wrong]}`);
+      }
     });
   },
 });
