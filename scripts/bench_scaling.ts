@@ -10,8 +10,8 @@
  *       [--collective-mib N] [--encode-ahead on|off] [--trace] [--json out.json]
  * `--batch` is per rank: the global batch is batch × ranks. `--bucket-mib` is the gradient bucket size,
  * `infra.bucketCapMb` (a number of MiB or "auto"); `--first-bucket-mib` sets the first bucket (at most the
- * others), `--last-bucket-kib` caps the last (0: none), `--collective-mib` reduces larger buckets in pieces. `--trace` prints each rank's mean exchange phases and
- * per-bucket times, in ms from the step's start.
+ * others), `--last-bucket-kib` caps the last (0: none), `--collective-mib` reduces larger buckets in pieces.
+ * `--trace` prints each rank's mean exchange phases and per-bucket times, in ms from the step's start.
  *
  * @module
  */
