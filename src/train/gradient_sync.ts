@@ -2,8 +2,8 @@
  * Data-parallel gradient averaging for the step engine, overlapped with backward (PyTorch DDP's scheme).
  *
  * The flat gradient buffer is cut into buckets from its end (first 1 MiB, then 2–8 MiB, the last at most 512
- * KiB; the same ranges in the same order on every rank): parameters are registered in forward order, so backward finishes the last ones
- * first. The step engine submits backward in segments, one ending wherever the next bucket's parameters are
+ * KiB; the same ranges in the same order on every rank): parameters are registered in forward order, so
+ * backward finishes the last ones first. The step engine submits backward in segments, one ending wherever the next bucket's parameters are
  * all final ({@linkcode GradientExchange.readBucket}); each bucket is then read back, averaged by the
  * distributed layer's ring all-reduce (deterministic summation order, identical bits on every rank) while
  * later segments run on the GPU, and written back before the optimizer's commands run.
@@ -36,7 +36,8 @@ export interface BucketSizes {
    * buckets' size); the bucket before it takes whatever lies between. Its parameters (the input embeddings and
    * the encoder, registered first) finish backward last, so its exchange is what is left after backward:
    * small, it is short, and the bucket before it goes out while the encoder's backward still runs. Omitted
-   * or 0: the last bucket is whatever remains.
+   * or 0: the last bucket is whatever remains. The exchange ends it where a parameter starts
+   * ({@linkcode exchangeBuckets}).
    */
   lastBucketBytes?: number;
   /**
