@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { DistributedContext } from "./context.ts";
+import type { DistributedContext, StartBucketOptions } from "./context.ts";
 
 /** What {@link allReduceBuckets} needs from a distributed context. */
 export type BucketReducer = Pick<DistributedContext, "startBucket" | "flush">;
@@ -22,8 +22,9 @@ export interface ReducedBucket {
  * Mean all-reduce of buckets handed over one by one. The k-th bucket `buckets` yields is bucket index k (the
  * fixed order every rank must follow); its reduction starts at once, in place, without waiting for the next
  * one. Yields `{ index, data }` in index order as each completes; after the last, every queued byte was
- * handed to the OS (`flush`). A failed reduction (the rank stopped, mismatched buckets) or an error thrown by
- * `buckets` is thrown from the iteration.
+ * handed to the OS (`flush`). `options(index)` is passed to `startBucket` (the same on every rank). A failed
+ * reduction (the rank stopped, mismatched buckets) or an error thrown by `buckets` is thrown from the
+ * iteration.
  *
  * @example
  * ```ts ignore
@@ -38,6 +39,7 @@ export interface ReducedBucket {
 export async function* allReduceBuckets(
   ctx: BucketReducer,
   buckets: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+  options: (index: number) => StartBucketOptions = () => ({}),
 ): AsyncGenerator<ReducedBucket, void, undefined> {
   const started: Array<{ data: Float32Array; done: Promise<void> }> = [];
   let produced = false;
@@ -52,7 +54,7 @@ export async function* allReduceBuckets(
   const producer = (async () => {
     try {
       for await (const data of buckets) {
-        const done = ctx.startBucket(started.length, data);
+        const done = ctx.startBucket(started.length, data, options(started.length));
         done.catch(() => {}); // observed below, in order
         started.push({ data, done });
         signal();

@@ -40,6 +40,12 @@ export function exitCodeForStop(event: StopEvent): number {
 /** A JSON-compatible value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/** Options of {@linkcode DistributedContext.startBucket}. */
+export interface StartBucketOptions {
+  /** Reduce on the stripe workers whatever the size (default false: by the size rule). */
+  offThread?: boolean;
+}
+
 /**
  * The distributed layer as a rank's training loop uses it.
  *
@@ -79,8 +85,12 @@ export interface DistributedContext {
   /**
    * Starts the mean all-reduce of one bucket (for overlap with backward). `index` is the bucket's position
    * in the fixed order; call in that order on every rank. Resolves when `data` holds the mean.
+   * `options.offThread`: reduce it on the stripe workers whatever its size (when this rank has stripes), for
+   * a caller that blocks its thread while the reduction runs; small buckets otherwise take the ring on this
+   * thread, which advances only when the thread's event loop runs. Every rank must pass the same value for
+   * the same bucket.
    */
-  startBucket(index: number, data: Float32Array): Promise<void>;
+  startBucket(index: number, data: Float32Array, options?: StartBucketOptions): Promise<void>;
   /**
    * Settles the buckets whose reduction other threads (stripe workers) have finished, without an event-loop
    * turn: their {@link startBucket} promises resolve in microtasks. For a thread that blocks for long stretches
@@ -158,7 +168,7 @@ export class SingleRankContext implements DistributedContext {
     return Promise.resolve();
   }
 
-  startBucket(_index: number, _data: Float32Array): Promise<void> {
+  startBucket(_index: number, _data: Float32Array, _options?: StartBucketOptions): Promise<void> {
     return Promise.resolve();
   }
 

@@ -26,6 +26,7 @@ import {
   type DistributedContext,
   DistributedStopError,
   type Json,
+  type StartBucketOptions,
   type StopEvent,
 } from "./context.ts";
 import {
@@ -750,14 +751,16 @@ export class RankSession implements DistributedContext {
     await this.flush();
   }
 
-  startBucket(index: number, data: Float32Array): Promise<void> {
+  startBucket(index: number, data: Float32Array, options: StartBucketOptions = {}): Promise<void> {
     try {
       this.#requireLive();
     } catch (error) {
       return handled(Promise.reject(error));
     }
     if (this.worldSize === 1) return Promise.resolve();
-    if (this.#striped && this.onStripes(data.length)) return handled(this.#striped.start(index, data));
+    const striped = this.#striped !== null && this.#striped.stripes > 0 &&
+      (options.offThread === true || this.onStripes(data.length));
+    if (striped) return handled(this.#striped!.start(index, data));
     return handled(this.#ring!.start(index, data));
   }
 

@@ -359,7 +359,12 @@ export function gradientSyncFor(
         }
       };
       const writeBack = (async () => {
-        for await (const r of allReduceBuckets(ctx, queue)) {
+        // Every piece but the last bucket's is handed over while this thread will block in maps: it goes
+        // to the stripe workers whatever its size (the ring on this thread would advance only when this
+        // thread's event loop runs). The last bucket's go after backward, when this thread waits for them.
+        const lastBucket = buckets.length - 1;
+        const offThread = (index: number) => ({ offThread: pieces[index].bucket !== lastBucket });
+        for await (const r of allReduceBuckets(ctx, queue, offThread)) {
           const piece = pieces[r.index];
           if (piece.last) timings.buckets[piece.bucket].reduced = performance.now() - t0;
           reduced.push(r);

@@ -409,3 +409,59 @@ Deno.test("stripe count: ranks with the default count share the host's cores (co
     await coordinator.close();
   }
 });
+
+Deno.test("startBucket offThread: a small bucket goes to the stripes and finishes while the thread is blocked", async () => {
+  const secret = generateJoinSecret();
+  const worldSize = 2;
+  const coordinator = await Coordinator.start({
+    jobId: "off-thread",
+    secret,
+    worldSize,
+    hostname: "127.0.0.1",
+    log: () => {},
+  });
+  try {
+    const sessions = await Promise.all(
+      Array.from({ length: worldSize }, (_, i) =>
+        joinJob({
+          coordinatorUrl: coordinator.url(),
+          jobId: "off-thread",
+          secret,
+          localRank: i,
+          dataHostname: "127.0.0.1",
+          advertiseHost: "127.0.0.1",
+          stripes: 1,
+          log: () => {},
+        })),
+    );
+    try {
+      const length = 1000; // far under the smallest striped bucket: the ring on this thread by default
+      for (const s of sessions) assert.equal(s.onStripes(length), false);
+      const ranks = sessions.map((s) => s.rank);
+      for (const offThread of [true, false]) {
+        const inputs = sessions.map((s) => seededGradients(9, 0, s.rank, 0, length));
+        const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
+        const buckets = sessions.map((s, i) => {
+          const b = s.sharedBucket(length);
+          b.set(inputs[i]);
+          return b;
+        });
+        const done = sessions.map((s, i) => s.startBucket(0, buckets[i], { offThread }));
+        // Block this thread for up to 2 s, as a training step's buffer map does, polling the stripes.
+        let settled = 0;
+        const t0 = performance.now();
+        while (settled < worldSize && performance.now() - t0 < 2000) {
+          for (const s of sessions) settled += s.pollCollectives();
+        }
+        assert.equal(settled, offThread ? worldSize : 0, `offThread ${offThread}: settled while blocked`);
+        await Promise.all(done);
+        await Promise.all(sessions.map((s) => s.flush()));
+        for (const b of buckets) assert.deepEqual(bits(b), bits(expected), `offThread ${offThread}`);
+      }
+    } finally {
+      await Promise.all(sessions.map((s) => s.close()));
+    }
+  } finally {
+    await coordinator.close();
+  }
+});
