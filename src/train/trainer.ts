@@ -322,6 +322,23 @@ export class Trainer {
         // the previous segment's buckets (a map waits for everything submitted), so the next submit follows
         // the map at once instead of after this segment's encoding.
         let unmapped = false; // a submitted segment whose buckets the exchange has not mapped yet
+        // Synced: the next step's first segment is recorded and set aside during this step, at its first
+        // boundary, where this thread would otherwise wait in the map for the GPU to finish the first
+        // segment. (At the last boundary, where it was recorded before, the last segment — the encoder's and
+        // embeddings' backward — ran ~2.3 ms on the H200 against ~3.7 ms of host work there: the GPU idled
+        // at the end of backward, the moment the exchange's tail starts.) The exchange's write-backs and
+        // `after` are recorded and submitted before it. A trainable schedule that changes the set at the
+        // next step changes its key: nothing to prepare.
+        const encodeAhead = exchange !== null && this.settings.encodeAhead !== false && !gpu.timing &&
+          (!trainable ||
+            this.model.params.slots.every((slot) =>
+              trainable(slot.name, step + 1) === this.optimizer.trainableNames.has(slot.name)
+            ));
+        const recordNextAhead = () => {
+          gpu.replay(g.segments[0], [], { skipWrites: true });
+          const commands = gpu.detachRecorded();
+          if (commands) this.#encodedAhead = { key, commands };
+        };
         for (const [j, segment] of g.segments.entries()) {
           const segmentUploads = uploads.slice(written, written += segment.writes);
           if (j === 0 && ahead?.key === key) {
@@ -333,6 +350,7 @@ export class Trainer {
           if (g.reads[j].length === 0) continue;
           // Translated now, while the GPU still runs the segment before, not after the map below.
           gpu.seal();
+          if (encodeAhead && unmapped && !this.#encodedAhead) recordNextAhead();
           if (unmapped) await exchange!.submitted();
           for (const bucket of g.reads[j]) exchange!.readBucket(bucket);
           gpu.submit();
@@ -340,16 +358,9 @@ export class Trainer {
           unmapped = true;
         }
         if (exchange) {
-          // While the GPU runs the last backward segment: record the next step's first one, set aside
-          // (the exchange's write-backs and `after` are recorded and submitted before it).
-          // A trainable schedule that changes the set at the next step changes its key: nothing to prepare.
-          const sameSetNext = !trainable ||
-            this.model.params.slots.every((slot) =>
-              trainable(slot.name, step + 1) === this.optimizer.trainableNames.has(slot.name)
-            );
-          if (this.settings.encodeAhead !== false && !gpu.timing && sameSetNext) {
-            // The buckets mapped at the last boundary go to the all-reduce first: the encoding below takes
-            // a millisecond or more of this thread, which they would otherwise wait for.
+          if (encodeAhead) {
+            // The buckets mapped at the last boundary go to the all-reduce first: the uploads (and a
+            // recording not done yet) take this thread's time, which they would otherwise wait for.
             if (unmapped) await exchange.hostWork();
             const next = options.next;
             if (next && this.#stepKey(next, sync) === key) {
@@ -363,9 +374,7 @@ export class Trainer {
               }
               this.#uploadedAhead = { batches: next, poolMark: poolMark(gpu) };
             } else gpu.seal(); // this step's last commands stay in this step
-            gpu.replay(g.segments[0], [], { skipWrites: true });
-            const commands = gpu.detachRecorded();
-            if (commands) this.#encodedAhead = { key, commands };
+            if (!this.#encodedAhead) recordNextAhead(); // no boundary before the last one
           }
           if (unmapped) await exchange.submitted();
           await exchange.finish();
