@@ -112,9 +112,10 @@ export interface TrainerSettings {
    */
   capture?: boolean;
   /**
-   * With a gradient sync, a replayed step records the next step's first segment while the GPU runs its last
-   * backward segment, and uploads the next step's batches too when {@linkcode Trainer.trainStep} is given
-   * them (`next`); the next step then only submits (default true). Otherwise the GPU, idle once the exchange
+   * With a gradient sync, a replayed step records the next step's first segment while the GPU runs its first
+   * one (the thread would wait in a map there), and uploads the next step's batches while the GPU runs its
+   * last backward segment when {@linkcode Trainer.trainStep} is given them (`next`); the next step then only
+   * submits (default true). Otherwise the GPU, idle once the exchange
    * is done, also waits for that recording and upload at every step start. What was prepared is dropped when
    * the next step differs. Off with GPU timing on, and before a step where the `trainable` schedule changes
    * the set.
