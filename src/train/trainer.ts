@@ -86,8 +86,9 @@ export interface GradientExchange {
   submitted(): Promise<void>;
   /**
    * The host work of the coming {@linkcode submitted} (hand earlier buckets on, write reduced ones back),
-   * done ahead of other host work at that boundary: the step engine calls it before encoding the next step
-   * ahead, so the buckets mapped at the last boundary start their all-reduce first.
+   * done ahead of other host work at that boundary: at the last boundary the step engine calls it before
+   * uploading the next step's batches, so the buckets mapped at the boundary before start their all-reduce
+   * first.
    */
   hostWork(): Promise<void>;
   /** Every bucket was read: resolves once all are averaged and written back (queue-ordered). */
@@ -115,10 +116,9 @@ export interface TrainerSettings {
    * With a gradient sync, a replayed step records the next step's first segment while the GPU runs its first
    * one (the thread would wait in a map there), and uploads the next step's batches while the GPU runs its
    * last backward segment when {@linkcode Trainer.trainStep} is given them (`next`); the next step then only
-   * submits (default true). Otherwise the GPU, idle once the exchange
-   * is done, also waits for that recording and upload at every step start. What was prepared is dropped when
-   * the next step differs. Off with GPU timing on, and before a step where the `trainable` schedule changes
-   * the set.
+   * submits (default true). Otherwise the GPU, idle once the exchange is done, also waits for that recording
+   * and upload at every step start. What was prepared is dropped when the next step differs. Off with GPU
+   * timing on, and before a step where the `trainable` schedule changes the set.
    */
   encodeAhead?: boolean;
   /** Numeric precision (default `"32-true"`); see the module documentation. */
@@ -360,7 +360,7 @@ export class Trainer {
         }
         if (exchange) {
           if (encodeAhead) {
-            // The buckets mapped at the last boundary go to the all-reduce first: the uploads (and a
+            // The buckets mapped at the boundary before go to the all-reduce first: the uploads (and a
             // recording not done yet) take this thread's time, which they would otherwise wait for.
             if (unmapped) await exchange.hostWork();
             const next = options.next;
