@@ -363,13 +363,19 @@ Deno.test("stripe count: the smallest offer, within each host's cores shared by 
   assert.equal(agreedStripes([{ stripePorts: offer(4) }, {}]), 0); // a rank without stripes: the own-thread ring
 });
 
-Deno.test("stripe count: ranks with the default count share the host's cores (coordinator cap, same on every rank)", async () => {
-  // Pretend this host has 8 logical cores: each rank's default is 2 stripes; 5 ranks on it leave 1 each.
-  Object.defineProperty(navigator, "hardwareConcurrency", { get: () => 8, configurable: true });
+/**
+ * Runs `fn` on `worldSize` rank sessions joined to an in-process coordinator over loopback, then closes them
+ * and the coordinator.
+ */
+async function withInProcessJob(
+  jobId: string,
+  worldSize: number,
+  join: { stripes?: number },
+  fn: (sessions: Awaited<ReturnType<typeof joinJob>>[]) => Promise<void>,
+): Promise<void> {
   const secret = generateJoinSecret();
-  const worldSize = 5;
   const coordinator = await Coordinator.start({
-    jobId: "stripe-cap",
+    jobId,
     secret,
     worldSize,
     hostname: "127.0.0.1",
@@ -380,15 +386,31 @@ Deno.test("stripe count: ranks with the default count share the host's cores (co
       Array.from({ length: worldSize }, (_, i) =>
         joinJob({
           coordinatorUrl: coordinator.url(),
-          jobId: "stripe-cap",
+          jobId,
           secret,
           localRank: i,
           dataHostname: "127.0.0.1",
           advertiseHost: "127.0.0.1",
+          ...join,
           log: () => {},
         })),
     );
     try {
+      await fn(sessions);
+    } finally {
+      await Promise.all(sessions.map((s) => s.close()));
+    }
+  } finally {
+    await coordinator.close();
+  }
+}
+
+Deno.test("stripe count: ranks with the default count share the host's cores (coordinator cap, same on every rank)", async () => {
+  // Pretend this host has 8 logical cores: each rank's default is 2 stripes; 5 ranks on it leave 1 each.
+  Object.defineProperty(navigator, "hardwareConcurrency", { get: () => 8, configurable: true });
+  const worldSize = 5;
+  try {
+    await withInProcessJob("stripe-cap", worldSize, {}, async (sessions) => {
       for (const s of sessions) {
         assert.deepEqual(
           s.peers.map((p) => [p.stripePorts?.length, p.stripeCap]),
@@ -401,67 +423,37 @@ Deno.test("stripe count: ranks with the default count share the host's cores (co
       const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
       await Promise.all(sessions.map((s, i) => s.allReduceMean([inputs[i]])));
       for (const x of inputs) assert.deepEqual(bits(x), bits(expected));
-    } finally {
-      await Promise.all(sessions.map((s) => s.close()));
-    }
+    });
   } finally {
     delete (navigator as { hardwareConcurrency?: number }).hardwareConcurrency;
-    await coordinator.close();
   }
 });
 
 Deno.test("startBucket offThread: a small bucket goes to the stripes and finishes while the thread is blocked", async () => {
-  const secret = generateJoinSecret();
   const worldSize = 2;
-  const coordinator = await Coordinator.start({
-    jobId: "off-thread",
-    secret,
-    worldSize,
-    hostname: "127.0.0.1",
-    log: () => {},
-  });
-  try {
-    const sessions = await Promise.all(
-      Array.from({ length: worldSize }, (_, i) =>
-        joinJob({
-          coordinatorUrl: coordinator.url(),
-          jobId: "off-thread",
-          secret,
-          localRank: i,
-          dataHostname: "127.0.0.1",
-          advertiseHost: "127.0.0.1",
-          stripes: 1,
-          log: () => {},
-        })),
-    );
-    try {
-      const length = 1000; // far under the smallest striped bucket: the ring on this thread by default
-      for (const s of sessions) assert.equal(s.onStripes(length), false);
-      const ranks = sessions.map((s) => s.rank);
-      for (const offThread of [true, false]) {
-        const inputs = sessions.map((s) => seededGradients(9, 0, s.rank, 0, length));
-        const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
-        const buckets = sessions.map((s, i) => {
-          const b = s.sharedBucket(length);
-          b.set(inputs[i]);
-          return b;
-        });
-        const done = sessions.map((s, i) => s.startBucket(0, buckets[i], { offThread }));
-        // Block this thread for up to 2 s, as a training step's buffer map does, polling the stripes.
-        let settled = 0;
-        const t0 = performance.now();
-        while (settled < worldSize && performance.now() - t0 < 2000) {
-          for (const s of sessions) settled += s.pollCollectives();
-        }
-        assert.equal(settled, offThread ? worldSize : 0, `offThread ${offThread}: settled while blocked`);
-        await Promise.all(done);
-        await Promise.all(sessions.map((s) => s.flush()));
-        for (const b of buckets) assert.deepEqual(bits(b), bits(expected), `offThread ${offThread}`);
+  await withInProcessJob("off-thread", worldSize, { stripes: 1 }, async (sessions) => {
+    const length = 1000; // far under the smallest striped bucket: the ring on this thread by default
+    for (const s of sessions) assert.equal(s.onStripes(length), false);
+    const ranks = sessions.map((s) => s.rank);
+    for (const offThread of [true, false]) {
+      const inputs = sessions.map((s) => seededGradients(9, 0, s.rank, 0, length));
+      const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
+      const buckets = sessions.map((s, i) => {
+        const b = s.sharedBucket(length);
+        b.set(inputs[i]);
+        return b;
+      });
+      const done = sessions.map((s, i) => s.startBucket(0, buckets[i], { offThread }));
+      // Block this thread for up to 2 s, as a training step's buffer map does, polling the stripes.
+      let settled = 0;
+      const t0 = performance.now();
+      while (settled < worldSize && performance.now() - t0 < 2000) {
+        for (const s of sessions) settled += s.pollCollectives();
       }
-    } finally {
-      await Promise.all(sessions.map((s) => s.close()));
+      assert.equal(settled, offThread ? worldSize : 0, `offThread ${offThread}: settled while blocked`);
+      await Promise.all(done);
+      await Promise.all(sessions.map((s) => s.flush()));
+      for (const b of buckets) assert.deepEqual(bits(b), bits(expected), `offThread ${offThread}`);
     }
-  } finally {
-    await coordinator.close();
-  }
+  });
 });
