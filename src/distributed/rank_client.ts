@@ -432,7 +432,8 @@ export class RankSession implements DistributedContext {
         `using ${stripes} all-reduce stripes (the smallest count any rank offers, within its host's cores)`,
       );
     }
-    // Every rank routes each bucket the same way: by its size against the same threshold.
+    // Every rank routes each bucket the same way: by its size against the same threshold, or to the stripes
+    // when the caller asks (`startBucket`'s `offThread`, which every rank passes alike).
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
     this.#stripeMinBytes = stripeMinBytes(set.length ? Math.max(...set) : null, n, stripes);
     let stripeLinks: Promise<void> = Promise.resolve();
