@@ -6,7 +6,7 @@
  * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
- *          [--stripe-min-mib N] [--raw-ring] [--json runs/bench/allreduce.json]
+ *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
  * (0 = the single ring on the rank's thread; default: the ranks' own default, `defaultStripes()` within the
@@ -16,7 +16,10 @@
  * even with stripes (default `stripeMinBytes()`: ranks × stripes × max(128 KiB, ranks × 32 KiB); 0 = every
  * size on the stripes); the `path` column says which ran. `--receive staged` makes the stripe workers read chunks into a private
  * buffer and copy them into the arena (one more copy per chunk) instead of reading them straight into it
- * (`direct`, the default).
+ * (`direct`, the default). `--block-ms B`: each rank starts every timed all-reduce with `startBucket`, then
+ * blocks its thread for B ms without spinning (`Atomics.wait`, as a training step's blocking buffer map
+ * waits on the GPU), polls `pollCollectives` and awaits it; `--off-thread` passes `{ offThread: true }` (the stripes whatever the size). The time per
+ * all-reduce then includes the block: B is the floor.
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
  * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
@@ -58,6 +61,8 @@ const { values } = parseArgs({
     "compare-js": { type: "boolean", default: false },
     "raw-ring": { type: "boolean", default: false },
     "stripe-min-mib": { type: "string" },
+    "block-ms": { type: "string", default: "0" },
+    "off-thread": { type: "boolean", default: false },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
@@ -105,9 +110,22 @@ if (values.worker) {
     const buffer = (shared ? ctx.sharedBucket(length) : new Float32Array(length)).fill(ctx.rank + 1);
     await ctx.allReduceMean([buffer]);
     const iters = itersFor(sizeMib);
+    const blockMs = Number(values["block-ms"]);
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    const offThread = values["off-thread"];
     await ctx.barrier(`start ${sizeMib}`);
     const t0 = performance.now();
-    for (let i = 0; i < iters; i++) await ctx.allReduceMean([buffer]);
+    for (let i = 0; i < iters; i++) {
+      if (blockMs > 0) {
+        // A training step's thread: it starts the bucket, then blocks without spinning (as a buffer map
+        // waits on the GPU), then polls.
+        const done = ctx.startBucket(0, buffer, { offThread });
+        Atomics.wait(sleeper, 0, 0, blockMs);
+        ctx.pollCollectives();
+        await done;
+        await ctx.flush();
+      } else await ctx.allReduceMean([buffer]);
+    }
     await ctx.barrier(`end ${sizeMib}`);
     const seconds = (performance.now() - t0) / 1000 / iters;
     results.push({
@@ -115,7 +133,8 @@ if (values.worker) {
       iters,
       seconds,
       stripes: ctx.stripes,
-      path: ctx.onStripes(length) ? "stripes" : "ring",
+      path: ctx.onStripes(length) || (offThread && ctx.stripes > 0) ? "stripes" : "ring",
+      blockMs,
     });
     if (shared) ctx.releaseSharedBucket(buffer);
   }
@@ -251,6 +270,8 @@ interface WorkerResult {
   stripes: number;
   /** Which reduced the bucket: the stripes or the own-thread ring. */
   path: "stripes" | "ring";
+  /** The rank's thread blocked this long after starting each all-reduce (`--block-ms`). */
+  blockMs: number;
 }
 
 interface RunSpec {
@@ -300,6 +321,9 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         "--receive",
         spec.receive,
         ...(values["stripe-min-mib"] !== undefined ? ["--stripe-min-mib", values["stripe-min-mib"]] : []),
+        "--block-ms",
+        values["block-ms"],
+        ...(values["off-thread"] ? ["--off-thread"] : []),
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -471,6 +495,7 @@ for (const spec of runs) {
       buffer: spec.buffer,
       receive: spec.receive,
       sizeMib: r.sizeMib,
+      blockMs: r.blockMs,
       iters: r.iters,
       ms: +(r.seconds * 1000).toFixed(2),
       algbwGBps: +algbw.toFixed(3),
@@ -494,6 +519,7 @@ const header = [
   "buffer",
   "receive",
   "sizeMib",
+  "blockMs",
   "iters",
   "ms",
   "algbwGBps",
