@@ -94,6 +94,12 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     overruns: 0,
     buckets: [],
   };
+  // The exchange's bucket layout (what `sync` computes from the same sizes and parameter offsets).
+  const layout = exchangeBuckets(
+    trainer.model.params.totalElements,
+    sizes,
+    trainer.model.params.slots.map((slot) => slot.offset),
+  );
   const addTrace = (stepMs: number) => {
     const t = sync.lastTimings;
     const n = job.steps;
@@ -112,11 +118,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
       trace[k] += t[k] / n;
     }
     t.buckets.forEach((b, i) => {
-      const [start, end] = exchangeBuckets(
-        trainer.model.params.totalElements,
-        sizes,
-        trainer.model.params.slots.map((slot) => slot.offset),
-      )[i];
+      const [start, end] = layout[i];
       trace.buckets[i] ??= { elements: end - start, mapped: 0, handed: 0, reduced: 0, written: 0 };
       for (const k of ["mapped", "handed", "reduced", "written"] as const) trace.buckets[i][k] += b[k] / n;
     });

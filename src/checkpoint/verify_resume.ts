@@ -308,8 +308,9 @@ async function runOrion(
     watchingWrites = true;
     while (!exited && !killed) {
       // The writer lags behind training (one write in flight, one queued): wait for this step's write.
+      // `.tmp-ckpt-step<N>-<hex>`: parseInt stops at the dash.
       const writing = (await scratchDirsIn(options.runDir)).map((name) =>
-        Number.parseInt(name.slice(TEMP_DIR_PREFIX.length, TEMP_DIR_PREFIX.length + 9), 10)
+        Number.parseInt(name.slice(TEMP_DIR_PREFIX.length), 10)
       );
       if (writing.some((step) => step >= kp!.step)) kill();
       else await new Promise((r) => setTimeout(r, 1));
