@@ -11,12 +11,19 @@
 // little-endian byte layout of an array<f16>); an odd last element leaves the high half 0.
 // Bindings: 0 uniform Params; 1 src (read, the f32 tensor as u32 bits); 2 dst (rw, u32 words).
 // One thread per output word; grid (x, y) folded as src/ops/launch.ts grid1d (256 per workgroup).
+//
+// Gradient compression (src/ops/cast.ts castRangeToBf16 / castRangeFromBf16) works on element ranges of
+// flat buffers instead: words [base, base + words) of a packed bf16 buffer hold f32 elements
+// [2·base, 2·(base + words)) of a flat f32 buffer, at the same positions.
+//   to_bf16_range:   src = the flat f32 buffer (u32 bits), dst = the packed buffer (u32 words).
+//   from_bf16_range: src = the packed buffer, dst = the flat f32 buffer (u32 bits); exact (bf16 ⊂ f32).
+// One thread per word, 256 per workgroup (a memory-bound copy; one full wave per group on every adapter).
 
 struct Params {
   n: u32,      // elements
   words: u32,  // ceil(n / 2)
   row: u32,    // words per grid row (grid x · 256)
-  pad: u32,
+  base: u32,   // first word of the range (range kernels; 0 otherwise)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -73,4 +80,22 @@ fn to_bf16(@builtin(global_invocation_id) gid: vec3<u32>) {
   var hi = 0u;
   if (i + 1u < p.n) { hi = bf16_bits(src[i + 1u]); }
   dst[w] = bf16_bits(src[i]) | (hi << 16u);
+}
+
+@compute @workgroup_size(256)
+fn to_bf16_range(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let w = word_index(gid);
+  if (w >= p.words) { return; }
+  let word = p.base + w;
+  dst[word] = bf16_bits(src[2u * word]) | (bf16_bits(src[2u * word + 1u]) << 16u);
+}
+
+@compute @workgroup_size(256)
+fn from_bf16_range(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let w = word_index(gid);
+  if (w >= p.words) { return; }
+  let word = p.base + w;
+  let packed = src[word];
+  dst[2u * word] = packed << 16u;
+  dst[2u * word + 1u] = packed & 0xffff0000u;
 }

@@ -89,7 +89,9 @@ export class SharedReduceArena {
 
   /** A Float32Array view of `length` values at byte `offset`. */
   float32(offset: number, length: number): Float32Array {
-    return new Float32Array(this.memory.buffer, offset, length);
+    const buffer = this.memory.buffer;
+    arenaBuffers(this.memory).add(buffer);
+    return new Float32Array(buffer, offset, length);
   }
 
   #grow(size: number): void {
@@ -109,4 +111,24 @@ export class SharedReduceArena {
     if (tailFree > 0) last!.bytes += pages * PAGE_BYTES;
     else this.#free.push({ offset: current, bytes: pages * PAGE_BYTES });
   }
+}
+
+/**
+ * The `buffer` objects of each arena memory that views were handed out of (a shared memory's `buffer` is a
+ * new object after each growth; views taken before stay valid).
+ */
+const viewBuffers = new WeakMap<WebAssembly.Memory, WeakSet<ArrayBufferLike>>();
+
+function arenaBuffers(memory: WebAssembly.Memory): WeakSet<ArrayBufferLike> {
+  let set = viewBuffers.get(memory);
+  if (!set) viewBuffers.set(memory, set = new WeakSet());
+  return set;
+}
+
+/**
+ * Whether `view` lies in an arena's `memory` (it, or a view of the same buffer, came from
+ * {@linkcode SharedReduceArena.float32}), so kernels over that memory may address it by byte offset.
+ */
+export function isArenaView(memory: WebAssembly.Memory, view: ArrayBufferView): boolean {
+  return viewBuffers.get(memory)?.has(view.buffer) === true;
 }

@@ -60,6 +60,7 @@ const op = {
   i32Add: [0x6a],
   i32And: [0x71],
   i32Shl: [0x74],
+  i32ShrU: [0x76],
   i32GeU: [0x4f],
   block: [0x02, 0x40],
   loop: [0x03, 0x40],
@@ -222,11 +223,155 @@ function divBody(): number[] {
   return [...vec([[3, I32], [1, V128]]), ...code];
 }
 
+const i32x4Splat = op.simd(0x11);
+const f32x4Ne = op.simd(0x42);
+const v128And = op.simd(0x4e);
+const v128Or = op.simd(0x50);
+const v128Bitselect = op.simd(0x52);
+const i16x8NarrowI32x4U = op.simd(0x86);
+const i32x4ExtendLowI16x8U = op.simd(0xa9);
+const i32x4ExtendHighI16x8U = op.simd(0xaa);
+const i32x4Shl = op.simd(0xab);
+const i32x4ShrU = op.simd(0xad);
+const i32x4Add = op.simd(0xae);
+
+/**
+ * `pack_bf16(dst, src, n)`: bf16 bit patterns of `n` f32 values (n a multiple of 8; the caller does the
+ * tail), rounded to nearest even with integer lane arithmetic: `(u + 0x7fff + ((u >> 16) & 1)) >> 16`, and
+ * NaN → `(u >> 16) | 0x40` (quiet, sign kept) — `shaders/cast.wgsl`'s `bf16_bits`. Params 0..2, locals:
+ * 3 = k (src bytes), 4 = end, 5 = a, 6 = b (v128).
+ */
+function packBf16Body(): number[] {
+  const [dst, src, n, k, end, a, b] = [0, 1, 2, 3, 4, 5, 6];
+  const splat = (v: number) => [...op.i32Const(v), ...i32x4Splat];
+  const rounded = (x: number) => [
+    // NaN lanes: the quiet pattern.
+    ...op.localGet(x),
+    ...op.i32Const(16),
+    ...i32x4ShrU,
+    ...splat(0x40),
+    ...v128Or,
+    // Other lanes: round to nearest even.
+    ...op.localGet(x),
+    ...splat(0x7fff),
+    ...i32x4Add,
+    ...op.localGet(x),
+    ...op.i32Const(16),
+    ...i32x4ShrU,
+    ...splat(1),
+    ...v128And,
+    ...i32x4Add,
+    ...op.i32Const(16),
+    ...i32x4ShrU,
+    ...op.localGet(x),
+    ...op.localGet(x),
+    ...f32x4Ne,
+    ...v128Bitselect,
+  ];
+  const code = [
+    ...op.localGet(n),
+    ...op.i32Const(2),
+    ...op.i32Shl,
+    ...op.i32Const(-32),
+    ...op.i32And,
+    ...op.localSet(end),
+    ...op.block,
+    ...op.loop,
+    ...op.localGet(k),
+    ...op.localGet(end),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...op.localGet(src),
+    ...op.localGet(k),
+    ...op.i32Add,
+    ...v128Load,
+    ...op.localSet(a),
+    ...op.localGet(src),
+    ...op.localGet(k),
+    ...op.i32Add,
+    ...op.simd(0x00, 4, ...uleb(16)),
+    ...op.localSet(b),
+    // dst + k / 2
+    ...op.localGet(dst),
+    ...op.localGet(k),
+    ...op.i32Const(1),
+    ...op.i32ShrU,
+    ...op.i32Add,
+    ...rounded(a),
+    ...rounded(b),
+    ...i16x8NarrowI32x4U,
+    ...v128Store,
+    ...op.localGet(k),
+    ...op.i32Const(32),
+    ...op.i32Add,
+    ...op.localSet(k),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...op.end,
+  ];
+  return [...vec([[2, I32], [2, V128]]), ...code];
+}
+
+/**
+ * `unpack_bf16(dst, src, n)`: f32 values of `n` bf16 bit patterns (n a multiple of 8; the caller does the
+ * tail): each 16-bit lane widened and shifted into the upper half. Params 0..2, locals: 3 = k (src bytes),
+ * 4 = end, 5 = d (dst address), 6 = v (v128).
+ */
+function unpackBf16Body(): number[] {
+  const [dst, src, n, k, end, d, v] = [0, 1, 2, 3, 4, 5, 6];
+  const half = (extend: number[], offset: number) => [
+    ...op.localGet(d),
+    ...op.localGet(v),
+    ...extend,
+    ...op.i32Const(16),
+    ...i32x4Shl,
+    ...op.simd(0x0b, 4, ...uleb(offset)),
+  ];
+  const code = [
+    ...op.localGet(n),
+    ...op.i32Const(1),
+    ...op.i32Shl,
+    ...op.i32Const(-16),
+    ...op.i32And,
+    ...op.localSet(end),
+    ...op.block,
+    ...op.loop,
+    ...op.localGet(k),
+    ...op.localGet(end),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...op.localGet(src),
+    ...op.localGet(k),
+    ...op.i32Add,
+    ...v128Load,
+    ...op.localSet(v),
+    ...op.localGet(dst),
+    ...op.localGet(k),
+    ...op.i32Const(1),
+    ...op.i32Shl,
+    ...op.i32Add,
+    ...op.localSet(d),
+    ...half(i32x4ExtendLowI16x8U, 0),
+    ...half(i32x4ExtendHighI16x8U, 16),
+    ...op.localGet(k),
+    ...op.i32Const(16),
+    ...op.i32Add,
+    ...op.localSet(k),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...op.end,
+  ];
+  return [...vec([[3, I32], [1, V128]]), ...code];
+}
+
 /** Largest size of a shared kernel memory, in 64 KiB pages (4 GiB, all of wasm32's address space). */
 export const SHARED_MEMORY_MAX_PAGES = 65536;
 
 /**
- * Emits the kernel module: exports `memory`, `add_f32(dst, a, b, n)` and `div_f32(ptr, n, d)`; pointers
+ * Emits the kernel module: exports `memory`, `add_f32(dst, a, b, n)`, `div_f32(ptr, n, d)`, and the bf16
+ * codec's `pack_bf16(dst, src, n)` and `unpack_bf16(dst, src, n)` (`bf16_codec.ts`); pointers
  * are byte offsets into `memory`. By default the module defines its own memory (grown by the host); with
  * `importSharedMemory` it imports `env.memory`, a shared memory of at most
  * {@link SHARED_MEMORY_MAX_PAGES} pages (one memory used by several threads, see {@link ArenaReductionKernel}).
@@ -234,9 +379,13 @@ export const SHARED_MEMORY_MAX_PAGES = 65536;
 export function buildSimdKernelWasm(options: { importSharedMemory?: boolean } = {}): Uint8Array {
   const types = section(
     1,
-    vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), 0], [0x60, ...vec([[I32], [I32], [F32]]), 0]]),
+    vec([
+      [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0],
+      [0x60, ...vec([[I32], [I32], [F32]]), 0],
+      [0x60, ...vec([[I32], [I32], [I32]]), 0],
+    ]),
   );
-  const funcs = section(3, vec([[0], [1]]));
+  const funcs = section(3, vec([[0], [1], [2], [2]]));
   const imports = options.importSharedMemory
     ? section(
       2,
@@ -250,9 +399,13 @@ export function buildSimdKernelWasm(options: { importSharedMemory?: boolean } = 
       [...name("memory"), 0x02, 0],
       [...name("add_f32"), 0x00, 0],
       [...name("div_f32"), 0x00, 1],
+      [...name("pack_bf16"), 0x00, 2],
+      [...name("unpack_bf16"), 0x00, 3],
     ]),
   );
-  const bodies = [addBody(), divBody()].map((b) => [...uleb(b.length), ...b]);
+  const bodies = [addBody(), divBody(), packBf16Body(), unpackBf16Body()].map((
+    b,
+  ) => [...uleb(b.length), ...b]);
   const code = section(10, vec(bodies));
   return new Uint8Array([
     0x00,
@@ -276,6 +429,8 @@ interface KernelExports {
   memory: WebAssembly.Memory;
   add_f32(dst: number, a: number, b: number, n: number): void;
   div_f32(ptr: number, n: number, d: number): void;
+  pack_bf16(dst: number, src: number, n: number): void;
+  unpack_bf16(dst: number, src: number, n: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;

@@ -13,6 +13,7 @@
  * @module
  */
 import src from "../../shaders/cast.wgsl" with { type: "text" };
+import type { BufferBinding, Gpu } from "../gpu/gpu.ts";
 import { Params } from "../gpu/kernel.ts";
 import type { KernelSpec } from "../gpu/kernel.ts";
 import { type HalfDType, Tensor } from "../tensor/tensor.ts";
@@ -61,6 +62,80 @@ export function castTo(x: Tensor, dtype: HalfDType): Tensor {
   const u = gpu.uniform(new Params().u32(x.size).u32(words).u32(grid[0] * 256).u32(0).bytes());
   gpu.dispatch(CAST[dtype], [u, x.binding(), out.binding()], grid);
   return out;
+}
+
+const RANGE = {
+  toBf16: {
+    name: "cast.to_bf16_range",
+    code: src,
+    entryPoint: "to_bf16_range",
+    bindings: ["uniform", "read", "rw"],
+    family: "cast",
+  },
+  fromBf16: {
+    name: "cast.from_bf16_range",
+    code: src,
+    entryPoint: "from_bf16_range",
+    bindings: ["uniform", "read", "rw"],
+    family: "cast",
+  },
+} satisfies Record<string, KernelSpec>;
+
+/**
+ * Records the bf16 cast of f32 elements [start, end) of the flat buffer `flat` into the same elements of
+ * `packed`, a bf16 buffer of two elements per u32 word (gradient compression: the buckets' read-back).
+ * `start` and `end` must be even (whole words).
+ *
+ * @example
+ * ```ts ignore
+ * castRangeToBf16(gpu, store.grads, packed, 1024, 4096); // words [512, 2048) of `packed`
+ * ```
+ */
+export function castRangeToBf16(
+  gpu: Gpu,
+  flat: BufferBinding,
+  packed: BufferBinding,
+  start: number,
+  end: number,
+): void {
+  dispatchRange(gpu, RANGE.toBf16, flat, packed, start, end);
+}
+
+/**
+ * Records the exact widening of bf16 elements [start, end) of `packed` into the same f32 elements of `flat`
+ * (gradient compression: the reduced buckets' write-back). `start` and `end` must be even.
+ */
+export function castRangeFromBf16(
+  gpu: Gpu,
+  packed: BufferBinding,
+  flat: BufferBinding,
+  start: number,
+  end: number,
+): void {
+  dispatchRange(gpu, RANGE.fromBf16, packed, flat, start, end);
+}
+
+function dispatchRange(
+  gpu: Gpu,
+  spec: KernelSpec,
+  from: BufferBinding,
+  to: BufferBinding,
+  start: number,
+  end: number,
+): void {
+  if (
+    !(Number.isInteger(start) && Number.isInteger(end) && start % 2 === 0 && end % 2 === 0 && start <= end)
+  ) {
+    throw new RangeError(
+      `Cannot cast elements [${start}, ${end}) between f32 and packed bf16 as the range must be whole words ` +
+        `(even bounds, start ≤ end): current value is [${start}, ${end})`,
+    );
+  }
+  const words = (end - start) / 2;
+  if (words === 0) return;
+  const grid = grid1d(words);
+  const u = gpu.uniform(new Params().u32(end - start).u32(words).u32(grid[0] * 256).u32(start / 2).bytes());
+  gpu.dispatch(spec, [u, from, to], grid);
 }
 
 const f32Bits = new Float32Array(1);

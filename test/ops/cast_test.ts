@@ -5,7 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { bf16BitsToF32, castTo, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/ops/cast.ts";
+import {
+  bf16BitsToF32,
+  castRangeFromBf16,
+  castRangeToBf16,
+  castTo,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+} from "../../src/ops/cast.ts";
 import { randomF32, rng } from "../reference/compare.ts";
 import { testGpu } from "./op_harness.ts";
 
@@ -131,3 +139,40 @@ for (const dtype of ["f16", "bf16"] as const) {
     },
   });
 }
+
+Deno.test({
+  ...opts,
+  name: "bf16 range casts (gradient compression): only [start, end) changes, bits match the reference",
+  fn: async () => {
+    const gpu = await testGpu();
+    const n = 1200;
+    const random = rng(13);
+    const x = new Float32Array(n);
+    const wide = new Uint32Array(x.buffer);
+    for (let i = 0; i < n; i++) wide[i] = Math.floor(random() * 2 ** 32) >>> 0;
+    x.set(edgeCases(), 100);
+    const flat = gpu.pool.acquire(n * 4, "test.flat");
+    const packed = gpu.pool.acquire(n * 2, "test.packed");
+    const back = gpu.pool.acquire(n * 4, "test.back");
+    try {
+      gpu.write(flat, x);
+      gpu.write(packed, new Uint32Array(n / 2).fill(0xdeadbeef));
+      gpu.write(back, new Uint32Array(n).fill(0xcafef00d));
+      const [start, end] = [96, 1042];
+      castRangeToBf16(gpu, flat, packed, start, end);
+      castRangeFromBf16(gpu, packed, back, 200, 900);
+      const reads = [gpu.readback(packed, 0, n * 2), gpu.readback(back, 0, n * 4)];
+      gpu.submit();
+      const [packedBits, backBits] = [new Uint16Array(await reads[0]), new Uint32Array(await reads[1])];
+      for (let i = 0; i < n; i++) {
+        const want = i >= start && i < end ? f32ToBf16Bits(x[i]) : (i % 2 === 0 ? 0xbeef : 0xdead);
+        assert.equal(packedBits[i], want, `packed [${i}] (x bits 0x${wide[i].toString(16)})`);
+        const wantBack = i >= 200 && i < 900 ? (packedBits[i] << 16) >>> 0 : 0xcafef00d;
+        assert.equal(backBits[i], wantBack, `widened [${i}]`);
+      }
+      assert.throws(() => castRangeToBf16(gpu, flat, packed, 1, 10), /must be whole words/);
+    } finally {
+      for (const b of [flat, packed, back]) gpu.pool.release(b);
+    }
+  },
+});
