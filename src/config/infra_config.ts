@@ -29,6 +29,11 @@ const InfraConfigObject = z.strictObject({
       "bucket's gradients are final and the bucket is exchanged while backward goes on; the first bucket is " +
       "min(1, this)",
   ),
+  gradientCompression: z.enum(["none", "bf16"]).default("none").describe(
+    'data-parallel gradient exchange: "none" (f32) or "bf16" (each rank\'s gradient rounded to bf16 for the ' +
+      "read-back, averaged in f32, rounded to bf16 for the write-back: half the PCIe and host-copy bytes; " +
+      "changes the numbers, like PyTorch DDP's bf16_compress_hook)",
+  ),
   autotune: z.enum(["off", "cached", "tune"]).default("cached").describe(
     '"off": never read or write the matmul autotune cache; "cached": install this adapter\'s tuning table ' +
       '(${ORION_HOME:-.orion}/autotune/) at startup; "tune": also time the first step\'s uncached matmul ' +
@@ -66,6 +71,12 @@ export interface InfraConfig {
    * bucket is exchanged while backward goes on; the first bucket is min(1, this).
    */
   bucketCapMb: number | "auto";
+  /**
+   * Data-parallel gradient exchange: "none" (default, f32) or "bf16": each rank's gradient is rounded to
+   * bf16 for the read-back, averaged in f32 and rounded to bf16 for the write-back — half the bytes over
+   * PCIe and through the host copies. Changes the numbers (like PyTorch DDP's `bf16_compress_hook`).
+   */
+  gradientCompression: "none" | "bf16";
   /**
    * "off": never read or write the matmul autotune cache; "cached": install this adapter's tuning table
    * (${ORION_HOME:-.orion}/autotune/) at startup; "tune": also time the first step's uncached matmul shapes

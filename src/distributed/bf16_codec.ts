@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { isArenaView, type SharedReduceArena } from "./reduce_arena.ts";
+import { isArenaView } from "./reduce_arena.ts";
 import { buildSimdKernelWasm } from "./simd_add.ts";
 
 interface CodecExports {
@@ -31,7 +31,7 @@ export function bf16Bits(x: number): number {
 let compiledShared: WebAssembly.Module | undefined;
 
 /**
- * Packs and unpacks bf16 arrays. Given a {@linkcode SharedReduceArena}'s memory, the SIMD kernel works in
+ * Packs and unpacks bf16 arrays. Given a `SharedReduceArena`'s memory (`reduce_arena.ts`), the SIMD kernel works in
  * place on arrays that are views of it (byte offsets into that memory, no copies); other arrays, or without
  * a memory, take the plain-JS path (same bits).
  *

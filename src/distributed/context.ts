@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { SharedReduceArena } from "./reduce_arena.ts";
 
 /** Why a rank must stop. */
 export interface StopEvent {
@@ -104,6 +105,12 @@ export interface DistributedContext {
    * keep them: reused memory also saves the page faults of fresh buffers.
    */
   sharedBucket(length: number): Float32Array;
+  /**
+   * The shared memory that {@link sharedBucket}'s arrays are views of (a `SharedReduceArena`'s), so host
+   * kernels (the bf16 codec of gradient compression) can work on them in place; null or absent when they
+   * are plain arrays.
+   */
+  readonly bucketMemory?: WebAssembly.Memory | null;
   /** Resolves when every queued outgoing byte was handed to the OS. */
   flush(): Promise<void>;
   /**
@@ -176,8 +183,16 @@ export class SingleRankContext implements DistributedContext {
     return 0;
   }
 
+  /** Buckets come from this arena (one rank reduces nothing, but host kernels run on them in place). */
+  #arena: SharedReduceArena | null = null;
+
   sharedBucket(length: number): Float32Array {
-    return new Float32Array(length);
+    this.#arena ??= new SharedReduceArena(length * 4);
+    return this.#arena.float32(this.#arena.allocate(length * 4), length).fill(0);
+  }
+
+  get bucketMemory(): WebAssembly.Memory | null {
+    return this.#arena?.memory ?? null;
   }
 
   flush(): Promise<void> {

@@ -50,6 +50,7 @@ import {
 } from "./peer_transport.ts";
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
+import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 import {
   agreedStripes,
@@ -203,6 +204,8 @@ export class RankSession implements DistributedContext {
   #dataPort = 0;
   #ring: RingAllReduce | null = null;
   #striped: StripedAllReduce | null = null;
+  /** Without stripes, {@link sharedBucket}'s arrays come from this arena (for host kernels in place). */
+  #ownArena: SharedReduceArena | null = null;
   /** Whether the stripe count came from the `stripes` option or `ORION_RING_STRIPES` (never capped). */
   #stripesSetByHand: boolean;
   /** Smallest bucket (bytes) the stripes take, agreed at rendezvous. */
@@ -327,12 +330,21 @@ export class RankSession implements DistributedContext {
    * two copies. Give it back with {@link releaseSharedBucket}.
    */
   sharedBucket(length: number): Float32Array {
-    return this.#striped ? this.#striped.sharedBucket(length) : new Float32Array(length);
+    if (this.#striped) return this.#striped.sharedBucket(length);
+    this.#ownArena ??= new SharedReduceArena(length * 4);
+    return this.#ownArena.float32(this.#ownArena.allocate(length * 4), length).fill(0);
   }
 
   /** Returns a {@link sharedBucket}'s memory. */
   releaseSharedBucket(bucket: Float32Array): void {
-    this.#striped?.releaseSharedBucket(bucket);
+    if (this.#ownArena && isArenaView(this.#ownArena.memory, bucket)) {
+      this.#ownArena.release(bucket.byteOffset);
+    } else this.#striped?.releaseSharedBucket(bucket);
+  }
+
+  /** The memory of {@link sharedBucket}'s arrays: the stripes' arena, or this rank's own without stripes. */
+  get bucketMemory(): WebAssembly.Memory | null {
+    return this.#striped?.arena.memory ?? this.#ownArena?.memory ?? null;
   }
 
   // ---------------------------------------------------------------------------------------------------

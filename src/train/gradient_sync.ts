@@ -21,7 +21,9 @@
  */
 import { allReduceBuckets } from "../distributed/bucket_overlap.ts";
 import type { DistributedContext } from "../distributed/context.ts";
+import { Bf16Codec } from "../distributed/bf16_codec.ts";
 import { type Gpu, MAPPED_COPY_SLICE_BYTES, type MappedReadback } from "../gpu/gpu.ts";
+import { castRangeFromBf16, castRangeToBf16 } from "../ops/cast.ts";
 import type { GpuBuffer } from "../gpu/buffer_pool.ts";
 import type { GradientExchange, GradientSync } from "./trainer.ts";
 
@@ -65,7 +67,19 @@ export interface GradientSyncOptions extends BucketSizes {
   collectiveBytes?: number;
   /** Called at every segment boundary with what happened there (for benchmarks and tuning). */
   onBoundary?: (event: BoundaryEvent) => void;
+  /**
+   * Gradient compression (default `"none"`). `"bf16"` halves the bytes that cross PCIe and that this thread
+   * copies: each bucket is cast to bf16 on the GPU (round to nearest even) before its read-back, widened to
+   * f32 on the host (exact), averaged in f32 by the all-reduce as usual, rounded to bf16 again for the
+   * write-back and widened on the GPU before the optimizer. The same on every rank, deterministic; the
+   * averaged gradient carries bf16's 8-bit mantissa (PyTorch DDP's `bf16_compress_hook` also sums in bf16;
+   * here the sum is f32). Every rank must use the same value.
+   */
+  compression?: GradientCompression;
 }
+
+/** {@linkcode GradientSyncOptions.compression}. */
+export type GradientCompression = "none" | "bf16";
 
 /** What one segment boundary did ({@linkcode GradientSyncOptions.onBoundary}). */
 export interface BoundaryEvent {
@@ -235,6 +249,22 @@ export function exchangeBuckets(
   );
 }
 
+/**
+ * Buckets whose bounds are all even (whole u32 words of a packed bf16 buffer, which bf16 compression reads
+ * back and writes by bucket): every bound moves down to an even element, `elements` itself must be even;
+ * a bucket left empty is dropped.
+ *
+ * @example
+ * ```ts
+ * import { evenBuckets } from "./gradient_sync.ts";
+ * console.log(evenBuckets([[7, 12], [3, 7], [0, 3]])); // [[6, 12], [2, 6], [0, 2]]
+ * ```
+ */
+export function evenBuckets(buckets: readonly (readonly [number, number])[]): [number, number][] {
+  const even = (x: number) => x - (x % 2);
+  return buckets.map(([a, b]): [number, number] => [even(a), even(b)]).filter(([a, b]) => b > a);
+}
+
 /** Phases of one step's gradient exchange, in ms from its start (the step's first segment). */
 export interface GradientSyncTimings {
   /** The first bucket was copied out and handed to the all-reduce. */
@@ -279,6 +309,7 @@ export function gradientSyncFor(
   /** Phases of the last finished exchange (for benchmarks). */
   readonly lastTimings: GradientSyncTimings;
 } {
+  const bf16 = (sizes.compression ?? "none") === "bf16";
   // Buckets and their host arrays, kept while the layout stays (the step engine passes the same offsets).
   let host: {
     elements: number;
@@ -287,11 +318,30 @@ export function gradientSyncFor(
     data: Float32Array[];
     /** The all-reduces, in order: bucket index, and the piece as a view into that bucket's host array. */
     pieces: { bucket: number; data: Float32Array; last: boolean }[];
+    /** bf16 compression: the packed gradient on the GPU, each bucket's bf16 host array, and the codec. */
+    compressed: { packed: GpuBuffer; halves: Uint16Array[]; codec: Bf16Codec } | null;
   } | null = null;
   const hostFor = (elements: number, paramOffsets?: readonly number[]) => {
     if (host?.elements !== elements || host.offsets !== paramOffsets) {
-      const buckets = exchangeBuckets(elements, sizes, paramOffsets);
+      if (bf16 && elements % 2 !== 0) {
+        throw new RangeError(
+          `Cannot compress a gradient of ${elements} elements to bf16 as it must be whole u32 words: current ` +
+            `value is ${elements} (odd)`,
+        );
+      }
+      const layout = exchangeBuckets(elements, sizes, paramOffsets);
+      const buckets = bf16 ? evenBuckets(layout) : layout;
       const data = buckets.map(([a, b]) => ctx.sharedBucket(b - a));
+      let compressed = null;
+      if (bf16) {
+        if (host?.compressed) gpu.pool.release(host.compressed.packed);
+        const halves = buckets.map(([a, b]) => {
+          const words = ctx.sharedBucket((b - a) / 2);
+          return new Uint16Array(words.buffer, words.byteOffset, b - a);
+        });
+        const packed = gpu.pool.acquire(Math.max(4, elements * 2), "orion.bf16_gradient");
+        compressed = { packed, halves, codec: new Bf16Codec(ctx.bucketMemory ?? null) };
+      }
       const pieces = buckets.flatMap((_, bucket) =>
         bucketPieces(data[bucket].length, sizes.collectiveBytes).map(([a, b], i, all) => ({
           bucket,
@@ -299,7 +349,7 @@ export function gradientSyncFor(
           last: i === all.length - 1,
         }))
       );
-      host = { elements, offsets: paramOffsets, buckets, data, pieces };
+      host = { elements, offsets: paramOffsets, buckets, data, pieces, compressed };
     }
     return host;
   };
@@ -327,7 +377,7 @@ export function gradientSyncFor(
     lastTimings,
     begin(grads: GpuBuffer, elements: number, paramOffsets?: readonly number[]): GradientExchange {
       const t0 = performance.now();
-      const { buckets, data, pieces } = hostFor(elements, paramOffsets);
+      const { buckets, data, pieces, compressed } = hostFor(elements, paramOffsets);
       const timings = noTimings();
       timings.buckets = buckets.map(() => ({ mapped: 0, handed: 0, reduced: 0, written: 0 }));
       const reads: Promise<MappedReadback>[] = [];
@@ -350,7 +400,12 @@ export function gradientSyncFor(
           const piece = pieces[index];
           const at = buckets[piece.bucket][0] + (values.byteOffset - data[piece.bucket].byteOffset) / 4;
           const w0 = performance.now();
-          gpu.write(grads, values, at * 4);
+          if (compressed) {
+            const from = at - buckets[piece.bucket][0];
+            const half = compressed.halves[piece.bucket].subarray(from, from + values.length);
+            compressed.codec.pack(values, half);
+            gpu.write(compressed.packed, half, at * 2);
+          } else gpu.write(grads, values, at * 4);
           if (piece.last) written++;
           const w1 = performance.now();
           timings.writeMs += w1 - w0;
@@ -387,7 +442,10 @@ export function gradientSyncFor(
         while (handed < mapped && ready[handed]) {
           const mappedBucket = ready[handed]!;
           const bucket = data[handed];
-          const into = new Uint8Array(bucket.buffer, bucket.byteOffset, bucket.byteLength);
+          // bf16: the mapped bytes are the bucket's bf16 halves, widened into `bucket` slice by slice.
+          const half = compressed?.halves[handed];
+          const target = half ?? bucket;
+          const into = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
           const c0 = performance.now();
           try {
             while (copied < mappedBucket.size) {
@@ -397,8 +455,14 @@ export function gradientSyncFor(
               }
               const end = Math.min(mappedBucket.size, copied + MAPPED_COPY_SLICE_BYTES);
               mappedBucket.copyRange(into, copied, end);
+              if (half) {
+                compressed!.codec.unpack(
+                  half.subarray(copied / 2, end / 2),
+                  bucket.subarray(copied / 2, end / 2),
+                );
+              }
               copied = end;
-              handPieces(copied);
+              handPieces(half ? 2 * copied : copied);
             }
             mappedBucket.release();
           } catch (error) {
@@ -416,7 +480,7 @@ export function gradientSyncFor(
       };
       const pendingCopyBytes = () => {
         let bytes = -copied;
-        for (let i = handed; i < mapped; i++) bytes += data[i].byteLength;
+        for (let i = handed; i < mapped; i++) bytes += (compressed?.halves[i] ?? data[i]).byteLength;
         return bytes;
       };
       const mappedAt: number[] = []; // when each bucket's map call returned
@@ -491,7 +555,11 @@ export function gradientSyncFor(
             );
           }
           const [a, b] = buckets[index];
-          const read = gpu.readbackMapped(grads, a * 4, (b - a) * 4, { hold: true });
+          let read: Promise<MappedReadback>;
+          if (compressed) {
+            castRangeToBf16(gpu, grads, compressed.packed, a, b);
+            read = gpu.readbackMapped(compressed.packed, a * 2, (b - a) * 2, { hold: true });
+          } else read = gpu.readbackMapped(grads, a * 4, (b - a) * 4, { hold: true });
           reads.push(read);
           ready.push(null);
           read.then((m) => {
@@ -548,6 +616,9 @@ export function gradientSyncFor(
           closed = true;
           queue.close();
           await writeBack; // buckets reduced from here on were written as they came (writeAtOnce)
+          // bf16: every bucket's average is in the packed buffer (queue writes, landing before the next
+          // submit, which carries this): widen it into the gradient before the optimizer's commands.
+          if (compressed) castRangeFromBf16(gpu, compressed.packed, grads, 0, elements);
           timings.totalMs = performance.now() - t0;
           Object.assign(lastTimings, timings);
         },

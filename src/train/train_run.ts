@@ -287,6 +287,7 @@ export async function runTraining(req: RunRequest): Promise<RunResult> {
     trainer.gradientSync = gradientSyncFor(dist, gpu, {
       ...DEFAULT_BUCKET_SIZES,
       bucketBytes: cap === "auto" ? "auto" : Math.round(cap * 2 ** 20),
+      compression: config.infra.gradientCompression,
     });
   }
   // At startup: this adapter's cached matmul tuning table (unless infra.autotune is "off").
