@@ -7,10 +7,11 @@
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
  *       [--batch 32] [--bucket-mib auto] [--first-bucket-mib 1] [--last-bucket-kib 512]
- *       [--collective-mib N] [--encode-ahead on|off] [--trace] [--json out.json]
+ *       [--collective-mib N] [--encode-ahead on|off] [--compression none|bf16] [--trace] [--json out.json]
  * `--batch` is per rank: the global batch is batch × ranks. `--bucket-mib` is the gradient bucket size,
  * `infra.bucketCapMb` (a number of MiB or "auto"); `--first-bucket-mib` sets the first bucket (at most the
  * others), `--last-bucket-kib` caps the last (0: none), `--collective-mib` reduces larger buckets in pieces.
+ * `--compression bf16` exchanges bf16 gradients (`infra.gradientCompression`).
  * `--trace` prints each rank's mean exchange phases and per-bucket times, in ms from the step's start.
  *
  * @module
@@ -20,7 +21,13 @@ import { launchCommand, workerCommand } from "../src/distributed/launch_cli.ts";
 import type { DistributedContext } from "../src/distributed/context.ts";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { Trainer } from "../src/train/trainer.ts";
-import { DEFAULT_BUCKET_SIZES, exchangeBuckets, gradientSyncFor } from "../src/train/gradient_sync.ts";
+import {
+  DEFAULT_BUCKET_SIZES,
+  evenBuckets,
+  exchangeBuckets,
+  type GradientCompression,
+  gradientSyncFor,
+} from "../src/train/gradient_sync.ts";
 import { syntheticBatch, syntheticVocabulary } from "../src/train/synthetic_batch.ts";
 import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
 import "../src/ops/mod.ts";
@@ -35,6 +42,7 @@ interface ScalingJob {
   collectiveMib: number | null;
   lastBucketKib: number | null;
   encodeAhead: boolean;
+  compression: GradientCompression;
   trace: boolean;
   json: string | null;
 }
@@ -79,6 +87,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     ...(job.firstBucketMib !== null ? { firstBucketBytes: Math.round(job.firstBucketMib * 2 ** 20) } : {}),
     ...(job.collectiveMib !== null ? { collectiveBytes: Math.round(job.collectiveMib * 2 ** 20) } : {}),
     ...(job.lastBucketKib !== null ? { lastBucketBytes: Math.round(job.lastBucketKib * 1024) } : {}),
+    compression: job.compression,
   };
   const sync = gradientSyncFor(ctx, gpu, sizes);
   trainer.gradientSync = sync;
@@ -95,11 +104,12 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     buckets: [],
   };
   // The exchange's bucket layout (what `sync` computes from the same sizes and parameter offsets).
-  const layout = exchangeBuckets(
+  const exchangeLayout = exchangeBuckets(
     trainer.model.params.totalElements,
     sizes,
     trainer.model.params.slots.map((slot) => slot.offset),
   );
+  const layout = job.compression === "bf16" ? evenBuckets(exchangeLayout) : exchangeLayout;
   const addTrace = (stepMs: number) => {
     const t = sync.lastTimings;
     const n = job.steps;
@@ -208,6 +218,7 @@ if (import.meta.main) {
       "collective-mib": { type: "string" },
       "last-bucket-kib": { type: "string" },
       "encode-ahead": { type: "string", default: "on" },
+      compression: { type: "string", default: "none" },
       trace: { type: "boolean", default: false },
       json: { type: "string" },
     },
@@ -228,6 +239,7 @@ if (import.meta.main) {
     firstBucketMib: values["first-bucket-mib"] === undefined ? null : Number(values["first-bucket-mib"]),
     lastBucketKib: values["last-bucket-kib"] === undefined ? null : Number(values["last-bucket-kib"]),
     encodeAhead: values["encode-ahead"] !== "off",
+    compression: compressionArg(values.compression!),
     trace: values.trace!,
     json: values.json ?? null,
   };
@@ -238,4 +250,11 @@ if (import.meta.main) {
       hooks,
     ),
   );
+}
+
+function compressionArg(value: string): GradientCompression {
+  if (value !== "none" && value !== "bf16") {
+    throw new Error(`Cannot bench with --compression ${value}: it must be none or bf16`);
+  }
+  return value;
 }

@@ -37,7 +37,8 @@
  * from the GPU finishing backward until every bucket is back). `--sync-overlap off` reads every bucket after
  * backward instead (one segment); `--first-bucket-mib`/`--bucket-mib` set the bucket sizes (1, and "auto": `autoBucketBytes`),
  * `--last-bucket-kib` caps the last (512, 0: none);
- * `--bucket-align params` makes buckets of whole parameters instead of byte ranges;
+ * `--bucket-align params` makes buckets of whole parameters instead of byte ranges; `--compression bf16` exchanges
+ * bf16 gradients (`infra.gradientCompression`);
  * `--encode-ahead off` records each step's first segment at the step's start instead of during the step before
  * (`TrainerSettings.encodeAhead`); `--boundary-margin-ms` sets how early host work at a segment boundary stops before the segment's expected
  * end (`GradientSyncOptions.boundaryMarginMs`, 0.5); `--trace-boundaries` prints what each boundary did (median
@@ -106,6 +107,7 @@ const { values: args } = parseArgs({
     "trace-boundaries": { type: "boolean", default: false },
     "encode-ahead": { type: "string", default: "on" },
     "bucket-align": { type: "string", default: "bytes" },
+    compression: { type: "string", default: "none" },
     "checkpoint-mode": { type: "string", default: "full" },
     autotune: { type: "boolean", default: false },
     "autotune-cached": { type: "boolean", default: false },
@@ -189,8 +191,12 @@ if (args["sync-loopback"]) {
     lastBucketBytes: Math.round(Number(args["last-bucket-kib"]) * 1024),
     alignToParameters: args["bucket-align"] === "params",
     boundaryMarginMs: Number(args["boundary-margin-ms"]),
+    compression: args.compression === "bf16" ? "bf16" : "none",
     onBoundary: args["trace-boundaries"] ? (e) => boundaryEvents.push(e) : undefined,
   });
+  if (args.compression !== "none" && args.compression !== "bf16") {
+    throw new Error(`Cannot bench with --compression ${args.compression}: it must be none or bf16`);
+  }
   const align = args["bucket-align"];
   if (align !== "params" && align !== "bytes") {
     throw new Error(`Cannot bench with --bucket-align ${align}: it must be params or bytes`);
@@ -505,6 +511,7 @@ const result = {
   syncOverrunsPerStep: args["sync-loopback"] ? syncPhases.overruns / steps : null,
   syncOverlap: args["sync-loopback"] ? args["sync-overlap"] : null,
   syncBucketAlign: args["sync-loopback"] ? args["bucket-align"] : null,
+  syncCompression: args["sync-loopback"] ? args.compression : null,
   syncBucketMib: args["sync-loopback"]
     ? [
       Number(args["first-bucket-mib"]),
