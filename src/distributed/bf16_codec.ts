@@ -10,29 +10,11 @@
  * @module
  */
 import { isArenaView } from "./reduce_arena.ts";
-import { buildSimdKernelWasm } from "./simd_add.ts";
-
-interface CodecExports {
-  pack_bf16(dst: number, src: number, n: number): void;
-  unpack_bf16(dst: number, src: number, n: number): void;
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** The bf16 bit pattern of f32 `x` (the GPU cast's rounding; see the module docs). */
-export function bf16Bits(x: number): number {
-  f32[0] = x;
-  const u = u32[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x0040;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-let compiledShared: WebAssembly.Module | undefined;
+import { ArenaReductionKernel, bf16Bits } from "./simd_add.ts";
 
 /**
- * Packs and unpacks bf16 arrays. Given a `SharedReduceArena`'s memory (`reduce_arena.ts`), the SIMD kernel works in
- * place on arrays that are views of it (byte offsets into that memory, no copies); other arrays, or without
+ * Packs and unpacks bf16 arrays. Given a `SharedReduceArena`'s memory (`reduce_arena.ts`), the SIMD kernel
+ * works in place on arrays that are views of it (byte offsets into that memory, no copies); other arrays, or without
  * a memory, take the plain-JS path (same bits).
  *
  * @example
@@ -49,44 +31,33 @@ let compiledShared: WebAssembly.Module | undefined;
 export class Bf16Codec {
   /** The memory whose arrays the SIMD kernel works on (null: plain JS only). */
   readonly memory: WebAssembly.Memory | null;
-  readonly #exports: CodecExports | null;
+  readonly #kernel: ArenaReductionKernel | null;
 
   constructor(memory: WebAssembly.Memory | null) {
     this.memory = memory;
-    if (memory) {
-      compiledShared ??= new WebAssembly.Module(
-        buildSimdKernelWasm({ importSharedMemory: true }) as Uint8Array<ArrayBuffer>,
-      );
-      this.#exports = new WebAssembly.Instance(compiledShared, { env: { memory } })
-        .exports as unknown as CodecExports;
-    } else this.#exports = null;
+    this.#kernel = memory ? new ArenaReductionKernel(memory) : null;
   }
 
   /** `dst[i]` = the bf16 bits of `src[i]` (rounded to nearest even); equal lengths. */
   pack(src: Float32Array, dst: Uint16Array): void {
     const n = checkLengths("pack", src.length, dst.length);
-    let i = 0;
-    if (this.#inMemory(src) && this.#inMemory(dst)) {
-      i = n - (n % 8);
-      this.#exports!.pack_bf16(dst.byteOffset, src.byteOffset, i);
-    }
-    for (; i < n; i++) dst[i] = bf16Bits(src[i]);
+    if (this.#inMemory(src) && this.#inMemory(dst)) this.#kernel!.packBf16(dst.byteOffset, src.byteOffset, n);
+    else for (let i = 0; i < n; i++) dst[i] = bf16Bits(src[i]);
   }
 
   /** `dst[i]` = the f32 value of bf16 bits `src[i]` (exact); equal lengths. */
   unpack(src: Uint16Array, dst: Float32Array): void {
     const n = checkLengths("unpack", src.length, dst.length);
-    let i = 0;
     if (this.#inMemory(src) && this.#inMemory(dst)) {
-      i = n - (n % 8);
-      this.#exports!.unpack_bf16(dst.byteOffset, src.byteOffset, i);
+      this.#kernel!.unpackBf16(dst.byteOffset, src.byteOffset, n);
+    } else {
+      const bits = new Uint32Array(dst.buffer, dst.byteOffset, n);
+      for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
     }
-    const bits = new Uint32Array(dst.buffer, dst.byteOffset, n);
-    for (; i < n; i++) bits[i] = src[i] << 16;
   }
 
   #inMemory(array: ArrayBufferView): boolean {
-    return this.#exports !== null && isArenaView(this.memory!, array);
+    return this.memory !== null && isArenaView(this.memory, array);
   }
 }
 

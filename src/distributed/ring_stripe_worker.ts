@@ -185,7 +185,7 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
         post({ t: "failed", seq: m.seq, name: "Error", message: "stripe ring not connected" });
         return;
       }
-      ring.start(m.bucket, m.offset, m.length).then(
+      ring.start(m.bucket, m.offset, m.length, m.bf16Offset ?? null).then(
         () => {
           // The shared slot first: the rank's thread may poll it before it reads this message.
           Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);

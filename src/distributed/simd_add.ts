@@ -552,6 +552,52 @@ export class ArenaReductionKernel {
     this.#exports.add_f32(dst, a, b, count);
     this.#exports.div_f32(dst, count, divisor);
   }
+
+  /**
+   * bf16 bits (u16 at byte offset `dst`) of `count` f32 values at byte offset `src`, rounded to nearest even
+   * (NaN → quiet NaN): {@linkcode bf16Bits}, SIMD for whole groups of 8.
+   */
+  packBf16(dst: number, src: number, count: number): void {
+    const body = count - (count % 8);
+    if (body > 0) this.#exports.pack_bf16(dst, src, body);
+    if (body === count) return;
+    const view = new DataView(this.memory.buffer);
+    for (let i = body; i < count; i++) {
+      view.setUint16(dst + 2 * i, bf16Bits(view.getFloat32(src + 4 * i, true)), true);
+    }
+  }
+
+  /** f32 values (at byte offset `dst`) of `count` bf16 bit patterns at byte offset `src` (exact). */
+  unpackBf16(dst: number, src: number, count: number): void {
+    const body = count - (count % 8);
+    if (body > 0) this.#exports.unpack_bf16(dst, src, body);
+    if (body === count) return;
+    const view = new DataView(this.memory.buffer);
+    for (let i = body; i < count; i++) {
+      view.setUint32(dst + 4 * i, view.getUint16(src + 2 * i, true) << 16, true);
+    }
+  }
+}
+
+const bitsF32 = new Float32Array(1);
+const bitsU32 = new Uint32Array(bitsF32.buffer);
+
+/**
+ * The bf16 bit pattern of f32 `x`: the upper half rounded to nearest even in integer arithmetic, NaN → quiet
+ * NaN with the sign kept, ±inf kept, values past the largest finite bf16 → ±inf (`shaders/cast.wgsl`'s
+ * `bf16_bits`).
+ *
+ * @example
+ * ```ts
+ * import { bf16Bits } from "./simd_add.ts";
+ * console.log(bf16Bits(1 + 2 ** -8).toString(16)); // "3f80" (a tie: to even)
+ * ```
+ */
+export function bf16Bits(x: number): number {
+  bitsF32[0] = x;
+  const u = bitsU32[0];
+  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x0040;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /** Picks a kernel by name. */

@@ -55,6 +55,8 @@ interface StripeCollective {
   bucket: number;
   /** Byte offset of the bucket in the memory. */
   base: number;
+  /** bf16 compression: byte offset of the bucket's bf16 bits (widened before, rounded back after). */
+  bf16Base: number | null;
   length: number;
   segments: Array<{ start: number; end: number }>;
   expected: number;
@@ -142,18 +144,28 @@ export class StripeRing {
    * Starts the next collective: the mean over ranks of the `length` f32 values at byte offset `base` of the
    * memory, in place (this stripe's parts only). Resolves when they hold the mean and every send from
    * them was written.
+   *
+   * With `bf16Base` (gradient compression), the values arrive as bf16 bits at that byte offset: this
+   * stripe's parts are widened into the f32 values first, and their mean is rounded back there (nearest
+   * even) before the collective resolves — each stripe's share of the codec runs on its own thread.
    */
-  start(bucket: number, base: number, length: number): Promise<void> {
+  start(bucket: number, base: number, length: number, bf16Base: number | null = null): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     const seq = this.#nextSeq++;
     const n = this.worldSize;
     if (n === 1 || length === 0) return Promise.resolve();
     const segments = stripeSegmentBounds(length, n, this.stripe, this.stripes);
+    if (bf16Base !== null) {
+      for (const { start, end } of segments) {
+        this.#kernel.unpackBf16(base + 4 * start, bf16Base + 2 * start, end - start);
+      }
+    }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const c: StripeCollective = {
       seq,
       bucket,
       base,
+      bf16Base,
       length,
       segments,
       expected: expectedRingChunks(this.rank, n, segments, this.chunkElements),
@@ -334,6 +346,11 @@ export class StripeRing {
   #maybeFinish(c: StripeCollective): void {
     if (c.received < c.expected || c.unwritten > 0 || !this.#active.has(c.seq)) return;
     this.#active.delete(c.seq);
+    if (c.bf16Base !== null) {
+      for (const { start, end } of c.segments) {
+        this.#kernel.packBf16(c.bf16Base + 2 * start, c.base + 4 * start, end - start);
+      }
+    }
     c.resolve();
   }
 }

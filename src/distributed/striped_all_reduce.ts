@@ -39,7 +39,7 @@ export type ToStripeWorker =
     completionOffset: number;
     receive: StripeReceive;
   }
-  | { t: "start"; seq: number; bucket: number; offset: number; length: number }
+  | { t: "start"; seq: number; bucket: number; offset: number; length: number; bf16Offset?: number }
   | { t: "drain"; id: number }
   | { t: "stop"; reason: string };
 
@@ -362,8 +362,12 @@ export class StripedAllReduce {
   /**
    * Starts the mean all-reduce of `data` (in place) as the next collective; `bucket` is its index in the
    * fixed bucket order. Resolves when `data` holds the mean and no send reads it any more.
+   *
+   * With `bf16` (gradient compression; both arrays from {@link sharedBucket}, equal lengths): the values are
+   * the bf16 bits in `bf16` (`data`'s contents are overwritten); the stripe workers widen them into `data`,
+   * reduce, and round the mean back into `bf16`, so the codec runs on their threads, not this one.
    */
-  start(bucket: number, data: Float32Array): Promise<void> {
+  start(bucket: number, data: Float32Array, bf16?: Uint16Array): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error("Cannot all-reduce after the striped ring closed"));
     const oldest = this.#pending.keys().next();
@@ -372,6 +376,15 @@ export class StripedAllReduce {
         new RangeError(
           `Cannot start collective ${this.#nextSeq} as collective ${oldest.value} is still in flight: at most ` +
             `${COMPLETION_SLOTS} may be`,
+        ),
+      );
+    }
+    if (bf16 && (bf16.length !== data.length || !this.#arenaBuffers.has(bf16.buffer) ||
+      !this.#arenaBuffers.has(data.buffer))) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot start a bf16 collective of ${data.length} values with ${bf16.length} bf16 values outside ` +
+            "the striped ring's arena: pass two sharedBucket arrays of equal length",
         ),
       );
     }
@@ -389,7 +402,14 @@ export class StripedAllReduce {
     this.#pending.set(seq, { copyBack, resolve, reject });
     for (const entry of this.#workers) {
       entry.worker.postMessage(
-        { t: "start", seq, bucket, offset, length: data.length } satisfies ToStripeWorker,
+        {
+          t: "start",
+          seq,
+          bucket,
+          offset,
+          length: data.length,
+          ...(bf16 ? { bf16Offset: bf16.byteOffset } : {}),
+        } satisfies ToStripeWorker,
       );
     }
     return promise;

@@ -4,7 +4,8 @@
  * NaN, subnormals, rounding past the largest finite value and random bit patterns; unpacking is exact.
  */
 import assert from "node:assert/strict";
-import { bf16Bits, Bf16Codec } from "../../src/distributed/bf16_codec.ts";
+import { Bf16Codec } from "../../src/distributed/bf16_codec.ts";
+import { bf16Bits } from "../../src/distributed/simd_add.ts";
 import { isArenaView, SharedReduceArena } from "../../src/distributed/reduce_arena.ts";
 import { bf16BitsToF32, f32ToBf16Bits } from "../../src/ops/cast.ts";
 

@@ -8,7 +8,7 @@ import {
   RingAllReduce,
   RingOrderError,
 } from "../../src/distributed/ring_all_reduce.ts";
-import { ArenaReductionKernel, jsReductionKernel } from "../../src/distributed/simd_add.ts";
+import { ArenaReductionKernel, bf16Bits, jsReductionKernel } from "../../src/distributed/simd_add.ts";
 import { StripeRing } from "../../src/distributed/stripe_ring.ts";
 import {
   agreedStripes,
@@ -269,6 +269,45 @@ Deno.test("striped all-reduce over Workers and sockets: bitwise reference for 2 
         }
       }
       await Promise.all(ranks.map((striped) => striped.drain()));
+    } finally {
+      await Promise.all(ranks.map((striped) => striped.close()));
+    }
+  }
+});
+
+Deno.test("striped all-reduce, bf16 buckets: the workers widen, reduce and round back; bitwise reference", async () => {
+  for (const [n, stripes] of [[2, 2], [3, 3]]) {
+    const { ranks } = await stripedRanks(n, stripes, 1000);
+    try {
+      for (const [b, length] of [13, 2 * 3 * 1000 + 7, 40_001].entries()) {
+        // Each rank's values as bf16 bits; the reference reduces their exact f32 widening.
+        const halves = Array.from({ length: n }, (_, r) => {
+          const x = seededGradients(31, 0, r, b, length);
+          return Uint16Array.from(x, (v) => bf16Bits(v));
+        });
+        const widened = halves.map((h) => new Float32Array(Uint32Array.from(h, (v) => v << 16).buffer));
+        const expected = referenceRingMean(widened);
+        const arrays = halves.map((h, r) => {
+          const data = ranks[r].sharedBucket(length).fill(NaN); // overwritten by the widening
+          const words = ranks[r].sharedBucket(Math.ceil(length / 2));
+          const half = new Uint16Array(words.buffer, words.byteOffset, length);
+          half.set(h);
+          return { data, half, words };
+        });
+        await Promise.all(ranks.map((striped, r) => striped.start(b, arrays[r].data, arrays[r].half)));
+        for (let r = 0; r < n; r++) {
+          const label = `n=${n} stripes=${stripes} length=${length} rank=${r}`;
+          assert.deepEqual(bits(arrays[r].data), bits(expected), label);
+          assert.deepEqual([...arrays[r].half], Array.from(expected, (v) => bf16Bits(v)), label + " (bf16)");
+          ranks[r].releaseSharedBucket(arrays[r].data);
+          ranks[r].releaseSharedBucket(arrays[r].words);
+        }
+      }
+      // Arrays outside the arena cannot be widened there.
+      await assert.rejects(
+        ranks[0].start(9, new Float32Array(8), new Uint16Array(8)),
+        /outside the striped ring's arena/,
+      );
     } finally {
       await Promise.all(ranks.map((striped) => striped.close()));
     }
