@@ -69,3 +69,14 @@ function checkLengths(what: string, src: number, dst: number): number {
   }
   return src;
 }
+
+const codecs = new WeakMap<WebAssembly.Memory, Bf16Codec>();
+const plainCodec = new Bf16Codec(null);
+
+/** The codec over `memory` (one per memory and thread), or the plain-JS one for null. */
+export function bf16CodecFor(memory: WebAssembly.Memory | null | undefined): Bf16Codec {
+  if (!memory) return plainCodec;
+  let codec = codecs.get(memory);
+  if (!codec) codecs.set(memory, codec = new Bf16Codec(memory));
+  return codec;
+}

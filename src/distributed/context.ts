@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { bf16CodecFor } from "./bf16_codec.ts";
 import { SharedReduceArena } from "./reduce_arena.ts";
 
 /** Why a rank must stop. */
@@ -45,6 +46,13 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 export interface StartBucketOptions {
   /** Reduce on the stripe workers whatever the size (default false: by the size rule). */
   offThread?: boolean;
+  /**
+   * bf16 gradient compression, for a context whose {@linkcode DistributedContext.bf16Buckets} is true: the
+   * values arrive as bf16 bits here (same length as the bucket, both from `sharedBucket`; the bucket's
+   * contents are overwritten). When the collective resolves the bucket holds the f32 mean and this array its
+   * bf16 rounding (nearest even). Stripe workers do the widening and rounding on their threads.
+   */
+  bf16?: Uint16Array;
 }
 
 /**
@@ -111,6 +119,8 @@ export interface DistributedContext {
    * are plain arrays.
    */
   readonly bucketMemory?: WebAssembly.Memory | null;
+  /** Whether {@link startBucket} takes {@linkcode StartBucketOptions.bf16} (absent: false). */
+  readonly bf16Buckets?: boolean;
   /** Resolves when every queued outgoing byte was handed to the OS. */
   flush(): Promise<void>;
   /**
@@ -175,7 +185,11 @@ export class SingleRankContext implements DistributedContext {
     return Promise.resolve();
   }
 
-  startBucket(_index: number, _data: Float32Array, _options?: StartBucketOptions): Promise<void> {
+  /** One rank: a bucket's mean is itself; bf16 values are only widened (their rounding is themselves). */
+  readonly bf16Buckets: boolean = true;
+
+  startBucket(_index: number, data: Float32Array, options?: StartBucketOptions): Promise<void> {
+    if (options?.bf16) bf16CodecFor(this.bucketMemory).unpack(options.bf16, data);
     return Promise.resolve();
   }
 

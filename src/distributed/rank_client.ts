@@ -50,6 +50,7 @@ import {
 } from "./peer_transport.ts";
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
 import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
+import { bf16CodecFor } from "./bf16_codec.ts";
 import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 import {
@@ -770,12 +771,23 @@ export class RankSession implements DistributedContext {
     } catch (error) {
       return handled(Promise.reject(error));
     }
-    if (this.worldSize === 1) return Promise.resolve();
+    const bf16 = options.bf16;
+    if (this.worldSize === 1) {
+      if (bf16) bf16CodecFor(this.bucketMemory).unpack(bf16, data);
+      return Promise.resolve();
+    }
     const striped = this.#striped !== null && this.#striped.stripes > 0 &&
       (options.offThread === true || this.onStripes(data.length));
-    if (striped) return handled(this.#striped!.start(index, data));
-    return handled(this.#ring!.start(index, data));
+    if (striped) return handled(this.#striped!.start(index, data, bf16));
+    if (!bf16) return handled(this.#ring!.start(index, data));
+    // The ring on this thread: widen and round back here.
+    const codec = bf16CodecFor(this.bucketMemory);
+    codec.unpack(bf16, data);
+    return handled(this.#ring!.start(index, data).then(() => codec.pack(data, bf16)));
   }
+
+  /** {@link startBucket} takes bf16 buckets (the stripes widen and round them; the own ring, this thread). */
+  readonly bf16Buckets = true;
 
   pollCollectives(): number {
     return this.#striped?.pollCompleted() ?? 0;

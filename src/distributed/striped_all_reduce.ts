@@ -379,8 +379,10 @@ export class StripedAllReduce {
         ),
       );
     }
-    if (bf16 && (bf16.length !== data.length || !this.#arenaBuffers.has(bf16.buffer) ||
-      !this.#arenaBuffers.has(data.buffer))) {
+    if (
+      bf16 && (bf16.length !== data.length || !this.#arenaBuffers.has(bf16.buffer) ||
+        !this.#arenaBuffers.has(data.buffer))
+    ) {
       return Promise.reject(
         new RangeError(
           `Cannot start a bf16 collective of ${data.length} values with ${bf16.length} bf16 values outside ` +

@@ -21,7 +21,7 @@
  */
 import { allReduceBuckets } from "../distributed/bucket_overlap.ts";
 import type { DistributedContext } from "../distributed/context.ts";
-import { Bf16Codec } from "../distributed/bf16_codec.ts";
+import { type Bf16Codec, bf16CodecFor } from "../distributed/bf16_codec.ts";
 import { type Gpu, MAPPED_COPY_SLICE_BYTES, type MappedReadback } from "../gpu/gpu.ts";
 import { castRangeFromBf16, castRangeToBf16 } from "../ops/cast.ts";
 import type { GpuBuffer } from "../gpu/buffer_pool.ts";
@@ -317,9 +317,13 @@ export function gradientSyncFor(
     buckets: [number, number][];
     data: Float32Array[];
     /** The all-reduces, in order: bucket index, and the piece as a view into that bucket's host array. */
-    pieces: { bucket: number; data: Float32Array; last: boolean }[];
-    /** bf16 compression: the packed gradient on the GPU, each bucket's bf16 host array, and the codec. */
-    compressed: { packed: GpuBuffer; halves: Uint16Array[]; codec: Bf16Codec } | null;
+    /** (bf16 compression: `half`, the piece's bf16 bits, a view into its bucket's `halves` array.) */
+    pieces: { bucket: number; data: Float32Array; half: Uint16Array | null; last: boolean }[];
+    /**
+     * bf16 compression: the packed gradient on the GPU, each bucket's bf16 host array, and who widens and
+     * rounds: the context's reducing threads (`bf16Buckets`: the stripe workers), or this thread's codec.
+     */
+    compressed: { packed: GpuBuffer; halves: Uint16Array[]; onReducers: boolean; codec: Bf16Codec } | null;
   } | null = null;
   const hostFor = (elements: number, paramOffsets?: readonly number[]) => {
     if (host?.elements !== elements || host.offsets !== paramOffsets) {
@@ -340,12 +344,18 @@ export function gradientSyncFor(
           return new Uint16Array(words.buffer, words.byteOffset, b - a);
         });
         const packed = gpu.pool.acquire(Math.max(4, elements * 2), "orion.bf16_gradient");
-        compressed = { packed, halves, codec: new Bf16Codec(ctx.bucketMemory ?? null) };
+        compressed = {
+          packed,
+          halves,
+          onReducers: ctx.bf16Buckets === true,
+          codec: bf16CodecFor(ctx.bucketMemory),
+        };
       }
       const pieces = buckets.flatMap((_, bucket) =>
         bucketPieces(data[bucket].length, sizes.collectiveBytes).map(([a, b], i, all) => ({
           bucket,
           data: data[bucket].subarray(a, b),
+          half: compressed?.halves[bucket].subarray(a, b) ?? null,
           last: i === all.length - 1,
         }))
       );
@@ -401,10 +411,9 @@ export function gradientSyncFor(
           const at = buckets[piece.bucket][0] + (values.byteOffset - data[piece.bucket].byteOffset) / 4;
           const w0 = performance.now();
           if (compressed) {
-            const from = at - buckets[piece.bucket][0];
-            const half = compressed.halves[piece.bucket].subarray(from, from + values.length);
-            compressed.codec.pack(values, half);
-            gpu.write(compressed.packed, half, at * 2);
+            // The reducing threads rounded the mean into the piece's bf16 bits already, or this one does.
+            if (!compressed.onReducers) compressed.codec.pack(values, piece.half!);
+            gpu.write(compressed.packed, piece.half!, at * 2);
           } else gpu.write(grads, values, at * 4);
           if (piece.last) written++;
           const w1 = performance.now();
@@ -418,8 +427,11 @@ export function gradientSyncFor(
         // to the stripe workers whatever its size (the ring on this thread would advance only when this
         // thread's event loop runs). The last bucket's go after backward, when this thread waits for them.
         const lastBucket = buckets.length - 1;
-        const offThread = (index: number) => ({ offThread: pieces[index].bucket !== lastBucket });
-        for await (const r of allReduceBuckets(ctx, queue, offThread)) {
+        const options = (index: number) => ({
+          offThread: pieces[index].bucket !== lastBucket,
+          ...(compressed?.onReducers ? { bf16: pieces[index].half! } : {}),
+        });
+        for await (const r of allReduceBuckets(ctx, queue, options)) {
           const piece = pieces[r.index];
           if (piece.last) timings.buckets[piece.bucket].reduced = performance.now() - t0;
           reduced.push(r);
@@ -442,8 +454,10 @@ export function gradientSyncFor(
         while (handed < mapped && ready[handed]) {
           const mappedBucket = ready[handed]!;
           const bucket = data[handed];
-          // bf16: the mapped bytes are the bucket's bf16 halves, widened into `bucket` slice by slice.
+          // bf16: the mapped bytes are the bucket's bf16 halves, widened into `bucket` slice by slice here
+          // unless the reducing threads widen them.
           const half = compressed?.halves[handed];
+          const widenHere = half !== undefined && !compressed!.onReducers;
           const target = half ?? bucket;
           const into = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
           const c0 = performance.now();
@@ -455,7 +469,7 @@ export function gradientSyncFor(
               }
               const end = Math.min(mappedBucket.size, copied + MAPPED_COPY_SLICE_BYTES);
               mappedBucket.copyRange(into, copied, end);
-              if (half) {
+              if (widenHere) {
                 compressed!.codec.unpack(
                   half.subarray(copied / 2, end / 2),
                   bucket.subarray(copied / 2, end / 2),

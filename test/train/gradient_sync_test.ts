@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { forEachMapMode } from "../gpu/map_modes.ts";
-import { SingleRankContext } from "../../src/distributed/context.ts";
+import { SingleRankContext, type StartBucketOptions } from "../../src/distributed/context.ts";
 import { bf16BitsToF32, f32ToBf16Bits } from "../../src/ops/cast.ts";
 import {
   autoBucketBytes,
@@ -119,12 +119,25 @@ Deno.test({
   },
 });
 
-/** A world-size-1 context whose "reduction" divides by 3 (rounding, unlike a negation), in place. */
+/**
+ * A world-size-1 context whose "reduction" divides by 3 (rounding, unlike a negation), in place. With
+ * `bf16Buckets` it takes bf16 buckets as the stripe workers do (widens, reduces, rounds back, here by the
+ * TypeScript references); without, the exchange's own thread widens and rounds.
+ */
 class ThirdingContext extends SingleRankContext {
   readonly lengths: number[] = [];
-  override startBucket(_index: number, data: Float32Array): Promise<void> {
+  override readonly bf16Buckets: boolean;
+  constructor(bf16Buckets: boolean) {
+    super();
+    this.bf16Buckets = bf16Buckets;
+  }
+  override startBucket(_index: number, data: Float32Array, options?: StartBucketOptions): Promise<void> {
     this.lengths.push(data.length);
+    const bf16 = options?.bf16;
+    assert.equal(bf16 !== undefined, this.bf16Buckets, "bf16 bits are passed exactly when taken");
+    if (bf16) { for (let i = 0; i < data.length; i++) data[i] = bf16BitsToF32(bf16[i]); }
     for (let i = 0; i < data.length; i++) data[i] = Math.fround(data[i] / 3);
+    if (bf16) { for (let i = 0; i < data.length; i++) bf16[i] = f32ToBf16Bits(data[i]); }
     return Promise.resolve();
   }
 }
@@ -136,48 +149,54 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     await forEachMapMode(async (gpu) => {
-      const elements = 6 * 1024 + 64;
-      // Values over many binades, with specials: bf16 rounding is visible in every element.
-      const values = Float32Array.from(
-        { length: elements },
-        (_, i) => Math.fround(Math.sin(i * 1.7) * 10 ** ((i % 13) - 6)),
-      );
-      values.set([0, -0, Infinity, -Infinity, NaN, 3.4e38], 100);
-      const grads = gpu.pool.acquire(elements * 4, "test.grads");
-      const ctx = new ThirdingContext();
-      const sync = gradientSyncFor(ctx, gpu, {
-        firstBucketBytes: 4094, // odd element bounds: moved to even ones
-        bucketBytes: 8190,
-        collectiveBytes: 3000,
-        boundaryMarginMs: -1e9,
-        compression: "bf16",
-      });
-      const round = (x: number) => bf16BitsToF32(f32ToBf16Bits(x));
-      for (let step = 0; step < 2; step++) {
-        gpu.write(grads, values);
-        ctx.lengths.length = 0;
-        const exchange = sync.begin(grads, elements);
-        for (const [a, b] of exchange.buckets) assert.ok(a % 2 === 0 && b % 2 === 0, `bucket [${a}, ${b})`);
-        assert.equal(exchange.buckets[0][1], elements);
-        assert.equal(exchange.buckets.at(-1)![0], 0);
-        for (let i = 0; i < exchange.buckets.length; i++) {
-          exchange.readBucket(i);
-          gpu.submit();
-          await exchange.submitted();
+      for (const onReducers of [false, true]) {
+        const elements = 6 * 1024 + 64;
+        // Values over many binades, with specials: bf16 rounding is visible in every element.
+        const values = Float32Array.from(
+          { length: elements },
+          (_, i) => Math.fround(Math.sin(i * 1.7) * 10 ** ((i % 13) - 6)),
+        );
+        values.set([0, -0, Infinity, -Infinity, NaN, 3.4e38], 100);
+        const grads = gpu.pool.acquire(elements * 4, "test.grads");
+        const ctx = new ThirdingContext(onReducers);
+        const sync = gradientSyncFor(ctx, gpu, {
+          firstBucketBytes: 4094, // odd element bounds: moved to even ones
+          bucketBytes: 8190,
+          collectiveBytes: 3000,
+          boundaryMarginMs: -1e9,
+          compression: "bf16",
+        });
+        const round = (x: number) => bf16BitsToF32(f32ToBf16Bits(x));
+        for (let step = 0; step < 2; step++) {
+          gpu.write(grads, values);
+          ctx.lengths.length = 0;
+          const exchange = sync.begin(grads, elements);
+          for (const [a, b] of exchange.buckets) assert.ok(a % 2 === 0 && b % 2 === 0, `bucket [${a}, ${b})`);
+          assert.equal(exchange.buckets[0][1], elements);
+          assert.equal(exchange.buckets.at(-1)![0], 0);
+          for (let i = 0; i < exchange.buckets.length; i++) {
+            exchange.readBucket(i);
+            gpu.submit();
+            await exchange.submitted();
+          }
+          await exchange.finish();
+          const back = new Float32Array(await gpu.read(grads, 0, elements * 4));
+          const bad: string[] = [];
+          for (let i = 0; i < elements; i++) {
+            const want = round(Math.fround(round(values[i]) / 3));
+            if (!Object.is(back[i], want)) bad.push(`[${i}] ${back[i]} vs ${want} (from ${values[i]})`);
+          }
+          assert.equal(
+            bad.length,
+            0,
+            `onReducers ${onReducers}: ${bad.length} elements differ, first: ${bad.slice(0, 5).join("; ")}`,
+          );
+          assert.ok(ctx.lengths.length > exchange.buckets.length, "pieces still apply");
         }
-        await exchange.finish();
-        const back = new Float32Array(await gpu.read(grads, 0, elements * 4));
-        const bad: string[] = [];
-        for (let i = 0; i < elements; i++) {
-          const want = round(Math.fround(round(values[i]) / 3));
-          if (!Object.is(back[i], want)) bad.push(`[${i}] ${back[i]} vs ${want} (from ${values[i]})`);
-        }
-        assert.equal(bad.length, 0, `${bad.length} elements differ, first: ${bad.slice(0, 5).join("; ")}`);
-        assert.ok(ctx.lengths.length > exchange.buckets.length, "pieces still apply");
+        assert.ok(ctx.bucketMemory, "the buckets live in an arena: the SIMD codec works on them in place");
+        assert.throws(() => sync.begin(grads, elements - 1), /must be whole u32 words/);
+        gpu.pool.release(grads);
       }
-      assert.ok(ctx.bucketMemory, "the buckets live in an arena: the SIMD codec works on them in place");
-      assert.throws(() => sync.begin(grads, elements - 1), /must be whole u32 words/);
-      gpu.pool.release(grads);
     });
   },
 });
