@@ -496,7 +496,9 @@ export async function generateDemoCorpus(catalog: Catalog, options: DemoOptions 
 }
 /**
  * Builds the demo corpus when the catalog has no recordings, printing a message first. Returns whether it
- * built anything.
+ * built anything. Processes that share the catalog (the ranks of `orion launch` on one machine, or on a
+ * shared filesystem) take turns on a lock file in it: one builds, the others wait and then find it built,
+ * instead of reading a half-built corpus.
  *
  * @example
  * ```ts
@@ -508,18 +510,50 @@ export async function ensureDemoCatalog(
   catalog: Catalog,
   options: DemoOptions & { print?: (line: string) => void } = {},
 ): Promise<boolean> {
-  if ((await catalog.count(RECORDINGS_TABLE)) > 0) return false;
-  const print = options.print ?? ((line: string) => console.log(line));
-  const o = resolve(options);
-  print(
-    `The catalog at ${catalog.dir} is empty: building the synthetic demo corpus (${o.participants} participants, ` +
-      `${o.minutes} min each, seed ${o.seed}). Import real data with \`orion data import-edf\` to use your own.`,
-  );
-  const summary = await generateDemoCorpus(catalog, { ...options, log: options.log ?? print });
-  print(
-    `Demo corpus ready: ${summary.recordingHashes.length} recordings, ${summary.derivedAssets} derived assets in ${
-      summary.seconds.total.toFixed(1)
-    } s.`,
-  );
-  return true;
+  if (await demoCorpusBuilt(catalog)) return false;
+  await Deno.mkdir(catalog.dir, { recursive: true });
+  const lock = await Deno.open(`${catalog.dir}/${DEMO_LOCK_FILE}`, { create: true, write: true });
+  try {
+    await lock.lock(true);
+    // Checked again under the lock: another process may have built it while this one waited.
+    if ((await catalog.count(RECORDINGS_TABLE)) > 0) return false;
+    const print = options.print ?? ((line: string) => console.log(line));
+    const o = resolve(options);
+    print(
+      `The catalog at ${catalog.dir} is empty: building the synthetic demo corpus (${o.participants} participants, ` +
+        `${o.minutes} min each, seed ${o.seed}). Import real data with \`orion data import-edf\` to use your own.`,
+    );
+    const summary = await generateDemoCorpus(catalog, { ...options, log: options.log ?? print });
+    print(
+      `Demo corpus ready: ${summary.recordingHashes.length} recordings, ${summary.derivedAssets} derived assets in ${
+        summary.seconds.total.toFixed(1)
+      } s.`,
+    );
+    return true;
+  } finally {
+    lock.close(); // releases the lock
+  }
+}
+
+/** The lock file {@linkcode ensureDemoCatalog} holds while it checks and builds, in the catalog directory. */
+export const DEMO_LOCK_FILE = ".demo_corpus.lock";
+
+/**
+ * Whether the catalog has recordings and no process is building the demo corpus into it (a build has
+ * recordings before its derived assets): the fast path. The lock is checked before the table is read, and
+ * held shared while it is, so no half-built table is ever opened (and cached) here.
+ */
+async function demoCorpusBuilt(catalog: Catalog): Promise<boolean> {
+  let lock: Deno.FsFile;
+  try {
+    lock = await Deno.open(`${catalog.dir}/${DEMO_LOCK_FILE}`, { read: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    return (await catalog.count(RECORDINGS_TABLE)) > 0; // no demo build ever started here
+  }
+  try {
+    return (await lock.tryLock(false)) && (await catalog.count(RECORDINGS_TABLE)) > 0;
+  } finally {
+    lock.close();
+  }
 }

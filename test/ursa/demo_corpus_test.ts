@@ -73,3 +73,25 @@ Deno.test("ensureDemoCatalog builds only when the catalog is empty and says so",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ensureDemoCatalog: processes sharing a catalog take turns; the one that waited finds it built", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "orion_demo_race_" });
+  // Two handles, as two ranks of `orion launch` have (the lock file is taken through separate opens).
+  const first = await openCatalog(`${dir}/catalog`);
+  const second = await openCatalog(`${dir}/catalog`);
+  try {
+    const options = { participants: 1, minutes: 0.5, sessions: 1, print: () => {} };
+    const built = await Promise.all([ensureDemoCatalog(first, options), ensureDemoCatalog(second, options)]);
+    assert.deepEqual(built.toSorted(), [false, true], "exactly one built the corpus");
+    // The one that waited saw the finished corpus, derived assets included (none was half built).
+    for (const catalog of [first, second]) {
+      assert.equal(await catalog.count("recordings"), 2);
+      const names = await catalog.tableNames();
+      assert.ok(names.length > 2, `tables: ${names.join(", ")}`);
+    }
+  } finally {
+    first.close();
+    second.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
