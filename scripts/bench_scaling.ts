@@ -175,6 +175,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
       msPerStep: (1000 * seconds) / job.steps,
       adapter: gpu.description.description,
       gradientElements: trainer.model.params.totalElements,
+      compression: job.compression,
     };
     console.log(
       `orion ${job.preset} on ${ctx.worldSize} ranks (${result.adapter}): ${
