@@ -202,7 +202,7 @@ export class SingleRankContext implements DistributedContext {
 
   sharedBucket(length: number): Float32Array {
     this.#arena ??= new SharedReduceArena(length * 4);
-    return this.#arena.float32(this.#arena.allocate(length * 4), length).fill(0);
+    return this.#arena.zeros(length);
   }
 
   get bucketMemory(): WebAssembly.Memory | null {

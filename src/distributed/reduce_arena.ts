@@ -87,6 +87,11 @@ export class SharedReduceArena {
     }
   }
 
+  /** A new region of `length` zeroed f32 values (give it back with {@link release} of its `byteOffset`). */
+  zeros(length: number): Float32Array {
+    return this.float32(this.allocate(length * 4), length).fill(0);
+  }
+
   /** A Float32Array view of `length` values at byte `offset`. */
   float32(offset: number, length: number): Float32Array {
     const buffer = this.memory.buffer;

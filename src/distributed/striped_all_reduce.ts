@@ -12,7 +12,7 @@
  * @module
  */
 import { RingOrderError } from "./ring_all_reduce.ts";
-import { SharedReduceArena } from "./reduce_arena.ts";
+import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
 import { COMPLETION_SLOTS } from "./stripe_ring.ts";
 import { workerModuleUrl } from "../util/worker_module.ts";
 
@@ -227,7 +227,6 @@ export class StripedAllReduce {
   readonly #onLinkLost: StripedAllReduceOptions["onLinkLost"];
   readonly #failPendingOnLinkLoss: boolean;
   #linkLost = false;
-  readonly #arenaBuffers = new WeakSet<ArrayBufferLike>();
   readonly #pending = new Map<number, PendingCollective>();
   #stripes = 0;
   #completion: Int32Array | null = null;
@@ -347,11 +346,7 @@ export class StripedAllReduce {
    * Give it back with {@link releaseSharedBucket} when done with it.
    */
   sharedBucket(length: number): Float32Array {
-    const offset = this.arena.allocate(length * 4);
-    const view = this.arena.float32(offset, length);
-    view.fill(0);
-    this.#arenaBuffers.add(view.buffer);
-    return view;
+    return this.arena.zeros(length);
   }
 
   /** Returns a {@link sharedBucket}'s memory to the arena. */
@@ -380,8 +375,8 @@ export class StripedAllReduce {
       );
     }
     if (
-      bf16 && (bf16.length !== data.length || !this.#arenaBuffers.has(bf16.buffer) ||
-        !this.#arenaBuffers.has(data.buffer))
+      bf16 && (bf16.length !== data.length || !isArenaView(this.arena.memory, bf16) ||
+        !isArenaView(this.arena.memory, data))
     ) {
       return Promise.reject(
         new RangeError(
@@ -393,7 +388,7 @@ export class StripedAllReduce {
     const seq = this.#nextSeq++;
     let offset: number;
     let copyBack: PendingCollective["copyBack"] = null;
-    if (this.#arenaBuffers.has(data.buffer)) offset = data.byteOffset;
+    if (isArenaView(this.arena.memory, data)) offset = data.byteOffset;
     else {
       offset = this.arena.allocate(Math.max(4, data.length * 4));
       const staged = this.arena.float32(offset, data.length);

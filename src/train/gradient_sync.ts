@@ -316,8 +316,10 @@ export function gradientSyncFor(
     offsets: readonly number[] | undefined;
     buckets: [number, number][];
     data: Float32Array[];
-    /** The all-reduces, in order: bucket index, and the piece as a view into that bucket's host array. */
-    /** (bf16 compression: `half`, the piece's bf16 bits, a view into its bucket's `halves` array.) */
+    /**
+     * The all-reduces, in order: bucket index, and the piece as a view into that bucket's host array (with
+     * bf16 compression, `half`: its bf16 bits, a view into the bucket's `halves` array).
+     */
     pieces: { bucket: number; data: Float32Array; half: Uint16Array | null; last: boolean }[];
     /**
      * bf16 compression: the packed gradient on the GPU, each bucket's bf16 host array, and who widens and
