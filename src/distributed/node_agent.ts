@@ -7,6 +7,12 @@
  * holds an "agent" connection to the coordinator: when a generation fails, it SIGKILLs local processes of
  * that generation still alive after `stopGraceMs` (a hung rank cannot exit by itself).
  *
+ * A rank exits 76 when it concluded the coordinator was lost, which can be wrong: a coordinator starved of
+ * CPU for 5 s looks lost to its ranks (seen on a 2-core machine running two software-adapter ranks) and
+ * then restarts the generation that rank left. So while the agent's own connection is open, a 76 exit
+ * waits for the coordinator's verdict (`orphanGraceMs`): a `generation_failed` with a restart planned
+ * respawns the rank like a crash (also a 76 exit shortly after one), anything else ends it.
+ *
  * @module
  */
 import { decodeToRank, encodeControl } from "./control_messages.ts";
@@ -29,6 +35,11 @@ export interface NodeAgentOptions {
   env?: Record<string, string>;
   /** Time a stopped generation's processes get to exit before SIGKILL; default 3000 ms. */
   stopGraceMs?: number;
+  /**
+   * How long a rank that exited 76 while the coordinator still answers this agent waits for the
+   * coordinator to restart its generation before it counts as over; default 15000 ms.
+   */
+  orphanGraceMs?: number;
   /** Host name for the agent's hello. */
   host?: string;
   log?: (line: string) => void;
@@ -47,7 +58,8 @@ interface Slot {
   child: Deno.ChildProcess | null;
   pid: number | null;
   starts: number;
-  state: "running" | "done" | "failed" | "waiting";
+  /** `orphaned`: exited 76 (coordinator lost, it thought) while the coordinator still answers this agent. */
+  state: "running" | "done" | "failed" | "waiting" | "orphaned";
   exitCode: number | null;
 }
 
@@ -77,6 +89,11 @@ async function pipeLines(stream: ReadableStream<Uint8Array>, prefix: string, sin
 export async function runNodeAgent(options: NodeAgentOptions): Promise<NodeAgentResult> {
   const log = options.log ?? ((line: string) => console.error(`[orion agent] ${line}`));
   const stopGraceMs = options.stopGraceMs ?? 3000;
+  const orphanGraceMs = options.orphanGraceMs ?? 15_000;
+  /** A 76 exit before this time left a generation the coordinator is restarting: respawn it. */
+  let restartingUntil = 0;
+  /** The coordinator said the job is over (a generation failed with no restart, or it shut down). */
+  let jobOver = false;
   const slots: Slot[] = options.pins.map((pin) => ({
     localRank: pin.localRank,
     child: null,
@@ -117,33 +134,76 @@ export async function runNodeAgent(options: NodeAgentOptions): Promise<NodeAgent
     if (slot.child !== child) return;
     slot.child = null;
     const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+    const coordinatorAnswers = agentSocket?.readyState === WebSocket.OPEN;
     if (status.success) {
       slot.state = "done";
       log(`local rank ${slot.localRank} (pid ${slot.pid}) finished`);
-    } else if (status.code === EXIT_JOB_FAILED || shuttingDown) {
+    } else if (
+      status.code === EXIT_JOB_FAILED && !shuttingDown && !jobOver && coordinatorAnswers &&
+      Date.now() >= restartingUntil
+    ) {
+      slot.state = "orphaned";
+      log(
+        `local rank ${slot.localRank} (pid ${slot.pid}) exited with ${how} (it saw no coordinator) while the ` +
+          `coordinator answers this agent: waiting up to ${orphanGraceMs} ms for it to restart the generation`,
+      );
+      setTimeout(() => {
+        if (slot.state !== "orphaned") return;
+        slot.state = "failed";
+        slot.exitCode = EXIT_JOB_FAILED;
+        log(`local rank ${slot.localRank}: no restart came: job over`);
+        settleIfDone();
+      }, orphanGraceMs);
+    } else if (
+      (status.code === EXIT_JOB_FAILED &&
+        (jobOver || !coordinatorAnswers || Date.now() >= restartingUntil)) ||
+      shuttingDown
+    ) {
       slot.state = "failed";
       slot.exitCode = status.code || 1;
       log(`local rank ${slot.localRank} (pid ${slot.pid}) exited with ${how}: job over`);
-    } else if (slot.starts <= options.maxRestarts) {
-      const planned = status.code === EXIT_RESTART ? "stopped for a restart" : `crashed (${how})`;
-      log(
-        `local rank ${slot.localRank} (pid ${slot.pid}) ${planned}; restart ${slot.starts}/${options.maxRestarts}`,
-      );
-      slot.state = "waiting";
-      setTimeout(() => {
-        if (!shuttingDown && slot.state === "waiting") spawn(slot);
-        else if (slot.state === "waiting") {
-          slot.state = "failed";
-          slot.exitCode = EXIT_JOB_FAILED;
-          settleIfDone();
-        }
-      }, 100);
     } else {
-      slot.state = "failed";
-      slot.exitCode = status.code || 1;
-      log(`local rank ${slot.localRank} (pid ${slot.pid}) exited with ${how}; no restarts left`);
+      const planned = status.code === EXIT_RESTART
+        ? "stopped for a restart"
+        : status.code === EXIT_JOB_FAILED
+        ? "left a generation the coordinator restarts"
+        : `crashed (${how})`;
+      respawn(slot, planned, status.code || 1);
     }
     settleIfDone();
+  };
+
+  /** Ends the orphaned slots: the coordinator is gone or said the job is over. */
+  const endOrphans = () => {
+    for (const slot of slots) {
+      if (slot.state !== "orphaned") continue;
+      slot.state = "failed";
+      slot.exitCode = EXIT_JOB_FAILED;
+      log(`local rank ${slot.localRank}: job over`);
+    }
+    settleIfDone();
+  };
+
+  /** Restarts `slot` while it has restarts left (after `why`), else marks it failed with `code`. */
+  const respawn = (slot: Slot, why: string, code: number) => {
+    if (slot.starts > options.maxRestarts) {
+      slot.state = "failed";
+      slot.exitCode = code;
+      log(`local rank ${slot.localRank} (pid ${slot.pid}) ${why}; no restarts left`);
+      return;
+    }
+    log(
+      `local rank ${slot.localRank} (pid ${slot.pid}) ${why}; restart ${slot.starts}/${options.maxRestarts}`,
+    );
+    slot.state = "waiting";
+    setTimeout(() => {
+      if (!shuttingDown && slot.state === "waiting") spawn(slot);
+      else if (slot.state === "waiting") {
+        slot.state = "failed";
+        slot.exitCode = EXIT_JOB_FAILED;
+        settleIfDone();
+      }
+    }, 100);
   };
 
   const reap = (pids: Set<number>) => {
@@ -186,6 +246,20 @@ export async function runNodeAgent(options: NodeAgentOptions): Promise<NodeAgent
         const message = decodeToRank(event.data);
         if (message.t === "generation_failed") {
           reap(new Set(message.members.map((m) => m.pid)));
+          if (message.restartPlanned) {
+            restartingUntil = Date.now() + orphanGraceMs;
+            for (const slot of slots) {
+              if (slot.state === "orphaned") {
+                respawn(slot, "left the generation the coordinator restarts", EXIT_JOB_FAILED);
+              }
+            }
+          } else {
+            jobOver = true;
+            endOrphans();
+          }
+        } else if (message.t === "shutdown") {
+          jobOver = true;
+          endOrphans();
         }
       } catch (error) {
         log(`ignoring a bad message from the coordinator: ${(error as Error).message}`);
@@ -194,6 +268,7 @@ export async function runNodeAgent(options: NodeAgentOptions): Promise<NodeAgent
     socket.onerror = () => {};
     socket.onclose = () => {
       if (agentSocket === socket) agentSocket = null;
+      endOrphans(); // no coordinator to restart them
       if (!shuttingDown && attempt < 120) setTimeout(() => connectAgent(attempt + 1), 1000);
     };
   };

@@ -162,6 +162,37 @@ Deno.test("SIGKILLed rank: detected at once, others stop, restart from the commi
   }
 });
 
+Deno.test("a rank that wrongly saw the coordinator lost (exit 76) is respawned when the coordinator restarts", async () => {
+  // A starved coordinator looks lost to a rank, which exits 76 ("job over"); the coordinator is alive and
+  // restarts the generation that rank left, so the agent must bring the rank back rather than wait forever.
+  const job = await makeJob({
+    gpusPerNode: 2,
+    steps: 12,
+    checkpointEvery: 3,
+    stepDelayMs: 30,
+    recordSteps: 0,
+    exitAt: { step: 5, code: 76 },
+  });
+  try {
+    const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`, "--max-restarts", "2"]);
+    // Without the respawn the next generation waits for rank 1 forever: give up after 60 s.
+    const timer = setTimeout(() => Deno.kill(run.child.pid, "SIGKILL"), 60_000);
+    const { code, output } = await run.done.finally(() => clearTimeout(timer));
+    assert.equal(code, 0, output);
+    assert.match(
+      output,
+      /local rank 1 \(pid \d+\) left (a|the) generation the coordinator restarts; restart 1\/2/,
+    );
+    assert.match(output, /generation 1: assigned 2 ranks .* resume step 3/);
+    const expected = bytesOf(referenceFinalParams(job.settings, 2));
+    for (let r = 0; r < 2; r++) {
+      assert.deepEqual(await Deno.readFile(`${job.settings.outDir}/final/rank${r}.bin`), expected);
+    }
+  } finally {
+    await Deno.remove(job.dir, { recursive: true });
+  }
+});
+
 Deno.test("hung rank (SIGSTOP): detected within 5 s, others stop, the agent reaps it and the job restarts", async () => {
   const job = await makeJob({
     gpusPerNode: 2,
