@@ -21,6 +21,7 @@ import {
   exitCodeForStop,
 } from "./context.ts";
 import { generateJoinSecret, JOIN_SECRET_ENV, joinSecretFromEnv } from "./join_token.ts";
+import { detectGpuBusIds, planGpuPins } from "./gpu_pinning.ts";
 import { launchLocal } from "./launch_local.ts";
 import { pbsJobScript, pbsSubmitCommand } from "./launch_pbs.ts";
 import { skypilotSubmitCommand, skypilotTaskYaml } from "./launch_skypilot.ts";
@@ -117,7 +118,8 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
 
   --backend local|skypilot|slurm|pbs   where to run (default local: this host)
   --nodes N, --gpus-per-node G         override InfraConfig.nodes / gpusPerNode
-  --dry-run                            print the cluster artifact instead of writing/submitting it
+  --dry-run                            print the cluster artifact instead of writing/submitting it (local:
+                                       print the ranks and GPUs this host would run, start nothing)
   --out PATH                           where to write the cluster artifact (default runs/<job>/launch.*)
   --max-restarts N                     elastic restarts after a failure (default 3)
   --job-id ID                          job id (default: env ORION_JOB_ID or a fresh one)
@@ -203,6 +205,23 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
         `Cannot launch node ${nodeRank} of ${nodes} as --coordinator-host is unset: pass the head node's address`,
       );
       return 2;
+    }
+    if (values["dry-run"]) {
+      // Nothing to write or submit here: say what this host would run, and start nothing.
+      const pins = planGpuPins(gpusPerNode, await detectGpuBusIds());
+      console.log(
+        `orion launch (local, dry run): job ${jobName}, node ${nodeRank} of ${nodes}, ${gpusPerNode} rank(s) here, ` +
+          `world size ${nodes * gpusPerNode}, max restarts ${maxRestarts}; coordinator ` +
+          (nodeRank === 0 ? "started here" : `at ${values["coordinator-host"]}`),
+      );
+      for (const pin of pins) {
+        console.log(
+          `  local rank ${pin.localRank}: ${
+            pin.driPrime ? `GPU ${pin.pciBusId} (DRI_PRIME=${pin.driPrime})` : "the software adapter"
+          }`,
+        );
+      }
+      return 0;
     }
     let secret = Deno.env.get(JOIN_SECRET_ENV);
     if (!secret) {

@@ -108,7 +108,7 @@ Deno.test("SkyPilot YAML: num_nodes, accelerators, Deno from npm, SKYPILOT_* env
   await bashSyntax(block("run"));
 });
 
-Deno.test("launch CLI: --dry-run prints the artifact; without the scheduler it writes it and prints the submit command", async () => {
+Deno.test("launch CLI: --dry-run prints the artifact (local: the plan, starting nothing); without the scheduler it writes it and prints the submit command", async () => {
   const dir = await Deno.makeTempDir({ prefix: "orion_launch_" });
   try {
     await Deno.writeTextFile(`${dir}/cfg.json`, JSON.stringify({ infra: { nodes: 2, gpusPerNode: 2 } }));
@@ -127,6 +127,21 @@ Deno.test("launch CLI: --dry-run prints the artifact; without the scheduler it w
     const dry = await run(["--backend", "slurm", "--dry-run"]);
     assert.equal(dry.code, 0, dry.output);
     assert.match(dry.output, /#SBATCH --nodes=2/);
+    // Local: what this host would run, and nothing started (no coordinator, no run directory).
+    const local = await run([
+      "--backend",
+      "local",
+      "--coordinator-host",
+      "10.0.0.1",
+      "--dry-run",
+      "--run-dir",
+      `${dir}/r`,
+    ]);
+    assert.equal(local.code, 0, local.output);
+    assert.match(local.output, /dry run\): job cfg, node 0 of 2, 2 rank\(s\) here, world size 4/);
+    assert.match(local.output, /local rank 1: the software adapter/);
+    assert.doesNotMatch(local.output, /coordinator ws:/);
+    await assert.rejects(Deno.stat(`${dir}/r`), Deno.errors.NotFound);
     const wrote = await run(["--backend", "pbs", "--out", `${dir}/job.pbs`]);
     assert.equal(wrote.code, 0, wrote.output);
     assert.match(
