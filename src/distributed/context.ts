@@ -202,7 +202,7 @@ export class SingleRankContext implements DistributedContext {
 
   sharedBucket(length: number): Float32Array {
     this.#arena ??= new SharedReduceArena(length * 4);
-    return this.#arena.zeros(length);
+    return this.#arena.zerosOrPlain(length);
   }
 
   get bucketMemory(): WebAssembly.Memory | null {

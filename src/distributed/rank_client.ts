@@ -333,7 +333,7 @@ export class RankSession implements DistributedContext {
   sharedBucket(length: number): Float32Array {
     if (this.#striped) return this.#striped.sharedBucket(length);
     this.#ownArena ??= new SharedReduceArena(length * 4);
-    return this.#ownArena.zeros(length);
+    return this.#ownArena.zerosOrPlain(length);
   }
 
   /** Returns a {@link sharedBucket}'s memory. */

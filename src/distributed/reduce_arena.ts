@@ -92,6 +92,19 @@ export class SharedReduceArena {
     return this.float32(this.allocate(length * 4), length).fill(0);
   }
 
+  /**
+   * {@link zeros}, or a plain zeroed Float32Array once the arena is full (4 GiB: wasm32's address space), for
+   * callers that only prefer arena memory (host kernels in place) but work with any array.
+   */
+  zerosOrPlain(length: number): Float32Array {
+    try {
+      return this.zeros(length);
+    } catch (error) {
+      if (error instanceof RangeError) return new Float32Array(length);
+      throw error;
+    }
+  }
+
   /** A Float32Array view of `length` values at byte `offset`. */
   float32(offset: number, length: number): Float32Array {
     const buffer = this.memory.buffer;
