@@ -17,6 +17,10 @@
  * in `finish`. Without early maps a map resolves ~10 ms later in the event loop's timer phase, and a boundary
  * yields one timer turn when the oldest mapped bucket is due. See docs/distributed.md.
  *
+ * With bf16 compression (`compression: "bf16"`) buckets travel as bf16 between the GPU and this thread: a GPU
+ * cast before each read-back, the stripe workers widen and round back around the f32 reduction, and one GPU
+ * dispatch widens the written-back gradient before the optimizer.
+ *
  * @module
  */
 import { allReduceBuckets } from "../distributed/bucket_overlap.ts";
