@@ -269,6 +269,31 @@ Deno.test("a rank that announces a busy phase may block its thread past the hear
   }
 });
 
+Deno.test("a rank busy in many short blocks (announced) does not take the coordinator for lost", async () => {
+  // Compiling pipelines one after another: 2.5 s blocks with an event-loop turn between them, 10 s in all.
+  // Each block is too short for the rank to see that its own thread was blocked, and the coordinator's
+  // messages wait in the socket; it must not judge the coordinator's silence while it announced being busy.
+  const job = await makeJob({
+    gpusPerNode: 2,
+    steps: 6,
+    checkpointEvery: 3,
+    recordSteps: 0,
+    block: { step: 2, ms: 10_000, sliceMs: 2500, announceMs: 20_000 },
+  });
+  try {
+    const run = launchSynthetic(job.configPath, ["--run-dir", `${job.dir}/run`, "--max-restarts", "1"]);
+    const { code, output } = await run.done;
+    assert.equal(code, 0, output);
+    assert.doesNotMatch(output, /coordinator lost|no message from the coordinator|generation 1/, output);
+    const expected = bytesOf(referenceFinalParams(job.settings, 2));
+    for (let r = 0; r < 2; r++) {
+      assert.deepEqual(await Deno.readFile(`${job.settings.outDir}/final/rank${r}.bin`), expected);
+    }
+  } finally {
+    await Deno.remove(job.dir, { recursive: true });
+  }
+});
+
 Deno.test("frozen coordinator (launcher SIGSTOPped): ranks detect the silence and exit with a clear message", async () => {
   const job = await makeJob({
     gpusPerNode: 2,
