@@ -127,7 +127,10 @@ export interface DistributedContext {
    * Tells the coordinator this rank's thread may send no heartbeat for up to `ms` from now (a known long
    * synchronous phase, e.g. compiling GPU pipelines in the first steps, which can block it for seconds); the
    * coordinator then declares it hung only after that. `0` ends the announcement (normal detection again).
-   * Resolves once the message is on the wire, so the caller may block right after.
+   * The rank does not judge the coordinator's silence meanwhile either (its own thread may not read the
+   * coordinator's messages in time): a crashed coordinator is still seen at once (its socket closes), a
+   * frozen one 5 s after the phase. Resolves once the message is on the wire, so the caller may block right
+   * after.
    */
   announceBusy(ms: number, what: string): Promise<void>;
   /** Resolves when every rank reached the barrier `name` (names must agree). */

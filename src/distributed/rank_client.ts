@@ -218,6 +218,12 @@ export class RankSession implements DistributedContext {
   #tornDown = false;
   #lastCoordinatorMessage = Date.now();
   #lastSweep = Date.now();
+  /**
+   * When this rank's announced busy phase ends or ended ({@link announceBusy}): until then its own thread may
+   * not read the coordinator's messages in time, so their silence is not judged, and afterwards it counts
+   * from then.
+   */
+  #busyEnd = 0;
   #lastHeartbeatSent = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #peerLossTimer: ReturnType<typeof setTimeout> | undefined;
@@ -690,9 +696,11 @@ export class RankSession implements DistributedContext {
       this.#sendControl({ t: "heartbeat" });
     }
     // This thread itself was blocked (compiling pipelines): the coordinator's messages of that time are
-    // still unread in the socket; judge its silence from the next sweep on.
-    if (blocked) return;
-    const silent = now - this.#lastCoordinatorMessage;
+    // still unread in the socket; judge its silence from the next sweep on. The same during an announced
+    // busy phase: blocks shorter than `blocked` detects, with a turn between them whose timers may run before
+    // the socket is read (compiling one pipeline after another), took a live coordinator for lost under load.
+    if (blocked || now < this.#busyEnd) return;
+    const silent = now - Math.max(this.#lastCoordinatorMessage, this.#busyEnd);
     if (silent > this.#options.coordinatorTimeoutMs) {
       this.#stop({
         kind: "coordinator_lost",
@@ -800,6 +808,7 @@ export class RankSession implements DistributedContext {
       );
     }
     this.#requireLive();
+    this.#busyEnd = Date.now() + ms;
     this.#sendControl({ t: "busy", ms, what: what.slice(0, 200) });
     // On the wire before the caller blocks this thread (the write loop runs on this thread too).
     await this.#control?.drain();
