@@ -51,6 +51,12 @@ export interface DistributedHooks {
   workerArgv?(workerArgs: string[]): string[];
   /** Shell words that run this program on cluster nodes (artifacts); default `deno run <flags> <main module>`. */
   programCommand?: string;
+  /**
+   * The default hung-rank timeout (ms) of a local launch whose ranks all run on the software adapter (no GPU
+   * found), for programs whose ranks block their threads for seconds there (compiling shaders on the CPU);
+   * default: the coordinator's (4000). `--heartbeat-timeout-ms` overrides it.
+   */
+  softwareAdapterHeartbeatTimeoutMs?: number;
 }
 
 /** Permission flags the default worker / artifact command passes to Deno. */
@@ -135,7 +141,8 @@ Runs a distributed job: world size = nodes x gpusPerNode; effective batch = batc
   --stripe-min-bytes N                 smaller buckets run on the rank's own-thread ring, same bits (default
                                        env ORION_STRIPE_MIN_BYTES, else ranks x stripes x max(128 KiB,
                                        ranks x 32 KiB); 0 = all on the stripes)
-  --heartbeat-timeout-ms MS            hung-rank detection (default 4000)
+  --heartbeat-timeout-ms MS            hung-rank detection (default 4000; training on the software adapter:
+                                       60000)
 Secret: env ${JOIN_SECRET_ENV} (generated for single-node local runs when unset).
 `;
 
@@ -238,10 +245,22 @@ export async function launchCommand(args: string[], hooks: DistributedHooks): Pr
         crypto.randomUUID().slice(0, 8)
       }`;
     const kernel = values.kernel as ReductionKernelName | undefined;
-    const heartbeatTimeoutMs = values["heartbeat-timeout-ms"]
+    const gpuBusIds = await detectGpuBusIds();
+    let heartbeatTimeoutMs = values["heartbeat-timeout-ms"]
       ? Number(values["heartbeat-timeout-ms"])
       : undefined;
+    if (
+      heartbeatTimeoutMs === undefined && gpuBusIds.length === 0 && hooks.softwareAdapterHeartbeatTimeoutMs
+    ) {
+      heartbeatTimeoutMs = hooks.softwareAdapterHeartbeatTimeoutMs;
+      console.error(
+        `[orion launch] no GPU here: the ranks share the software adapter, whose shader compiles block them ` +
+          `for seconds; hung ranks and a silent coordinator are declared after ${heartbeatTimeoutMs} ms ` +
+          `(--heartbeat-timeout-ms to change)`,
+      );
+    }
     const { exitCode, result } = await launchLocal({
+      gpuBusIds,
       jobId,
       secret,
       config: loaded.config,
