@@ -134,14 +134,15 @@ export async function runNodeAgent(options: NodeAgentOptions): Promise<NodeAgent
     if (slot.child !== child) return;
     slot.child = null;
     const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
-    const coordinatorAnswers = agentSocket?.readyState === WebSocket.OPEN;
+    // A 76 exit claims the job is over. It is, unless the coordinator still answers this agent and has not
+    // said so: then it may restart the generation that rank left (respawned at once when it already did).
+    const coordinatorAnswers = agentSocket?.readyState === WebSocket.OPEN && !jobOver;
+    const claimsJobOver = status.code === EXIT_JOB_FAILED &&
+      !(coordinatorAnswers && Date.now() < restartingUntil);
     if (status.success) {
       slot.state = "done";
       log(`local rank ${slot.localRank} (pid ${slot.pid}) finished`);
-    } else if (
-      status.code === EXIT_JOB_FAILED && !shuttingDown && !jobOver && coordinatorAnswers &&
-      Date.now() >= restartingUntil
-    ) {
+    } else if (claimsJobOver && coordinatorAnswers && !shuttingDown) {
       slot.state = "orphaned";
       log(
         `local rank ${slot.localRank} (pid ${slot.pid}) exited with ${how} (it saw no coordinator) while the ` +
@@ -154,11 +155,7 @@ export async function runNodeAgent(options: NodeAgentOptions): Promise<NodeAgent
         log(`local rank ${slot.localRank}: no restart came: job over`);
         settleIfDone();
       }, orphanGraceMs);
-    } else if (
-      (status.code === EXIT_JOB_FAILED &&
-        (jobOver || !coordinatorAnswers || Date.now() >= restartingUntil)) ||
-      shuttingDown
-    ) {
+    } else if (claimsJobOver || shuttingDown) {
       slot.state = "failed";
       slot.exitCode = status.code || 1;
       log(`local rank ${slot.localRank} (pid ${slot.pid}) exited with ${how}: job over`);
