@@ -185,18 +185,18 @@ if (args["sync-loopback"]) {
     }
     return Math.round(v * 2 ** 20);
   };
+  if (args.compression !== "none" && args.compression !== "bf16") {
+    throw new Error(`Cannot bench with --compression ${args.compression}: it must be none or bf16`);
+  }
   const inner = gradientSyncFor(new SingleRankContext(), gpu, {
     firstBucketBytes: mib("first-bucket-mib"),
     bucketBytes: args["bucket-mib"] === "auto" ? "auto" : mib("bucket-mib"),
     lastBucketBytes: Math.round(Number(args["last-bucket-kib"]) * 1024),
     alignToParameters: args["bucket-align"] === "params",
     boundaryMarginMs: Number(args["boundary-margin-ms"]),
-    compression: args.compression === "bf16" ? "bf16" : "none",
+    compression: args.compression as "none" | "bf16",
     onBoundary: args["trace-boundaries"] ? (e) => boundaryEvents.push(e) : undefined,
   });
-  if (args.compression !== "none" && args.compression !== "bf16") {
-    throw new Error(`Cannot bench with --compression ${args.compression}: it must be none or bf16`);
-  }
   const align = args["bucket-align"];
   if (align !== "params" && align !== "bytes") {
     throw new Error(`Cannot bench with --bucket-align ${align}: it must be params or bytes`);
