@@ -386,6 +386,16 @@ export async function preflightRunConfig(
   }
   const t = config.training;
   const worldSize = config.infra.nodes * config.infra.gpusPerNode;
+  if (worldSize === 1 && config.infra.gradientCompression !== "none") {
+    problems.push(problem(
+      "infra.gradientCompression",
+      config.infra.gradientCompression,
+      "Cannot compress the gradient exchange as a single process (infra.nodes × infra.gpusPerNode = 1) " +
+        `exchanges none: current value is "${config.infra.gradientCompression}" (no effect)`,
+      'remove it (or set "none"), or train on more than one GPU',
+      "warning",
+    ));
+  }
 
   // Data: the query resolves, with enough windows.
   let resolution: QueryResolution | undefined;

@@ -139,12 +139,12 @@ Deno.test("resuming requires the run directory to exist; a new run requires it n
   assert.equal(present.ok, true);
 });
 
-Deno.test("warnings do not fail pre-flight: uneven latent layout, software adapter, tight disk", async () => {
+Deno.test("warnings do not fail pre-flight: bf16 exchange on one GPU, uneven latent layout, software adapter, tight disk", async () => {
   const report = await preflightRunConfig(
     {
       ...good,
       model: { cls: POYO, kwargs: { ...good.model.kwargs, latentStep: 0.3 } },
-      infra: { accelerator: "gpu" },
+      infra: { accelerator: "gpu", gradientCompression: "bf16" },
     },
     context({
       adapter: { ...H200, isFallbackAdapter: true, description: "llvmpipe" },
@@ -153,6 +153,7 @@ Deno.test("warnings do not fail pre-flight: uneven latent layout, software adapt
   );
   assert.equal(report.ok, true, formatPreflightReport(report));
   assert.deepEqual(report.problems.map((p) => [p.path, p.severity]), [
+    ["infra.gradientCompression", "warning"],
     ["model.kwargs.latentStep", "warning"],
     ["training.keepLastK", "warning"],
     ["infra.accelerator", "warning"],
