@@ -53,7 +53,7 @@ export const distributedTrainHooks: DistributedHooks = {
   rankMain: trainRank,
   // On the software adapter a rank compiles shaders on the CPU for seconds at a time, unannounced when
   // validation or a benchmark first needs new pipelines: 2 ranks of configs/run.ts on a 2-core machine were
-  // declared hung (and took the starved coordinator for lost) at 4–5 s.
+  // declared hung (and took the live coordinator for lost) at 4–5 s.
   softwareAdapterHeartbeatTimeoutMs: 60_000,
   async loadConfig(path: string) {
     const loaded = await loadConfigModule(path, Deno.cwd());
