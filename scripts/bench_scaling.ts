@@ -58,7 +58,16 @@ interface ExchangeTrace {
   boundaryWorkMs: number;
   segments: number;
   overruns: number;
-  buckets: { elements: number; mapped: number; handed: number; reduced: number; written: number }[];
+  buckets: {
+    elements: number;
+    mapped: number;
+    handed: number;
+    reduced: number;
+    written: number;
+    collectiveStart: number;
+    firstChunk: number;
+    collectiveEnd: number;
+  }[];
 }
 
 async function rankMain(ctx: DistributedContext): Promise<void> {
@@ -129,8 +138,28 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     }
     t.buckets.forEach((b, i) => {
       const [start, end] = layout[i];
-      trace.buckets[i] ??= { elements: end - start, mapped: 0, handed: 0, reduced: 0, written: 0 };
-      for (const k of ["mapped", "handed", "reduced", "written"] as const) trace.buckets[i][k] += b[k] / n;
+      trace.buckets[i] ??= {
+        elements: end - start,
+        mapped: 0,
+        handed: 0,
+        reduced: 0,
+        written: 0,
+        collectiveStart: 0,
+        firstChunk: 0,
+        collectiveEnd: 0,
+      };
+      const keys = [
+        "mapped",
+        "handed",
+        "reduced",
+        "written",
+        "collectiveStart",
+        "firstChunk",
+        "collectiveEnd",
+      ] as const;
+      for (const k of keys) {
+        trace.buckets[i][k] += b[k] / n;
+      }
     });
   };
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
@@ -176,6 +205,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
       adapter: gpu.description.description,
       gradientElements: trainer.model.params.totalElements,
       compression: job.compression,
+      queueSubmitMsPerStep: gpu.counters.queueSubmitMs / (job.steps + job.warmup),
     };
     console.log(
       `orion ${job.preset} on ${ctx.worldSize} ranks (${result.adapter}): ${

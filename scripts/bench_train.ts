@@ -267,6 +267,7 @@ let uploadMs = 0; // host uploads (queue.writeBuffer of the batch) inside the re
 let uploadBytes = 0;
 let submitMs = 0;
 let dispatchesPerStep = 0;
+const queueSubmitMs0 = gpu.counters.queueSubmitMs;
 let encodedAheadSteps = 0;
 let uploadedAheadSteps = 0;
 const t0 = performance.now();
@@ -288,6 +289,7 @@ await gpu.sync();
 const wallS = (performance.now() - t0) / 1000;
 const samplesPerS = (batchSize * accumulate * steps) / wallS;
 const syncMsPerStep = syncMs / steps;
+const queueSubmitMsPerStep = (gpu.counters.queueSubmitMs - queueSubmitMs0) / steps;
 
 // A separate timed pass with per-family GPU timestamps (passes split per family, so slightly slower).
 let families: Record<string, number> = {};
@@ -532,6 +534,7 @@ const result = {
   uploadMsPerStep: uploadMs / steps,
   uploadBytesPerStep: uploadBytes,
   submitMsPerStep: submitMs / steps,
+  queueSubmitMsPerStep,
   dispatchesPerStep,
   gpuMsPerStepByFamily: families,
   ...(Object.keys(kernels).length ? { gpuMsPerStepByKernel: kernels } : {}),
@@ -614,7 +617,9 @@ console.log(
     } ms for ${(result.uploadBytesPerStep / 2 ** 20).toFixed(1)} MiB) + submit ${
       result.submitMsPerStep.toFixed(2)
     } ms per step ` +
-    `(CPU time; submit blocks while the GPU is behind), ${result.dispatchesPerStep} dispatches/step`,
+    `(CPU time; submit blocks while the GPU is behind; inside queue.submit ${
+      result.queueSubmitMsPerStep.toFixed(2)
+    } ms), ${result.dispatchesPerStep} dispatches/step`,
 );
 {
   const a = trainer.autotuneReport;

@@ -7,6 +7,7 @@
  */
 import { bf16CodecFor } from "./bf16_codec.ts";
 import { SharedReduceArena } from "./reduce_arena.ts";
+import type { CollectiveTimes } from "./ring_all_reduce.ts";
 
 /** Why a rank must stop. */
 export interface StopEvent {
@@ -107,6 +108,11 @@ export interface DistributedContext {
    * how many were settled (0 when everything reduces on this thread).
    */
   pollCollectives(): number;
+  /**
+   * When the last collective of bucket index `index` ran (`performance.now()` time of this thread), on the
+   * stripe workers or this thread's ring; for traces. Optional.
+   */
+  collectiveTimes?(index: number): CollectiveTimes | undefined;
   /**
    * A zero-filled bucket that {@link startBucket} reduces without copies (a view into the striped ring's
    * shared arena; a plain Float32Array without stripes). Callers that reduce the same buckets every step

@@ -49,7 +49,7 @@ import {
   startPeerServer,
 } from "./peer_transport.ts";
 import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
-import { type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
+import { type CollectiveTimes, type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { bf16CodecFor } from "./bf16_codec.ts";
 import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
 import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
@@ -317,6 +317,13 @@ export class RankSession implements DistributedContext {
   /** Bytes this rank queued to its right neighbour (own-thread ring). */
   get bytesSent(): number {
     return this.#right?.bytesSent ?? 0;
+  }
+  /** When the stripes or this thread's ring last ran bucket index `index`'s collective (for traces). */
+  collectiveTimes(index: number): CollectiveTimes | undefined {
+    const ring = this.#ring?.bucketTimes.get(index);
+    const stripes = this.#striped?.bucketTimes.get(index);
+    if (!ring || !stripes) return ring ?? stripes;
+    return ring.endMs > stripes.endMs ? ring : stripes;
   }
   /** Ring stripes in use (0: one ring on this thread). */
   get stripes(): number {

@@ -161,6 +161,14 @@ export interface RingAllReduceOptions {
   release?(buffer: ArrayBuffer): void;
 }
 
+/** When a collective ran, in `performance.now()` time of the thread that reads the times. */
+export interface CollectiveTimes {
+  startMs: number;
+  /** When the first chunk from the left neighbour was processed (own-thread ring only). */
+  firstChunkMs?: number;
+  endMs: number;
+}
+
 interface Collective {
   seq: number;
   bucket: number;
@@ -168,6 +176,9 @@ interface Collective {
   segments: Array<{ start: number; end: number }>;
   expected: number;
   received: number;
+  /** `performance.now()` at the start and when the first chunk from the left neighbour was processed. */
+  startMs: number;
+  firstChunkMs: number;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -197,6 +208,7 @@ export class RingAllReduce {
   readonly #release: (buffer: ArrayBuffer) => void;
   readonly #active = new Map<number, Collective>();
   readonly #early = new Map<number, DataFrame[]>();
+  readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
   #failure: Error | null = null;
 
@@ -244,6 +256,8 @@ export class RingAllReduce {
       segments,
       expected,
       received: 0,
+      startMs: performance.now(),
+      firstChunkMs: 0,
       resolve,
       reject,
     };
@@ -368,12 +382,25 @@ export class RingAllReduce {
         this.#sendRight(frame.buffer);
       } else this.#release(frame.buffer);
     }
-    c.received++;
+    if (c.received++ === 0) c.firstChunkMs = performance.now();
   }
 
   #maybeFinish(c: Collective): void {
     if (c.received < c.expected || !this.#active.has(c.seq)) return;
     this.#active.delete(c.seq);
+    this.#bucketTimes.set(c.bucket, {
+      startMs: c.startMs,
+      firstChunkMs: c.firstChunkMs,
+      endMs: performance.now(),
+    });
     c.resolve();
+  }
+
+  /**
+   * When this ring last ran each bucket index's collective (`performance.now()` time): started, first chunk
+   * from the left neighbour processed, finished. For traces.
+   */
+  get bucketTimes(): ReadonlyMap<number, CollectiveTimes> {
+    return this.#bucketTimes;
   }
 }

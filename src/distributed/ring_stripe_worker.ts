@@ -30,6 +30,9 @@ let right: RawWebSocket | null = null;
 let left: RawWebSocket | null = null;
 let ring: StripeRing | null = null;
 let completion: Int32Array | null = null;
+/** Per collective slot and stripe: [started, finished], ms since the epoch (`StripedAllReduce.bucketTimes`). */
+let timeline: Float64Array | null = null;
+let stripes = 1;
 let rightReady = Promise.withResolvers<RawWebSocket>();
 let stopped = false;
 const pool = new BufferPool(16 * 1024 * 1024);
@@ -94,6 +97,8 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   for (const resolve of expectedWaiters.splice(0)) resolve(expected);
   const kernel = new ArenaReductionKernel(setup!.memory);
   completion = new Int32Array(setup!.memory.buffer, m.completionOffset, COMPLETION_SLOTS);
+  timeline = new Float64Array(setup!.memory.buffer, m.timelineOffset, COMPLETION_SLOTS * m.stripes * 2);
+  stripes = m.stripes;
   const token = await mintJoinToken(setup!.secret, { job: setup!.jobId, role: "peer", rank: m.rank });
   const dialed = await connectRawWebSocket(
     m.left.host,
@@ -185,15 +190,20 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
         post({ t: "failed", seq: m.seq, name: "Error", message: "stripe ring not connected" });
         return;
       }
-      ring.start(m.bucket, m.offset, m.length, m.bf16Offset ?? null).then(
-        () => {
-          // The shared slot first: the rank's thread may poll it before it reads this message.
-          Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);
-          post({ t: "done", seq: m.seq });
-        },
-        (error) =>
-          post({ t: "failed", seq: m.seq, name: (error as Error).name, message: (error as Error).message }),
-      );
+      {
+        const at = 2 * ((m.seq % COMPLETION_SLOTS) * stripes + setup!.stripe);
+        timeline![at] = performance.timeOrigin + performance.now();
+        ring.start(m.bucket, m.offset, m.length, m.bf16Offset ?? null).then(
+          () => {
+            timeline![at + 1] = performance.timeOrigin + performance.now();
+            // The shared slot first: the rank's thread may poll it before it reads this message.
+            Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);
+            post({ t: "done", seq: m.seq });
+          },
+          (error) =>
+            post({ t: "failed", seq: m.seq, name: (error as Error).name, message: (error as Error).message }),
+        );
+      }
       return;
     case "drain":
       (right ? right.drain() : Promise.resolve()).then(() => post({ t: "drained", id: m.id }));

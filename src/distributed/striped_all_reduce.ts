@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { RingOrderError } from "./ring_all_reduce.ts";
+import { type CollectiveTimes, RingOrderError } from "./ring_all_reduce.ts";
 import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
 import { COMPLETION_SLOTS } from "./stripe_ring.ts";
 import { workerModuleUrl } from "../util/worker_module.ts";
@@ -37,6 +37,11 @@ export type ToStripeWorker =
     receiveOffset: number;
     /** Byte offset in the memory of the completion slots ({@link COMPLETION_SLOTS} Int32 counters). */
     completionOffset: number;
+    /**
+     * Byte offset of the collectives' timeline: {@link COMPLETION_SLOTS} × `stripes` pairs of Float64 (when
+     * the stripe began the collective and when it finished it, ms since the epoch), written before the slot.
+     */
+    timelineOffset: number;
     receive: StripeReceive;
   }
   | { t: "start"; seq: number; bucket: number; offset: number; length: number; bf16Offset?: number }
@@ -203,6 +208,7 @@ interface StripeWorker {
 }
 
 interface PendingCollective {
+  bucket: number;
   copyBack: { offset: number; target: Float32Array } | null;
   resolve(): void;
   reject(error: Error): void;
@@ -230,6 +236,8 @@ export class StripedAllReduce {
   readonly #pending = new Map<number, PendingCollective>();
   #stripes = 0;
   #completion: Int32Array | null = null;
+  #timeline: Float64Array | null = null;
+  readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
   #nextDrain = 0;
   #failure: Error | null = null;
@@ -325,6 +333,12 @@ export class StripedAllReduce {
     const completionOffset = this.arena.allocate(COMPLETION_SLOTS * 4);
     this.#completion = new Int32Array(this.arena.memory.buffer, completionOffset, COMPLETION_SLOTS);
     this.#completion.fill(0);
+    const timelineOffset = this.arena.allocate(COMPLETION_SLOTS * a.stripes * 16);
+    this.#timeline = new Float64Array(
+      this.arena.memory.buffer,
+      timelineOffset,
+      COMPLETION_SLOTS * a.stripes * 2,
+    );
     await Promise.all(this.#workers.map((entry) =>
       this.#request(entry, "connected", {
         t: "connect",
@@ -336,6 +350,7 @@ export class StripedAllReduce {
         stripes: a.stripes,
         receiveOffset: this.arena.allocate(2 * a.chunkElements * 4),
         completionOffset,
+        timelineOffset,
         receive: a.receive ?? "direct",
       })
     ));
@@ -396,7 +411,7 @@ export class StripedAllReduce {
       copyBack = { offset, target: data };
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#pending.set(seq, { copyBack, resolve, reject });
+    this.#pending.set(seq, { bucket, copyBack, resolve, reject });
     for (const entry of this.#workers) {
       entry.worker.postMessage(
         {
@@ -426,6 +441,7 @@ export class StripedAllReduce {
       if (Atomics.load(slots, slot) < this.#stripes) continue;
       Atomics.store(slots, slot, 0);
       this.#pending.delete(seq);
+      this.#recordTimes(pending.bucket, slot);
       if (pending.copyBack) {
         const { offset, target } = pending.copyBack;
         target.set(this.arena.float32(offset, target.length));
@@ -435,6 +451,27 @@ export class StripedAllReduce {
       settled++;
     }
     return settled;
+  }
+
+  /**
+   * When the stripes last ran the collective of each bucket index, in this thread's `performance.now()`
+   * time: the first stripe's start (its worker read the `start` message) and the last stripe's finish.
+   */
+  get bucketTimes(): ReadonlyMap<number, CollectiveTimes> {
+    return this.#bucketTimes;
+  }
+
+  #recordTimes(bucket: number, slot: number): void {
+    const timeline = this.#timeline!;
+    let start = Infinity;
+    let end = -Infinity;
+    for (let stripe = 0; stripe < this.#stripes; stripe++) {
+      const at = 2 * (slot * this.#stripes + stripe);
+      start = Math.min(start, timeline[at]);
+      end = Math.max(end, timeline[at + 1]);
+    }
+    const origin = performance.timeOrigin;
+    this.#bucketTimes.set(bucket, { startMs: start - origin, endMs: end - origin });
   }
 
   /**

@@ -184,6 +184,8 @@ export class Gpu {
     earlyMaps: 0,
     /** Read-backs that waited for their `mapAsync` promise. */
     awaitedMaps: 0,
+    /** CPU milliseconds spent inside `queue.submit` calls, summed (wgpu's validation and tracking). */
+    queueSubmitMs: 0,
   };
   /**
    * Read-backs are taken as soon as Deno's `mapAsync` call returns instead of ~10 ms later when its promise
@@ -992,7 +994,9 @@ export class Gpu {
     this.#sealed = [];
     if (encoder) buffers.push(encoder.finish());
     if (buffers.length) {
+      const q0 = performance.now();
       this.device.queue.submit(buffers);
+      this.counters.queueSubmitMs += performance.now() - q0;
       this.counters.submits++;
     }
     this.pool.recycle();

@@ -294,9 +294,19 @@ export interface GradientSyncTimings {
   /**
    * Per bucket, in exchange order, ms from the step's start: its map call returned (`mapped`), its last slice
    * was copied out and it was handed to the all-reduce (`handed`), it came back reduced (`reduced`), and its
-   * write-back returned (`written`).
+   * write-back returned (`written`); and when its collective began and finished on the thread that ran it
+   * (`collectiveStart`, `collectiveEnd`: a stripe worker or this thread), on this thread's ring also when the
+   * first chunk from the left neighbour was processed (`firstChunk`); 0 when unknown.
    */
-  buckets: { mapped: number; handed: number; reduced: number; written: number }[];
+  buckets: {
+    mapped: number;
+    handed: number;
+    reduced: number;
+    written: number;
+    collectiveStart: number;
+    firstChunk: number;
+    collectiveEnd: number;
+  }[];
 }
 
 /**
@@ -395,13 +405,22 @@ export function gradientSyncFor(
       const t0 = performance.now();
       const { buckets, data, pieces, compressed } = hostFor(elements, paramOffsets);
       const timings = noTimings();
-      timings.buckets = buckets.map(() => ({ mapped: 0, handed: 0, reduced: 0, written: 0 }));
+      timings.buckets = buckets.map(() => ({
+        mapped: 0,
+        handed: 0,
+        reduced: 0,
+        written: 0,
+        collectiveStart: 0,
+        firstChunk: 0,
+        collectiveEnd: 0,
+      }));
       const reads: Promise<MappedReadback>[] = [];
       const ready: (MappedReadback | null)[] = [];
       let mapped = 0; // reads[0, mapped) were mapped
       let handed = 0; // reads[0, handed) were copied out and handed on
       let copied = 0; // bytes of bucket `handed` copied out so far
       let pieceHanded = 0; // pieces[0, pieceHanded) were handed on
+      let piecesStarted = 0; // pieces[0, piecesStarted) were handed before a microtask drain (their collectives started)
       let boundary = 0; // boundaries passed this step
       let failure: { error: unknown } | null = null;
       const queue = new BucketQueue();
@@ -439,7 +458,16 @@ export function gradientSyncFor(
         });
         for await (const r of allReduceBuckets(ctx, queue, options)) {
           const piece = pieces[r.index];
-          if (piece.last) timings.buckets[piece.bucket].reduced = performance.now() - t0;
+          if (piece.last) {
+            const bucket = timings.buckets[piece.bucket];
+            bucket.reduced = performance.now() - t0;
+            const times = ctx.collectiveTimes?.(r.index);
+            if (times) {
+              bucket.collectiveStart = times.startMs - t0;
+              bucket.firstChunk = times.firstChunkMs === undefined ? 0 : times.firstChunkMs - t0;
+              bucket.collectiveEnd = times.endMs - t0;
+            }
+          }
           reduced.push(r);
           if (writeAtOnce) writeReduced(Infinity);
         }
@@ -547,7 +575,6 @@ export function gradientSyncFor(
         const budget = segmentMs[boundary];
         const deadline = budget === undefined ? Infinity : start + budget - margin;
         holdCopies = false;
-        const handedBefore = pieceHanded;
         handOn(deadline);
         // Buckets the stripe workers finished while this thread was blocked in the last map: their
         // completion messages would wait for an event-loop turn.
@@ -555,7 +582,10 @@ export function gradientSyncFor(
         // The all-reduce starts a bucket in microtasks (its producer awaits the queue), and a bucket that is
         // already reduced (one rank, a fast ring, or settled above) comes back the same way: let them run
         // now, not after the next map has blocked this thread for a whole segment.
-        if (pieceHanded > handedBefore || settled > 0) await microtasksDrained();
+        if (pieceHanded > piecesStarted || settled > 0) {
+          piecesStarted = pieceHanded;
+          await microtasksDrained();
+        }
         writeReduced(deadline);
         if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
           await timerTurn();
@@ -622,9 +652,14 @@ export function gradientSyncFor(
           }
           mapNew();
           holdCopies = false;
-          // The GPU is idle now: copy out the rest first (the ring waits for it), then write back.
+          // The GPU is idle now: copy out the rest first (the ring waits for it), let the all-reduce start it
+          // (in microtasks: its first sends go out now, not after the write-backs), then write back.
           await Promise.allSettled(reads);
           handOn();
+          if (pieceHanded > piecesStarted) {
+            piecesStarted = pieceHanded;
+            await microtasksDrained();
+          }
           writeAtOnce = true;
           writeReduced(Infinity);
           if (failure || handed < reads.length) {

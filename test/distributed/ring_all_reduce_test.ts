@@ -77,6 +77,38 @@ for (const kernelName of ["wasm-simd", "js"] as const) {
   });
 }
 
+Deno.test("ring all-reduce: each bucket's last collective is timed (start ≤ first chunk ≤ end)", async () => {
+  const n = 3;
+  const rings = inMemoryRing(n, () => new WasmReductionKernel(), 256);
+  const buffers = Array.from({ length: n }, (_, r) => seededGradients(3, 0, r, 0, 2000));
+  assert.equal(rings[0].bucketTimes.size, 0, "nothing timed before a collective");
+  const before = performance.now();
+  // Rank 2 starts 30 ms late: the others' first chunks from their left neighbour wait for it or come early.
+  const started = rings.map((ring, r) =>
+    r === 2
+      ? new Promise<void>((resolve) => setTimeout(() => resolve(ring.start(4, buffers[r])), 30))
+      : ring.start(4, buffers[r])
+  );
+  await Promise.all(started);
+  const after = performance.now();
+  for (const [r, ring] of rings.entries()) {
+    const times = ring.bucketTimes.get(4);
+    assert.ok(times, `rank ${r} timed bucket 4`);
+    assert.ok(
+      before <= times.startMs && times.startMs <= times.firstChunkMs!,
+      `rank ${r} ${JSON.stringify(times)}`,
+    );
+    assert.ok(
+      times.firstChunkMs! <= times.endMs && times.endMs <= after,
+      `rank ${r} ${JSON.stringify(times)}`,
+    );
+    assert.deepEqual([...ring.bucketTimes.keys()], [4]);
+  }
+  // Rank 0's first chunk comes from rank 2 (its left neighbour), which started 30 ms late.
+  const rank0 = rings[0].bucketTimes.get(4)!;
+  assert.ok(rank0.firstChunkMs! - rank0.startMs >= 25, `rank 0 waited for rank 2: ${JSON.stringify(rank0)}`);
+});
+
 Deno.test("ring all-reduce: overlapping buckets, chunk size does not change the bits", async () => {
   const n = 3;
   const lengths = [5000, 123, 70_000];

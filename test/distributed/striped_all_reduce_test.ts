@@ -336,6 +336,16 @@ Deno.test("striped all-reduce: a blocked thread sees finished collectives by pol
       for (const striped of ranks) settled += striped.pollCompleted();
     }
     assert.equal(settled, n, "both collectives settled while the thread never yielded");
+    // The workers timed them in the shared timeline: within the blocked stretch, in this thread's clock.
+    for (const [r, striped] of ranks.entries()) {
+      const times = striped.bucketTimes.get(0);
+      assert.ok(times, `rank ${r} timed bucket 0`);
+      assert.ok(
+        t0 - 50 <= times.startMs && times.startMs <= times.endMs,
+        `rank ${r} ${JSON.stringify(times)}`,
+      );
+      assert.ok(times.endMs <= performance.now(), `rank ${r} ${JSON.stringify(times)}`);
+    }
     assert.equal(resolved, 0, "their promises resolve in microtasks, after this synchronous stretch");
     await Promise.all(done);
     for (let r = 0; r < n; r++) assert.deepEqual(bits(buffers[r]), bits(expected), `rank ${r}`);

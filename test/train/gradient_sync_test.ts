@@ -120,6 +120,69 @@ Deno.test({
 });
 
 /**
+ * A world-size-1 context that records, when each collective starts, how many gradient write-backs the
+ * exchange had issued by then; buckets other than the last finish only once `release` was called.
+ */
+class HeldContext extends SingleRankContext {
+  readonly writesAtStart: number[] = [];
+  #held: (() => void)[] = [];
+  constructor(readonly writes: () => number, readonly last: number) {
+    super();
+  }
+  #released = false;
+  override startBucket(index: number, _data: Float32Array): Promise<void> {
+    this.writesAtStart[index] = this.writes();
+    if (index === this.last || this.#released) return Promise.resolve();
+    return new Promise((resolve) => this.#held.push(resolve));
+  }
+  release(): void {
+    this.#released = true;
+    for (const resolve of this.#held.splice(0)) resolve();
+  }
+}
+
+Deno.test({
+  name: "gradient exchange: finish starts the last bucket's collective before it writes back earlier buckets",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await forEachMapMode(async (gpu) => {
+      const elements = 6 * 1024;
+      const grads = gpu.pool.acquire(elements * 4, "test.grads");
+      gpu.write(grads, new Float32Array(elements).fill(1));
+      let writes = 0;
+      const write = gpu.write.bind(gpu);
+      gpu.write = ((...args: Parameters<typeof gpu.write>) => {
+        writes++;
+        return write(...args);
+      }) as typeof gpu.write;
+      const ctx = new HeldContext(() => writes, 3);
+      const sync = gradientSyncFor(ctx, gpu, {
+        firstBucketBytes: 4096,
+        bucketBytes: 8192,
+        boundaryMarginMs: -1e9,
+      });
+      const exchange = sync.begin(grads, elements);
+      for (let i = 0; i < exchange.buckets.length; i++) {
+        exchange.readBucket(i);
+        gpu.submit();
+        await exchange.submitted();
+      }
+      // Buckets 0–2 come back reduced only now: finish has their write-backs and the last bucket's start to do.
+      ctx.release();
+      const before = writes;
+      await exchange.finish();
+      assert.equal(
+        ctx.writesAtStart[3],
+        before,
+        "the last collective started before any write-back in finish",
+      );
+      assert.equal(writes - before, 4, "then all four buckets were written back");
+    });
+  },
+});
+
+/**
  * A world-size-1 context whose "reduction" divides by 3 (rounding, unlike a negation), in place. With
  * `bf16Buckets` it takes bf16 buckets as the stripe workers do (widens, reduces, rounds back, here by the
  * TypeScript references); without, the exchange's own thread widens and rounds.
