@@ -724,6 +724,27 @@ export class Gpu {
     this.#dispatchesSealed = this.#dispatchesThisSubmit; // attached buffers are finished, like sealed ones
   }
 
+  /**
+   * Drops every command recorded or sealed since the last submit, unsubmitted (a step that failed part-way
+   * must not leave, say, its optimizer update for the next submit); read-backs they carried reject.
+   */
+  discardRecorded(): void {
+    this.#endPass();
+    this.#encoder = null;
+    this.#sealed = [];
+    this.#dispatchesThisSubmit = 0;
+    this.#dispatchesSealed = 0;
+    this.#queryCount = 0;
+    this.#queryFamilies = [];
+    for (const r of this.#readbacks.splice(0)) {
+      const cls = sizeClass(r.size);
+      let list = this.#stagingFree.get(cls);
+      if (!list) this.#stagingFree.set(cls, list = []);
+      list.push(r.staging); // never mapped: free again
+      r.reject(new Error("Cannot read back a buffer as the commands carrying its copy were discarded"));
+    }
+  }
+
   /** Whether GPU timing is on ({@linkcode Gpu.setTiming}). */
   get timing(): boolean {
     return this.#timing;

@@ -643,7 +643,7 @@ export function gradientSyncFor(
           timings.boundaryWorkMs += m0 - start;
           if (!blocked) timings.overruns++;
         },
-        async finish(): Promise<void> {
+        async finish(whileReducing?: () => void): Promise<void> {
           if (reads.length !== buckets.length) {
             await close();
             throw new Error(
@@ -660,6 +660,12 @@ export function gradientSyncFor(
             piecesStarted = pieceHanded;
             await microtasksDrained();
           }
+          // bf16: every bucket's average will be in the packed buffer (queue writes, landing before the next
+          // submit, which carries this): widen it into the gradient before the caller's commands.
+          if (compressed && !failure && handed === reads.length) {
+            castRangeFromBf16(gpu, compressed.packed, grads, 0, elements);
+          }
+          if (!failure && handed === reads.length) whileReducing?.();
           writeAtOnce = true;
           writeReduced(Infinity);
           if (failure || handed < reads.length) {
@@ -671,9 +677,6 @@ export function gradientSyncFor(
           closed = true;
           queue.close();
           await writeBack; // buckets reduced from here on were written as they came (writeAtOnce)
-          // bf16: every bucket's average is in the packed buffer (queue writes, landing before the next
-          // submit, which carries this): widen it into the gradient before the optimizer's commands.
-          if (compressed) castRangeFromBf16(gpu, compressed.packed, grads, 0, elements);
           timings.totalMs = performance.now() - t0;
           Object.assign(lastTimings, timings);
         },

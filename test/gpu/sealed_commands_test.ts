@@ -60,3 +60,30 @@ Deno.test({
     for (const buf of [x, y, z]) gpu.pool.release(buf);
   },
 });
+
+Deno.test({
+  name: "discarded commands: sealed and recorded ones never run; read-backs they carried reject",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await testGpu();
+    const [a, b] = [gpu.pool.acquire(BYTES), gpu.pool.acquire(BYTES)];
+    const kept = pattern(BYTES / 4, 0x44);
+    gpu.write(a, kept);
+    gpu.write(b, kept);
+    gpu.submit();
+    gpu.clear(a, BYTES);
+    gpu.seal();
+    gpu.clear(b, BYTES);
+    const read = gpu.readback(a, 0, BYTES);
+    gpu.discardRecorded();
+    await assert.rejects(read, /discarded/);
+    gpu.submit(); // nothing left to run
+    assert.deepEqual(new Uint32Array(await gpu.read(a, 0, BYTES)), kept);
+    assert.deepEqual(new Uint32Array(await gpu.read(b, 0, BYTES)), kept);
+    // The staging buffer went back to the free list: the next read-back of that size works.
+    assert.deepEqual(new Uint32Array(await gpu.read(a, 0, BYTES)), kept);
+    gpu.pool.release(a);
+    gpu.pool.release(b);
+  },
+});

@@ -432,3 +432,81 @@ Deno.test({
     assert.deepEqual(accumulated.segments.slice(3), captured.segments.slice(3));
   },
 });
+
+/**
+ * A two-rank stand-in whose all-reduce scales by 0.75; the last bucket's collective of step `failAt` (counted
+ * in collectives of the last bucket) waits for `release` and then fails, or succeeds when told so.
+ */
+class LastBucketContext extends SingleRankContext {
+  override readonly worldSize = 2 as 1;
+  lastBucket = -1;
+  lastStarts = 0;
+  failAt = -1;
+  /** Settles the last bucket's held collective: reject (true) or resolve (false). */
+  release: ((fail: boolean) => void) | null = null;
+  override startBucket(index: number, data: Float32Array): Promise<void> {
+    for (let i = 0; i < data.length; i++) data[i] *= 0.75;
+    if (index !== this.lastBucket || this.lastStarts++ !== this.failAt) return Promise.resolve();
+    return new Promise((resolve, reject) =>
+      this.release = (fail) => fail ? reject(new Error("peer lost (test)")) : resolve()
+    );
+  }
+}
+
+Deno.test({
+  name:
+    "trainer: a replayed synced step records its optimizer update while the last bucket is reduced; a step " +
+    "whose last collective fails leaves no update behind",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await testGpu();
+    const run = async (failing: boolean) => {
+      const trainer = new Trainer(gpu, tinyKwargs, tinyVocab, tinySettings({ seed: 4 }));
+      const ctx = new LastBucketContext();
+      trainer.gradientSync = gradientSyncFor(ctx, gpu, { firstBucketBytes: 1024, bucketBytes: 4096 });
+      const store = trainer.model.params;
+      const probe = trainer.gradientSync.begin(
+        store.grads,
+        store.totalElements,
+        store.slots.map((x) => x.offset),
+      );
+      ctx.lastBucket = probe.buckets.length - 1;
+      await probe.cancel();
+      const weights = async () => new Float32Array(await gpu.read(store.values, 0, store.totalElements * 4));
+      const batches = Array.from({ length: 6 }, (_, i) => [syntheticBatch(tinyShape, 500 + i)]);
+      for (let i = 0; i < 4; i++) await trainer.trainStep(batches[i]);
+      // A steady replayed step: its first segment was recorded during the step before, it records the next's.
+      const replayedFrom = gpu.counters.dispatches;
+      await trainer.trainStep(batches[4]);
+      assert.ok(trainer.lastStepReplayed && trainer.lastStepEncodedAhead, "step 4 replayed, recorded ahead");
+      const stepDispatches = gpu.counters.dispatches - replayedFrom;
+      const before = await weights();
+      ctx.failAt = 5; // the last bucket of step 5 (its sixth collective)
+      const dispatches = gpu.counters.dispatches;
+      const step = trainer.trainStep(batches[5]);
+      step.catch(() => {});
+      // The last collective is held: by now the optimizer's commands are recorded (not submitted).
+      while (!ctx.release) await new Promise((r) => setTimeout(r, 1));
+      await new Promise((r) => setTimeout(r, 20));
+      const recordedMeanwhile = gpu.counters.dispatches - dispatches;
+      ctx.release(failing);
+      if (failing) {
+        await assert.rejects(step, /peer lost/);
+        await gpu.sync(); // anything left recorded would run now
+        const after = await weights();
+        const changed = after.findIndex((x, i) => !Object.is(x, before[i]));
+        assert.equal(changed, -1, `the failed step changed weight ${changed}`);
+      } else {
+        await step;
+        assert.ok(trainer.lastStepReplayed);
+        const after = await weights();
+        assert.ok(after.some((x, i) => !Object.is(x, before[i])), "the step updated the weights");
+      }
+      // Every dispatch of the step, the optimizer's included, was recorded before the last collective ended.
+      assert.equal(recordedMeanwhile, stepDispatches);
+    };
+    await run(false);
+    await run(true);
+  },
+});
