@@ -70,6 +70,17 @@ interface ExchangeTrace {
   }[];
 }
 
+/** The per-bucket times of {@linkcode ExchangeTrace}, averaged over the timed steps. */
+const BUCKET_TRACE_KEYS = [
+  "mapped",
+  "handed",
+  "reduced",
+  "written",
+  "collectiveStart",
+  "firstChunk",
+  "collectiveEnd",
+] as const;
+
 async function rankMain(ctx: DistributedContext): Promise<void> {
   const job = ctx.config as ScalingJob;
   const preset = BENCH_PRESETS[job.preset];
@@ -148,18 +159,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
         firstChunk: 0,
         collectiveEnd: 0,
       };
-      const keys = [
-        "mapped",
-        "handed",
-        "reduced",
-        "written",
-        "collectiveStart",
-        "firstChunk",
-        "collectiveEnd",
-      ] as const;
-      for (const k of keys) {
-        trace.buckets[i][k] += b[k] / n;
-      }
+      for (const k of BUCKET_TRACE_KEYS) trace.buckets[i][k] += b[k] / n;
     });
   };
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
@@ -177,6 +177,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
   await trainer.flushMetrics();
   await ctx.barrier("warm");
   const t0 = performance.now();
+  const queueSubmitMs0 = gpu.counters.queueSubmitMs;
   for (let i = 0; i < job.steps; i++) {
     const s0 = performance.now();
     await step(job.warmup + i);
@@ -205,7 +206,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
       adapter: gpu.description.description,
       gradientElements: trainer.model.params.totalElements,
       compression: job.compression,
-      queueSubmitMsPerStep: gpu.counters.queueSubmitMs / (job.steps + job.warmup),
+      queueSubmitMsPerStep: (gpu.counters.queueSubmitMs - queueSubmitMs0) / job.steps,
     };
     console.log(
       `orion ${job.preset} on ${ctx.worldSize} ranks (${result.adapter}): ${

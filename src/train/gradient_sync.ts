@@ -660,12 +660,16 @@ export function gradientSyncFor(
             piecesStarted = pieceHanded;
             await microtasksDrained();
           }
-          // bf16: every bucket's average will be in the packed buffer (queue writes, landing before the next
+          // bf16: every bucket's average ends in the packed buffer (queue writes, landing before the next
           // submit, which carries this): widen it into the gradient before the caller's commands.
-          if (compressed && !failure && handed === reads.length) {
-            castRangeFromBf16(gpu, compressed.packed, grads, 0, elements);
+          const widen = () => {
+            if (compressed) castRangeFromBf16(gpu, compressed.packed, grads, 0, elements);
+          };
+          const calledBack = whileReducing !== undefined && !failure && handed === reads.length;
+          if (calledBack) {
+            widen();
+            whileReducing();
           }
-          if (!failure && handed === reads.length) whileReducing?.();
           writeAtOnce = true;
           writeReduced(Infinity);
           if (failure || handed < reads.length) {
@@ -677,6 +681,7 @@ export function gradientSyncFor(
           closed = true;
           queue.close();
           await writeBack; // buckets reduced from here on were written as they came (writeAtOnce)
+          if (!calledBack) widen();
           timings.totalMs = performance.now() - t0;
           Object.assign(lastTimings, timings);
         },

@@ -93,9 +93,10 @@ export interface GradientExchange {
   hostWork(): Promise<void>;
   /**
    * Every bucket was read: resolves once all are averaged and written back (queue-ordered). An exchange
-   * may call `whileReducing` (at most once, only on the way to success) once the last buckets' all-reduce
-   * has started, for the caller to record the commands that read the averaged gradient while this thread
-   * would wait: the write-backs are queue writes, so they land before the submit that carries them.
+   * may call `whileReducing` (at most once) once the last buckets' all-reduce has started, for the caller to
+   * record the commands that read the averaged gradient while this thread would wait: the write-backs are
+   * queue writes, so they land before the submit that carries them. If `finish` then rejects, the caller
+   * must drop what it recorded.
    */
   finish(whileReducing?: () => void): Promise<void>;
   /** Abandons the exchange after an error (releases the read-backs). */
