@@ -22,11 +22,13 @@ import type { DistributedContext } from "../src/distributed/context.ts";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import {
+  type BucketTimings,
   DEFAULT_BUCKET_SIZES,
   evenBuckets,
   exchangeBuckets,
   type GradientCompression,
   gradientSyncFor,
+  noBucketTimings,
 } from "../src/train/gradient_sync.ts";
 import { syntheticBatch, syntheticVocabulary } from "../src/train/synthetic_batch.ts";
 import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
@@ -58,28 +60,8 @@ interface ExchangeTrace {
   boundaryWorkMs: number;
   segments: number;
   overruns: number;
-  buckets: {
-    elements: number;
-    mapped: number;
-    handed: number;
-    reduced: number;
-    written: number;
-    collectiveStart: number;
-    firstChunk: number;
-    collectiveEnd: number;
-  }[];
+  buckets: (BucketTimings & { elements: number })[];
 }
-
-/** The per-bucket times of {@linkcode ExchangeTrace}, averaged over the timed steps. */
-const BUCKET_TRACE_KEYS = [
-  "mapped",
-  "handed",
-  "reduced",
-  "written",
-  "collectiveStart",
-  "firstChunk",
-  "collectiveEnd",
-] as const;
 
 async function rankMain(ctx: DistributedContext): Promise<void> {
   const job = ctx.config as ScalingJob;
@@ -149,17 +131,8 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     }
     t.buckets.forEach((b, i) => {
       const [start, end] = layout[i];
-      trace.buckets[i] ??= {
-        elements: end - start,
-        mapped: 0,
-        handed: 0,
-        reduced: 0,
-        written: 0,
-        collectiveStart: 0,
-        firstChunk: 0,
-        collectiveEnd: 0,
-      };
-      for (const k of BUCKET_TRACE_KEYS) trace.buckets[i][k] += b[k] / n;
+      const sum = trace.buckets[i] ??= { elements: end - start, ...noBucketTimings() };
+      for (const k of Object.keys(b) as (keyof BucketTimings)[]) sum[k] += b[k] / n;
     });
   };
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));

@@ -291,22 +291,38 @@ export interface GradientSyncTimings {
   boundaryWorkMs: number;
   /** Boundaries whose map did not wait: the host work there outlasted the segment (the GPU idled). */
   overruns: number;
-  /**
-   * Per bucket, in exchange order, ms from the step's start: its map call returned (`mapped`), its last slice
-   * was copied out and it was handed to the all-reduce (`handed`), it came back reduced (`reduced`), and its
-   * write-back returned (`written`); and when its collective began and finished on the thread that ran it
-   * (`collectiveStart`, `collectiveEnd`: a stripe worker or this thread), on this thread's ring also when the
-   * first chunk from the left neighbour was processed (`firstChunk`); 0 when unknown.
-   */
-  buckets: {
-    mapped: number;
-    handed: number;
-    reduced: number;
-    written: number;
-    collectiveStart: number;
-    firstChunk: number;
-    collectiveEnd: number;
-  }[];
+  /** Per bucket, in exchange order ({@linkcode BucketTimings}). */
+  buckets: BucketTimings[];
+}
+
+/**
+ * One bucket's exchange, ms from the step's start: its map call returned (`mapped`), its last slice was
+ * copied out and it was handed to the all-reduce (`handed`), it came back reduced (`reduced`), and its
+ * write-back returned (`written`); and when its collective began and finished on the thread that ran it
+ * (`collectiveStart`, `collectiveEnd`: a stripe worker or this thread), on this thread's ring also when the
+ * first chunk from the left neighbour was processed (`firstChunk`); 0 when unknown.
+ */
+export interface BucketTimings {
+  mapped: number;
+  handed: number;
+  reduced: number;
+  written: number;
+  collectiveStart: number;
+  firstChunk: number;
+  collectiveEnd: number;
+}
+
+/** A {@linkcode BucketTimings} with every time 0. */
+export function noBucketTimings(): BucketTimings {
+  return {
+    mapped: 0,
+    handed: 0,
+    reduced: 0,
+    written: 0,
+    collectiveStart: 0,
+    firstChunk: 0,
+    collectiveEnd: 0,
+  };
 }
 
 /**
@@ -405,15 +421,7 @@ export function gradientSyncFor(
       const t0 = performance.now();
       const { buckets, data, pieces, compressed } = hostFor(elements, paramOffsets);
       const timings = noTimings();
-      timings.buckets = buckets.map(() => ({
-        mapped: 0,
-        handed: 0,
-        reduced: 0,
-        written: 0,
-        collectiveStart: 0,
-        firstChunk: 0,
-        collectiveEnd: 0,
-      }));
+      timings.buckets = buckets.map(noBucketTimings);
       const reads: Promise<MappedReadback>[] = [];
       const ready: (MappedReadback | null)[] = [];
       let mapped = 0; // reads[0, mapped) were mapped
