@@ -79,6 +79,11 @@ const f32x4Splat = op.simd(0x13);
 const f32x4Add = op.simd(0xe4);
 const f32x4Div = op.simd(0xe7);
 
+/** `base + offset` from two locals: the byte address a load or store takes. */
+function address(base: number, offset: number): number[] {
+  return [...op.localGet(base), ...op.localGet(offset), ...op.i32Add];
+}
+
 /** `for (; i < end; i += step) body`: a block around a loop that breaks once local `i` reaches local `end`. */
 function countedLoop(i: number, end: number, step: number, body: number[]): number[] {
   return [
@@ -106,16 +111,10 @@ function countedLoop(i: number, end: number, step: number, body: number[]): numb
 function addBody(): number[] {
   const [dst, a, b, n, i, end32, end] = [0, 1, 2, 3, 4, 5, 6];
   const lane = (offset: number) => [
-    ...op.localGet(dst),
-    ...op.localGet(i),
-    ...op.i32Add,
-    ...op.localGet(a),
-    ...op.localGet(i),
-    ...op.i32Add,
+    ...address(dst, i),
+    ...address(a, i),
     ...op.simd(0x00, 4, ...uleb(offset)),
-    ...op.localGet(b),
-    ...op.localGet(i),
-    ...op.i32Add,
+    ...address(b, i),
     ...op.simd(0x00, 4, ...uleb(offset)),
     ...f32x4Add,
     ...op.simd(0x0b, 4, ...uleb(offset)),
@@ -134,16 +133,10 @@ function addBody(): number[] {
       ...lane(16),
     ]),
     ...countedLoop(i, end, 4, [
-      ...op.localGet(dst),
-      ...op.localGet(i),
-      ...op.i32Add,
-      ...op.localGet(a),
-      ...op.localGet(i),
-      ...op.i32Add,
+      ...address(dst, i),
+      ...address(a, i),
       ...op.f32Load,
-      ...op.localGet(b),
-      ...op.localGet(i),
-      ...op.i32Add,
+      ...address(b, i),
       ...op.f32Load,
       ...op.f32Add,
       ...op.f32Store,
@@ -171,24 +164,16 @@ function divBody(): number[] {
     ...f32x4Splat,
     ...op.localSet(splat),
     ...countedLoop(i, end16, 16, [
-      ...op.localGet(ptr),
-      ...op.localGet(i),
-      ...op.i32Add,
-      ...op.localGet(ptr),
-      ...op.localGet(i),
-      ...op.i32Add,
+      ...address(ptr, i),
+      ...address(ptr, i),
       ...v128Load,
       ...op.localGet(splat),
       ...f32x4Div,
       ...v128Store,
     ]),
     ...countedLoop(i, end, 4, [
-      ...op.localGet(ptr),
-      ...op.localGet(i),
-      ...op.i32Add,
-      ...op.localGet(ptr),
-      ...op.localGet(i),
-      ...op.i32Add,
+      ...address(ptr, i),
+      ...address(ptr, i),
       ...op.f32Load,
       ...op.localGet(d),
       ...op.f32Div,
@@ -252,14 +237,10 @@ function packBf16Body(): number[] {
     ...op.i32And,
     ...op.localSet(end),
     ...countedLoop(k, end, 32, [
-      ...op.localGet(src),
-      ...op.localGet(k),
-      ...op.i32Add,
+      ...address(src, k),
       ...v128Load,
       ...op.localSet(a),
-      ...op.localGet(src),
-      ...op.localGet(k),
-      ...op.i32Add,
+      ...address(src, k),
       ...op.simd(0x00, 4, ...uleb(16)),
       ...op.localSet(b),
       // dst + k / 2
@@ -301,9 +282,7 @@ function unpackBf16Body(): number[] {
     ...op.i32And,
     ...op.localSet(end),
     ...countedLoop(k, end, 16, [
-      ...op.localGet(src),
-      ...op.localGet(k),
-      ...op.i32Add,
+      ...address(src, k),
       ...v128Load,
       ...op.localSet(v),
       ...op.localGet(dst),
