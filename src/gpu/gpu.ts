@@ -737,10 +737,7 @@ export class Gpu {
     this.#queryCount = 0;
     this.#queryFamilies = [];
     for (const r of this.#readbacks.splice(0)) {
-      const cls = sizeClass(r.size);
-      let list = this.#stagingFree.get(cls);
-      if (!list) this.#stagingFree.set(cls, list = []);
-      list.push(r.staging); // never mapped: free again
+      this.#freeStaging(r); // never mapped
       r.reject(new Error("Cannot read back a buffer as the commands carrying its copy were discarded"));
     }
   }
@@ -987,6 +984,11 @@ export class Gpu {
   /** Unmaps a read-back's staging buffer and returns it to the free list. */
   #releaseStaging(r: PendingReadback): void {
     r.staging.unmap();
+    this.#freeStaging(r);
+  }
+
+  /** Returns a read-back's (unmapped) staging buffer to the free list. */
+  #freeStaging(r: PendingReadback): void {
     const cls = sizeClass(r.size);
     let list = this.#stagingFree.get(cls);
     if (!list) this.#stagingFree.set(cls, list = []);
