@@ -436,6 +436,7 @@ export function gradientSyncFor(
       // `finish` on (the GPU has nothing left to run then).
       const reduced: { index: number; data: Float32Array }[] = [];
       let written = 0; // buckets written back (all their pieces)
+      let piecesReduced = 0; // pieces[0, piecesReduced) came back reduced
       let writeAtOnce = false;
       const writeReduced = (deadline: number) => {
         while (reduced.length && performance.now() < deadline) {
@@ -477,6 +478,7 @@ export function gradientSyncFor(
             }
           }
           reduced.push(r);
+          piecesReduced++;
           if (writeAtOnce) writeReduced(Infinity);
         }
       })();
@@ -577,8 +579,12 @@ export function gradientSyncFor(
       // what came back reduced, within the time that segment took last step (everything on a step's first
       // boundaries, until measured). Without early maps, when the oldest mapped bucket is due (its map
       // resolves ~10 ms after the call returned), give the event loop a timer phase so it is copied out and
-      // handed on.
-      const boundaryWork = async () => {
+      // handed on. Right before the map (`beforeMap`), time left in the budget goes to waiting for the
+      // collectives still running on the stripe workers (this thread would block in the map anyway), and to
+      // writing them back: a bucket that finishes while the map blocks would wait for the next boundary, and
+      // after the last one for `finish`, where its write-back would hold up this thread while it runs the
+      // last bucket's ring.
+      const boundaryWork = async (beforeMap: boolean) => {
         const start = boundaryStart ??= performance.now();
         const budget = segmentMs[boundary];
         const deadline = budget === undefined ? Infinity : start + budget - margin;
@@ -595,6 +601,15 @@ export function gradientSyncFor(
           await microtasksDrained();
         }
         writeReduced(deadline);
+        if (
+          beforeMap && budget !== undefined && piecesReduced < piecesStarted && performance.now() < deadline
+        ) {
+          const until = Math.min(deadline, performance.now() + MAX_COLLECTIVE_WAIT_MS);
+          if (ctx.pollCollectives(until) > 0) {
+            await microtasksDrained();
+            writeReduced(deadline);
+          }
+        }
         if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
           await timerTurn();
         }
@@ -627,10 +642,10 @@ export function gradientSyncFor(
           }, (error) => failure ??= { error });
         },
         async hostWork(): Promise<void> {
-          await boundaryWork();
+          await boundaryWork(false);
         },
         async submitted(): Promise<void> {
-          const { start, deadline } = await boundaryWork();
+          const { start, deadline } = await boundaryWork(true);
           boundaryStart = null;
           const m0 = performance.now();
           if (!mapNew()) return; // nothing new to map: no segment ended here
@@ -714,6 +729,12 @@ function microtasksDrained(): Promise<void> {
     port2.postMessage(null);
   });
 }
+
+/**
+ * The longest a boundary blocks waiting for collectives on other threads, whatever its budget (a failed
+ * collective is reported by a message, which cannot arrive while this thread blocks).
+ */
+const MAX_COLLECTIVE_WAIT_MS = 50;
 
 /** A map call that took this long waited for its segment (one that did not returns in ~0.1 ms). */
 const MAP_BLOCKED_MS = 0.3;
