@@ -12,7 +12,8 @@
  * `infra.bucketCapMb` (a number of MiB or "auto"); `--first-bucket-mib` sets the first bucket (at most the
  * others), `--last-bucket-kib` caps the last (0: none), `--collective-mib` reduces larger buckets in pieces.
  * `--compression bf16` exchanges bf16 gradients (`infra.gradientCompression`).
- * `--trace` prints each rank's mean exchange phases and per-bucket times, in ms from the step's start.
+ * `--trace` prints each rank's mean exchange phases and per-bucket times, in ms from the step's start, and per
+ * boundary its budget, host work and map wait (ms) and the share of its maps that waited for the GPU.
  *
  * @module
  */
@@ -22,6 +23,7 @@ import type { DistributedContext } from "../src/distributed/context.ts";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import {
+  type BoundaryEvent,
   type BucketTimings,
   DEFAULT_BUCKET_SIZES,
   evenBuckets,
@@ -61,6 +63,8 @@ interface ExchangeTrace {
   segments: number;
   overruns: number;
   buckets: (BucketTimings & { elements: number })[];
+  /** Per boundary: mean budget, host work and map wait (ms), and the share of maps that waited for the GPU. */
+  boundaries: { budgetMs: number; workMs: number; waitMs: number; blocked: number }[];
 }
 
 async function rankMain(ctx: DistributedContext): Promise<void> {
@@ -91,7 +95,8 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     ...(job.lastBucketKib !== null ? { lastBucketBytes: Math.round(job.lastBucketKib * 1024) } : {}),
     compression: job.compression,
   };
-  const sync = gradientSyncFor(ctx, gpu, sizes);
+  let boundaries: BoundaryEvent[] = []; // this step's
+  const sync = gradientSyncFor(ctx, gpu, { ...sizes, onBoundary: (e) => boundaries.push(e) });
   trainer.gradientSync = sync;
   const trace: ExchangeTrace = {
     rank: ctx.rank,
@@ -104,6 +109,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     segments: 0,
     overruns: 0,
     buckets: [],
+    boundaries: [],
   };
   // The exchange's bucket layout (what `sync` computes from the same sizes and parameter offsets).
   const exchangeLayout = exchangeBuckets(
@@ -134,6 +140,13 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
       const sum = trace.buckets[i] ??= { elements: end - start, ...noBucketTimings() };
       for (const k of Object.keys(b) as (keyof BucketTimings)[]) sum[k] += b[k] / n;
     });
+    boundaries.forEach((e, i) => {
+      const sum = trace.boundaries[i] ??= { budgetMs: 0, workMs: 0, waitMs: 0, blocked: 0 };
+      sum.budgetMs += (Number.isFinite(e.budgetMs) ? e.budgetMs : 0) / n;
+      sum.workMs += e.workMs / n;
+      sum.waitMs += e.waitMs / n;
+      sum.blocked += (e.blocked ? 1 : 0) / n;
+    });
   };
   const batches = [0, 1].map((i) => syntheticBatch(shape, 100 * ctx.rank + i));
   // Each step is handed the next one's batches (`trainStep`'s `next`), as the training loop does when synced.
@@ -153,6 +166,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
   const queueSubmitMs0 = gpu.counters.queueSubmitMs;
   for (let i = 0; i < job.steps; i++) {
     const s0 = performance.now();
+    boundaries = [];
     await step(job.warmup + i);
     if (trainer.pendingReadbacks > 2) await trainer.awaitOldest();
     if (job.trace && ctx.worldSize > 1) addTrace(performance.now() - s0);

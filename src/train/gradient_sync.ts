@@ -95,6 +95,8 @@ export interface BoundaryEvent {
   workMs: number;
   /** How long the map then waited for the segment (ms). */
   waitMs: number;
+  /** Whether the map waited for the segment (the host work fit under it), not a map of finished work. */
+  blocked: boolean;
   /** Bytes of mapped buckets and reduced buckets still waiting for the host afterwards. */
   pendingCopyBytes: number;
   pendingWriteBytes: number;
@@ -436,7 +438,6 @@ export function gradientSyncFor(
       // `finish` on (the GPU has nothing left to run then).
       const reduced: { index: number; data: Float32Array }[] = [];
       let written = 0; // buckets written back (all their pieces)
-      let piecesReduced = 0; // pieces[0, piecesReduced) came back reduced
       let writeAtOnce = false;
       const writeReduced = (deadline: number) => {
         while (reduced.length && performance.now() < deadline) {
@@ -478,7 +479,6 @@ export function gradientSyncFor(
             }
           }
           reduced.push(r);
-          piecesReduced++;
           if (writeAtOnce) writeReduced(Infinity);
         }
       })();
@@ -579,12 +579,8 @@ export function gradientSyncFor(
       // what came back reduced, within the time that segment took last step (everything on a step's first
       // boundaries, until measured). Without early maps, when the oldest mapped bucket is due (its map
       // resolves ~10 ms after the call returned), give the event loop a timer phase so it is copied out and
-      // handed on. Right before the map (`beforeMap`), time left in the budget goes to waiting for the
-      // collectives still running on the stripe workers (this thread would block in the map anyway), and to
-      // writing them back: a bucket that finishes while the map blocks would wait for the next boundary, and
-      // after the last one for `finish`, where its write-back would hold up this thread while it runs the
-      // last bucket's ring.
-      const boundaryWork = async (beforeMap: boolean) => {
+      // handed on.
+      const boundaryWork = async () => {
         const start = boundaryStart ??= performance.now();
         const budget = segmentMs[boundary];
         const deadline = budget === undefined ? Infinity : start + budget - margin;
@@ -601,15 +597,6 @@ export function gradientSyncFor(
           await microtasksDrained();
         }
         writeReduced(deadline);
-        if (
-          beforeMap && budget !== undefined && piecesReduced < piecesStarted && performance.now() < deadline
-        ) {
-          const until = Math.min(deadline, performance.now() + MAX_COLLECTIVE_WAIT_MS);
-          if (ctx.pollCollectives(until) > 0) {
-            await microtasksDrained();
-            writeReduced(deadline);
-          }
-        }
         if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
           await timerTurn();
         }
@@ -642,10 +629,10 @@ export function gradientSyncFor(
           }, (error) => failure ??= { error });
         },
         async hostWork(): Promise<void> {
-          await boundaryWork(false);
+          await boundaryWork();
         },
         async submitted(): Promise<void> {
-          const { start, deadline } = await boundaryWork(true);
+          const { start, deadline } = await boundaryWork();
           boundaryStart = null;
           const m0 = performance.now();
           if (!mapNew()) return; // nothing new to map: no segment ended here
@@ -658,6 +645,7 @@ export function gradientSyncFor(
             budgetMs: deadline - start,
             workMs: m0 - start,
             waitMs: m1 - m0,
+            blocked,
             pendingCopyBytes: pendingCopyBytes(),
             pendingWriteBytes: reduced.reduce((n, r) => n + r.data.byteLength, 0),
             writtenBuckets: written,
@@ -729,12 +717,6 @@ function microtasksDrained(): Promise<void> {
     port2.postMessage(null);
   });
 }
-
-/**
- * The longest a boundary blocks waiting for collectives on other threads, whatever its budget (a failed
- * collective is reported by a message, which cannot arrive while this thread blocks).
- */
-const MAX_COLLECTIVE_WAIT_MS = 50;
 
 /** A map call that took this long waited for its segment (one that did not returns in ~0.1 ms). */
 const MAP_BLOCKED_MS = 0.3;
