@@ -96,7 +96,10 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     compression: job.compression,
   };
   let boundaries: BoundaryEvent[] = []; // this step's
-  const sync = gradientSyncFor(ctx, gpu, { ...sizes, onBoundary: (e) => boundaries.push(e) });
+  const sync = gradientSyncFor(ctx, gpu, {
+    ...sizes,
+    ...(job.trace ? { onBoundary: (e: BoundaryEvent) => boundaries.push(e) } : {}),
+  });
   trainer.gradientSync = sync;
   const trace: ExchangeTrace = {
     rank: ctx.rank,
