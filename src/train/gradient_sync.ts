@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { allReduceBuckets } from "../distributed/bucket_overlap.ts";
+import { BucketReductions } from "../distributed/bucket_overlap.ts";
 import type { DistributedContext } from "../distributed/context.ts";
 import { type Bf16Codec, bf16CodecFor } from "../distributed/bf16_codec.ts";
 import { type Gpu, MAPPED_COPY_SLICE_BYTES, type MappedReadback } from "../gpu/gpu.ts";
@@ -433,7 +433,6 @@ export function gradientSyncFor(
       let piecesStarted = 0; // pieces[0, piecesStarted) were handed before a microtask drain (their collectives started)
       let boundary = 0; // boundaries passed this step
       let failure: { error: unknown } | null = null;
-      const queue = new BucketQueue();
       // Reduced buckets wait here for their write-back: done within a boundary's budget, or at once from
       // `finish` on (the GPU has nothing left to run then).
       const reduced: { index: number; data: Float32Array }[] = [];
@@ -457,16 +456,17 @@ export function gradientSyncFor(
           if (piece.last) timings.buckets[piece.bucket].written = w1 - t0;
         }
       };
+      // Every piece but the last bucket's is handed over while this thread will block in maps: it goes to the
+      // stripe workers whatever its size (the ring on this thread would advance only when this thread's event
+      // loop runs). The last bucket's go after backward, when this thread waits for them. Each piece's
+      // collective starts as it is handed over, even in the middle of copying out later ones.
+      const lastBucket = buckets.length - 1;
+      const reductions = new BucketReductions(ctx, (index: number) => ({
+        offThread: pieces[index].bucket !== lastBucket,
+        ...(compressed?.onReducers ? { bf16: pieces[index].half! } : {}),
+      }));
       const writeBack = (async () => {
-        // Every piece but the last bucket's is handed over while this thread will block in maps: it goes
-        // to the stripe workers whatever its size (the ring on this thread would advance only when this
-        // thread's event loop runs). The last bucket's go after backward, when this thread waits for them.
-        const lastBucket = buckets.length - 1;
-        const options = (index: number) => ({
-          offThread: pieces[index].bucket !== lastBucket,
-          ...(compressed?.onReducers ? { bf16: pieces[index].half! } : {}),
-        });
-        for await (const r of allReduceBuckets(ctx, queue, options)) {
+        for await (const r of reductions) {
           const piece = pieces[r.index];
           if (piece.last) {
             const bucket = timings.buckets[piece.bucket];
@@ -491,7 +491,7 @@ export function gradientSyncFor(
         for (; pieceHanded < pieces.length && pieces[pieceHanded].bucket === handed; pieceHanded++) {
           const piece = pieces[pieceHanded].data;
           if (piece.byteOffset + piece.byteLength - bucket.byteOffset > bytes) return;
-          queue.push(piece);
+          reductions.start(piece);
         }
       };
       const handOn = (deadline = Infinity) => {
@@ -569,7 +569,7 @@ export function gradientSyncFor(
           ready[i]?.release();
         }
         handed = reads.length;
-        queue.close(error);
+        reductions.close(error);
         await writeBack.catch(() => {});
       };
       // When this boundary's host work began (set by its first `boundaryWork`; a boundary may do some before
@@ -589,9 +589,9 @@ export function gradientSyncFor(
         // Buckets the stripe workers finished while this thread was blocked in the last map: their
         // completion messages would wait for an event-loop turn.
         const settled = ctx.pollCollectives();
-        // The all-reduce starts a bucket in microtasks (its producer awaits the queue), and a bucket that is
-        // already reduced (one rank, a fast ring, or settled above) comes back the same way: let them run
-        // now, not after the next map has blocked this thread for a whole segment.
+        // A bucket that is already reduced (one rank, a fast ring, or settled above) comes back in microtasks,
+        // and the collectives started above send through this thread's event loop: let them run now, not
+        // after the next map has blocked this thread for a whole segment.
         if (pieceHanded > piecesStarted || settled > 0) {
           piecesStarted = pieceHanded;
           await microtasksDrained();
@@ -663,8 +663,8 @@ export function gradientSyncFor(
           }
           mapNew();
           holdCopies = false;
-          // The GPU is idle now: copy out the rest first (the ring waits for it), let the all-reduce start it
-          // (in microtasks: its first sends go out now, not after the write-backs), then write back.
+          // The GPU is idle now: copy out the rest first (each piece's collective starts as it is copied), let
+          // the event loop put the first sends on the wire (now, not after the write-backs), then write back.
           await Promise.allSettled(reads);
           handOn();
           if (pieceHanded > piecesStarted) {
@@ -690,7 +690,7 @@ export function gradientSyncFor(
             throw error;
           }
           closed = true;
-          queue.close();
+          reductions.close();
           await writeBack; // buckets reduced from here on were written as they came (writeAtOnce)
           if (!calledBack) widen();
           timings.totalMs = performance.now() - t0;
@@ -735,41 +735,4 @@ const MAP_DUE_MS = 9;
  */
 function timerTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/** An async iterable fed by `push`; ends at `close()`, or throws the error given to it. */
-class BucketQueue implements AsyncIterable<Float32Array> {
-  #items: Float32Array[] = [];
-  #done = false;
-  #error: { error: unknown } | null = null;
-  #wake: (() => void) | null = null;
-
-  push(item: Float32Array): void {
-    this.#items.push(item);
-    this.#signal();
-  }
-
-  close(error?: unknown): void {
-    this.#done = true;
-    if (error !== undefined) this.#error = { error };
-    this.#signal();
-  }
-
-  #signal(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Float32Array> {
-    for (;;) {
-      if (this.#error) throw this.#error.error;
-      if (this.#items.length) {
-        yield this.#items.shift()!;
-        continue;
-      }
-      if (this.#done) return;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-  }
 }

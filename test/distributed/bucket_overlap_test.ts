@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { allReduceBuckets, type BucketReducer } from "../../src/distributed/bucket_overlap.ts";
+import {
+  allReduceBuckets,
+  type BucketReducer,
+  BucketReductions,
+} from "../../src/distributed/bucket_overlap.ts";
 
 /** A reducer whose bucket i completes after `delays[i]` ms (out of order on purpose), logging events. */
 function fakeReducer(delays: number[], log: string[], fail?: number): BucketReducer {
@@ -72,4 +76,32 @@ Deno.test("allReduceBuckets: a failed reduction and a failing producer surface f
   await assert.rejects(async () => {
     for await (const _ of allReduceBuckets(fakeReducer([1, 1], []), broken())) { /* drain */ }
   }, /readback failed/);
+});
+
+Deno.test("BucketReductions: start begins the reduction before it returns; close ends the iteration", async () => {
+  const log: string[] = [];
+  const reductions = new BucketReductions(fakeReducer([20, 1, 1], log));
+  const seen: number[] = [];
+  const consumed = (async () => {
+    for await (const { index } of reductions) seen.push(index);
+  })();
+  reductions.start(new Float32Array(2));
+  assert.deepEqual(log, ["start 0"]); // no microtask turn needed
+  reductions.start(new Float32Array(2));
+  assert.deepEqual(log, ["start 0", "start 1"]);
+  reductions.close();
+  assert.throws(() => reductions.start(new Float32Array(1)), /Cannot start a bucket's all-reduce after/);
+  await consumed;
+  assert.deepEqual(seen, [0, 1]);
+  assert.equal(log.at(-1), "flush");
+
+  // A producer's error: the started buckets come back first, then the error.
+  const failing = new BucketReductions(fakeReducer([1, 1], []));
+  failing.start(new Float32Array(1));
+  failing.close(new Error("copy failed"));
+  const got: number[] = [];
+  await assert.rejects(async () => {
+    for await (const { index } of failing) got.push(index);
+  }, /copy failed/);
+  assert.deepEqual(got, [0]);
 });

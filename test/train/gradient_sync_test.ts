@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { forEachMapMode } from "../gpu/map_modes.ts";
 import { SingleRankContext, type StartBucketOptions } from "../../src/distributed/context.ts";
+import { MAPPED_COPY_SLICE_BYTES } from "../../src/gpu/gpu.ts";
 import { bf16BitsToF32, f32ToBf16Bits } from "../../src/ops/cast.ts";
 import {
   autoBucketBytes,
@@ -115,6 +116,49 @@ Deno.test({
         const wrong = back.findIndex((x, i) => !Object.is(x, -values[i]));
         assert.equal(wrong, -1, `element ${wrong}: ${back[wrong]}, expected ${-values[wrong]}`);
       }
+    });
+  },
+});
+
+/**
+ * A world-size-1 context that records, when each collective starts, whether the exchange had already copied
+ * out the memory just after that collective's values (the next piece's first value).
+ */
+class PeekingContext extends SingleRankContext {
+  readonly nextCopied: boolean[] = [];
+  override startBucket(index: number, data: Float32Array, options?: StartBucketOptions): Promise<void> {
+    const after = data.byteOffset + data.byteLength;
+    if (after + 4 <= data.buffer.byteLength) {
+      this.nextCopied[index] = new Float32Array(data.buffer, after, 1)[0] !== 0;
+    }
+    return super.startBucket(index, data, options);
+  }
+}
+
+Deno.test({
+  name:
+    "gradient exchange: a piece's collective starts as soon as it is copied out, before the next is copied",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await forEachMapMode(async (gpu) => {
+      // One 192 KiB bucket in three pieces of one copy slice each (64 KiB), none of whose values is zero.
+      const elements = 3 * (MAPPED_COPY_SLICE_BYTES / 4);
+      const grads = gpu.pool.acquire(elements * 4, "test.grads");
+      gpu.write(grads, Float32Array.from({ length: elements }, (_, i) => i + 1));
+      const ctx = new PeekingContext();
+      const sync = gradientSyncFor(ctx, gpu, {
+        firstBucketBytes: elements * 4,
+        bucketBytes: elements * 4,
+        collectiveBytes: MAPPED_COPY_SLICE_BYTES,
+      });
+      const exchange = sync.begin(grads, elements);
+      assert.equal(exchange.buckets.length, 1);
+      exchange.readBucket(0);
+      gpu.submit();
+      await exchange.finish();
+      assert.deepEqual(ctx.nextCopied.slice(0, 2), [false, false]);
+      gpu.pool.release(grads);
     });
   },
 });
