@@ -7,7 +7,8 @@
  * Usage:
  *   deno run -A scripts/bench_scaling.ts --preset poyo_1_3m --ranks 2 [--steps 30] [--warmup 5]
  *       [--batch 32] [--bucket-mib auto] [--first-bucket-mib 1] [--last-bucket-kib 512]
- *       [--collective-mib N] [--encode-ahead on|off] [--compression none|bf16] [--trace] [--json out.json]
+ *       [--collective-mib N] [--encode-ahead on|off] [--stage-uploads on|off] [--compression none|bf16]
+ *       [--trace] [--json out.json]
  * `--batch` is per rank: the global batch is batch × ranks. `--bucket-mib` is the gradient bucket size,
  * `infra.bucketCapMb` (a number of MiB or "auto"); `--first-bucket-mib` sets the first bucket (at most the
  * others), `--last-bucket-kib` caps the last (0: none), `--collective-mib` reduces larger buckets in pieces.
@@ -46,6 +47,7 @@ interface ScalingJob {
   collectiveMib: number | null;
   lastBucketKib: number | null;
   encodeAhead: boolean;
+  stageUploads: boolean;
   compression: GradientCompression;
   trace: boolean;
   json: string | null;
@@ -63,8 +65,11 @@ interface ExchangeTrace {
   segments: number;
   overruns: number;
   buckets: (BucketTimings & { elements: number })[];
-  /** Per boundary: mean budget, host work and map wait (ms), and the share of maps that waited for the GPU. */
-  boundaries: { budgetMs: number; workMs: number; waitMs: number; blocked: number }[];
+  /**
+   * Per boundary: mean budget, host work (of which staging the next batch) and map wait (ms), and the share
+   * of maps that waited for the GPU.
+   */
+  boundaries: { budgetMs: number; workMs: number; spareMs: number; waitMs: number; blocked: number }[];
 }
 
 async function rankMain(ctx: DistributedContext): Promise<void> {
@@ -86,6 +91,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
     schedule: { kind: "constant", lr: 1e-4, totalSteps: 1e9, warmupSteps: 0, beta1: 0.9 },
     readbackEvery: 10,
     encodeAhead: job.encodeAhead,
+    stageUploads: job.stageUploads,
   });
   const sizes = {
     ...DEFAULT_BUCKET_SIZES,
@@ -144,9 +150,10 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
       for (const k of Object.keys(b) as (keyof BucketTimings)[]) sum[k] += b[k] / n;
     });
     boundaries.forEach((e, i) => {
-      const sum = trace.boundaries[i] ??= { budgetMs: 0, workMs: 0, waitMs: 0, blocked: 0 };
+      const sum = trace.boundaries[i] ??= { budgetMs: 0, workMs: 0, spareMs: 0, waitMs: 0, blocked: 0 };
       sum.budgetMs += (Number.isFinite(e.budgetMs) ? e.budgetMs : 0) / n;
       sum.workMs += e.workMs / n;
+      sum.spareMs += e.spareMs / n;
       sum.waitMs += e.waitMs / n;
       sum.blocked += (e.blocked ? 1 : 0) / n;
     });
@@ -196,6 +203,7 @@ async function rankMain(ctx: DistributedContext): Promise<void> {
       adapter: gpu.description.description,
       gradientElements: trainer.model.params.totalElements,
       compression: job.compression,
+      stageUploads: job.stageUploads,
       queueSubmitMsPerStep: (gpu.counters.queueSubmitMs - queueSubmitMs0) / job.steps,
     };
     console.log(
@@ -240,6 +248,7 @@ if (import.meta.main) {
       "collective-mib": { type: "string" },
       "last-bucket-kib": { type: "string" },
       "encode-ahead": { type: "string", default: "on" },
+      "stage-uploads": { type: "string", default: "on" },
       compression: { type: "string", default: "none" },
       trace: { type: "boolean", default: false },
       json: { type: "string" },
@@ -261,6 +270,7 @@ if (import.meta.main) {
     firstBucketMib: values["first-bucket-mib"] === undefined ? null : Number(values["first-bucket-mib"]),
     lastBucketKib: values["last-bucket-kib"] === undefined ? null : Number(values["last-bucket-kib"]),
     encodeAhead: values["encode-ahead"] !== "off",
+    stageUploads: values["stage-uploads"] !== "off",
     compression: compressionArg(values.compression!),
     trace: values.trace!,
     json: values.json ?? null,

@@ -14,6 +14,7 @@ import { acquireDevice, type AcquireOptions, type AdapterDescription, type GpuFe
 import { BufferPool, type GpuBuffer, sizeClass } from "./buffer_pool.ts";
 import { type CompiledKernel, KernelError, type KernelSpec, PipelineCache } from "./kernel.ts";
 import { earlyMapsDisabledByEnv, mappedNow, probeEarlyMaps } from "./early_map.ts";
+import type { StagedWrites } from "./staged_writes.ts";
 
 /** A binding: a whole pooled buffer, or a byte range of one (offset aligned to 256). */
 export type BufferBinding = GpuBuffer | { buffer: GpuBuffer; offset: number; size: number };
@@ -537,6 +538,15 @@ export class Gpu {
       dstOffset: d.offset + dstOffset,
       bytes,
     });
+  }
+
+  /**
+   * Records the copies of staged writes into their targets (ends the current compute pass; never
+   * captured). Throws unless `staged` holds its loaded data whole.
+   */
+  copyStaged(staged: StagedWrites): void {
+    this.#endPass();
+    staged.recordCopies(this.#encoderOrNew());
   }
 
   /** Records zero-filling a byte range (ends the current compute pass). */

@@ -91,8 +91,10 @@ export interface BoundaryEvent {
   index: number;
   /** The time this boundary allowed for host work (the segment's measured time less the margin; ms). */
   budgetMs: number;
-  /** Host work done (copies, write-backs, the all-reduce's start; ms). */
+  /** Host work done (copies, write-backs, the all-reduce's start, the caller's `spare` work; ms). */
   workMs: number;
+  /** Of `workMs`, the time in the caller's `spare` work (e.g. staging the next batch; ms). */
+  spareMs: number;
   /** How long the map then waited for the segment (ms). */
   waitMs: number;
   /** Whether the map waited for the segment (the host work fit under it), not a map of finished work. */
@@ -580,7 +582,8 @@ export function gradientSyncFor(
       // boundaries, until measured). Without early maps, when the oldest mapped bucket is due (its map
       // resolves ~10 ms after the call returned), give the event loop a timer phase so it is copied out and
       // handed on.
-      const boundaryWork = async () => {
+      let spareMs = 0; // the caller's spare work at this boundary
+      const boundaryWork = async (spare?: (deadline: number) => void) => {
         const start = boundaryStart ??= performance.now();
         const budget = segmentMs[boundary];
         const deadline = budget === undefined ? Infinity : start + budget - margin;
@@ -597,6 +600,11 @@ export function gradientSyncFor(
           await microtasksDrained();
         }
         writeReduced(deadline);
+        if (spare) {
+          const s0 = performance.now();
+          spare(deadline);
+          spareMs += performance.now() - s0;
+        }
         if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
           await timerTurn();
         }
@@ -628,12 +636,14 @@ export function gradientSyncFor(
             if (!holdCopies) handOn();
           }, (error) => failure ??= { error });
         },
-        async hostWork(): Promise<void> {
-          await boundaryWork();
+        async hostWork(spare?: (deadline: number) => void): Promise<void> {
+          await boundaryWork(spare);
         },
-        async submitted(): Promise<void> {
-          const { start, deadline } = await boundaryWork();
+        async submitted(spare?: (deadline: number) => void): Promise<void> {
+          const { start, deadline } = await boundaryWork(spare);
           boundaryStart = null;
+          const spent = spareMs;
+          spareMs = 0;
           const m0 = performance.now();
           if (!mapNew()) return; // nothing new to map: no segment ended here
           const m1 = performance.now();
@@ -644,6 +654,7 @@ export function gradientSyncFor(
             index: boundary,
             budgetMs: deadline - start,
             workMs: m0 - start,
+            spareMs: spent,
             waitMs: m1 - m0,
             blocked,
             pendingCopyBytes: pendingCopyBytes(),

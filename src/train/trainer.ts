@@ -27,6 +27,7 @@ import {
   uploadBatch,
 } from "../models/poyo.ts";
 import type { CapturedGraph, DetachedCommands } from "../gpu/gpu.ts";
+import { StagedWrites } from "../gpu/staged_writes.ts";
 import type { ResolvedPoyoKwargs } from "../models/poyo_kwargs.ts";
 import {
   FlatOptimizer,
@@ -81,16 +82,18 @@ export interface GradientExchange {
   /**
    * Called after each segment's submit, before the next segment is submitted (a replayed step encodes the
    * next segment first): hands earlier buckets on, then maps this segment's (the thread waits for the GPU to
-   * finish it).
+   * finish it). `spare(deadline)`, when given, runs after the exchange's own host work and before the map:
+   * work of the caller's that should use the time left until `deadline` (a `performance.now()` value, or
+   * `Infinity` when the exchange has no estimate) and no more.
    */
-  submitted(): Promise<void>;
+  submitted(spare?: (deadline: number) => void): Promise<void>;
   /**
    * The host work of the coming {@linkcode submitted} (hand earlier buckets on, write reduced ones back),
    * done ahead of other host work at that boundary: at the last boundary the step engine calls it before
    * uploading the next step's batches, so the buckets mapped at the boundary before start their all-reduce
-   * first.
+   * first. `spare` as for {@linkcode submitted}.
    */
-  hostWork(): Promise<void>;
+  hostWork(spare?: (deadline: number) => void): Promise<void>;
   /**
    * Every bucket was read: resolves once all are averaged and written back (queue-ordered). An exchange
    * may call `whileReducing` (at most once) once the last buckets' all-reduce has started, for the caller to
@@ -127,6 +130,12 @@ export interface TrainerSettings {
    * timing on, and before a step where the `trainable` schedule changes the set.
    */
   encodeAhead?: boolean;
+  /**
+   * With {@linkcode TrainerSettings.encodeAhead} and the next step's batches given: stage them on the GPU in
+   * the time this step's boundaries leave before their maps, and copy them into place after the optimizer,
+   * instead of writing them at the last boundary (default true). The same bits either way.
+   */
+  stageUploads?: boolean;
   /** Numeric precision (default `"32-true"`); see the module documentation. */
   precision?: TrainingPrecision;
   /** Grad scaler settings of `16-mixed` (default {@linkcode DEFAULT_GRAD_SCALER}, PyTorch's). */
@@ -225,6 +234,8 @@ export class Trainer {
   #encodedAhead: { key: string; commands: DetachedCommands } | null = null;
   /** The next step's batches, uploaded ahead, and the pool's acquisition count just after. */
   #uploadedAhead: { batches: readonly PoyoBatch[]; poolMark: number } | null = null;
+  /** The staging buffer of the next step's batches for the captured segments it was made for. */
+  #staged: { segments: readonly CapturedGraph[]; writes: StagedWrites } | null = null;
   /** Whether the last step was replayed from a captured stream. */
   lastStepReplayed = false;
   /** Backward segments the last synced step submitted separately, each followed by bucket read-backs. */
@@ -233,6 +244,11 @@ export class Trainer {
   lastStepEncodedAhead = false;
   /** Whether the last step's batches were uploaded during the step before (`trainStep`'s `next`). */
   lastStepUploadedAhead = false;
+  /**
+   * Bytes of the next step's batches the last step staged at boundaries before its last one
+   * ({@linkcode TrainerSettings.stageUploads}; the rest was staged at the last boundary).
+   */
+  lastStepStagedEarlyBytes = 0;
   /** CPU milliseconds of the last step spent recording commands (excluding `queue.submit`). */
   lastRecordMs = 0;
   /** CPU milliseconds of the last step's `queue.submit` (blocks when the GPU is far behind). */
@@ -270,6 +286,19 @@ export class Trainer {
    */
   loadAutotuneCache(): Promise<void> {
     return this.#autotune.load();
+  }
+
+  /**
+   * The staged writes of `segments`' uploads (made once per captured step), or null when they cannot be
+   * staged.
+   */
+  #stagedWritesFor(segments: readonly CapturedGraph[]): StagedWrites | null {
+    if (this.#staged?.segments === segments) return this.#staged.writes;
+    this.#staged?.writes.destroy();
+    this.#staged = null;
+    if (!StagedWrites.supports(segments)) return null;
+    this.#staged = { segments, writes: new StagedWrites(this.gpu.device, segments) };
+    return this.#staged.writes;
   }
 
   /**
@@ -312,6 +341,7 @@ export class Trainer {
       this.#uploadedAhead.poolMark === poolMark(gpu);
     this.#uploadedAhead = null;
     this.lastStepUploadedAhead = false;
+    this.lastStepStagedEarlyBytes = 0;
     const store = this.model.params;
     const exchange = sync
       ? this.gradientSync!.begin(store.grads, store.totalElements, this.#paramOffsets)
@@ -342,6 +372,17 @@ export class Trainer {
             this.model.params.slots.every((slot) =>
               trainable(slot.name, step + 1) === this.optimizer.trainableNames.has(slot.name)
             ));
+        // Synced, with the next step's batches known: they are staged on the GPU at this step's boundaries, in
+        // the time each leaves before its map (the rest at the last one), and copied into the batch buffers
+        // after the optimizer. Written straight into those buffers they would have to wait until every
+        // command reading this batch was submitted: the last boundary, the one with no time to spare.
+        const next = options.next;
+        const nextFits = encodeAhead && next !== undefined && this.#stepKey(next, sync) === key;
+        const staged = nextFits && this.settings.stageUploads !== false
+          ? this.#stagedWritesFor(g.segments)
+          : null;
+        staged?.load(next!.flatMap((mb) => batchUploadArrays(this.model, mb)));
+        const spare = staged ? (deadline: number) => void staged.writeUntil(deadline) : undefined;
         const recordNextAhead = () => {
           gpu.replay(g.segments[0], [], { skipWrites: true });
           const commands = gpu.detachRecorded();
@@ -359,7 +400,7 @@ export class Trainer {
           // Translated now, while the GPU still runs the segment before, not after the map below.
           gpu.seal();
           if (encodeAhead && unmapped && !this.#encodedAhead) recordNextAhead();
-          if (unmapped) await exchange!.submitted();
+          if (unmapped) await exchange!.submitted(spare);
           for (const bucket of g.reads[j]) exchange!.readBucket(bucket);
           gpu.submit();
           this.lastStepSegments++;
@@ -370,29 +411,38 @@ export class Trainer {
             // The buckets mapped at the boundary before go to the all-reduce first: the uploads (and a
             // recording not done yet) take this thread's time, which they would otherwise wait for.
             if (unmapped) await exchange.hostWork();
-            const next = options.next;
-            if (next && this.#stepKey(next, sync) === key) {
+            if (staged) {
+              this.lastStepStagedEarlyBytes = staged.stagedBytes;
+              staged.writeUntil(Infinity); // what the boundaries before had no time for
+              gpu.seal();
+              this.#uploadedAhead = { batches: next!, poolMark: poolMark(gpu) };
+            } else if (nextFits) {
               // Every command of this step that reads the batch goes to the GPU before the next batch's
               // uploads (queue writes land before the next submit); the optimizer segment reads none.
               gpu.submit();
-              const nextUploads = next.flatMap((mb) => batchUploadArrays(this.model, mb));
+              const nextUploads = next!.flatMap((mb) => batchUploadArrays(this.model, mb));
               let at = 0;
               for (const segment of g.segments) {
                 gpu.replayWrites(segment, nextUploads.slice(at, at += segment.writes));
               }
-              this.#uploadedAhead = { batches: next, poolMark: poolMark(gpu) };
+              this.#uploadedAhead = { batches: next!, poolMark: poolMark(gpu) };
             } else gpu.seal(); // this step's last commands stay in this step
             if (!this.#encodedAhead) recordNextAhead(); // no boundary before the last one
           }
           if (unmapped) await exchange.submitted();
           // The optimizer's commands are recorded and translated (`finish()`, ~0.2 ms for `poyo_1_3m`) while
           // the last buckets are reduced, not after: then only their submit follows the all-reduce.
+          // The optimizer, then the staged batch into place (nothing after reads the batch this step did).
+          const recordAfter = () => {
+            gpu.replay(g.after!, []);
+            if (staged) gpu.copyStaged(staged);
+          };
           await exchange.finish(() => {
             updateRecorded = true;
-            gpu.replay(g.after!, []);
+            recordAfter();
             gpu.seal();
           });
-          if (!updateRecorded) gpu.replay(g.after!, []); // an exchange that did not call back
+          if (!updateRecorded) recordAfter(); // an exchange that did not call back
         }
       } else {
         const capturing = g.state === "capture" || g.state === "verify";

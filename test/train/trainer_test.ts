@@ -302,14 +302,24 @@ Deno.test({
       shapeAt: (step: number) => typeof tinyShape = () => tinyShape,
       steps = 6,
       /** Pass each step the next one's batches (`trainStep`'s `next`); `evaluateAfter`: evaluate after that step. */
-      lookAhead: { evaluateAfter?: number; trainable?: TrainerSettings["trainable"] } | null = null,
+      lookAhead: {
+        evaluateAfter?: number;
+        trainable?: TrainerSettings["trainable"];
+        stageUploads?: boolean;
+      } | null = null,
     ) => {
       const gpu = earlyMaps ? await testGpu() : await Gpu.create({ earlyMaps: false });
       const trainer = new Trainer(
         gpu,
         tinyKwargs,
         tinyVocab,
-        tinySettings({ seed: 4, capture, encodeAhead, trainable: lookAhead?.trainable }),
+        tinySettings({
+          seed: 4,
+          capture,
+          encodeAhead,
+          trainable: lookAhead?.trainable,
+          stageUploads: lookAhead?.stageUploads,
+        }),
       );
       // 4 KiB buckets: the tiny model's gradient spans many, so backward is cut many times.
       const segmented = gradientSyncFor(new ScalingContext(), gpu, {
@@ -324,6 +334,7 @@ Deno.test({
       const segments: number[] = [];
       const encodedAhead: boolean[] = [];
       const uploadedAhead: boolean[] = [];
+      const stagedEarly: number[] = [];
       const stepBatches = Array.from(
         { length: steps },
         (_, i) => Array.from({ length: accumulate }, (_, j) => syntheticBatch(shapeAt(i), 300 + i * 7 + j)),
@@ -334,6 +345,7 @@ Deno.test({
         segments.push(trainer.lastStepSegments);
         encodedAhead.push(trainer.lastStepEncodedAhead);
         uploadedAhead.push(trainer.lastStepUploadedAhead);
+        stagedEarly.push(trainer.lastStepStagedEarlyBytes);
         // Another user of the GPU between steps: its buffers come from the same pool.
         if (lookAhead?.evaluateAfter === i) await trainer.evaluate([syntheticBatch(tinyShape, 999)]);
       }
@@ -345,7 +357,16 @@ Deno.test({
       const exchange = segmented.begin(store.grads, store.totalElements, store.slots.map((x) => x.offset));
       await exchange.cancel();
       if (!earlyMaps) gpu.destroy(); // its own device; the shared one stays for the file's other tests
-      return { w, losses, replayed, segments, encodedAhead, uploadedAhead, buckets: exchange.buckets.length };
+      return {
+        w,
+        losses,
+        replayed,
+        segments,
+        encodedAhead,
+        uploadedAhead,
+        stagedEarly,
+        buckets: exchange.buckets.length,
+      };
     };
     const same = (a: Float32Array, b: Float32Array, what: string) => {
       const i = a.findIndex((x, j) => !Object.is(x, b[j]));
@@ -380,9 +401,39 @@ Deno.test({
       reference.losses,
       "segmented (each first segment recorded at its step's start) losses",
     );
-    // The next step's batches uploaded while the GPU runs the last backward segment: the same bits.
-    const uploaded = await run(true, "segmented", 1, undefined, true, true, undefined, 6, {});
+    // The next step's batches uploaded during the step before, the same bits whichever way: staged on the GPU
+    // at the first boundary (its budget unbounded), at the last (no budget anywhere), or written straight
+    // into the batch buffers at the last boundary.
+    const stagedAtFirst = await run(true, "segmented", 1, -1e9, true, true, undefined, 6, {});
+    assert.deepEqual(stagedAtFirst.uploadedAhead, [false, false, false, false, true, true]);
+    const batchBytes = stagedAtFirst.stagedEarly[3];
+    assert.ok(
+      batchBytes > 0,
+      `replayed steps stage the next batch at the first boundary: ${stagedAtFirst.stagedEarly}`,
+    );
+    // The last step has no next batches to stage.
+    assert.deepEqual(stagedAtFirst.stagedEarly, [0, 0, 0, batchBytes, batchBytes, 0]);
+    same(
+      stagedAtFirst.w,
+      reference.w,
+      "segmented (batches staged at the first boundary) and reference weights",
+    );
+    same(stagedAtFirst.losses, reference.losses, "segmented (batches staged at the first boundary) losses");
+    const stagedAtLast = await run(true, "segmented", 1, 1e9, true, true, undefined, 6, {});
+    assert.deepEqual(stagedAtLast.uploadedAhead, [false, false, false, false, true, true]);
+    // Once every boundary's segment was measured (the first replayed step may meet boundaries the recorded
+    // steps did not have, which get no deadline), none has time to spare.
+    assert.equal(stagedAtLast.stagedEarly[4], 0);
+    same(
+      stagedAtLast.w,
+      reference.w,
+      "segmented (batches staged at the last boundary) and reference weights",
+    );
+    const uploaded = await run(true, "segmented", 1, undefined, true, true, undefined, 6, {
+      stageUploads: false,
+    });
     assert.deepEqual(uploaded.uploadedAhead, [false, false, false, false, true, true]);
+    assert.deepEqual(uploaded.stagedEarly, [0, 0, 0, 0, 0, 0]);
     same(uploaded.w, reference.w, "segmented (batches uploaded ahead) and reference weights");
     same(uploaded.losses, reference.losses, "segmented (batches uploaded ahead) and reference losses");
     // An evaluation between steps takes buffers from the pool: the next step uploads its batches again.
