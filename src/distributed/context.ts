@@ -106,8 +106,13 @@ export interface DistributedContext {
    * turn: their {@link startBucket} promises resolve in microtasks. For a thread that blocks for long stretches
    * (a training step waiting on buffer maps), where a completion message would wait for its next turn. Returns
    * how many were settled (0 when everything reduces on this thread).
+   *
+   * With `untilMs` (this thread's `performance.now()` time), first blocks this thread until every collective
+   * running on other threads has finished or `untilMs` has passed, whichever comes first: for a thread that
+   * would otherwise block in a map anyway, so it can write reduced buckets back while the GPU still works.
+   * Nothing on this thread advances meanwhile. Without collectives on other threads it returns at once.
    */
-  pollCollectives(): number;
+  pollCollectives(untilMs?: number): number;
   /**
    * When the last collective of bucket index `index` ran (`performance.now()` time of this thread), on the
    * stripe workers or this thread's ring; for traces. Optional.

@@ -804,8 +804,8 @@ export class RankSession implements DistributedContext {
   /** {@link startBucket} takes bf16 buckets (the stripes widen and round them; the own ring, this thread). */
   readonly bf16Buckets = true;
 
-  pollCollectives(): number {
-    return this.#striped?.pollCompleted() ?? 0;
+  pollCollectives(untilMs?: number): number {
+    return this.#striped?.pollCompleted(untilMs) ?? 0;
   }
 
   async announceBusy(ms: number, what: string): Promise<void> {

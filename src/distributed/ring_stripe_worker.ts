@@ -198,6 +198,7 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
             timeline![at + 1] = performance.timeOrigin + performance.now();
             // The shared slot first: the rank's thread may poll it before it reads this message.
             Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);
+            Atomics.notify(completion!, m.seq % COMPLETION_SLOTS); // a rank thread may wait on it
             post({ t: "done", seq: m.seq });
           },
           (error) =>

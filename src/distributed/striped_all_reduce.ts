@@ -431,10 +431,24 @@ export class StripedAllReduce {
    * Settles the collectives every stripe has finished, read from the shared completion slots: no event-loop
    * turn needed (a `done` message does the same when the thread gets to it). Their promises resolve in
    * microtasks. Returns how many were settled.
+   *
+   * With `untilMs` (`performance.now()` time), first blocks this thread (`Atomics.wait` on the slots, which
+   * the workers notify) until every collective in flight has finished or `untilMs` has passed.
    */
-  pollCompleted(): number {
+  pollCompleted(untilMs?: number): number {
     const slots = this.#completion;
     if (!slots || this.#failure) return 0;
+    if (untilMs !== undefined) {
+      for (const seq of this.#pending.keys()) {
+        const slot = seq % COMPLETION_SLOTS;
+        for (;;) {
+          const seen = Atomics.load(slots, slot);
+          const left = untilMs - performance.now();
+          if (seen >= this.#stripes || left <= 0) break;
+          Atomics.wait(slots, slot, seen, left);
+        }
+      }
+    }
     let settled = 0;
     for (const [seq, pending] of this.#pending) {
       const slot = seq % COMPLETION_SLOTS;

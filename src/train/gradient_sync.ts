@@ -439,6 +439,7 @@ export function gradientSyncFor(
       // `finish` on (the GPU has nothing left to run then).
       const reduced: { index: number; data: Float32Array }[] = [];
       let written = 0; // buckets written back (all their pieces)
+      let piecesReduced = 0; // pieces[0, piecesReduced) came back reduced
       let writeAtOnce = false;
       const writeReduced = (deadline: number) => {
         while (reduced.length && performance.now() < deadline) {
@@ -481,6 +482,7 @@ export function gradientSyncFor(
             }
           }
           reduced.push(r);
+          piecesReduced++;
           if (writeAtOnce) writeReduced(Infinity);
         }
       })();
@@ -581,9 +583,13 @@ export function gradientSyncFor(
       // what came back reduced, within the time that segment took last step (everything on a step's first
       // boundaries, until measured). Without early maps, when the oldest mapped bucket is due (its map
       // resolves ~10 ms after the call returned), give the event loop a timer phase so it is copied out and
-      // handed on.
+      // handed on. Right before the map (`beforeMap`), after the caller's `spare` work, time left in the
+      // budget goes to waiting for the collectives still running on the stripe workers (this thread would
+      // block in the map anyway), and to writing them back: a bucket that finishes while the map blocks would
+      // wait for the next boundary, and after the last one for `finish`, where its write-back would hold up
+      // this thread while it runs the last bucket's ring.
       let spareMs = 0; // the caller's spare work at this boundary
-      const boundaryWork = async (spare?: (deadline: number) => void) => {
+      const boundaryWork = async (beforeMap: boolean, spare?: (deadline: number) => void) => {
         const start = boundaryStart ??= performance.now();
         const budget = segmentMs[boundary];
         const deadline = budget === undefined ? Infinity : start + budget - margin;
@@ -604,6 +610,15 @@ export function gradientSyncFor(
           const s0 = performance.now();
           spare(deadline);
           spareMs += performance.now() - s0;
+        }
+        if (
+          beforeMap && budget !== undefined && piecesReduced < piecesStarted && performance.now() < deadline
+        ) {
+          const until = Math.min(deadline, performance.now() + MAX_COLLECTIVE_WAIT_MS);
+          if (ctx.pollCollectives(until) > 0) {
+            await microtasksDrained();
+            writeReduced(deadline);
+          }
         }
         if (handed < mapped && !ready[handed] && performance.now() - mappedAt[handed] >= MAP_DUE_MS) {
           await timerTurn();
@@ -637,10 +652,10 @@ export function gradientSyncFor(
           }, (error) => failure ??= { error });
         },
         async hostWork(spare?: (deadline: number) => void): Promise<void> {
-          await boundaryWork(spare);
+          await boundaryWork(false, spare);
         },
         async submitted(spare?: (deadline: number) => void): Promise<void> {
-          const { start, deadline } = await boundaryWork(spare);
+          const { start, deadline } = await boundaryWork(true, spare);
           boundaryStart = null;
           const spent = spareMs;
           spareMs = 0;
@@ -728,6 +743,12 @@ function microtasksDrained(): Promise<void> {
     port2.postMessage(null);
   });
 }
+
+/**
+ * The longest a boundary blocks waiting for collectives on other threads, whatever its budget (a failed
+ * collective is reported by a message, which cannot arrive while this thread blocks).
+ */
+const MAX_COLLECTIVE_WAIT_MS = 50;
 
 /** A map call that took this long waited for its segment (one that did not returns in ~0.1 ms). */
 const MAP_BLOCKED_MS = 0.3;

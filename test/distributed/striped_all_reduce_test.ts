@@ -506,3 +506,34 @@ Deno.test("startBucket offThread: a small bucket goes to the stripes and finishe
     }
   });
 });
+
+Deno.test("pollCollectives(untilMs) blocks until the stripes' collectives finish, or until untilMs", async () => {
+  const worldSize = 2;
+  await withInProcessJob("poll-until", worldSize, { stripes: 2 }, async (sessions) => {
+    const length = 3000;
+    const ranks = sessions.map((s) => s.rank);
+    const inputs = sessions.map((s) => seededGradients(11, 0, s.rank, 0, length));
+    const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
+    const buckets = sessions.map((s, i) => {
+      const b = s.sharedBucket(length);
+      b.set(inputs[i]);
+      return b;
+    });
+    // Only rank 0 starts: its collective cannot finish, so the wait ends at untilMs with nothing settled.
+    const first = sessions[0].startBucket(0, buckets[0], { offThread: true });
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the start message reaches the workers
+    let t0 = performance.now();
+    assert.equal(sessions[0].pollCollectives(t0 + 150), 0);
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 149 && waited < 1000, `waited ${waited} ms for a collective that cannot finish`);
+    // Rank 1 starts too: the blocked wait returns when the collective is done, long before untilMs.
+    const second = sessions[1].startBucket(0, buckets[1], { offThread: true });
+    await new Promise((resolve) => setTimeout(resolve, 0)); // rank 1's start message is posted
+    t0 = performance.now();
+    assert.equal(sessions[0].pollCollectives(t0 + 20_000), 1);
+    assert.ok(performance.now() - t0 < 10_000, `returned ${performance.now() - t0} ms after the wait began`);
+    assert.equal(sessions[1].pollCollectives(performance.now() + 20_000), 1);
+    await Promise.all([first, second]);
+    for (const b of buckets) assert.deepEqual(bits(b), bits(expected));
+  });
+});

@@ -227,6 +227,91 @@ Deno.test({
 });
 
 /**
+ * A world-size-1 context whose collectives, but the last bucket's, run "on another thread": they finish only
+ * when the exchange waits for them (`pollCollectives(untilMs)`) or at `release`.
+ */
+class OffThreadContext extends SingleRankContext {
+  readonly waits: number[] = [];
+  #held: (() => void)[] = [];
+  #released = false;
+  constructor(readonly last: number) {
+    super();
+  }
+  override startBucket(index: number, _data: Float32Array): Promise<void> {
+    if (index === this.last || this.#released) return Promise.resolve();
+    return new Promise((resolve) => this.#held.push(resolve));
+  }
+  override pollCollectives(untilMs?: number): number {
+    if (untilMs === undefined) return 0;
+    this.waits.push(untilMs);
+    const held = this.#held.splice(0);
+    for (const resolve of held) resolve();
+    return held.length;
+  }
+  /** From now on (until `hold`), every collective finishes at once, those in flight too. */
+  release(): void {
+    this.#released = true;
+    for (const resolve of this.#held.splice(0)) resolve();
+  }
+  hold(): void {
+    this.#released = false;
+  }
+}
+
+Deno.test({
+  name:
+    "gradient exchange: a boundary with budget left waits for the collectives in flight and writes them back",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await forEachMapMode(async (gpu, earlyMaps) => {
+      const elements = 6 * 1024;
+      const values = Float32Array.from({ length: elements }, (_, i) => Math.fround(Math.cos(i) * 1e3));
+      const grads = gpu.pool.acquire(elements * 4, "test.grads");
+      gpu.write(grads, values);
+      const ctx = new OffThreadContext(3);
+      const events: BoundaryEvent[] = [];
+      const sync = gradientSyncFor(ctx, gpu, {
+        firstBucketBytes: 4096,
+        bucketBytes: 8192,
+        boundaryMarginMs: -1e9, // budget everywhere once measured
+        onBoundary: (e) => events.push(e),
+      });
+      for (let step = 0; step < 2; step++) {
+        events.length = 0;
+        ctx.waits.length = 0;
+        ctx.hold();
+        const exchange = sync.begin(grads, elements);
+        for (let i = 0; i < exchange.buckets.length; i++) {
+          exchange.readBucket(i);
+          gpu.submit();
+          if (i === exchange.buckets.length - 1) await exchange.hostWork(); // never waits
+          await exchange.submitted();
+        }
+        ctx.release();
+        await exchange.finish();
+        const back = new Float32Array(await gpu.read(grads, 0, elements * 4));
+        const wrong = back.findIndex((x, i) => !Object.is(x, values[i]));
+        assert.equal(wrong, -1, `element ${wrong}: ${back[wrong]}, expected ${values[wrong]}`);
+        if (step === 0) {
+          // No budget measured yet: a boundary does not wait, and everything is written back in finish.
+          assert.deepEqual(ctx.waits, []);
+          assert.deepEqual(events.map((e) => e.writtenBuckets), [0, 0, 0, 0]);
+        } else if (earlyMaps) {
+          // Bucket k − 1 is copied out and handed on at boundary k, waited for, and written back there.
+          assert.deepEqual(events.map((e) => e.writtenBuckets), [0, 1, 2, 3]);
+          assert.deepEqual(events.map((e) => e.pendingWriteBytes), [0, 0, 0, 0]);
+          assert.equal(ctx.waits.length, 3, "one wait per boundary with a collective in flight");
+          // The wait is capped, whatever the budget.
+          for (const until of ctx.waits) assert.ok(until - performance.now() < 60, `waits until ${until}`);
+        }
+      }
+      gpu.pool.release(grads);
+    });
+  },
+});
+
+/**
  * A world-size-1 context whose "reduction" divides by 3 (rounding, unlike a negation), in place. With
  * `bf16Buckets` it takes bf16 buckets as the stripe workers do (widens, reduces, rounds back, here by the
  * TypeScript references); without, the exchange's own thread widens and rounds.
