@@ -75,13 +75,6 @@ async function acceptKey(key: string): Promise<string> {
   return Buffer.from(digest).toString("base64");
 }
 
-/**
- * Frames up to this many bytes (header included) are copied together and written at once; larger ones are
- * written header first, then each part without a copy. Covers the chunks of the buckets small enough for a
- * rank's own ring, where a hop's latency counts more than a copy.
- */
-export const COALESCED_FRAME_BYTES = 512 << 10;
-
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
@@ -242,8 +235,6 @@ export class RawWebSocket {
   /** Set when a write failed: nothing more is sent, the read side still delivers what already arrived. */
   #writeBroken = false;
   #drainWaiters: Array<() => void> = [];
-  /** Where frames up to {@linkcode COALESCED_FRAME_BYTES} are put together for one write (made on first use). */
-  #coalesced: Uint8Array | null = null;
 
   constructor(
     conn: Deno.Conn,
@@ -384,20 +375,12 @@ export class RawWebSocket {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const item = this.#queue.shift()!;
-        let length = item.header.length;
-        for (const part of item.parts) length += part.length;
-        if (length <= COALESCED_FRAME_BYTES) {
-          // One write: a frame's payload written after its header would wait for an event-loop turn of this
-          // thread (which may be busy for a while), and the peer would wake for a header alone.
-          this.#coalesced ??= new Uint8Array(COALESCED_FRAME_BYTES);
-          const frame = this.#coalesced.subarray(0, length);
+        if (item.parts.length === 1 && item.parts[0].length < 4096) {
+          const payload = item.parts[0];
+          const frame = new Uint8Array(item.header.length + payload.length);
           frame.set(item.header);
-          let offset = item.header.length;
-          for (const part of item.parts) {
-            frame.set(part, offset);
-            offset += part.length;
-          }
-          await writeAll(this.#conn, frame); // the buffer is free again once every byte was written
+          frame.set(payload, item.header.length);
+          await writeAll(this.#conn, frame);
         } else {
           await writeAll(this.#conn, item.header);
           for (const part of item.parts) await writeAll(this.#conn, part);

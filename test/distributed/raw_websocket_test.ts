@@ -2,9 +2,8 @@ import assert from "node:assert/strict";
 import {
   acceptRawWebSocket,
   BufferPool,
-  COALESCED_FRAME_BYTES,
   connectRawWebSocket,
-  RawWebSocket,
+  type RawWebSocket,
   type UpgradeDecision,
 } from "../../src/distributed/raw_websocket.ts";
 import { rawUpgrade } from "./fixtures/raw_http.ts";
@@ -136,28 +135,4 @@ Deno.test("raw WebSocket: unmasked client frames, text, fragments and oversized 
   assert.equal(refused.status, 403);
   assert.equal(refused.text, "go away");
   assert.equal(await accepted, null);
-});
-
-Deno.test("raw WebSocket: a frame up to COALESCED_FRAME_BYTES goes out in one write, a larger one header first", async () => {
-  const writes: Uint8Array[] = [];
-  const conn = {
-    write: (bytes: Uint8Array) => {
-      writes.push(bytes.slice());
-      return Promise.resolve(bytes.length);
-    },
-    read: () => new Promise<number | null>(() => {}),
-    close: () => {},
-  } as unknown as Deno.Conn;
-  const socket = new RawWebSocket(conn, "server", new Uint8Array(0), new BufferPool(), 64 << 20);
-  const small = payload(200_000, 1);
-  const large = payload(COALESCED_FRAME_BYTES, 2);
-  socket.send(small.buffer);
-  socket.send(large.buffer);
-  socket.send(payload(5, 3).buffer);
-  await socket.drain();
-  assert.deepEqual(writes.map((w) => w.length), [10 + 200_000, 10, COALESCED_FRAME_BYTES, 2 + 5]);
-  assert.deepEqual(writes[0].subarray(0, 2), new Uint8Array([0x82, 127]));
-  assert.deepEqual(writes[0].subarray(10), small);
-  assert.deepEqual(writes[2], large);
-  assert.deepEqual(writes[3].subarray(2), payload(5, 3));
 });
