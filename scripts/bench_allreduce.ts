@@ -6,7 +6,7 @@
  * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
- *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--json runs/bench/allreduce.json]
+ *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
  * (0 = the single ring on the rank's thread; default: the ranks' own default, `defaultStripes()` within the
@@ -19,7 +19,9 @@
  * (`direct`, the default). `--block-ms B`: each rank starts every timed all-reduce with `startBucket`, then
  * blocks its thread for B ms without spinning (`Atomics.wait`, as a training step's blocking buffer map
  * waits on the GPU), polls `pollCollectives` and awaits it; `--off-thread` passes `{ offThread: true }` (the stripes whatever the size). The time per
- * all-reduce then includes the block: B is the floor.
+ * all-reduce then includes the block: B is the floor. `--gap-ms G`: each rank blocks its thread G ms before every
+ * timed all-reduce (not timed), so each starts with idle threads and sockets, as a training step's last bucket
+ * does.
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
  * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
@@ -63,6 +65,7 @@ const { values } = parseArgs({
     "stripe-min-mib": { type: "string" },
     "block-ms": { type: "string", default: "0" },
     "off-thread": { type: "boolean", default: false },
+    "gap-ms": { type: "string", default: "0" },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
@@ -113,9 +116,15 @@ if (values.worker) {
     const blockMs = Number(values["block-ms"]);
     const sleeper = new Int32Array(new SharedArrayBuffer(4));
     const offThread = values["off-thread"];
+    const gapMs = Number(values["gap-ms"]);
     await ctx.barrier(`start ${sizeMib}`);
     const t0 = performance.now();
+    let reducingMs = 0; // with a gap: the time in the all-reduces only
     for (let i = 0; i < iters; i++) {
+      // Idle between collectives, as a training step's thread is between its last bucket and the next step's
+      // (blocked in buffer maps): what a collective costs when the ranks' threads and sockets were idle.
+      if (gapMs > 0) Atomics.wait(sleeper, 0, 0, gapMs);
+      const i0 = performance.now();
       if (blockMs > 0) {
         // A training step's thread: it starts the bucket, then blocks without spinning (as a buffer map
         // waits on the GPU), then polls.
@@ -125,9 +134,10 @@ if (values.worker) {
         await done;
         await ctx.flush();
       } else await ctx.allReduceMean([buffer]);
+      reducingMs += performance.now() - i0;
     }
     await ctx.barrier(`end ${sizeMib}`);
-    const seconds = (performance.now() - t0) / 1000 / iters;
+    const seconds = (gapMs > 0 ? reducingMs : performance.now() - t0) / 1000 / iters;
     results.push({
       sizeMib,
       iters,
@@ -135,6 +145,7 @@ if (values.worker) {
       stripes: ctx.stripes,
       path: ctx.onStripes(length) || (offThread && ctx.stripes > 0) ? "stripes" : "ring",
       blockMs,
+      gapMs,
     });
     if (shared) ctx.releaseSharedBucket(buffer);
   }
@@ -272,6 +283,8 @@ interface WorkerResult {
   path: "stripes" | "ring";
   /** The rank's thread blocked this long after starting each all-reduce (`--block-ms`). */
   blockMs: number;
+  /** The rank's thread blocked this long before each all-reduce, not timed (`--gap-ms`). */
+  gapMs: number;
 }
 
 interface RunSpec {
@@ -323,6 +336,8 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         ...(values["stripe-min-mib"] !== undefined ? ["--stripe-min-mib", values["stripe-min-mib"]] : []),
         "--block-ms",
         values["block-ms"],
+        "--gap-ms",
+        values["gap-ms"],
         ...(values["off-thread"] ? ["--off-thread"] : []),
       ],
       env: { ORION_JOIN_SECRET: secret },
@@ -496,6 +511,7 @@ for (const spec of runs) {
       receive: spec.receive,
       sizeMib: r.sizeMib,
       blockMs: r.blockMs,
+      gapMs: r.gapMs,
       iters: r.iters,
       ms: +(r.seconds * 1000).toFixed(2),
       algbwGBps: +algbw.toFixed(3),
@@ -520,6 +536,7 @@ const header = [
   "receive",
   "sizeMib",
   "blockMs",
+  "gapMs",
   "iters",
   "ms",
   "algbwGBps",
