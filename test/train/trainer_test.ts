@@ -419,6 +419,15 @@ Deno.test({
       "segmented (batches staged at the first boundary) and reference weights",
     );
     same(stagedAtFirst.losses, reference.losses, "segmented (batches staged at the first boundary) losses");
+    // Two micro-batches per step: both batches' uploads staged, in the order the step captured them.
+    const stagedTwo = await run(true, "segmented", 2, -1e9, true, true, undefined, 6, {});
+    assert.deepEqual(stagedTwo.uploadedAhead, [false, false, false, false, true, true]);
+    assert.ok(stagedTwo.stagedEarly[3] > batchBytes, `${stagedTwo.stagedEarly[3]} vs ${batchBytes}`);
+    same(
+      stagedTwo.w,
+      (await run(false, "reference", 2)).w,
+      "segmented (two micro-batches staged at the first boundary) and reference weights",
+    );
     const stagedAtLast = await run(true, "segmented", 1, 1e9, true, true, undefined, 6, {});
     assert.deepEqual(stagedAtLast.uploadedAhead, [false, false, false, false, true, true]);
     // Once every boundary's segment was measured (the first replayed step may meet boundaries the recorded
