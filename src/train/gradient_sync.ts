@@ -417,6 +417,7 @@ export function gradientSyncFor(
   // there, as the last step measured it; steps replay the same segments, so the host work done at a
   // boundary (copies, write-backs) is cut to fit under that segment instead of holding the next submit back.
   const segmentMs: number[] = [];
+  const writeRate = new WriteBackRate();
   const margin = sizes.boundaryMarginMs ?? DEFAULT_BOUNDARY_MARGIN_MS;
   return {
     worldSize: ctx.worldSize,
@@ -442,7 +443,9 @@ export function gradientSyncFor(
       let piecesReduced = 0; // pieces[0, piecesReduced) came back reduced
       let writeAtOnce = false;
       const writeReduced = (deadline: number) => {
-        while (reduced.length && performance.now() < deadline) {
+        while (reduced.length) {
+          const bytes = compressed ? reduced[0].data.byteLength / 2 : reduced[0].data.byteLength;
+          if (!writeRate.fits(bytes, performance.now(), deadline)) break;
           const { index, data: values } = reduced.shift()!;
           const piece = pieces[index];
           const at = buckets[piece.bucket][0] + (values.byteOffset - data[piece.bucket].byteOffset) / 4;
@@ -454,6 +457,7 @@ export function gradientSyncFor(
           } else gpu.write(grads, values, at * 4);
           if (piece.last) written++;
           const w1 = performance.now();
+          writeRate.record(bytes, w1 - w0);
           timings.writeMs += w1 - w0;
           timings.lastWriteMs = w1 - t0;
           if (piece.last) timings.buckets[piece.bucket].written = w1 - t0;
@@ -742,6 +746,39 @@ function microtasksDrained(): Promise<void> {
     };
     port2.postMessage(null);
   });
+}
+
+/**
+ * The write-back rate of a rank's thread (a running mean of milliseconds per byte), so that a boundary starts
+ * a write-back only when it is expected to end before the boundary's deadline. A whole 8 MiB write-back takes
+ * ~1 ms on the H200 host, longer than the short segments between some of the seed-sized model's buckets:
+ * started anyway, it delayed the next segment's submit (the GPU idled) and shrank that boundary's budget.
+ *
+ * @example
+ * ```ts
+ * import { WriteBackRate } from "./gradient_sync.ts";
+ * const rate = new WriteBackRate();
+ * console.log(rate.fits(8 << 20, 0, 0.5)); // true: nothing measured yet
+ * rate.record(1 << 20, 0.125); // 1 MiB in 0.125 ms
+ * console.log(rate.fits(8 << 20, 0, 0.5), rate.fits(2 << 20, 0, 0.5)); // false true
+ * ```
+ */
+export class WriteBackRate {
+  #msPerByte = 0;
+
+  /**
+   * Whether a write-back of `bytes` started at `now` is expected to end by `deadline` (`Infinity`: no
+   * deadline). Before anything was measured, whenever `now` is before `deadline`.
+   */
+  fits(bytes: number, now: number, deadline: number): boolean {
+    return now < deadline && (deadline === Infinity || now + bytes * this.#msPerByte <= deadline);
+  }
+
+  /** Adds a write-back of `bytes` that took `ms` to the running mean (weight 0.2 for the newest). */
+  record(bytes: number, ms: number): void {
+    const msPerByte = ms / Math.max(1, bytes);
+    this.#msPerByte = this.#msPerByte === 0 ? msPerByte : 0.8 * this.#msPerByte + 0.2 * msPerByte;
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   exchangeBuckets,
   gradientBuckets,
   gradientSyncFor,
+  WriteBackRate,
 } from "../../src/train/gradient_sync.ts";
 
 Deno.test({
@@ -422,4 +423,18 @@ Deno.test('bucket sizes: "auto" is an eighth of the gradient within 2–8 MiB; t
     1024,
     928,
   ]);
+});
+
+Deno.test("write-back rate: a write-back starts at a boundary only when it is expected to end by the deadline", () => {
+  const rate = new WriteBackRate();
+  assert.equal(rate.fits(64 << 20, 10, 10.5), true, "nothing measured: any size before the deadline");
+  assert.equal(rate.fits(1, 10.5, 10.5), false, "at the deadline: nothing");
+  rate.record(1 << 20, 0.125); // 8 MiB/ms
+  assert.equal(rate.fits(8 << 20, 10, 10.5), false, "~1 ms of writing does not fit in 0.5 ms");
+  assert.equal(rate.fits(4 << 20, 10, 10.5), true, "~0.5 ms does");
+  assert.equal(rate.fits(64 << 20, 10, Infinity), true, "no deadline (finish)");
+  // A running mean: one slow write-back (4× the time) moves the estimate a fifth of the way.
+  rate.record(1 << 20, 0.5);
+  assert.equal(rate.fits(2 << 20, 0, 0.41), true); // 0.2 ms/MiB now: 0.4 ms
+  assert.equal(rate.fits(2 << 20, 0, 0.39), false);
 });
