@@ -433,7 +433,7 @@ export function gradientSyncFor(
       let handed = 0; // reads[0, handed) were copied out and handed on
       let copied = 0; // bytes of bucket `handed` copied out so far
       let pieceHanded = 0; // pieces[0, pieceHanded) were handed on
-      let piecesStarted = 0; // pieces[0, piecesStarted) were handed before an event-loop turn (their first sends went out)
+      let piecesStarted = 0; // pieces[0, piecesStarted) were handed before an event-loop turn (sends went out)
       let boundary = 0; // boundaries passed this step
       let failure: { error: unknown } | null = null;
       // Reduced buckets wait here for their write-back: done within a boundary's budget, or at once from
