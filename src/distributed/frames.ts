@@ -120,9 +120,12 @@ export function encodeControlFrame(payload: Uint8Array): Uint8Array<ArrayBuffer>
   return out;
 }
 
-/** Writes a data-chunk header into a message buffer of the right size (frame header included). */
-export function writeDataHeader(buffer: ArrayBuffer, header: DataChunkHeader): void {
-  const view = new DataView(buffer);
+/**
+ * Writes a data-chunk header (frame header included) into a message buffer of the right size, at
+ * `byteOffset` (default 0: the message's start).
+ */
+export function writeDataHeader(buffer: ArrayBuffer, header: DataChunkHeader, byteOffset = 0): void {
+  const view = new DataView(buffer, byteOffset);
   writeFrameHeader(view, FrameType.data, DATA_HEADER_BYTES + header.elementCount * 4);
   const h = FRAME_HEADER_BYTES;
   view.setUint32(h + 0, header.generation, true);

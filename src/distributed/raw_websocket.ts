@@ -75,13 +75,20 @@ async function acceptKey(key: string): Promise<string> {
   return Buffer.from(digest).toString("base64");
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** The byte stream a handshake runs over: a Deno TCP connection, or a polled socket (`polled_socket.ts`). */
+export interface HandshakeStream {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+async function writeAll(conn: HandshakeStream, bytes: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
 /** Reads an HTTP head (up to CRLFCRLF); returns the head text and any bytes read past it. */
-async function readHead(conn: Deno.Conn): Promise<{ head: string; rest: Uint8Array }> {
+async function readHead(conn: HandshakeStream): Promise<{ head: string; rest: Uint8Array }> {
   const buffer = new Uint8Array(MAX_HANDSHAKE_BYTES);
   let length = 0;
   while (length < buffer.length) {
@@ -118,14 +125,14 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 /**
- * Server side of the handshake on an accepted TCP connection. Returns the open socket, or null after
- * answering a refusal (`authorize` said no or the request was not a WebSocket upgrade) and closing.
+ * Server side of the upgrade handshake on `conn`: reads the request, asks `authorize`, answers `101`.
+ * Returns the bytes read past the request, or null after answering a refusal (`authorize` said no or the
+ * request was not a WebSocket upgrade) and closing `conn`.
  */
-export async function acceptRawWebSocket(
-  conn: Deno.TcpConn,
+export async function answerUpgrade(
+  conn: HandshakeStream,
   authorize: (request: UpgradeRequest) => Promise<UpgradeDecision>,
-  options: { pool: BufferPool; maxPayload: number },
-): Promise<RawWebSocket | null> {
+): Promise<Uint8Array | null> {
   const refuse = async (status: number, reason: string) => {
     const body = new TextEncoder().encode(reason);
     const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\nContent-Type: text/plain\r\n` +
@@ -161,6 +168,55 @@ export async function acceptRawWebSocket(
         `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n\r\n`,
     ),
   );
+  return rest;
+}
+
+/**
+ * Client side of the upgrade handshake on `conn` (to `host`:`port`, path `target`, extra `headers` such as
+ * Authorization). Returns the bytes read past the response; throws when refused.
+ */
+export async function requestUpgrade(
+  conn: HandshakeStream,
+  host: string,
+  port: number,
+  target: string,
+  headers: Record<string, string>,
+): Promise<Uint8Array> {
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+  const lines = [
+    `GET ${target} HTTP/1.1`,
+    `Host: ${host.includes(":") ? `[${host}]` : host}:${port}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    `Sec-WebSocket-Key: ${key}`,
+    "Sec-WebSocket-Version: 13",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  await writeAll(conn, new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n"));
+  const { head, rest } = await readHead(conn);
+  const [statusLine, ...headerLines] = head.split("\r\n");
+  const status = Number(statusLine.split(" ")[1]);
+  if (status !== 101) {
+    const body = new TextDecoder().decode(rest);
+    throw new Error(`WebSocket upgrade refused with HTTP ${status}: ${body}`);
+  }
+  if (parseHeaders(headerLines).get("sec-websocket-accept") !== await acceptKey(key)) {
+    throw new Error("WebSocket upgrade answered with a wrong Sec-WebSocket-Accept");
+  }
+  return rest;
+}
+
+/**
+ * Server side of the handshake on an accepted TCP connection. Returns the open socket, or null after
+ * answering a refusal (`authorize` said no or the request was not a WebSocket upgrade) and closing.
+ */
+export async function acceptRawWebSocket(
+  conn: Deno.TcpConn,
+  authorize: (request: UpgradeRequest) => Promise<UpgradeDecision>,
+  options: { pool: BufferPool; maxPayload: number },
+): Promise<RawWebSocket | null> {
+  const rest = await answerUpgrade(conn, authorize);
+  if (rest === null) return null;
   conn.setNoDelay(true);
   return new RawWebSocket(conn, "server", rest, options.pool, options.maxPayload);
 }
@@ -176,27 +232,7 @@ export async function connectRawWebSocket(
   const conn = await Deno.connect({ hostname: host, port });
   try {
     conn.setNoDelay(true);
-    const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
-    const lines = [
-      `GET ${target} HTTP/1.1`,
-      `Host: ${host.includes(":") ? `[${host}]` : host}:${port}`,
-      "Upgrade: websocket",
-      "Connection: Upgrade",
-      `Sec-WebSocket-Key: ${key}`,
-      "Sec-WebSocket-Version: 13",
-      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-    ];
-    await writeAll(conn, new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n"));
-    const { head, rest } = await readHead(conn);
-    const [statusLine, ...headerLines] = head.split("\r\n");
-    const status = Number(statusLine.split(" ")[1]);
-    if (status !== 101) {
-      const body = new TextDecoder().decode(rest);
-      throw new Error(`WebSocket upgrade refused with HTTP ${status}: ${body}`);
-    }
-    if (parseHeaders(headerLines).get("sec-websocket-accept") !== await acceptKey(key)) {
-      throw new Error("WebSocket upgrade answered with a wrong Sec-WebSocket-Accept");
-    }
+    const rest = await requestUpgrade(conn, host, port, target, headers);
     return new RawWebSocket(conn, "client", rest, options.pool, options.maxPayload);
   } catch (error) {
     try {

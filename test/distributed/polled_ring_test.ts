@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { encodeDataHead, RingPhase } from "../../src/distributed/frames.ts";
+import { PolledRing, polledRingFits } from "../../src/distributed/polled_ring.ts";
+import { PolledListener, PolledSocket, polledSockets } from "../../src/distributed/polled_socket.ts";
+import { answerUpgrade, requestUpgrade } from "../../src/distributed/raw_websocket.ts";
+import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
+import { WasmReductionKernel } from "../../src/distributed/simd_add.ts";
+import { seededGradients } from "./fixtures/seeded_gradients.ts";
+
+const available = polledSockets() !== null;
+
+/** n ranks' links on loopback: rank r sends on the link rank r+1 dialed to it, receives on the one it dialed. */
+async function ringLinks(n: number): Promise<{ right: PolledSocket[]; left: PolledSocket[]; close(): void }> {
+  const listeners = Array.from({ length: n }, () => PolledListener.listen("127.0.0.1"));
+  const right: PolledSocket[] = [];
+  const left: PolledSocket[] = [];
+  await Promise.all(listeners.map(async (listener, r) => {
+    const [accepted, dialed] = await Promise.all([
+      listener.accept(),
+      PolledSocket.dial("127.0.0.1", listener.port, 5000),
+    ]);
+    right[r] = accepted!;
+    left[(r + 1) % n] = dialed;
+  }));
+  for (const listener of listeners) listener.close();
+  return {
+    right,
+    left,
+    close: () => [...right, ...left].forEach((s) => s.close()),
+  };
+}
+
+function rings(n: number, links: { right: PolledSocket[]; left: PolledSocket[] }, lost: string[] = []) {
+  return Array.from({ length: n }, (_, r) =>
+    new PolledRing({
+      rank: r,
+      worldSize: n,
+      generation: 3,
+      kernel: new WasmReductionKernel(),
+      right: links.right[r],
+      left: links.left[r],
+      spinMs: 0,
+      onLinkLost: (peer, reason) => lost.push(`rank ${r} lost ${peer}: ${reason}`),
+    }));
+}
+
+/** Drives every ring on this one thread until `done` settles (or 10 s pass). */
+async function driveAll(all: PolledRing[], done: Promise<unknown>): Promise<void> {
+  let settled = false;
+  done.then(() => settled = true, () => settled = true);
+  const deadline = performance.now() + 10_000;
+  while (!settled && performance.now() < deadline) {
+    for (const ring of all) ring.progress();
+    await Promise.resolve();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  assert.ok(settled, "the collectives did not finish within 10 s");
+}
+
+Deno.test({
+  name:
+    "polled ring: equals the documented reference bitwise on every rank (2–4 ranks, empty segments, back to back)",
+  ignore: !available,
+  async fn() {
+    for (const n of [2, 3, 4]) {
+      const links = await ringLinks(n);
+      try {
+        const all = rings(n, links);
+        const lengths = [1, 3, 5, 1000, 4099, 65536];
+        const inputs = lengths.map((length, bucket) =>
+          Array.from({ length: n }, (_, r) => seededGradients(7, n, r, bucket, length))
+        );
+        const data = inputs.map((perRank) => perRank.map((x) => x.slice()));
+        const done = Promise.all(
+          all.flatMap((ring, r) => lengths.map((_, bucket) => ring.start(bucket, data[bucket][r]))),
+        );
+        await driveAll(all, done);
+        await done;
+        for (const [bucket, perRank] of inputs.entries()) {
+          const expected = referenceRingMean(perRank);
+          for (let r = 0; r < n; r++) {
+            const got = new Uint32Array(data[bucket][r].buffer);
+            const want = new Uint32Array(expected.buffer);
+            const first = got.findIndex((bits, i) => bits !== want[i]);
+            assert.equal(first, -1, `n ${n}, bucket ${bucket}, rank ${r}: first mismatch at ${first}`);
+          }
+        }
+        assert.ok(all.every((ring) => ring.inFlight === 0));
+      } finally {
+        links.close();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "polled ring: spinUntil finishes a collective on this thread when the peers already sent",
+  ignore: !available,
+  async fn() {
+    const links = await ringLinks(2);
+    try {
+      const [a, b] = rings(2, links);
+      const x = seededGradients(1, 0, 0, 0, 777), y = seededGradients(1, 0, 1, 0, 777);
+      const [xa, yb] = [x.slice(), y.slice()];
+      const da = a.start(0, xa);
+      const db = b.start(0, yb);
+      // Each spin moves its own side; alternate until both are done (one thread plays both ranks).
+      for (let i = 0; i < 1000 && (a.inFlight > 0 || b.inFlight > 0); i++) {
+        a.spinUntil(performance.now() + 0.2);
+        b.spinUntil(performance.now() + 0.2);
+      }
+      await Promise.all([da, db]);
+      assert.deepEqual(new Uint32Array(xa.buffer), new Uint32Array(referenceRingMean([x, y]).buffer));
+      assert.deepEqual(new Uint32Array(yb.buffer), new Uint32Array(xa.buffer));
+      assert.ok(a.bucketTimes.get(0)!.firstChunkMs! > 0);
+    } finally {
+      links.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "polled ring: ranks that start different buckets fail with RingOrderError and report the link",
+  ignore: !available,
+  async fn() {
+    const links = await ringLinks(2);
+    try {
+      const lost: string[] = [];
+      const [a, b] = rings(2, links, lost);
+      const da = a.start(0, new Float32Array(64));
+      const db = b.start(1, new Float32Array(64));
+      await driveAll([a, b], Promise.allSettled([da, db]));
+      const results = await Promise.allSettled([da, db]);
+      assert.ok(results.every((r) => r.status === "rejected"));
+      assert.ok(results.some((r) => r.status === "rejected" && r.reason instanceof RingOrderError));
+      assert.match(lost.join("\n"), /bucket/);
+      await assert.rejects(a.start(2, new Float32Array(4)));
+    } finally {
+      links.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "polled ring: a peer that closes fails the collective and reports which rank was lost",
+  ignore: !available,
+  async fn() {
+    const links = await ringLinks(2);
+    try {
+      const lost: string[] = [];
+      const [a] = rings(2, links, lost);
+      const done = a.start(0, new Float32Array(1024));
+      links.right[1].close(); // rank 1's sending side: rank 0 receives nothing more
+      assert.equal(a.spinUntil(performance.now() + 2000), false);
+      await assert.rejects(done, /closed/);
+      assert.match(lost[0], /rank 0 lost 1/);
+    } finally {
+      links.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "polled ring: a message from another generation is refused",
+  ignore: !available,
+  async fn() {
+    const links = await ringLinks(2);
+    try {
+      const lost: string[] = [];
+      const [a] = rings(2, links, lost);
+      const done = a.start(0, new Float32Array(8));
+      const head = encodeDataHead({
+        generation: 2,
+        collective: 0,
+        bucket: 0,
+        bucketLength: 8,
+        phase: RingPhase.reduceScatter,
+        step: 0,
+        segment: 1,
+        offset: 4,
+        elementCount: 4,
+      });
+      const message = new Uint8Array(2 + head.length + 16);
+      message.set([0x82, head.length + 16]);
+      message.set(head, 2);
+      links.right[1].trySend(message);
+      a.spinUntil(performance.now() + 2000);
+      await assert.rejects(done, /generation 2 arrived in generation 3/);
+      assert.equal(lost.length, 1);
+    } finally {
+      links.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "polled sockets carry the WebSocket upgrade, and a refusal reaches the dialer",
+  ignore: !available,
+  async fn() {
+    const listener = PolledListener.listen("127.0.0.1");
+    try {
+      for (const ok of [true, false]) {
+        const [accepted, dialed] = await Promise.all([
+          listener.accept(),
+          PolledSocket.dial("127.0.0.1", listener.port, 5000),
+        ]);
+        const answered = answerUpgrade(accepted!, (request) =>
+          Promise.resolve(
+            ok && request.headers.get("authorization") === "Bearer t"
+              ? { ok: true as const }
+              : { ok: false as const, status: 403, reason: "no" },
+          ));
+        const requested = requestUpgrade(dialed, "127.0.0.1", listener.port, "/polled?gen=0", {
+          Authorization: ok ? "Bearer t" : "Bearer x",
+        });
+        if (ok) {
+          const [rest, leftover] = await Promise.all([answered, requested]);
+          assert.equal(rest?.length, 0);
+          assert.equal(leftover.length, 0);
+        } else {
+          await assert.rejects(requested, /HTTP 403: no/);
+          assert.equal(await answered, null);
+        }
+        accepted!.close();
+        dialed.close();
+      }
+    } finally {
+      listener.close();
+    }
+  },
+});
+
+Deno.test("polledRingFits: one message per segment", () => {
+  assert.ok(polledRingFits(2 * 1048564, 2));
+  assert.ok(!polledRingFits(2 * 1048564 + 100, 2));
+});
