@@ -3,10 +3,11 @@
  * measured in the same run, plus the reduction kernel (WASM SIMD vs JS loop) and the client-socket
  * small-message stall (round trips) that shaped the data plane.
  *
- * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys scripts/bench_allreduce.ts
+ * Usage: deno run --allow-read --allow-write --allow-env --allow-run --allow-net --allow-sys --allow-ffi scripts/bench_allreduce.ts
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
- *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--json runs/bench/allreduce.json]
+ *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--polled on,off]
+ *          [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
  * (0 = the single ring on the rank's thread; default: the ranks' own default, `defaultStripes()` within the
@@ -21,7 +22,9 @@
  * waits on the GPU), polls `pollCollectives` and awaits it; `--off-thread` passes `{ offThread: true }` (the stripes whatever the size). The time per
  * all-reduce then includes the block: B is the floor. `--gap-ms G`: each rank blocks its thread G ms before every
  * timed all-reduce (not timed), so each starts with idle threads and sockets, as a training step's last bucket
- * does.
+ * does. `--polled` (a list, default `on`): small buckets on the polled ring (`polled_ring.ts`, where it can
+ * run; the rank's thread busy-polls its links) or on the event-loop ring (`off`); `path` says `polled` when
+ * the polled ring reduced the bucket.
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
  * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
@@ -40,6 +43,7 @@ import { generateJoinSecret, joinSecretFromEnv } from "../src/distributed/join_t
 import type { PeerTransportName } from "../src/distributed/peer_transport.ts";
 import { BufferPool, connectRawWebSocket } from "../src/distributed/raw_websocket.ts";
 import { joinJob } from "../src/distributed/rank_client.ts";
+import { polledRingFits } from "../src/distributed/polled_ring.ts";
 import { defaultStripes, type StripeReceive } from "../src/distributed/striped_all_reduce.ts";
 import {
   jsReductionKernel,
@@ -66,6 +70,7 @@ const { values } = parseArgs({
     "block-ms": { type: "string", default: "0" },
     "off-thread": { type: "boolean", default: false },
     "gap-ms": { type: "string", default: "0" },
+    polled: { type: "string", default: "on" },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
@@ -77,7 +82,7 @@ const { values } = parseArgs({
 });
 
 const SELF = new URL(import.meta.url).pathname;
-const FLAGS = ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-sys", "--allow-run"];
+const FLAGS = ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-sys", "--allow-run", "--allow-ffi"];
 const MIB = 1024 * 1024;
 
 function itersFor(sizeMib: number): number {
@@ -99,6 +104,7 @@ if (values.worker) {
     chunkBytes: Number(values["chunk-bytes"]),
     ...(values.stripes !== undefined ? { stripes: Number(values.stripes) } : {}),
     stripeReceive: values.receive as StripeReceive,
+    polledRing: values.polled === "on",
     ...(values["stripe-min-mib"] !== undefined
       ? { stripeMinBytes: Math.round(Number(values["stripe-min-mib"]) * MIB) }
       : {}),
@@ -143,7 +149,11 @@ if (values.worker) {
       iters,
       seconds,
       stripes: ctx.stripes,
-      path: ctx.onStripes(length) || (offThread && ctx.stripes > 0) ? "stripes" : "ring",
+      path: ctx.onStripes(length) || (offThread && ctx.stripes > 0)
+        ? "stripes"
+        : ctx.polledRing && polledRingFits(length, ctx.worldSize)
+        ? "polled"
+        : "ring",
       blockMs,
       gapMs,
     });
@@ -280,7 +290,7 @@ interface WorkerResult {
   seconds: number;
   stripes: number;
   /** Which reduced the bucket: the stripes or the own-thread ring. */
-  path: "stripes" | "ring";
+  path: "stripes" | "ring" | "polled";
   /** The rank's thread blocked this long after starting each all-reduce (`--block-ms`). */
   blockMs: number;
   /** The rank's thread blocked this long before each all-reduce, not timed (`--gap-ms`). */
@@ -295,6 +305,7 @@ interface RunSpec {
   stripes: number | null;
   buffer: string;
   receive: string;
+  polled: "on" | "off";
 }
 
 async function allReduceRun(spec: RunSpec, sizes: number[]) {
@@ -339,6 +350,8 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         "--gap-ms",
         values["gap-ms"],
         ...(values["off-thread"] ? ["--off-thread"] : []),
+        "--polled",
+        spec.polled,
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -454,6 +467,12 @@ for (const r of receives) {
     throw new Error(`Cannot run with --receive ${values.receive}: use direct, staged`);
   }
 }
+const polledModes = values.polled.split(",").map((mode) => {
+  if (mode !== "on" && mode !== "off") {
+    throw new Error(`Cannot run with --polled ${values.polled}: use on, off`);
+  }
+  return mode;
+});
 const runs: RunSpec[] = [];
 for (const n of rankCounts) {
   for (const stripes of stripeCounts) {
@@ -461,19 +480,21 @@ for (const n of rankCounts) {
     const combos = stripes === 0
       ? [["plain", "pooled"]]
       : buffers.flatMap((buffer) => receives.map((receive) => [buffer, receive]));
-    for (const [buffer, receive] of combos) runs.push({ n, kernel, transport, stripes, buffer, receive });
+    for (const [buffer, receive] of combos) {
+      for (const polled of polledModes) runs.push({ n, kernel, transport, stripes, buffer, receive, polled });
+    }
   }
 }
 if (values["compare-js"]) {
   for (const n of rankCounts) {
     const other = kernel === "js" ? "wasm-simd" : "js";
-    runs.push({ n, kernel: other, transport, stripes: 0, buffer: "plain", receive: "pooled" });
+    runs.push({ n, kernel: other, transport, stripes: 0, buffer: "plain", receive: "pooled", polled: "off" });
   }
 }
 if (values["compare-transport"]) {
   const other = transport === "deno-websocket" ? "tcp-websocket" : "deno-websocket";
   for (const n of rankCounts) {
-    runs.push({ n, kernel, transport: other, stripes: 0, buffer: "plain", receive: "pooled" });
+    runs.push({ n, kernel, transport: other, stripes: 0, buffer: "plain", receive: "pooled", polled: "off" });
   }
 }
 const rawRing: Array<{ ranks: number; streams: number; linkGBps: number; pctOfTcp: number }> = [];

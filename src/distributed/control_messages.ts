@@ -34,6 +34,8 @@ export const PeerAddressSchema = z.object({
    * by the coordinator when the rank reported its cores (its stripe count was not set by hand).
    */
   stripeCap: z.number().int().min(1).max(64).optional(),
+  /** Port of the rank's polled-ring server (`polled_ring.ts`); absent = the rank offers none. */
+  polledPort: z.number().int().min(1).max(65535).optional(),
 });
 /** Address of a rank's data-plane server. */
 export type PeerAddress = z.infer<typeof PeerAddressSchema>;
@@ -60,6 +62,8 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
      * then shares the cores among the host's ranks ({@link PeerAddress} `stripeCap`).
      */
     cores: z.number().int().min(1).max(1 << 20).optional(),
+    /** Port of this rank's polled-ring server (ranks only; absent = none). */
+    polledPort: z.number().int().min(1).max(65535).optional(),
     pid: count,
   }).strict(),
   z.object({ t: z.literal("ready"), generation: count }).strict(),

@@ -545,6 +545,7 @@ export class Coordinator {
           ...(hello.stripePorts ? { stripePorts: hello.stripePorts } : {}),
           ...(hello.stripeMinBytes !== undefined ? { stripeMinBytes: hello.stripeMinBytes } : {}),
           ...(hello.cores !== undefined ? { stripeCap: stripeCapFor(hello.cores, group.length) } : {}),
+          ...(hello.polledPort !== undefined ? { polledPort: hello.polledPort } : {}),
         },
       };
     });

@@ -49,6 +49,11 @@ export interface PolledRingOptions {
   spinMs: number;
   /** A link failed (closed, reset, or a message that does not fit the schedule). */
   onLinkLost(peerRank: number, reason: string): void;
+  /**
+   * Whether a lost link also rejects the pending collectives (default true). A rank session passes false: it
+   * stops the job on a lost link and aborts the ring with the stop's error.
+   */
+  failPendingOnLinkLoss?: boolean;
 }
 
 interface Send {
@@ -121,6 +126,7 @@ export class PolledRing {
   readonly #left: PolledSocket;
   readonly #spinMs: number;
   readonly #onLinkLost: (peerRank: number, reason: string) => void;
+  readonly #failPendingOnLinkLoss: boolean;
   /** Started collectives; the first one is the one being received. */
   readonly #queue: Collective[] = [];
   readonly #sends: Send[] = [];
@@ -129,7 +135,10 @@ export class PolledRing {
   readonly #pollTable = new Uint8Array(16);
   readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
+  #completed = 0;
   #failure: Error | null = null;
+  /** Set once a link failed: nothing moves any more (the collectives wait for {@link abort}). */
+  #broken = false;
   #watching = false;
 
   constructor(options: PolledRingOptions) {
@@ -141,11 +150,17 @@ export class PolledRing {
     this.#left = options.left;
     this.#spinMs = options.spinMs;
     this.#onLinkLost = options.onLinkLost;
+    this.#failPendingOnLinkLoss = options.failPendingOnLinkLoss ?? true;
   }
 
   /** Collectives started and not finished. */
   get inFlight(): number {
     return this.#queue.length;
+  }
+
+  /** Collectives finished so far (a counter: compare before and after a {@link spinUntil}). */
+  get completed(): number {
+    return this.#completed;
   }
 
   /** When this ring last ran each bucket index's collective (`performance.now()` time). For traces. */
@@ -201,7 +216,7 @@ export class PolledRing {
   }
 
   #advance(): boolean {
-    if (this.#failure) return false;
+    if (this.#failure || this.#broken) return false;
     let moved = false;
     for (;;) {
       const sent = this.#pumpSends();
@@ -218,7 +233,7 @@ export class PolledRing {
    */
   spinUntil(untilMs: number): boolean {
     let quietSince = performance.now();
-    while (!this.#failure && (this.#queue.length > 0 || this.#sends.length > 0)) {
+    while (!this.#failure && !this.#broken && (this.#queue.length > 0 || this.#sends.length > 0)) {
       if (this.progress()) {
         quietSince = performance.now();
         continue;
@@ -232,7 +247,7 @@ export class PolledRing {
         waitAny(waits, Math.min(1, untilMs - now), this.#pollTable);
       }
     }
-    return this.#failure === null;
+    return this.#failure === null && !this.#broken;
   }
 
   /** Fails every pending and future collective with `error`. */
@@ -248,12 +263,16 @@ export class PolledRing {
     try {
       return step();
     } catch (error) {
-      const reason = error instanceof FrameError ? error.reason : (error as Error).message;
-      const peer = (error as { link?: "right" }).link === "right"
+      const toRight = (error as { link?: "right" }).link === "right";
+      const peer = toRight
         ? (this.rank + 1) % this.worldSize
         : (this.rank - 1 + this.worldSize) % this.worldSize;
+      const reason = error instanceof FrameError || error instanceof RingOrderError
+        ? `bad data from rank ${peer}: ${error instanceof FrameError ? error.reason : error.message}`
+        : `link ${toRight ? "to" : "from"} rank ${peer} closed (${(error as Error).message})`;
       const wrapped = error instanceof RingOrderError ? error : new Error(`polled ring: ${reason}`);
-      this.abort(wrapped);
+      this.#broken = true;
+      if (this.#failPendingOnLinkLoss) this.abort(wrapped);
       this.#onLinkLost(peer, reason);
       return false;
     }
@@ -264,7 +283,7 @@ export class PolledRing {
     if (this.#watching) return;
     this.#watching = true;
     (async () => {
-      while (!this.#failure && (this.#queue.length > 0 || this.#sends.length > 0)) {
+      while (!this.#failure && !this.#broken && (this.#queue.length > 0 || this.#sends.length > 0)) {
         const waits = [];
         if (this.#receiving()) waits.push(this.#left.ready(POLLIN, 50));
         if (this.#sends.length > 0) waits.push(this.#right.ready(POLLOUT, 50));
@@ -473,6 +492,7 @@ export class PolledRing {
   #maybeFinish(c: Collective): void {
     if (c.step < 2 * (this.worldSize - 1) || c.sending > 0 || this.#queue[0] !== c) return;
     this.#queue.shift();
+    this.#completed++;
     this.#bucketTimes.set(c.bucket, {
       startMs: c.startMs,
       firstChunkMs: c.firstChunkMs,

@@ -48,7 +48,16 @@ import {
   type SendingLink,
   startPeerServer,
 } from "./peer_transport.ts";
-import { BufferPool, connectRawWebSocket, type RawWebSocket, type UpgradeDecision } from "./raw_websocket.ts";
+import { PolledRing, polledRingFits } from "./polled_ring.ts";
+import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
+import {
+  answerUpgrade,
+  BufferPool,
+  connectRawWebSocket,
+  type RawWebSocket,
+  requestUpgrade,
+  type UpgradeDecision,
+} from "./raw_websocket.ts";
 import { type CollectiveTimes, type DataFrame, RingAllReduce } from "./ring_all_reduce.ts";
 import { bf16CodecFor } from "./bf16_codec.ts";
 import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
@@ -111,9 +120,31 @@ export interface JoinOptions {
    * through the stripes.
    */
   stripeMinBytes?: number;
+  /**
+   * Small buckets (those the stripes do not take) on the polled ring (`polled_ring.ts`: libc sockets that the
+   * rank's thread busy-polls while it waits for the collective) instead of the event-loop ring; same bits.
+   * Default: on where the C library loads (Linux, `--allow-ffi`) and `ORION_POLLED_RING` is not `0`. The job
+   * uses it only when every rank offers it and every rank's address is an IPv4 address.
+   */
+  polledRing?: boolean;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
+
+/** Environment variable that turns the polled ring off (`0`) or on (`1`); see {@link JoinOptions.polledRing}. */
+export const POLLED_RING_ENV = "ORION_POLLED_RING";
+
+/**
+ * How long the polled ring busy-polls without news before it sleeps in `poll(2)`: 1 ms where the host has two
+ * cores per rank on it (a spinning rank then takes no core a peer needs), else 0.05 ms.
+ */
+function polledSpinMs(ranksOnHost: number): number {
+  const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
+  return cores >= 2 * ranksOnHost ? 1 : 0.05;
+}
+
+/** Longest this thread busy-polls the polled ring in one {@link RankSession.pollCollectives} or all-reduce. */
+const POLLED_SPIN_CAP_MS = 50;
 
 type Assignment = Extract<ToRank, { t: "assign" }>;
 
@@ -192,6 +223,7 @@ export class RankSession implements DistributedContext {
   #options: Required<Omit<JoinOptions, "advertiseHost" | "nodeRank" | "localRank" | "stripeMinBytes">> & {
     stripeMinBytes: number | null;
     advertiseHost: string | null;
+    polledRing: boolean;
     nodeRank: number | null;
     localRank: number | null;
   };
@@ -204,6 +236,12 @@ export class RankSession implements DistributedContext {
   #pool = new BufferPool();
   #dataPort = 0;
   #ring: RingAllReduce | null = null;
+  /** The polled ring's server (until the ring is connected) and the ring itself. */
+  #polledListener: PolledListener | null = null;
+  #polledRightClaimed = false;
+  #polledRight = Promise.withResolvers<PolledSocket>();
+  #polledSockets: PolledSocket[] = [];
+  #polled: PolledRing | null = null;
   #striped: StripedAllReduce | null = null;
   /** Without stripes, {@link sharedBucket}'s arrays come from this arena (for host kernels in place). */
   #ownArena: SharedReduceArena | null = null;
@@ -263,12 +301,16 @@ export class RankSession implements DistributedContext {
         : 0,
       stripeReceive: options.stripeReceive ?? "direct",
       stripeMinBytes: options.stripeMinBytes ?? stripeMinBytesFromEnv(),
+      polledRing: polledSockets() !== null &&
+        (options.polledRing ?? (Deno.env.get(POLLED_RING_ENV) ?? "1") !== "0"),
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#stripesSetByHand = options.stripes !== undefined || stripesFromEnv() !== null;
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
     // Rejections of these internal promises are observed through joinJob / close; never unhandled.
-    for (const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown]) {
+    for (
+      const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown, this.#polledRight]
+    ) {
       p.promise.catch(() => {});
     }
   }
@@ -320,10 +362,12 @@ export class RankSession implements DistributedContext {
   }
   /** When the stripes or this thread's ring last ran bucket index `index`'s collective (for traces). */
   collectiveTimes(index: number): CollectiveTimes | undefined {
-    const ring = this.#ring?.bucketTimes.get(index);
-    const stripes = this.#striped?.bucketTimes.get(index);
-    if (!ring || !stripes) return ring ?? stripes;
-    return ring.endMs > stripes.endMs ? ring : stripes;
+    const times = [this.#ring, this.#polled, this.#striped].flatMap((r) => r?.bucketTimes.get(index) ?? []);
+    return times.reduce<CollectiveTimes | undefined>((a, b) => (a && a.endMs > b.endMs ? a : b), undefined);
+  }
+  /** Whether small buckets run on the polled ring (agreed at rendezvous). */
+  get polledRing(): boolean {
+    return this.#polled !== null;
   }
   /** Ring stripes in use (0: one ring on this thread). */
   get stripes(): number {
@@ -377,6 +421,10 @@ export class RankSession implements DistributedContext {
       onAccepted: (link, setEvents) => this.#onRightAccepted(link, setEvents),
     });
     this.#dataPort = this.#peerServer.port;
+    if (o.polledRing && ipv4Bytes(o.dataHostname) !== null) {
+      this.#polledListener = PolledListener.listen(o.dataHostname);
+      void this.#acceptPolled(this.#polledListener);
+    }
     if (o.stripes > 0) {
       if (!Number.isInteger(o.stripes) || o.stripes > 64) {
         throw new RangeError(`Cannot join with stripes ${o.stripes}: use an integer 0..64`);
@@ -428,6 +476,7 @@ export class RankSession implements DistributedContext {
         localRank: o.localRank,
         dataPort: this.dataPort,
         stripePorts: this.#striped?.ports ?? [],
+        ...(this.#polledListener ? { polledPort: this.#polledListener.port } : {}),
         ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
         // A default stripe count shares the host's cores with its other ranks; a count set by hand is kept.
         ...(this.#striped && !this.#stripesSetByHand ? { cores: navigator.hardwareConcurrency } : {}),
@@ -534,11 +583,93 @@ export class RankSession implements DistributedContext {
     ]);
     this.#left = link;
     await stripeLinks;
+    await this.#connectPolled(a);
   }
 
-  async #authorizePeer(target: string, authorization: string | null): Promise<UpgradeDecision> {
+  /**
+   * Connects the polled ring when every rank offers one at an IPv4 address (every rank decides alike from
+   * the assignment); otherwise small buckets stay on the event-loop ring.
+   */
+  async #connectPolled(a: Assignment): Promise<void> {
+    const listener = this.#polledListener;
+    const n = a.worldSize;
+    const usable = listener !== null && a.peers.every((p) => p.polledPort !== undefined && ipv4Bytes(p.host));
+    if (!usable) {
+      listener?.close();
+      this.#polledListener = null;
+      if (a.peers.some((p) => p.polledPort !== undefined)) {
+        this.#options.log("small buckets stay on the event-loop ring: not every rank offers a polled ring");
+      }
+      return;
+    }
+    const leftRank = (a.rank - 1 + n) % n;
+    const left = a.peers[leftRank];
+    const token = await mintJoinToken(this.#options.secret, { job: this.jobId, role: "peer", rank: a.rank });
+    const dial = (async () => {
+      const socket = await PolledSocket.dial(left.host, left.polledPort!, this.#options.joinTimeoutMs);
+      this.#polledSockets.push(socket);
+      const rest = await requestUpgrade(socket, left.host, left.polledPort!, `/polled?gen=${a.generation}`, {
+        Authorization: `Bearer ${token}`,
+      });
+      if (rest.length > 0) throw new Error("the polled link sent data before the ring started");
+      return socket;
+    })().catch((error) => {
+      throw new JoinError(
+        `Cannot connect the polled ring to rank ${leftRank} at ${left.host}:${left.polledPort}: ${
+          (error as Error).message
+        }`,
+      );
+    });
+    const [leftSocket, rightSocket] = await Promise.all([
+      withTimeout(dial, this.#options.joinTimeoutMs, `the polled link to rank ${leftRank}`),
+      withTimeout(
+        this.#polledRight.promise,
+        this.#options.joinTimeoutMs,
+        `rank ${(a.rank + 1) % n}'s polled link`,
+      ),
+    ]);
+    listener.close();
+    this.#polledListener = null;
+    this.#polled = new PolledRing({
+      rank: a.rank,
+      worldSize: n,
+      generation: a.generation,
+      kernel: reductionKernel(this.#options.kernel),
+      right: rightSocket,
+      left: leftSocket,
+      spinMs: polledSpinMs(a.localWorldSize),
+      onLinkLost: (peerRank, reason) => this.#peerLost(peerRank, `polled ${reason}`),
+      failPendingOnLinkLoss: false, // pending buckets reject with the stop (DistributedStopError)
+    });
+  }
+
+  /** Accepts the right neighbour's polled link (authenticated like the data links, once). */
+  async #acceptPolled(listener: PolledListener): Promise<void> {
+    for (;;) {
+      const socket = await listener.accept().catch(() => null);
+      if (!socket) return;
+      this.#polledSockets.push(socket);
+      answerUpgrade(
+        socket,
+        (request) =>
+          this.#authorizePeer(request.target, request.headers.get("authorization") ?? null, "/polled"),
+      )
+        .then((rest) => {
+          if (rest === null) return;
+          if (rest.length > 0) throw new Error("the polled link sent data before the ring started");
+          this.#polledRight.resolve(socket);
+        })
+        .catch(() => socket.close());
+    }
+  }
+
+  async #authorizePeer(
+    target: string,
+    authorization: string | null,
+    path: "/peer" | "/polled" = "/peer",
+  ): Promise<UpgradeDecision> {
     const url = new URL(target, "http://peer");
-    if (url.pathname !== "/peer") return { ok: false, status: 404, reason: "not found" };
+    if (url.pathname !== path) return { ok: false, status: 404, reason: "not found" };
     const match = authorization === null ? null : /^Bearer\s+(\S+)$/i.exec(authorization.trim());
     const check = await this.#peerVerifier.verify(
       authorization === null ? null : match ? match[1] : "",
@@ -555,9 +686,9 @@ export class RankSession implements DistributedContext {
       return { ok: false, status: 409, reason: "this rank has no assignment" };
     }
     const expectedRank = (a.rank + 1) % a.worldSize;
+    const claimed = path === "/peer" ? this.#rightClaimed : this.#polledRightClaimed;
     if (
-      check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) ||
-      this.#rightClaimed
+      check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) || claimed
     ) {
       const reason =
         `peer connection from rank ${check.claims.rank} (gen ${url.searchParams.get("gen")}) refused: ` +
@@ -565,7 +696,8 @@ export class RankSession implements DistributedContext {
       this.#options.log(reason);
       return { ok: false, status: 403, reason };
     }
-    this.#rightClaimed = true;
+    if (path === "/peer") this.#rightClaimed = true;
+    else this.#polledRightClaimed = true;
     return { ok: true };
   }
 
@@ -729,6 +861,7 @@ export class RankSession implements DistributedContext {
     this.#options.log(`stopping: ${event.kind}: ${event.reason}`);
     const error = new DistributedStopError(event);
     this.#ring?.abort(error);
+    this.#polled?.abort(error);
     this.#striped?.abort(error);
     for (const waiter of this.#barrierWaiters.values()) waiter.reject(error);
     for (const waiter of this.#broadcastWaiters.values()) waiter.reject(error);
@@ -764,6 +897,10 @@ export class RankSession implements DistributedContext {
     } catch { /* closing anyway */ }
     this.#peerServer?.close();
     this.#peerServer = null;
+    this.#polledListener?.close();
+    this.#polledListener = null;
+    this.#polledRight.reject(new Error("rank leaving"));
+    for (const socket of this.#polledSockets.splice(0)) socket.close();
     void this.#striped?.close();
   }
 
@@ -776,7 +913,10 @@ export class RankSession implements DistributedContext {
   // DistributedContext
 
   async allReduceMean(buckets: readonly Float32Array[]): Promise<void> {
-    await Promise.all(buckets.map((bucket, index) => this.startBucket(index, bucket)));
+    const done = Promise.all(buckets.map((bucket, index) => this.startBucket(index, bucket)));
+    // Nothing else to do on this thread until they are reduced: poll the polled ring's links.
+    this.#polled?.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
+    await done;
     await this.flush();
   }
 
@@ -794,18 +934,29 @@ export class RankSession implements DistributedContext {
     const striped = this.#striped !== null && this.#striped.stripes > 0 &&
       (options.offThread === true || this.onStripes(data.length));
     if (striped) return handled(this.#striped!.start(index, data, bf16));
-    if (!bf16) return handled(this.#ring!.start(index, data));
-    // The ring on this thread: widen and round back here.
+    const ring = this.#polled !== null && polledRingFits(data.length, this.worldSize)
+      ? this.#polled
+      : this.#ring!;
+    if (!bf16) return handled(ring.start(index, data));
+    // A ring on this thread: widen and round back here.
     const codec = bf16CodecFor(this.bucketMemory);
     codec.unpack(bf16, data);
-    return handled(this.#ring!.start(index, data).then(() => codec.pack(data, bf16)));
+    return handled(ring.start(index, data).then(() => codec.pack(data, bf16)));
   }
 
   /** {@link startBucket} takes bf16 buckets (the stripes widen and round them; the own ring, this thread). */
   readonly bf16Buckets = true;
 
   pollCollectives(untilMs?: number): number {
-    return this.#striped?.pollCompleted(untilMs) ?? 0;
+    let settled = 0;
+    const polled = this.#polled;
+    if (polled) {
+      const before = polled.completed;
+      if (untilMs === undefined) polled.progress();
+      else polled.spinUntil(Math.min(untilMs, performance.now() + POLLED_SPIN_CAP_MS));
+      settled += polled.completed - before;
+    }
+    return settled + (this.#striped?.pollCompleted(untilMs) ?? 0);
   }
 
   async announceBusy(ms: number, what: string): Promise<void> {

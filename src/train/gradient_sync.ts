@@ -442,7 +442,7 @@ export function gradientSyncFor(
       let written = 0; // buckets written back (all their pieces)
       let piecesReduced = 0; // pieces[0, piecesReduced) came back reduced
       let writeAtOnce = false;
-      const writeReduced = (deadline: number) => {
+      const writeReduced = (deadline: number, betweenWrites?: () => void) => {
         while (reduced.length) {
           const bytes = compressed ? reduced[0].data.byteLength / 2 : reduced[0].data.byteLength;
           if (!writeRate.fits(bytes, performance.now(), deadline)) break;
@@ -461,6 +461,7 @@ export function gradientSyncFor(
           timings.writeMs += w1 - w0;
           timings.lastWriteMs = w1 - t0;
           if (piece.last) timings.buckets[piece.bucket].written = w1 - t0;
+          betweenWrites?.();
         }
       };
       // Every piece but the last bucket's is handed over while this thread will block in maps: it goes to the
@@ -712,6 +713,18 @@ export function gradientSyncFor(
             whileReducing();
           }
           writeAtOnce = true;
+          // Write back what came back reduced, moving the last collectives between writes: a polled ring's
+          // message that arrived meanwhile is reduced and forwarded at once (a non-blocking check, ~µs).
+          ctx.pollCollectives();
+          writeReduced(Infinity, () => ctx.pollCollectives());
+          // Nothing is left for this thread but the collectives: drive the polled ring's links (and wait for
+          // the stripes) here rather than sleep in the event loop, whose wake-up each hop would pay.
+          if (
+            piecesReduced < piecesStarted &&
+            ctx.pollCollectives(performance.now() + MAX_COLLECTIVE_WAIT_MS) > 0
+          ) {
+            await microtasksDrained();
+          }
           writeReduced(Infinity);
           if (failure || handed < reads.length) {
             const error = failure?.error ??

@@ -146,7 +146,7 @@ Deno.test("SIGKILLed rank: detected at once, others stop, restart from the commi
     // Whichever is seen first: the coordinator's socket to rank 1 closing, or rank 0's data link from it.
     assert.match(
       output,
-      /generation 0 failed: (rank 1 .* disconnected \(connection dropped\)|rank 0 lost its link to rank 1: (stripe \d )?link (from|to) rank 1 closed)/,
+      /generation 0 failed: (rank 1 .* disconnected \(connection dropped\)|rank 0 lost its link to rank 1: (stripe \d |polled )?link (from|to) rank 1 closed)/,
     );
     assert.match(output, /generation 1: assigned 2 ranks .* resume step 3/);
     const expected = bytesOf(referenceFinalParams(job.settings, 2));

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { polledSockets } from "../../src/distributed/polled_socket.ts";
 import { DATA_VALUES_OFFSET, decodeDataHead, decodeFrame } from "../../src/distributed/frames.ts";
 import { generateJoinSecret } from "../../src/distributed/join_token.ts";
 import { SharedReduceArena } from "../../src/distributed/reduce_arena.ts";
@@ -419,7 +420,7 @@ Deno.test("stripe count: the smallest offer, within each host's cores shared by 
 async function withInProcessJob(
   jobId: string,
   worldSize: number,
-  join: { stripes?: number },
+  join: { stripes?: number; polledRing?: boolean },
   fn: (sessions: Awaited<ReturnType<typeof joinJob>>[]) => Promise<void>,
 ): Promise<void> {
   const secret = generateJoinSecret();
@@ -480,7 +481,8 @@ Deno.test("stripe count: ranks with the default count share the host's cores (co
 
 Deno.test("startBucket offThread: a small bucket goes to the stripes and finishes while the thread is blocked", async () => {
   const worldSize = 2;
-  await withInProcessJob("off-thread", worldSize, { stripes: 1 }, async (sessions) => {
+  // The event-loop ring on this thread (the polled ring would finish while this thread polls: below).
+  await withInProcessJob("off-thread", worldSize, { stripes: 1, polledRing: false }, async (sessions) => {
     const length = 1000; // far under the smallest striped bucket: the ring on this thread by default
     for (const s of sessions) assert.equal(s.onStripes(length), false);
     const ranks = sessions.map((s) => s.rank);
@@ -505,6 +507,41 @@ Deno.test("startBucket offThread: a small bucket goes to the stripes and finishe
       for (const b of buckets) assert.deepEqual(bits(b), bits(expected), `offThread ${offThread}`);
     }
   });
+});
+
+Deno.test({
+  name:
+    "polled ring: small buckets finish while the thread polls, never yielding, bit-identical to the reference",
+  ignore: polledSockets() === null,
+  async fn() {
+    const worldSize = 2;
+    await withInProcessJob("polled", worldSize, { stripes: 1 }, async (sessions) => {
+      for (const s of sessions) assert.equal(s.polledRing, true);
+      const ranks = sessions.map((s) => s.rank);
+      for (const length of [1000, 3, 60_000]) { // all under the stripes' smallest bucket (256 KiB)
+        for (const s of sessions) assert.equal(s.onStripes(length), false);
+        const inputs = sessions.map((s) => seededGradients(10, length, s.rank, 0, length));
+        const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
+        const buckets = inputs.map((x) => x.slice());
+        const finished = [false, false];
+        const done = sessions.map((s, i) => s.startBucket(0, buckets[i]).then(() => finished[i] = true));
+        // Poll without ever turning the event loop (microtasks only): the links are read by polling alone.
+        const t0 = performance.now();
+        while (!finished.every(Boolean) && performance.now() - t0 < 2000) {
+          for (const s of sessions) s.pollCollectives();
+          for (let i = 0; i < 4; i++) await Promise.resolve();
+        }
+        assert.deepEqual(finished, [true, true], `length ${length}: finished while this thread polled`);
+        await Promise.all(done);
+        for (const b of buckets) assert.deepEqual(bits(b), bits(expected), `length ${length}`);
+        const times = sessions[0].collectiveTimes(0)!;
+        assert.ok(
+          times.firstChunkMs! >= times.startMs && times.endMs >= times.firstChunkMs!,
+          JSON.stringify(times),
+        );
+      }
+    });
+  },
 });
 
 Deno.test("pollCollectives(untilMs) blocks until the stripes' collectives finish, or until untilMs", async () => {
