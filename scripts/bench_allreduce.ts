@@ -43,7 +43,6 @@ import { generateJoinSecret, joinSecretFromEnv } from "../src/distributed/join_t
 import type { PeerTransportName } from "../src/distributed/peer_transport.ts";
 import { BufferPool, connectRawWebSocket } from "../src/distributed/raw_websocket.ts";
 import { joinJob } from "../src/distributed/rank_client.ts";
-import { polledRingFits } from "../src/distributed/polled_ring.ts";
 import { defaultStripes, type StripeReceive } from "../src/distributed/striped_all_reduce.ts";
 import {
   jsReductionKernel,
@@ -82,7 +81,15 @@ const { values } = parseArgs({
 });
 
 const SELF = new URL(import.meta.url).pathname;
-const FLAGS = ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-sys", "--allow-run", "--allow-ffi"];
+const FLAGS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-sys",
+  "--allow-run",
+  "--allow-ffi",
+];
 const MIB = 1024 * 1024;
 
 function itersFor(sizeMib: number): number {
@@ -151,7 +158,7 @@ if (values.worker) {
       stripes: ctx.stripes,
       path: ctx.onStripes(length) || (offThread && ctx.stripes > 0)
         ? "stripes"
-        : ctx.polledRing && polledRingFits(length, ctx.worldSize)
+        : ctx.polledRing
         ? "polled"
         : "ring",
       blockMs,

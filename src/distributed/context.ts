@@ -110,9 +110,18 @@ export interface DistributedContext {
    * With `untilMs` (this thread's `performance.now()` time), first blocks this thread until every collective
    * running on other threads has finished or `untilMs` has passed, whichever comes first: for a thread that
    * would otherwise block in a map anyway, so it can write reduced buckets back while the GPU still works.
-   * Nothing on this thread advances meanwhile. Without collectives on other threads it returns at once.
+   * Nothing else on this thread advances meanwhile. Without collectives on other threads it returns at once.
+   *
+   * Collectives on the rank's polled ring (`polled_ring.ts`) advance in every call: without `untilMs` as
+   * far as they go without waiting, with it by busy-polling their links (up to 50 ms) first.
    */
   pollCollectives(untilMs?: number): number;
+  /**
+   * Busy-polls the links of this thread's polled-ring collectives until they have finished or `untilMs`
+   * passed, without waiting for collectives on other threads; returns how many finished. For a thread with
+   * nothing else to do until its last bucket is reduced. Optional: contexts without a polled ring omit it.
+   */
+  spinPolled?(untilMs: number): number;
   /**
    * When the last collective of bucket index `index` ran (`performance.now()` time of this thread), on the
    * stripe workers or this thread's ring; for traces. Optional.

@@ -47,6 +47,11 @@ export interface PolledRingOptions {
   left: PolledSocket;
   /** Busy-poll this long without news before sleeping in `poll(2)` (ms); 0 sleeps at once. */
   spinMs: number;
+  /**
+   * Values per message (default {@link POLLED_CHUNK_ELEMENTS}): a segment travels as chunks, each forwarded
+   * as soon as it is reduced, so the ring's steps overlap (4..{@link MAX_CHUNK_ELEMENTS}).
+   */
+  chunkElements?: number;
   /** A link failed (closed, reset, or a message that does not fit the schedule). */
   onLinkLost(peerRank: number, reason: string): void;
   /**
@@ -64,18 +69,29 @@ interface Send {
   done(): void;
 }
 
+/** One message a rank receives: a chunk of a segment at a ring step. */
+interface Message {
+  /** Ring step: 0..n−2 reduce-scatter, n−1..2n−3 all-gather. */
+  step: number;
+  segment: number;
+  offset: number;
+  count: number;
+}
+
 interface Collective {
   seq: number;
   bucket: number;
   data: Float32Array;
   segments: Array<{ start: number; end: number }>;
-  /** Ring step being received: 0..n−2 reduce-scatter, n−1..2n−3 all-gather. */
-  step: number;
+  /** The messages this rank receives, in arrival order (by step, then offset); see {@link PolledRing}. */
+  messages: Message[];
+  /** Index of the message being received. */
+  next: number;
   /** Sends of this collective not yet handed to the kernel (they read `data`). */
   sending: number;
   /** Bytes of the current message received so far (frame header, then values). */
   received: number;
-  /** Where the current reduce-scatter message's values go (scratch, reused). */
+  /** Where the current reduce-scatter message's values go (pooled scratch). */
   scratch: Float32Array | null;
   startMs: number;
   firstChunkMs: number;
@@ -83,10 +99,12 @@ interface Collective {
   reject(error: Error): void;
 }
 
-/** Largest bucket the polled ring takes: each segment must fit one message. */
-export function polledRingFits(length: number, worldSize: number): boolean {
-  return Math.ceil(Math.ceil(length / worldSize) / 4) * 4 <= MAX_CHUNK_ELEMENTS;
-}
+/**
+ * Default values per message: 1 MiB, so a small bucket's segment is one message. Smaller chunks pipeline the
+ * ring's steps but cost more per byte than they save: on the 2 × H200 host, 8 ranks, a 1 MiB all-reduce took
+ * 2.05 ms with 32 KiB chunks, 1.35 with 128 KiB and 1.24 with 1 MiB (docs/distributed.md, "Polled links").
+ */
+export const POLLED_CHUNK_ELEMENTS = 262_144;
 
 /** Bytes of the WebSocket header of an unmasked binary frame of `payload` bytes. */
 function frameHeaderBytes(payload: number): number {
@@ -127,6 +145,7 @@ export class PolledRing {
   readonly #spinMs: number;
   readonly #onLinkLost: (peerRank: number, reason: string) => void;
   readonly #failPendingOnLinkLoss: boolean;
+  readonly chunkElements: number;
   /** Started collectives; the first one is the one being received. */
   readonly #queue: Collective[] = [];
   readonly #sends: Send[] = [];
@@ -151,6 +170,16 @@ export class PolledRing {
     this.#spinMs = options.spinMs;
     this.#onLinkLost = options.onLinkLost;
     this.#failPendingOnLinkLoss = options.failPendingOnLinkLoss ?? true;
+    this.chunkElements = options.chunkElements ?? POLLED_CHUNK_ELEMENTS;
+    if (
+      !Number.isInteger(this.chunkElements) || this.chunkElements < 4 ||
+      this.chunkElements > MAX_CHUNK_ELEMENTS
+    ) {
+      throw new RangeError(
+        `Cannot build the polled ring as chunkElements is out of range: current value is ` +
+          `${this.chunkElements}; use 4..${MAX_CHUNK_ELEMENTS}`,
+      );
+    }
   }
 
   /** Collectives started and not finished. */
@@ -175,23 +204,17 @@ export class PolledRing {
   start(bucket: number, data: Float32Array): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     const n = this.worldSize;
-    if (!polledRingFits(data.length, n)) {
-      return Promise.reject(
-        new RangeError(
-          `Cannot reduce ${data.length} values on the polled ring as a segment would exceed one message ` +
-            `(${MAX_CHUNK_ELEMENTS} values): route larger buckets to the event-loop ring or the stripes`,
-        ),
-      );
-    }
     const seq = this.#nextSeq++;
     if (n === 1 || data.length === 0) return Promise.resolve();
     const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const segments = ringSegmentBounds(data.length, n);
     const collective: Collective = {
       seq,
       bucket,
       data,
-      segments: ringSegmentBounds(data.length, n),
-      step: 0,
+      segments,
+      messages: this.#schedule(segments),
+      next: 0,
       sending: 0,
       received: 0,
       scratch: null,
@@ -293,33 +316,39 @@ export class PolledRing {
     })().finally(() => this.#watching = false);
   }
 
+  /**
+   * The messages a rank receives, in the order they arrive. Every rank sends its own segment's chunks first
+   * (step 0), then forwards each chunk it receives at step k as step k + 1, in the order received; so, by
+   * induction along the ring, every link carries its messages ordered by step, then offset.
+   */
+  #schedule(segments: ReadonlyArray<{ start: number; end: number }>): Message[] {
+    const n = this.worldSize;
+    const messages: Message[] = [];
+    for (let step = 0; step < 2 * (n - 1); step++) {
+      const k = step < n - 1 ? step + 1 : step - (n - 1);
+      const segment = ((this.rank - k) % n + n) % n;
+      const { start, end } = segments[segment];
+      for (let offset = start; offset < end; offset += this.chunkElements) {
+        messages.push({ step, segment, offset, count: Math.min(this.chunkElements, end - offset) });
+      }
+    }
+    return messages;
+  }
+
   /** Whether the collective being received still expects a message. */
   #receiving(): boolean {
     const c = this.#queue[0];
-    return c !== undefined && c.step < 2 * (this.worldSize - 1);
+    return c !== undefined && c.next < c.messages.length;
   }
 
-  /** Queues the first send of the collective that became the one being received. */
+  /** Queues the first sends (this rank's own segment) of the collective that became the one being received. */
   #begin(c: Collective): void {
     const own = c.segments[this.rank];
-    if (own.end > own.start) {
-      this.#send(c, RingPhase.reduceScatter, 0, this.rank, c.data.subarray(own.start, own.end), null);
+    for (let offset = own.start; offset < own.end; offset += this.chunkElements) {
+      const values = c.data.subarray(offset, Math.min(own.end, offset + this.chunkElements));
+      this.#send(c, RingPhase.reduceScatter, 0, this.rank, offset, values, null);
     }
-    this.#skipEmpty(c);
-  }
-
-  #header(c: Collective, phase: RingPhase, step: number, segment: number, count: number): DataChunkHeader {
-    return {
-      generation: this.generation,
-      collective: c.seq,
-      bucket: c.bucket,
-      bucketLength: c.data.length,
-      phase,
-      step,
-      segment,
-      offset: c.segments[segment].start,
-      elementCount: count,
-    };
+    this.#maybeFinish(c); // nothing to receive (an all-empty schedule)
   }
 
   #send(
@@ -327,6 +356,7 @@ export class PolledRing {
     phase: RingPhase,
     step: number,
     segment: number,
+    offset: number,
     values: Float32Array,
     scratch: Float32Array | null,
   ): void {
@@ -334,7 +364,17 @@ export class PolledRing {
     const ws = frameHeaderBytes(payload);
     const head = new Uint8Array(ws + DATA_VALUES_OFFSET);
     writeFrameHeader(head, payload);
-    writeDataHeader(head.buffer, this.#header(c, phase, step, segment, values.length), ws);
+    writeDataHeader(head.buffer, {
+      generation: this.generation,
+      collective: c.seq,
+      bucket: c.bucket,
+      bucketLength: c.data.length,
+      phase,
+      step,
+      segment,
+      offset,
+      elementCount: values.length,
+    }, ws);
     c.sending++;
     this.#sends.push({
       head,
@@ -372,34 +412,13 @@ export class PolledRing {
     return moved;
   }
 
-  /** The segment received at ring step `step` of collective `c`. */
-  #segmentAt(step: number): number {
-    const n = this.worldSize;
-    const k = step < n - 1 ? step + 1 : step - (n - 1);
-    return ((this.rank - k) % n + n) % n;
-  }
-
-  /** Steps over ring steps whose segment is empty (no message either way); finishes when all are done. */
-  #skipEmpty(c: Collective): void {
-    const last = 2 * (this.worldSize - 1);
-    while (c.step < last) {
-      const { start, end } = c.segments[this.#segmentAt(c.step)];
-      if (end > start) return;
-      c.step++;
-    }
-    this.#maybeFinish(c);
-  }
-
   #pumpReceive(): boolean {
     const c = this.#queue[0];
-    const n = this.worldSize;
-    if (!c || c.step >= 2 * (n - 1)) return false;
-    const segment = this.#segmentAt(c.step);
-    const { start, end } = c.segments[segment];
-    const count = end - start;
-    const payload = DATA_VALUES_OFFSET + count * 4;
+    if (!c || c.next >= c.messages.length) return false;
+    const m = c.messages[c.next];
+    const payload = DATA_VALUES_OFFSET + m.count * 4;
     const prefixBytes = frameHeaderBytes(payload) + DATA_VALUES_OFFSET;
-    const reduceScatter = c.step < n - 1;
+    const reduceScatter = m.step < this.worldSize - 1;
     let moved = false;
     if (c.received < prefixBytes) {
       const got = this.#left.tryRecv(this.#prefix.subarray(c.received, prefixBytes));
@@ -407,11 +426,11 @@ export class PolledRing {
       moved = true;
       c.received += got;
       if (c.received < prefixBytes) return true;
-      this.#checkPrefix(c, payload, prefixBytes, segment, count);
-      if (reduceScatter) c.scratch = this.#takeScratch(count);
+      this.#checkPrefix(c, m, payload, prefixBytes);
+      if (reduceScatter) c.scratch = this.#takeScratch(m.count);
     }
-    const target = reduceScatter ? c.scratch! : c.data.subarray(start, end);
-    const bytes = new Uint8Array(target.buffer, target.byteOffset, count * 4);
+    const target = reduceScatter ? c.scratch! : c.data.subarray(m.offset, m.offset + m.count);
+    const bytes = new Uint8Array(target.buffer, target.byteOffset, m.count * 4);
     const offset = c.received - prefixBytes;
     if (offset < bytes.length) {
       const got = this.#left.tryRecv(bytes.subarray(offset));
@@ -420,19 +439,19 @@ export class PolledRing {
       if (c.received - prefixBytes < bytes.length) return true;
     }
     if (c.firstChunkMs === 0) c.firstChunkMs = performance.now();
-    this.#received(c, segment, target);
+    this.#received(c, m, target);
     return true;
   }
 
-  /** Checks the WebSocket and Orion headers of the message expected at the current step. */
-  #checkPrefix(c: Collective, payload: number, prefixBytes: number, segment: number, count: number): void {
+  /** Checks the WebSocket and Orion headers of message `m`, the one the schedule expects next. */
+  #checkPrefix(c: Collective, m: Message, payload: number, prefixBytes: number): void {
     const expected = new Uint8Array(10);
     writeFrameHeader(expected, payload);
     const ws = frameHeaderBytes(payload);
     for (let i = 0; i < ws; i++) {
       if (this.#prefix[i] !== expected[i]) {
         throw new FrameError(
-          `message at ring step ${c.step} does not fit the schedule: expected an unmasked binary frame of ` +
+          `message at ring step ${m.step} does not fit the schedule: expected an unmasked binary frame of ` +
             `${payload} bytes`,
         );
       }
@@ -453,44 +472,43 @@ export class PolledRing {
       bucket: c.bucket,
       bucketLength: c.data.length,
       segments: c.segments,
-      chunkElements: MAX_CHUNK_ELEMENTS,
+      chunkElements: this.chunkElements,
     });
     const n = this.worldSize;
-    const phase = c.step < n - 1 ? RingPhase.reduceScatter : RingPhase.allGather;
-    const step = c.step < n - 1 ? c.step : c.step - (n - 1);
-    if (h.phase !== phase || h.step !== step || h.segment !== segment || h.elementCount !== count) {
+    const phase = m.step < n - 1 ? RingPhase.reduceScatter : RingPhase.allGather;
+    const step = m.step < n - 1 ? m.step : m.step - (n - 1);
+    if (h.phase !== phase || h.step !== step || h.segment !== m.segment || h.offset !== m.offset) {
       throw new RingOrderError(
-        `chunk (phase ${h.phase}, step ${h.step}, segment ${h.segment}) arrived where the ring expects ` +
-          `phase ${phase}, step ${step}, segment ${segment}`,
+        `chunk (phase ${h.phase}, step ${h.step}, segment ${h.segment}, offset ${h.offset}) arrived where ` +
+          `the ring expects phase ${phase}, step ${step}, segment ${m.segment}, offset ${m.offset}`,
       );
     }
   }
 
-  /** A whole message arrived: reduce, forward, next step. */
-  #received(c: Collective, segment: number, values: Float32Array): void {
+  /** A whole message arrived: reduce, forward, next. */
+  #received(c: Collective, m: Message, values: Float32Array): void {
     const n = this.worldSize;
-    const { start, end } = c.segments[segment];
-    const local = c.data.subarray(start, end);
-    if (c.step < n - 2) {
+    const local = c.data.subarray(m.offset, m.offset + m.count);
+    if (m.step < n - 2) {
       this.#kernel.addInto(values, local);
-      this.#send(c, RingPhase.reduceScatter, c.step + 1, segment, values, values);
-    } else if (c.step === n - 2) {
+      this.#send(c, RingPhase.reduceScatter, m.step + 1, m.segment, m.offset, values, values);
+    } else if (m.step === n - 2) {
       // Last reduce-scatter step: this rank owns the finished segment.
       this.#kernel.addDivideInto(values, local, n);
       local.set(values);
       this.#giveScratch(values);
-      this.#send(c, RingPhase.allGather, 0, segment, local, null);
-    } else if (c.step < 2 * n - 3) {
-      this.#send(c, RingPhase.allGather, c.step - (n - 1) + 1, segment, local, null);
+      this.#send(c, RingPhase.allGather, 0, m.segment, m.offset, local, null);
+    } else if (m.step < 2 * n - 3) {
+      this.#send(c, RingPhase.allGather, m.step - (n - 1) + 1, m.segment, m.offset, local, null);
     }
     c.scratch = null;
     c.received = 0;
-    c.step++;
-    this.#skipEmpty(c);
+    c.next++;
+    this.#maybeFinish(c);
   }
 
   #maybeFinish(c: Collective): void {
-    if (c.step < 2 * (this.worldSize - 1) || c.sending > 0 || this.#queue[0] !== c) return;
+    if (c.next < c.messages.length || c.sending > 0 || this.#queue[0] !== c) return;
     this.#queue.shift();
     this.#completed++;
     this.#bucketTimes.set(c.bucket, {
@@ -510,6 +528,6 @@ export class PolledRing {
   #giveScratch(values: Float32Array): void {
     let list = this.#scratch.get(values.length);
     if (!list) this.#scratch.set(values.length, list = []);
-    if (list.length < 4) list.push(values);
+    if (list.length < 64) list.push(values);
   }
 }

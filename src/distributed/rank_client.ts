@@ -48,7 +48,7 @@ import {
   type SendingLink,
   startPeerServer,
 } from "./peer_transport.ts";
-import { PolledRing, polledRingFits } from "./polled_ring.ts";
+import { POLLED_CHUNK_ELEMENTS, PolledRing } from "./polled_ring.ts";
 import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
 import {
   answerUpgrade,
@@ -65,6 +65,7 @@ import { reductionKernel, type ReductionKernelName } from "./simd_add.ts";
 import {
   agreedStripes,
   defaultStripes,
+  integerFromEnv,
   StripedAllReduce,
   stripeMinBytes,
   stripeMinBytesFromEnv,
@@ -127,12 +128,19 @@ export interface JoinOptions {
    * uses it only when every rank offers it and every rank's address is an IPv4 address.
    */
   polledRing?: boolean;
+  /**
+   * Bytes per polled-ring message (default `ORION_POLLED_CHUNK_BYTES`, else 1 MiB): a ring segment travels
+   * as chunks of this size, each forwarded as soon as it is reduced.
+   */
+  polledChunkBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
 
 /** Environment variable that turns the polled ring off (`0`) or on (`1`); see {@link JoinOptions.polledRing}. */
 export const POLLED_RING_ENV = "ORION_POLLED_RING";
+/** Environment variable that sets {@link JoinOptions.polledChunkBytes}. */
+export const POLLED_CHUNK_ENV = "ORION_POLLED_CHUNK_BYTES";
 
 /**
  * How long the polled ring busy-polls without news before it sleeps in `poll(2)`: 1 ms where the host has two
@@ -224,6 +232,7 @@ export class RankSession implements DistributedContext {
     stripeMinBytes: number | null;
     advertiseHost: string | null;
     polledRing: boolean;
+    polledChunkBytes: number;
     nodeRank: number | null;
     localRank: number | null;
   };
@@ -301,8 +310,15 @@ export class RankSession implements DistributedContext {
         : 0,
       stripeReceive: options.stripeReceive ?? "direct",
       stripeMinBytes: options.stripeMinBytes ?? stripeMinBytesFromEnv(),
-      polledRing: polledSockets() !== null &&
-        (options.polledRing ?? (Deno.env.get(POLLED_RING_ENV) ?? "1") !== "0"),
+      polledRing: polledSockets() !== null && (options.polledRing ?? integerFromEnv(
+            POLLED_RING_ENV,
+            "the polled ring switch",
+            "0 (off) or 1 (on)",
+            1,
+          ) !== 0),
+      polledChunkBytes: options.polledChunkBytes ??
+        integerFromEnv(POLLED_CHUNK_ENV, "the polled ring's chunk size", "bytes, 16..4194240", 4194240) ??
+        POLLED_CHUNK_ELEMENTS * 4,
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#stripesSetByHand = options.stripes !== undefined || stripesFromEnv() !== null;
@@ -638,6 +654,10 @@ export class RankSession implements DistributedContext {
       right: rightSocket,
       left: leftSocket,
       spinMs: polledSpinMs(a.localWorldSize),
+      chunkElements: Math.max(
+        4,
+        Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.polledChunkBytes / 4)),
+      ),
       onLinkLost: (peerRank, reason) => this.#peerLost(peerRank, `polled ${reason}`),
       failPendingOnLinkLoss: false, // pending buckets reject with the stop (DistributedStopError)
     });
@@ -934,9 +954,7 @@ export class RankSession implements DistributedContext {
     const striped = this.#striped !== null && this.#striped.stripes > 0 &&
       (options.offThread === true || this.onStripes(data.length));
     if (striped) return handled(this.#striped!.start(index, data, bf16));
-    const ring = this.#polled !== null && polledRingFits(data.length, this.worldSize)
-      ? this.#polled
-      : this.#ring!;
+    const ring = this.#polled ?? this.#ring!;
     if (!bf16) return handled(ring.start(index, data));
     // A ring on this thread: widen and round back here.
     const codec = bf16CodecFor(this.bucketMemory);
@@ -947,13 +965,21 @@ export class RankSession implements DistributedContext {
   /** {@link startBucket} takes bf16 buckets (the stripes widen and round them; the own ring, this thread). */
   readonly bf16Buckets = true;
 
+  spinPolled(untilMs: number): number {
+    const polled = this.#polled;
+    if (!polled) return 0;
+    const before = polled.completed;
+    polled.spinUntil(Math.min(untilMs, performance.now() + POLLED_SPIN_CAP_MS));
+    return polled.completed - before;
+  }
+
   pollCollectives(untilMs?: number): number {
     let settled = 0;
     const polled = this.#polled;
-    if (polled) {
+    if (polled && untilMs !== undefined) settled += this.spinPolled(untilMs);
+    else if (polled) {
       const before = polled.completed;
-      if (untilMs === undefined) polled.progress();
-      else polled.spinUntil(Math.min(untilMs, performance.now() + POLLED_SPIN_CAP_MS));
+      polled.progress();
       settled += polled.completed - before;
     }
     return settled + (this.#striped?.pollCompleted(untilMs) ?? 0);

@@ -182,7 +182,8 @@ export function stripeMinBytesFromEnv(): number | null {
 }
 
 /** The integer 0..`max` in environment variable `name`; null when unset (or without env permission). */
-function integerFromEnv(
+/** An integer from environment variable `name` (null when unset or unreadable); throws naming the fix when malformed. */
+export function integerFromEnv(
   name: string,
   what: string,
   use: string,

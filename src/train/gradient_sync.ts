@@ -449,19 +449,32 @@ export function gradientSyncFor(
           const { index, data: values } = reduced.shift()!;
           const piece = pieces[index];
           const at = buckets[piece.bucket][0] + (values.byteOffset - data[piece.bucket].byteOffset) / 4;
-          const w0 = performance.now();
+          let w0 = performance.now();
+          let spent = 0;
+          // With `betweenWrites`, in slices with a call after each: the polled ring's messages that arrived
+          // are reduced and forwarded while a large piece is written, not after it.
+          const write = (target: GpuBuffer, array: Float32Array | Uint16Array, byteOffset: number) => {
+            const slice = betweenWrites ? WRITE_BACK_SLICE_BYTES / array.BYTES_PER_ELEMENT : array.length;
+            for (let i = 0; i < array.length; i += slice) {
+              gpu.write(target, array.subarray(i, i + slice), byteOffset + i * array.BYTES_PER_ELEMENT);
+              if (!betweenWrites) continue;
+              spent += performance.now() - w0;
+              betweenWrites();
+              w0 = performance.now();
+            }
+          };
           if (compressed) {
             // The reducing threads rounded the mean into the piece's bf16 bits already, or this one does.
             if (!compressed.onReducers) compressed.codec.pack(values, piece.half!);
-            gpu.write(compressed.packed, piece.half!, at * 2);
-          } else gpu.write(grads, values, at * 4);
+            write(compressed.packed, piece.half!, at * 2);
+          } else write(grads, values, at * 4);
           if (piece.last) written++;
           const w1 = performance.now();
-          writeRate.record(bytes, w1 - w0);
-          timings.writeMs += w1 - w0;
+          spent += betweenWrites ? 0 : w1 - w0;
+          writeRate.record(bytes, spent);
+          timings.writeMs += spent;
           timings.lastWriteMs = w1 - t0;
           if (piece.last) timings.buckets[piece.bucket].written = w1 - t0;
-          betweenWrites?.();
         }
       };
       // Every piece but the last bucket's is handed over while this thread will block in maps: it goes to the
@@ -717,14 +730,11 @@ export function gradientSyncFor(
           // message that arrived meanwhile is reduced and forwarded at once (a non-blocking check, ~µs).
           ctx.pollCollectives();
           writeReduced(Infinity, () => ctx.pollCollectives());
-          // Nothing is left for this thread but the collectives: drive the polled ring's links (and wait for
-          // the stripes) here rather than sleep in the event loop, whose wake-up each hop would pay.
-          if (
-            piecesReduced < piecesStarted &&
-            ctx.pollCollectives(performance.now() + MAX_COLLECTIVE_WAIT_MS) > 0
-          ) {
-            await microtasksDrained();
-          }
+          // Nothing is left for this thread but the collectives: drive the polled ring's links here rather
+          // than sleep in the event loop, whose wake-up each hop would pay. (Not the stripes: a bucket they
+          // finish is written back as it comes, while later ones still reduce.) Their write-back follows in
+          // microtasks (writeAtOnce).
+          if (piecesReduced < piecesStarted) ctx.spinPolled?.(performance.now() + MAX_COLLECTIVE_WAIT_MS);
           writeReduced(Infinity);
           if (failure || handed < reads.length) {
             const error = failure?.error ??
@@ -799,6 +809,9 @@ export class WriteBackRate {
  * collective is reported by a message, which cannot arrive while this thread blocks).
  */
 const MAX_COLLECTIVE_WAIT_MS = 50;
+
+/** Slices of the write-backs in `finish`, between which the polled ring's links are checked. */
+const WRITE_BACK_SLICE_BYTES = 256 << 10;
 
 /** A map call that took this long waited for its segment (one that did not returns in ~0.1 ms). */
 const MAP_BLOCKED_MS = 0.3;

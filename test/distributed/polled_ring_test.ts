@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { encodeDataHead, RingPhase } from "../../src/distributed/frames.ts";
-import { PolledRing, polledRingFits } from "../../src/distributed/polled_ring.ts";
+import { PolledRing } from "../../src/distributed/polled_ring.ts";
 import { PolledListener, PolledSocket, polledSockets } from "../../src/distributed/polled_socket.ts";
 import { answerUpgrade, requestUpgrade } from "../../src/distributed/raw_websocket.ts";
 import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
@@ -30,7 +30,12 @@ async function ringLinks(n: number): Promise<{ right: PolledSocket[]; left: Poll
   };
 }
 
-function rings(n: number, links: { right: PolledSocket[]; left: PolledSocket[] }, lost: string[] = []) {
+function rings(
+  n: number,
+  links: { right: PolledSocket[]; left: PolledSocket[] },
+  lost: string[] = [],
+  chunkElements?: number,
+) {
   return Array.from({ length: n }, (_, r) =>
     new PolledRing({
       rank: r,
@@ -40,6 +45,7 @@ function rings(n: number, links: { right: PolledSocket[]; left: PolledSocket[] }
       right: links.right[r],
       left: links.left[r],
       spinMs: 0,
+      chunkElements,
       onLinkLost: (peer, reason) => lost.push(`rank ${r} lost ${peer}: ${reason}`),
     }));
 }
@@ -59,13 +65,20 @@ async function driveAll(all: PolledRing[], done: Promise<unknown>): Promise<void
 
 Deno.test({
   name:
-    "polled ring: equals the documented reference bitwise on every rank (2–4 ranks, empty segments, back to back)",
+    "polled ring: equals the documented reference bitwise on every rank (2–4 ranks, chunks, empty segments, back to back)",
   ignore: !available,
   async fn() {
-    for (const n of [2, 3, 4]) {
+    const cases: Array<[number, number | undefined]> = [[2, undefined], [3, undefined], [4, undefined], [
+      3,
+      4,
+    ], [
+      4,
+      100,
+    ]];
+    for (const [n, chunkElements] of cases) {
       const links = await ringLinks(n);
       try {
-        const all = rings(n, links);
+        const all = rings(n, links, [], chunkElements);
         const lengths = [1, 3, 5, 1000, 4099, 65536];
         const inputs = lengths.map((length, bucket) =>
           Array.from({ length: n }, (_, r) => seededGradients(7, n, r, bucket, length))
@@ -82,7 +95,11 @@ Deno.test({
             const got = new Uint32Array(data[bucket][r].buffer);
             const want = new Uint32Array(expected.buffer);
             const first = got.findIndex((bits, i) => bits !== want[i]);
-            assert.equal(first, -1, `n ${n}, bucket ${bucket}, rank ${r}: first mismatch at ${first}`);
+            assert.equal(
+              first,
+              -1,
+              `n ${n}, chunks ${chunkElements}, bucket ${bucket}, rank ${r}: first mismatch at ${first}`,
+            );
           }
         }
         assert.ok(all.every((ring) => ring.inFlight === 0));
@@ -230,7 +247,15 @@ Deno.test({
   },
 });
 
-Deno.test("polledRingFits: one message per segment", () => {
-  assert.ok(polledRingFits(2 * 1048564, 2));
-  assert.ok(!polledRingFits(2 * 1048564 + 100, 2));
+Deno.test({
+  name: "polled ring: refuses a chunk size out of range",
+  ignore: !available,
+  async fn() {
+    const links = await ringLinks(2);
+    try {
+      assert.throws(() => rings(2, links, [], 2), /chunkElements is out of range: current value is 2/);
+    } finally {
+      links.close();
+    }
+  },
 });
