@@ -141,6 +141,11 @@ export interface DistributedContext {
   readonly bucketMemory?: WebAssembly.Memory | null;
   /** Whether {@link startBucket} takes {@linkcode StartBucketOptions.bf16} (absent: false). */
   readonly bf16Buckets?: boolean;
+  /**
+   * Whether buckets reduced on this thread go to the polled ring (`polled_ring.ts`), whose sends leave at
+   * {@link startBucket} without an event-loop turn (absent: false).
+   */
+  readonly polledRing?: boolean;
   /** Resolves when every queued outgoing byte was handed to the OS. */
   flush(): Promise<void>;
   /**

@@ -713,7 +713,8 @@ export function gradientSyncFor(
           handOn();
           if (pieceHanded > piecesStarted) {
             piecesStarted = pieceHanded;
-            await microtasksDrained();
+            // The event-loop ring's first sends need a turn; the polled ring's and the stripes' left already.
+            if (!ctx.polledRing) await microtasksDrained();
           }
           // bf16: every bucket's average ends in the packed buffer (queue writes, landing before the next
           // submit, which carries this): widen it into the gradient before the caller's commands.
