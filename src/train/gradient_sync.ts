@@ -436,63 +436,45 @@ export function gradientSyncFor(
       let piecesStarted = 0; // pieces[0, piecesStarted) were handed before an event-loop turn (sends went out)
       let boundary = 0; // boundaries passed this step
       let failure: { error: unknown } | null = null;
-      // Reduced pieces wait here for their write-back: done within a boundary's budget, or at once from
-      // `finish` on (the GPU has nothing left to run then). `done`: values of the piece already written.
-      const reduced: { index: number; data: Float32Array; done: number }[] = [];
+      // Reduced buckets wait here for their write-back: done within a boundary's budget, or at once from
+      // `finish` on (the GPU has nothing left to run then).
+      const reduced: { index: number; data: Float32Array }[] = [];
       let written = 0; // buckets written back (all their pieces)
       let piecesReduced = 0; // pieces[0, piecesReduced) came back reduced
       let writeAtOnce = false;
-      // Writes reduced pieces back in slices: whole ones while each is expected to end by `deadline` (the
-      // write rate measured so far), and of the first one that is not, the slices that are (a boundary whose
-      // map would block anyway writes part of a large piece instead of none of it). `betweenWrites` runs
-      // after every slice: in `finish`, the polled ring's messages that arrived meanwhile are reduced and
-      // forwarded while a large piece is written, not after it.
       const writeReduced = (deadline: number, betweenWrites?: () => void) => {
         while (reduced.length) {
-          const r = reduced[0];
-          const piece = pieces[r.index];
-          const elementBytes = compressed ? 2 : 4;
-          const slice = WRITE_BACK_SLICE_BYTES / elementBytes;
-          if (
-            !writeRate.fits(
-              Math.min(slice, r.data.length - r.done) * elementBytes,
-              performance.now(),
-              deadline,
-            )
-          ) {
-            return;
-          }
-          const at = buckets[piece.bucket][0] + (r.data.byteOffset - data[piece.bucket].byteOffset) / 4;
-          // The reducing threads rounded the mean into the piece's bf16 bits already, or this one does.
-          if (compressed && !compressed.onReducers && r.done === 0) {
-            compressed.codec.pack(r.data, piece.half!);
-          }
-          const source = compressed ? piece.half! : r.data;
-          const whole = writeRate.fits((r.data.length - r.done) * elementBytes, performance.now(), deadline);
-          while (r.done < r.data.length) {
-            // A piece that fits whole goes in one write, unless something must run between slices.
-            const count = whole && !betweenWrites
-              ? r.data.length - r.done
-              : Math.min(slice, r.data.length - r.done);
-            if (!whole && !writeRate.fits(count * elementBytes, performance.now(), deadline)) return;
-            const w0 = performance.now();
-            gpu.write(
-              compressed ? compressed.packed : grads,
-              source.subarray(r.done, r.done + count),
-              (at + r.done) * elementBytes,
-            );
-            const w1 = performance.now();
-            writeRate.record(count * elementBytes, w1 - w0);
-            timings.writeMs += w1 - w0;
-            timings.lastWriteMs = w1 - t0;
-            r.done += count;
-            betweenWrites?.();
-          }
-          reduced.shift();
-          if (piece.last) {
-            written++;
-            timings.buckets[piece.bucket].written = performance.now() - t0;
-          }
+          const bytes = compressed ? reduced[0].data.byteLength / 2 : reduced[0].data.byteLength;
+          if (!writeRate.fits(bytes, performance.now(), deadline)) break;
+          const { index, data: values } = reduced.shift()!;
+          const piece = pieces[index];
+          const at = buckets[piece.bucket][0] + (values.byteOffset - data[piece.bucket].byteOffset) / 4;
+          let w0 = performance.now();
+          let spent = 0;
+          // With `betweenWrites`, in slices with a call after each: the polled ring's messages that arrived
+          // are reduced and forwarded while a large piece is written, not after it.
+          const write = (target: GpuBuffer, array: Float32Array | Uint16Array, byteOffset: number) => {
+            const slice = betweenWrites ? WRITE_BACK_SLICE_BYTES / array.BYTES_PER_ELEMENT : array.length;
+            for (let i = 0; i < array.length; i += slice) {
+              gpu.write(target, array.subarray(i, i + slice), byteOffset + i * array.BYTES_PER_ELEMENT);
+              if (!betweenWrites) continue;
+              spent += performance.now() - w0;
+              betweenWrites();
+              w0 = performance.now();
+            }
+          };
+          if (compressed) {
+            // The reducing threads rounded the mean into the piece's bf16 bits already, or this one does.
+            if (!compressed.onReducers) compressed.codec.pack(values, piece.half!);
+            write(compressed.packed, piece.half!, at * 2);
+          } else write(grads, values, at * 4);
+          if (piece.last) written++;
+          const w1 = performance.now();
+          spent += betweenWrites ? 0 : w1 - w0;
+          writeRate.record(bytes, spent);
+          timings.writeMs += spent;
+          timings.lastWriteMs = w1 - t0;
+          if (piece.last) timings.buckets[piece.bucket].written = w1 - t0;
         }
       };
       // Every piece but the last bucket's is handed over while this thread will block in maps: it goes to the
@@ -517,7 +499,7 @@ export function gradientSyncFor(
               bucket.collectiveEnd = times.endMs - t0;
             }
           }
-          reduced.push({ ...r, done: 0 });
+          reduced.push(r);
           piecesReduced++;
           if (writeAtOnce) writeReduced(Infinity);
         }
@@ -709,7 +691,7 @@ export function gradientSyncFor(
             waitMs: m1 - m0,
             blocked,
             pendingCopyBytes: pendingCopyBytes(),
-            pendingWriteBytes: reduced.reduce((n, r) => n + (r.data.length - r.done) * 4, 0),
+            pendingWriteBytes: reduced.reduce((n, r) => n + r.data.byteLength, 0),
             writtenBuckets: written,
           });
           segmentMs[boundary++] = blocked ? m1 - start : 0.75 * (m0 - start);
@@ -829,10 +811,7 @@ export class WriteBackRate {
  */
 const MAX_COLLECTIVE_WAIT_MS = 50;
 
-/**
- * Slices of the write-backs (queue writes): a boundary writes the slices that fit its budget, and `finish`
- * checks the polled ring's links between them.
- */
+/** Slices of the write-backs in `finish`, between which the polled ring's links are checked. */
 const WRITE_BACK_SLICE_BYTES = 256 << 10;
 
 /** A map call that took this long waited for its segment (one that did not returns in ~0.1 ms). */
