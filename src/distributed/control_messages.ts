@@ -36,6 +36,8 @@ export const PeerAddressSchema = z.object({
   stripeCap: z.number().int().min(1).max(64).optional(),
   /** Port of the rank's polled-ring server (`polled_ring.ts`); absent = the rank offers none. */
   polledPort: z.number().int().min(1).max(65535).optional(),
+  /** Ports of the rank's stripes' polled-link servers (stripe order); absent or empty = none. */
+  stripePolledPorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
 });
 /** Address of a rank's data-plane server. */
 export type PeerAddress = z.infer<typeof PeerAddressSchema>;
@@ -64,6 +66,8 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
     cores: z.number().int().min(1).max(1 << 20).optional(),
     /** Port of this rank's polled-ring server (ranks only; absent = none). */
     polledPort: z.number().int().min(1).max(65535).optional(),
+    /** Ports of this rank's stripes' polled-link servers (ranks only; absent or empty = none). */
+    stripePolledPorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
     pid: count,
   }).strict(),
   z.object({ t: z.literal("ready"), generation: count }).strict(),

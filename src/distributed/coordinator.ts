@@ -546,6 +546,7 @@ export class Coordinator {
           ...(hello.stripeMinBytes !== undefined ? { stripeMinBytes: hello.stripeMinBytes } : {}),
           ...(hello.cores !== undefined ? { stripeCap: stripeCapFor(hello.cores, group.length) } : {}),
           ...(hello.polledPort !== undefined ? { polledPort: hello.polledPort } : {}),
+          ...(hello.stripePolledPorts?.length ? { stripePolledPorts: hello.stripePolledPorts } : {}),
         },
       };
     });

@@ -82,7 +82,7 @@ interface Collective {
   seq: number;
   bucket: number;
   data: Float32Array;
-  segments: Array<{ start: number; end: number }>;
+  segments: ReadonlyArray<{ start: number; end: number }>;
   /** The messages this rank receives, in arrival order (by step, then offset); see {@link PolledRing}. */
   messages: Message[];
   /** Index of the message being received. */
@@ -200,14 +200,19 @@ export class PolledRing {
   /**
    * Starts the mean all-reduce of `data` (in place) as the next collective (`bucket`: its index in the fixed
    * bucket order) and sends what it can at once. Resolves when `data` holds the mean and no send reads it.
+   * `segments` (default: the ring's, {@link ringSegmentBounds}) may name parts of them instead: a stripe's
+   * (`stripeSegmentBounds`), whose values are the only ones it reduces.
    */
-  start(bucket: number, data: Float32Array): Promise<void> {
+  start(
+    bucket: number,
+    data: Float32Array,
+    segments: ReadonlyArray<{ start: number; end: number }> = ringSegmentBounds(data.length, this.worldSize),
+  ): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     const n = this.worldSize;
     const seq = this.#nextSeq++;
     if (n === 1 || data.length === 0) return Promise.resolve();
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const segments = ringSegmentBounds(data.length, n);
     const collective: Collective = {
       seq,
       bucket,

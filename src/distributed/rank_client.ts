@@ -143,12 +143,13 @@ export const POLLED_RING_ENV = "ORION_POLLED_RING";
 export const POLLED_CHUNK_ENV = "ORION_POLLED_CHUNK_BYTES";
 
 /**
- * How long the polled ring busy-polls without news before it sleeps in `poll(2)`: 1 ms where the host has two
- * cores per rank on it (a spinning rank then takes no core a peer needs), else 0.05 ms.
+ * How long a polled ring busy-polls without news before it sleeps in `poll(2)`: 1 ms where the host has
+ * `coresEach` logical cores for each of the `threads` that may spin on it at once (a spinning thread then
+ * takes no core a peer needs), else 0.05 ms.
  */
-function polledSpinMs(ranksOnHost: number): number {
+function polledSpinMs(threads: number, coresEach: number): number {
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
-  return cores >= 2 * ranksOnHost ? 1 : 0.05;
+  return cores >= coresEach * threads ? 1 : 0.05;
 }
 
 /** Longest this thread busy-polls the polled ring in one {@link RankSession.pollCollectives} or all-reduce. */
@@ -385,6 +386,10 @@ export class RankSession implements DistributedContext {
   get polledRing(): boolean {
     return this.#polled !== null;
   }
+  /** Whether the stripes run as polled rings (agreed at rendezvous). */
+  get polledStripes(): boolean {
+    return this.#striped?.polled ?? false;
+  }
   /** Ring stripes in use (0: one ring on this thread). */
   get stripes(): number {
     return this.#striped?.stripes ?? 0;
@@ -451,6 +456,7 @@ export class RankSession implements DistributedContext {
         secret: o.secret,
         jobId: o.jobId,
         failPendingOnLinkLoss: false, // pending buckets reject with the stop (DistributedStopError)
+        polled: o.polledRing,
         onLinkLost: (peerRank, reason) => {
           const a = this.#assignment;
           this.#peerLost(peerRank ?? (a ? (a.rank - 1 + a.worldSize) % a.worldSize : 0), reason);
@@ -493,6 +499,9 @@ export class RankSession implements DistributedContext {
         dataPort: this.dataPort,
         stripePorts: this.#striped?.ports ?? [],
         ...(this.#polledListener ? { polledPort: this.#polledListener.port } : {}),
+        ...(this.#polledListener && this.#striped?.polledPorts.length
+          ? { stripePolledPorts: this.#striped.polledPorts }
+          : {}),
         ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
         // A default stripe count shares the host's cores with its other ranks; a count set by hand is kept.
         ...(this.#striped && !this.#stripesSetByHand ? { cores: navigator.hardwareConcurrency } : {}),
@@ -543,6 +552,15 @@ export class RankSession implements DistributedContext {
           stripes,
           chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
           receive: this.#options.stripeReceive,
+          // Polled stripes when every rank offers them (and the polled ring): all decide alike.
+          ...(this.#polledAgreed(a) && a.peers.every((p) => (p.stripePolledPorts?.length ?? 0) >= stripes)
+            ? {
+              polled: {
+                leftPorts: left.stripePolledPorts!,
+                spinMs: polledSpinMs(a.localWorldSize * stripes, 1),
+              },
+            }
+            : {}),
         }),
         this.#options.joinTimeoutMs,
         `the all-reduce stripe links to ranks ${(a.rank - 1 + n) % n} and ${(a.rank + 1) % n}`,
@@ -609,8 +627,7 @@ export class RankSession implements DistributedContext {
   async #connectPolled(a: Assignment): Promise<void> {
     const listener = this.#polledListener;
     const n = a.worldSize;
-    const usable = listener !== null && a.peers.every((p) => p.polledPort !== undefined && ipv4Bytes(p.host));
-    if (!usable) {
+    if (!listener || !this.#polledAgreed(a)) {
       listener?.close();
       this.#polledListener = null;
       if (a.peers.some((p) => p.polledPort !== undefined)) {
@@ -653,7 +670,7 @@ export class RankSession implements DistributedContext {
       kernel: reductionKernel(this.#options.kernel),
       right: rightSocket,
       left: leftSocket,
-      spinMs: polledSpinMs(a.localWorldSize),
+      spinMs: polledSpinMs(a.localWorldSize, 2),
       chunkElements: Math.max(
         4,
         Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.polledChunkBytes / 4)),
@@ -661,6 +678,12 @@ export class RankSession implements DistributedContext {
       onLinkLost: (peerRank, reason) => this.#peerLost(peerRank, `polled ${reason}`),
       failPendingOnLinkLoss: false, // pending buckets reject with the stop (DistributedStopError)
     });
+  }
+
+  /** Whether the job runs polled links: every rank offers a polled ring at an IPv4 address (all decide alike). */
+  #polledAgreed(a: Assignment): boolean {
+    return this.#polledListener !== null &&
+      a.peers.every((p) => p.polledPort !== undefined && ipv4Bytes(p.host));
   }
 
   /** Accepts the right neighbour's polled link (authenticated like the data links, once). */

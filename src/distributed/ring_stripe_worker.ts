@@ -8,8 +8,20 @@
  */
 import { CloseCode, DATA_VALUES_OFFSET, decodeDataHead, MAX_MESSAGE_BYTES } from "./frames.ts";
 import { JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
-import { acceptRawWebSocket, BufferPool, connectRawWebSocket, type RawWebSocket } from "./raw_websocket.ts";
-import { ArenaReductionKernel } from "./simd_add.ts";
+import { PolledRing } from "./polled_ring.ts";
+import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
+import {
+  acceptRawWebSocket,
+  answerUpgrade,
+  BufferPool,
+  connectRawWebSocket,
+  type RawWebSocket,
+  requestUpgrade,
+  type UpgradeDecision,
+  type UpgradeRequest,
+} from "./raw_websocket.ts";
+import { stripeSegmentBounds } from "./ring_all_reduce.ts";
+import { ArenaReductionKernel, WasmReductionKernel } from "./simd_add.ts";
 import { COMPLETION_SLOTS, StripeRing } from "./stripe_ring.ts";
 import type { FromStripeWorker, ToStripeWorker } from "./striped_all_reduce.ts";
 
@@ -29,6 +41,13 @@ let rightClaimed = false;
 let right: RawWebSocket | null = null;
 let left: RawWebSocket | null = null;
 let ring: StripeRing | null = null;
+/** Polled mode (`connect` with `polled`): the stripe's polled ring, its links, and the arena kernel's codec. */
+let polledListener: PolledListener | null = null;
+let polledRight = Promise.withResolvers<PolledSocket>();
+const polledLinks: PolledSocket[] = [];
+let polledRing: PolledRing | null = null;
+let arenaKernel: ArenaReductionKernel | null = null;
+let worldSize = 1;
 let completion: Int32Array | null = null;
 /** Per collective slot and stripe: [started, finished], ms since the epoch (`StripedAllReduce.bucketTimes`). */
 let timeline: Float64Array | null = null;
@@ -42,36 +61,52 @@ function linkLost(peerRank: number, reason: string): void {
   stopped = true;
   const error = new Error(reason);
   ring?.abort(error);
+  polledRing?.abort(error);
   post({ t: "link_lost", peerRank, reason });
+}
+
+/** Decides on a stripe link from the right neighbour (either kind): role peer, that rank, this generation, once. */
+async function authorizeStripe(request: UpgradeRequest): Promise<UpgradeDecision> {
+  const url = new URL(request.target, "http://peer");
+  if (url.pathname !== "/stripe") return { ok: false, status: 404, reason: "not found" };
+  const match = /^Bearer\s+(\S+)$/i.exec((request.headers.get("authorization") ?? "").trim());
+  const check = await verifier!.verify(
+    request.headers.has("authorization") ? (match ? match[1] : "") : null,
+    "peer",
+  );
+  if (!check.ok) return check;
+  const want = await expectedPeer();
+  if (
+    check.claims.rank !== want.rank || url.searchParams.get("gen") !== String(want.generation) ||
+    url.searchParams.get("stripe") !== String(setup!.stripe) || rightClaimed
+  ) {
+    return {
+      ok: false,
+      status: 403,
+      reason: `stripe ${setup!.stripe} connection from rank ${check.claims.rank} refused: expected rank ` +
+        `${want.rank} of generation ${want.generation}, stripe ${setup!.stripe}, once`,
+    };
+  }
+  rightClaimed = true;
+  return { ok: true };
+}
+
+async function acceptPolled(): Promise<void> {
+  for (;;) {
+    const socket = await polledListener?.accept().catch(() => null);
+    if (!socket) return;
+    polledLinks.push(socket);
+    answerUpgrade(socket, authorizeStripe).then((rest) => {
+      if (rest === null) return;
+      if (rest.length > 0) throw new Error("the polled stripe link sent data before the ring started");
+      polledRight.resolve(socket);
+    }).catch(() => socket.close());
+  }
 }
 
 async function serve(): Promise<void> {
   for await (const conn of listener!) {
-    acceptRawWebSocket(conn, async (request) => {
-      const url = new URL(request.target, "http://peer");
-      if (url.pathname !== "/stripe") return { ok: false, status: 404, reason: "not found" };
-      const match = /^Bearer\s+(\S+)$/i.exec((request.headers.get("authorization") ?? "").trim());
-      const check = await verifier!.verify(
-        request.headers.has("authorization") ? (match ? match[1] : "") : null,
-        "peer",
-      );
-      if (!check.ok) return check;
-      const want = await expectedPeer();
-      if (
-        check.claims.rank !== want.rank || url.searchParams.get("gen") !== String(want.generation) ||
-        url.searchParams.get("stripe") !== String(setup!.stripe) || rightClaimed
-      ) {
-        return {
-          ok: false,
-          status: 403,
-          reason:
-            `stripe ${setup!.stripe} connection from rank ${check.claims.rank} refused: expected rank ` +
-            `${want.rank} of generation ${want.generation}, stripe ${setup!.stripe}, once`,
-        };
-      }
-      rightClaimed = true;
-      return { ok: true };
-    }, { pool, maxPayload: MAX_MESSAGE_BYTES }).then((socket) => {
+    acceptRawWebSocket(conn, authorizeStripe, { pool, maxPayload: MAX_MESSAGE_BYTES }).then((socket) => {
       if (!socket) return;
       right = socket;
       rightReady.resolve(socket);
@@ -99,7 +134,41 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   completion = new Int32Array(setup!.memory.buffer, m.completionOffset, COMPLETION_SLOTS);
   timeline = new Float64Array(setup!.memory.buffer, m.timelineOffset, COMPLETION_SLOTS * m.stripes * 2);
   stripes = m.stripes;
+  worldSize = n;
   const token = await mintJoinToken(setup!.secret, { job: setup!.jobId, role: "peer", rank: m.rank });
+  if (m.polled) {
+    arenaKernel = kernel;
+    const target = `/stripe?gen=${m.generation}&stripe=${setup!.stripe}`;
+    const leftSocket = await (async () => {
+      const socket = await PolledSocket.dial(m.left.host, m.polled!.leftPort, 60_000);
+      polledLinks.push(socket);
+      const rest = await requestUpgrade(socket, m.left.host, m.polled!.leftPort, target, {
+        Authorization: `Bearer ${token}`,
+      });
+      if (rest.length > 0) throw new Error("the polled stripe link sent data before the ring started");
+      return socket;
+    })().catch((error) => {
+      throw new Error(
+        `Cannot connect polled stripe ${setup!.stripe} to rank ${leftRank} at ${m.left.host}:` +
+          `${m.polled!.leftPort}: ${(error as Error).message}`,
+      );
+    });
+    const rightSocket = await polledRight.promise;
+    polledListener?.close();
+    polledRing = new PolledRing({
+      rank: m.rank,
+      worldSize: n,
+      generation: m.generation,
+      kernel: new WasmReductionKernel(),
+      right: rightSocket,
+      left: leftSocket,
+      spinMs: m.polled.spinMs,
+      chunkElements: m.chunkElements,
+      failPendingOnLinkLoss: false, // linkLost aborts it
+      onLinkLost: (peerRank, reason) => linkLost(peerRank, `stripe ${setup!.stripe} polled ${reason}`),
+    });
+    return;
+  }
   const dialed = await connectRawWebSocket(
     m.left.host,
     m.left.port,
@@ -177,7 +246,17 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
         return;
       }
       serve().catch(() => {});
-      post({ t: "listening", port: (listener.addr as Deno.NetAddr).port });
+      if (m.polled && polledSockets() !== null && ipv4Bytes(m.hostname) !== null) {
+        try {
+          polledListener = PolledListener.listen(m.hostname);
+          acceptPolled().catch(() => {});
+        } catch { /* no polled link from this stripe: the job keeps the event-loop stripes */ }
+      }
+      post({
+        t: "listening",
+        port: (listener.addr as Deno.NetAddr).port,
+        ...(polledListener ? { polledPort: polledListener.port } : {}),
+      });
       return;
     case "connect":
       connect(m).then(
@@ -186,6 +265,10 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
       );
       return;
     case "start":
+      if (polledRing) {
+        startPolled(m);
+        return;
+      }
       if (!ring) {
         post({ t: "failed", seq: m.seq, name: "Error", message: "stripe ring not connected" });
         return;
@@ -212,6 +295,12 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
     case "stop":
       stopped = true;
       ring?.abort(new Error(m.reason));
+      polledRing?.abort(new Error(m.reason));
+      polledListener?.close();
+      for (const socket of polledLinks.splice(0)) socket.close();
+      polledRight.reject(new Error(m.reason));
+      polledRight = Promise.withResolvers<PolledSocket>();
+      polledRight.promise.catch(() => {});
       for (const socket of [left, right]) {
         try {
           socket?.close(CloseCode.normal, "rank leaving");
@@ -228,3 +317,40 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
   }
 };
 rightReady.promise.catch(() => {});
+polledRight.promise.catch(() => {});
+
+/** Longest a polled stripe busy-polls one collective before its background loop carries on (ms). */
+const POLLED_SPIN_CAP_MS = 50;
+
+/**
+ * A collective on the polled ring: this stripe's parts of the bucket (bf16 widened first and rounded back
+ * after, as the event-loop stripe does), busy-polled right away: this thread has nothing else to do.
+ */
+function startPolled(m: Extract<ToStripeWorker, { t: "start" }>): void {
+  const at = 2 * ((m.seq % COMPLETION_SLOTS) * stripes + setup!.stripe);
+  timeline![at] = performance.timeOrigin + performance.now();
+  const segments = stripeSegmentBounds(m.length, worldSize, setup!.stripe, stripes);
+  const bf16 = m.bf16Offset ?? null;
+  if (bf16 !== null) {
+    for (const { start, end } of segments) {
+      arenaKernel!.unpackBf16(m.offset + 4 * start, bf16 + 2 * start, end - start);
+    }
+  }
+  const data = new Float32Array(setup!.memory.buffer, m.offset, m.length);
+  polledRing!.start(m.bucket, data, segments).then(
+    () => {
+      if (bf16 !== null) {
+        for (const { start, end } of segments) {
+          arenaKernel!.packBf16(bf16 + 2 * start, m.offset + 4 * start, end - start);
+        }
+      }
+      timeline![at + 1] = performance.timeOrigin + performance.now();
+      Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);
+      Atomics.notify(completion!, m.seq % COMPLETION_SLOTS);
+      post({ t: "done", seq: m.seq });
+    },
+    (error) =>
+      post({ t: "failed", seq: m.seq, name: (error as Error).name, message: (error as Error).message }),
+  );
+  polledRing!.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
+}

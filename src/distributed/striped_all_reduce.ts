@@ -25,6 +25,8 @@ export type ToStripeWorker =
     jobId: string;
     stripe: number;
     memory: WebAssembly.Memory;
+    /** Also listen for a polled link (`polled_ring.ts`); the reply then carries its port when it could. */
+    polled: boolean;
   }
   | {
     t: "connect";
@@ -32,6 +34,11 @@ export type ToStripeWorker =
     worldSize: number;
     generation: number;
     left: { host: string; port: number };
+    /**
+     * Run the stripe as a polled ring: dial this port of the left neighbour's stripe with a polled socket,
+     * take the right neighbour's polled link, and busy-poll for `spinMs` before sleeping in `poll(2)`.
+     */
+    polled?: { leftPort: number; spinMs: number };
     chunkElements: number;
     stripes: number;
     receiveOffset: number;
@@ -50,7 +57,7 @@ export type ToStripeWorker =
 
 /** Messages from a stripe worker to the rank's thread. */
 export type FromStripeWorker =
-  | { t: "listening"; port: number }
+  | { t: "listening"; port: number; polledPort?: number }
   | { t: "connected" }
   | { t: "setup_failed"; message: string }
   | { t: "done"; seq: number }
@@ -82,6 +89,8 @@ export interface StripedAllReduceOptions {
    * false: it reports the loss and rejects them with its own stop error when the job stops the rank.
    */
   failPendingOnLinkLoss?: boolean;
+  /** Also listen for polled links, so that {@link StripedAllReduce.connect} may run the stripes polled. */
+  polled?: boolean;
   /** Worker entry module (default: `ring_stripe_worker.ts` beside this module, or `ring_stripe_worker.js` beside a bundle). */
   moduleUrl?: string;
 }
@@ -205,6 +214,7 @@ interface StripeWorker {
   worker: Worker;
   index: number;
   port: number;
+  polledPort?: number;
   waiters: Map<string, PromiseWithResolvers<FromStripeWorker>>;
 }
 
@@ -236,6 +246,7 @@ export class StripedAllReduce {
   #linkLost = false;
   readonly #pending = new Map<number, PendingCollective>();
   #stripes = 0;
+  #polled = false;
   #completion: Int32Array | null = null;
   #timeline: Float64Array | null = null;
   readonly #bucketTimes = new Map<number, CollectiveTimes>();
@@ -288,8 +299,11 @@ export class StripedAllReduce {
           jobId: options.jobId,
           stripe: entry.index,
           memory: arena.memory,
+          polled: options.polled ?? false,
         });
-        entry.port = (await reply as Extract<FromStripeWorker, { t: "listening" }>).port;
+        const listening = await reply as Extract<FromStripeWorker, { t: "listening" }>;
+        entry.port = listening.port;
+        entry.polledPort = listening.polledPort;
       }));
     } catch (error) {
       for (const entry of workers) entry.worker.terminate();
@@ -301,6 +315,18 @@ export class StripedAllReduce {
   /** Ports of the stripe data servers, stripe order. */
   get ports(): number[] {
     return this.#workers.map((w) => w.port);
+  }
+
+  /** Ports of the stripes' polled-link servers, stripe order; empty unless every stripe has one. */
+  get polledPorts(): number[] {
+    return this.#workers.every((w) => w.polledPort !== undefined)
+      ? this.#workers.map((w) => w.polledPort!)
+      : [];
+  }
+
+  /** Whether the connected stripes run as polled rings. */
+  get polled(): boolean {
+    return this.#polled;
   }
 
   /** Stripes in use after {@link connect}. */
@@ -322,6 +348,11 @@ export class StripedAllReduce {
     chunkElements: number;
     /** Default "direct". */
     receive?: StripeReceive;
+    /**
+     * Run every stripe as a polled ring (`polled_ring.ts`) over these polled ports of the left neighbour's
+     * stripes, busy-polling `spinMs` before sleeping; every rank must choose alike.
+     */
+    polled?: { leftPorts: readonly number[]; spinMs: number };
   }): Promise<void> {
     if (a.stripes < 1 || a.stripes > this.#workers.length || a.stripes > a.left.ports.length) {
       throw new RangeError(
@@ -330,6 +361,7 @@ export class StripedAllReduce {
       );
     }
     this.#stripes = a.stripes;
+    this.#polled = a.polled !== undefined;
     for (const extra of this.#workers.splice(a.stripes)) extra.worker.terminate();
     const completionOffset = this.arena.allocate(COMPLETION_SLOTS * 4);
     this.#completion = new Int32Array(this.arena.memory.buffer, completionOffset, COMPLETION_SLOTS);
@@ -347,6 +379,9 @@ export class StripedAllReduce {
         worldSize: a.worldSize,
         generation: a.generation,
         left: { host: a.left.host, port: a.left.ports[entry.index] },
+        ...(a.polled
+          ? { polled: { leftPort: a.polled.leftPorts[entry.index], spinMs: a.polled.spinMs } }
+          : {}),
         chunkElements: a.chunkElements,
         stripes: a.stripes,
         receiveOffset: this.arena.allocate(2 * a.chunkElements * 4),

@@ -544,6 +544,33 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "polled stripes: buckets of 1 to 300 000 values, 2 and 3 ranks, equal the reference bitwise",
+  ignore: polledSockets() === null,
+  async fn() {
+    for (const worldSize of [2, 3]) {
+      await withInProcessJob(`polled-stripes-${worldSize}`, worldSize, { stripes: 2 }, async (sessions) => {
+        for (const s of sessions) assert.equal(s.polledStripes, true);
+        const ranks = sessions.map((s) => s.rank);
+        for (const [bucket, length] of [1, 5, 4099, 300_000].entries()) {
+          const inputs = sessions.map((s) => seededGradients(12, length, s.rank, bucket, length));
+          const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
+          const buckets = sessions.map((s, i) => {
+            const b = s.sharedBucket(length);
+            b.set(inputs[i]);
+            return b;
+          });
+          await Promise.all(sessions.map((s, i) => s.startBucket(bucket, buckets[i], { offThread: true })));
+          for (const b of buckets) {
+            assert.deepEqual(bits(b), bits(expected), `${worldSize} ranks, ${length} values`);
+          }
+          for (const [i, s] of sessions.entries()) s.releaseSharedBucket(buckets[i]);
+        }
+      });
+    }
+  },
+});
+
 Deno.test("pollCollectives(untilMs) blocks until the stripes' collectives finish, or until untilMs", async () => {
   const worldSize = 2;
   await withInProcessJob("poll-until", worldSize, { stripes: 2 }, async (sessions) => {
