@@ -534,8 +534,11 @@ export class RankSession implements DistributedContext {
     }
     // Every rank routes each bucket the same way: by its size against the same threshold, or to the stripes
     // when the caller asks (`startBucket`'s `offThread`, which every rank passes alike).
+    // Polled stripes when every rank offers them (and the polled ring): all decide alike.
+    const polledStripes = stripes > 0 && this.#polledAgreed(a) &&
+      a.peers.every((p) => (p.stripePolledPorts?.length ?? 0) >= stripes);
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
-    this.#stripeMinBytes = stripeMinBytes(set.length ? Math.max(...set) : null, n, stripes);
+    this.#stripeMinBytes = stripeMinBytes(set.length ? Math.max(...set) : null, n, stripes, polledStripes);
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();
@@ -552,12 +555,11 @@ export class RankSession implements DistributedContext {
           stripes,
           chunkElements: Math.max(4, Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.chunkBytes / 4))),
           receive: this.#options.stripeReceive,
-          // Polled stripes when every rank offers them (and the polled ring): all decide alike.
-          ...(this.#polledAgreed(a) && a.peers.every((p) => (p.stripePolledPorts?.length ?? 0) >= stripes)
+          ...(polledStripes
             ? {
               polled: {
                 leftPorts: left.stripePolledPorts!,
-                spinMs: polledSpinMs(a.localWorldSize * stripes, 1),
+                spinMs: polledSpinMs(a.localWorldSize * stripes, 2),
               },
             }
             : {}),

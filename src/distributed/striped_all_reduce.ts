@@ -175,14 +175,27 @@ export const STRIPE_SEGMENT_MIN_BYTES = 128 * 1024;
  *   5.21–5.73 ms; at 2 MiB the ring, 2.74–3.00 vs 3.26–3.38.
  * The rule gives 1, 2 and 8 MiB for 2, 4 and 8 ranks with 4 stripes, and 4 MiB for 8 ranks with 2.
  *
+ * Polled stripes (`polled`: each stripe a polled ring, `polled_ring.ts`) pay no per-message event-loop costs,
+ * so the 128 KiB part holds at every world size: `worldSize × stripes × 128 KiB`. On the 2 × H200 host (32
+ * threads, 4 stripes; `h200x2_2026-11-29f_polled_stripes_spin.json`, every size on the stripes, against
+ * the rank's own polled ring in `…_polled_stripes.json`) 8 ranks took 3.09 ms at 4 MiB on the stripes and
+ * 4.14 on the own ring, and 2.30 against 1.92 at 2 MiB; 4 ranks 1.05 against the stripes' own 2 MiB rule.
+ *
  * @example
  * ```ts
  * import { stripeMinBytes } from "./striped_all_reduce.ts";
  * console.log(stripeMinBytes(null, 8, 2)); // 4194304: 4 MiB
+ * console.log(stripeMinBytes(null, 8, 4, true)); // 4194304: 4 MiB
  * ```
  */
-export function stripeMinBytes(explicit: number | null, worldSize: number, stripes: number): number {
-  return explicit ?? worldSize * stripes * Math.max(STRIPE_SEGMENT_MIN_BYTES, worldSize * 32 * 1024);
+export function stripeMinBytes(
+  explicit: number | null,
+  worldSize: number,
+  stripes: number,
+  polled = false,
+): number {
+  const part = polled ? STRIPE_SEGMENT_MIN_BYTES : Math.max(STRIPE_SEGMENT_MIN_BYTES, worldSize * 32 * 1024);
+  return explicit ?? worldSize * stripes * part;
 }
 
 /** `ORION_STRIPE_MIN_BYTES` as a number of bytes, or null when unset. */

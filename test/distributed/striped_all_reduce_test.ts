@@ -396,6 +396,11 @@ Deno.test("smallest striped bucket: ranks × stripes × max(128 KiB, ranks × 32
   assert.equal(stripeMinBytes(null, 2, 1), 256 << 10);
   assert.equal(stripeMinBytes(0, 8, 4), 0);
   assert.equal(stripeMinBytes(12345, 2, 1), 12345);
+  // Polled stripes: 128 KiB parts at every world size.
+  assert.equal(stripeMinBytes(null, 8, 4, true), 4 << 20);
+  assert.equal(stripeMinBytes(null, 16, 1, true), 2 << 20);
+  assert.equal(stripeMinBytes(null, 2, 4, true), 1 << 20);
+  assert.equal(stripeMinBytes(12345, 8, 4, true), 12345);
 });
 
 Deno.test("stripe count: the smallest offer, within each host's cores shared by its ranks", () => {
