@@ -18,7 +18,6 @@
  */
 import {
   DATA_VALUES_OFFSET,
-  type DataChunkHeader,
   decodeDataHead,
   FrameError,
   MAX_CHUNK_ELEMENTS,
