@@ -30,6 +30,19 @@ async function ringLinks(n: number): Promise<{ right: PolledSocket[]; left: Poll
   };
 }
 
+/** Runs `fn` with `n` ranks' links on loopback, closed afterwards. */
+async function withLinks(
+  n: number,
+  fn: (links: { right: PolledSocket[]; left: PolledSocket[] }) => Promise<void>,
+): Promise<void> {
+  const links = await ringLinks(n);
+  try {
+    await fn(links);
+  } finally {
+    links.close();
+  }
+}
+
 function rings(
   n: number,
   links: { right: PolledSocket[]; left: PolledSocket[] },
@@ -114,8 +127,7 @@ Deno.test({
   name: "polled ring: spinUntil finishes a collective on this thread when the peers already sent",
   ignore: !available,
   async fn() {
-    const links = await ringLinks(2);
-    try {
+    await withLinks(2, async (links) => {
       const [a, b] = rings(2, links);
       const x = seededGradients(1, 0, 0, 0, 777), y = seededGradients(1, 0, 1, 0, 777);
       const [xa, yb] = [x.slice(), y.slice()];
@@ -130,9 +142,7 @@ Deno.test({
       assert.deepEqual(new Uint32Array(xa.buffer), new Uint32Array(referenceRingMean([x, y]).buffer));
       assert.deepEqual(new Uint32Array(yb.buffer), new Uint32Array(xa.buffer));
       assert.ok(a.bucketTimes.get(0)!.firstChunkMs! > 0);
-    } finally {
-      links.close();
-    }
+    });
   },
 });
 
@@ -140,8 +150,7 @@ Deno.test({
   name: "polled ring: ranks that start different buckets fail with RingOrderError and report the link",
   ignore: !available,
   async fn() {
-    const links = await ringLinks(2);
-    try {
+    await withLinks(2, async (links) => {
       const lost: string[] = [];
       const [a, b] = rings(2, links, lost);
       const da = a.start(0, new Float32Array(64));
@@ -152,9 +161,7 @@ Deno.test({
       assert.ok(results.some((r) => r.status === "rejected" && r.reason instanceof RingOrderError));
       assert.match(lost.join("\n"), /bucket/);
       await assert.rejects(a.start(2, new Float32Array(4)));
-    } finally {
-      links.close();
-    }
+    });
   },
 });
 
@@ -162,8 +169,7 @@ Deno.test({
   name: "polled ring: a peer that closes fails the collective and reports which rank was lost",
   ignore: !available,
   async fn() {
-    const links = await ringLinks(2);
-    try {
+    await withLinks(2, async (links) => {
       const lost: string[] = [];
       const [a] = rings(2, links, lost);
       const done = a.start(0, new Float32Array(1024));
@@ -171,9 +177,7 @@ Deno.test({
       assert.equal(a.spinUntil(performance.now() + 2000), false);
       await assert.rejects(done, /closed/);
       assert.match(lost[0], /rank 0 lost 1/);
-    } finally {
-      links.close();
-    }
+    });
   },
 });
 
@@ -181,8 +185,7 @@ Deno.test({
   name: "polled ring: a message from another generation is refused",
   ignore: !available,
   async fn() {
-    const links = await ringLinks(2);
-    try {
+    await withLinks(2, async (links) => {
       const lost: string[] = [];
       const [a] = rings(2, links, lost);
       const done = a.start(0, new Float32Array(8));
@@ -204,9 +207,7 @@ Deno.test({
       a.spinUntil(performance.now() + 2000);
       await assert.rejects(done, /generation 2 arrived in generation 3/);
       assert.equal(lost.length, 1);
-    } finally {
-      links.close();
-    }
+    });
   },
 });
 
@@ -251,11 +252,8 @@ Deno.test({
   name: "polled ring: refuses a chunk size out of range",
   ignore: !available,
   async fn() {
-    const links = await ringLinks(2);
-    try {
+    await withLinks(2, async (links) => {
       assert.throws(() => rings(2, links, [], 2), /chunkElements is out of range: current value is 2/);
-    } finally {
-      links.close();
-    }
+    });
   },
 });
