@@ -5,8 +5,10 @@
  * Same schedule, segments and arithmetic as {@link RingAllReduce} (`ring_all_reduce.ts`): segment s starts at
  * rank s, every rank adds its own values on arrival with the same reduction kernel, the owner divides, and the
  * all-gather copies its bits. So the result is bit-identical to {@link referenceRingMean}, whichever path a
- * bucket takes. Each ring step is one message: a WebSocket binary frame (unmasked, the accepting side sends)
- * holding an Orion data frame ({@link DataChunkHeader} + values), checked like the event-loop ring's.
+ * bucket takes. A ring step moves a segment in messages of at most `chunkElements` values (one message for a
+ * small bucket): each a WebSocket binary frame (unmasked, the accepting side sends) holding an Orion data frame
+ * (`DataChunkHeader` + values), checked like the event-loop ring's. A stripe worker runs one over its parts of
+ * the segments (`stripeSegmentBounds`).
  *
  * Collectives run one after another in start order (every rank starts the same buckets in the same order).
  * They make progress whenever {@link PolledRing.progress} is called: from {@link PolledRing.spinUntil} (the
@@ -101,7 +103,7 @@ interface Collective {
 /**
  * Default values per message: 1 MiB, so a small bucket's segment is one message. Smaller chunks pipeline the
  * ring's steps but cost more per byte than they save: on the 2 × H200 host, 8 ranks, a 1 MiB all-reduce took
- * 2.05 ms with 32 KiB chunks, 1.35 with 128 KiB and 1.24 with 1 MiB (docs/distributed.md, "Polled links").
+ * 2.05 ms with 32 KiB chunks, 1.35 with 128 KiB and 1.24 with 1 MiB (docs/distributed.md, "Polled ring").
  */
 export const POLLED_CHUNK_ELEMENTS = 262_144;
 

@@ -4,12 +4,13 @@
  *
  * Why: a small all-reduce is a chain of message hops, and each hop through Deno's TCP sockets costs an
  * event-loop turn on each side plus, when the thread was asleep, its wake-up. On the 2 × H200 host a 0.25 MiB
- * two-rank all-reduce took 0.57 ms through the event loop and 0.21–0.24 ms with the same ring polling its
- * sockets (`docs/distributed.md`, "Polled links"). NCCL's proxies poll for the same reason.
+ * two-rank all-reduce starting on idle threads took 0.68 ms through the event loop and 0.48 ms polled, and a
+ * 0.5 MiB one on 4 ranks 1.06 and 0.69 ms (`docs/distributed.md`, "Polled ring"). NCCL's proxies poll for the
+ * same reason.
  *
- * {@link PolledSocket} offers both: `trySend`/`tryRecv` (never block; for the polled ring's progress loop),
- * `waitReady` (blocks the thread in `poll(2)` for at most a given time), and `read`/`write` promises that wait
- * in `poll(2)` on a runtime thread (for handshakes and background progress), so it also serves as a
+ * {@link PolledSocket} offers both: `trySend`/`tryRecv` (never block; for the polled ring's progress loop,
+ * with {@link waitAny} to sleep in `poll(2)` for at most a given time), and `ready`/`read`/`write` promises
+ * that wait in `poll(2)` on a runtime thread (for handshakes and background progress), so it also serves as a
  * {@link HandshakeStream} for the WebSocket upgrade. Only IPv4 addresses are supported.
  *
  * {@link polledSockets} returns null where the C library cannot be loaded (not Linux, no `--allow-ffi`):
@@ -161,7 +162,6 @@ async function pollOffThread(
 export class PolledSocket implements HandshakeStream {
   readonly #c: Libc;
   #fd: number;
-  readonly #table = new Uint8Array(8);
   /** Off-thread polls in flight: the descriptor stays open until they return. */
   #offThread = 0;
   #closing = false;
@@ -242,15 +242,6 @@ export class PolledSocket implements HandshakeStream {
     const code = errno(this.#c);
     if (code === EAGAIN || code === EINTR) return 0;
     throw new Error(`recv failed: errno ${code}`);
-  }
-
-  /** Blocks this thread in `poll(2)` until readable (`POLLIN`) / writable (`POLLOUT`) or `timeoutMs`. */
-  waitReady(events: number, timeoutMs: number): void {
-    const view = new DataView(this.#table.buffer);
-    view.setInt32(0, this.#fd, true);
-    view.setInt16(4, events, true);
-    view.setInt16(6, 0, true);
-    this.#c.poll(this.#table, 1n, Math.max(0, Math.ceil(timeoutMs)));
   }
 
   /** Waits off this thread until readable / writable or `timeoutMs`; false when closed meanwhile. */
