@@ -219,7 +219,8 @@ async function overlappingBuckets(n: number, stripes: number, lengths: number[],
     }
   }
 }
-async function stripedRanks(n: number, stripes: number, chunkElements: number) {
+/** `n` ranks' striped rings on loopback; `polled`: every stripe a polled ring (busy-polled in its worker). */
+async function stripedRanks(n: number, stripes: number, chunkElements: number, polled = false) {
   const secret = generateJoinSecret();
   const lost: Array<{ rank: number; peerRank: number | null; reason: string }> = [];
   const ranks = await Promise.all(
@@ -229,9 +230,11 @@ async function stripedRanks(n: number, stripes: number, chunkElements: number) {
         hostname: "127.0.0.1",
         secret,
         jobId: "striped-test",
+        polled,
         onLinkLost: (peerRank, reason) => lost.push({ rank, peerRank, reason }),
       })),
   );
+  if (polled) { for (const striped of ranks) assert.equal(striped.polledPorts.length, stripes); }
   await Promise.all(ranks.map((striped, rank) =>
     striped.connect({
       rank,
@@ -240,80 +243,100 @@ async function stripedRanks(n: number, stripes: number, chunkElements: number) {
       left: { host: "127.0.0.1", ports: ranks[(rank - 1 + n) % n].ports },
       stripes,
       chunkElements,
+      ...(polled ? { polled: { leftPorts: ranks[(rank - 1 + n) % n].polledPorts, spinMs: 0.05 } } : {}),
     })
   ));
+  if (polled) { for (const striped of ranks) assert.equal(striped.polled, true); }
   return { ranks, lost };
 }
 
-Deno.test("striped all-reduce over Workers and sockets: bitwise reference for 2 and 3 ranks, odd sizes", async () => {
-  for (const [n, stripes] of [[2, 2], [3, 3]]) {
-    const { ranks } = await stripedRanks(n, stripes, 1000);
-    try {
-      for (const [b, length] of [1, 13, 2 * 3 * 1000 + 7, 40_001].entries()) {
-        const inputs = Array.from({ length: n }, (_, r) => seededGradients(21, 0, r, b, length));
-        const expected = referenceRingMean(inputs);
-        // Rank 0 hands a plain array (copied in and out), the others shared buckets (reduced in place).
-        const buffers = inputs.map((x, r) => {
-          if (r === 0) return x.slice();
-          const shared = ranks[r].sharedBucket(length);
-          shared.set(x);
-          return shared;
-        });
-        await Promise.all(ranks.map((striped, r) => striped.start(b, buffers[r])));
-        for (let r = 0; r < n; r++) {
-          assert.deepEqual(
-            bits(buffers[r]),
-            bits(expected),
-            `n=${n} stripes=${stripes} length=${length} rank=${r}`,
-          );
-          if (r > 0) ranks[r].releaseSharedBucket(buffers[r]);
+for (const polled of [false, true]) {
+  Deno.test({
+    name: `striped all-reduce over Workers and sockets${
+      polled ? ", polled" : ""
+    }: bitwise reference for 2 and 3 ranks, odd sizes`,
+    ignore: polled && polledSockets() === null,
+    async fn() {
+      for (const [n, stripes] of [[2, 2], [3, 3]]) {
+        const { ranks } = await stripedRanks(n, stripes, 1000, polled);
+        try {
+          for (const [b, length] of [1, 13, 2 * 3 * 1000 + 7, 40_001].entries()) {
+            const inputs = Array.from({ length: n }, (_, r) => seededGradients(21, 0, r, b, length));
+            const expected = referenceRingMean(inputs);
+            // Rank 0 hands a plain array (copied in and out), the others shared buckets (reduced in place).
+            const buffers = inputs.map((x, r) => {
+              if (r === 0) return x.slice();
+              const shared = ranks[r].sharedBucket(length);
+              shared.set(x);
+              return shared;
+            });
+            await Promise.all(ranks.map((striped, r) => striped.start(b, buffers[r])));
+            for (let r = 0; r < n; r++) {
+              assert.deepEqual(
+                bits(buffers[r]),
+                bits(expected),
+                `n=${n} stripes=${stripes} length=${length} rank=${r}`,
+              );
+              if (r > 0) ranks[r].releaseSharedBucket(buffers[r]);
+            }
+          }
+          await Promise.all(ranks.map((striped) => striped.drain()));
+        } finally {
+          await Promise.all(ranks.map((striped) => striped.close()));
         }
       }
-      await Promise.all(ranks.map((striped) => striped.drain()));
-    } finally {
-      await Promise.all(ranks.map((striped) => striped.close()));
-    }
-  }
-});
+    },
+  });
 
-Deno.test("striped all-reduce, bf16 buckets: the workers widen, reduce and round back; bitwise reference", async () => {
-  for (const [n, stripes] of [[2, 2], [3, 3]]) {
-    const { ranks } = await stripedRanks(n, stripes, 1000);
-    try {
-      for (const [b, length] of [13, 2 * 3 * 1000 + 7, 40_001].entries()) {
-        // Each rank's values as bf16 bits; the reference reduces their exact f32 widening.
-        const halves = Array.from({ length: n }, (_, r) => {
-          const x = seededGradients(31, 0, r, b, length);
-          return Uint16Array.from(x, (v) => bf16Bits(v));
-        });
-        const widened = halves.map((h) => new Float32Array(Uint32Array.from(h, (v) => v << 16).buffer));
-        const expected = referenceRingMean(widened);
-        const arrays = halves.map((h, r) => {
-          const data = ranks[r].sharedBucket(length).fill(NaN); // overwritten by the widening
-          const words = ranks[r].sharedBucket(Math.ceil(length / 2));
-          const half = new Uint16Array(words.buffer, words.byteOffset, length);
-          half.set(h);
-          return { data, half, words };
-        });
-        await Promise.all(ranks.map((striped, r) => striped.start(b, arrays[r].data, arrays[r].half)));
-        for (let r = 0; r < n; r++) {
-          const label = `n=${n} stripes=${stripes} length=${length} rank=${r}`;
-          assert.deepEqual(bits(arrays[r].data), bits(expected), label);
-          assert.deepEqual([...arrays[r].half], Array.from(expected, (v) => bf16Bits(v)), label + " (bf16)");
-          ranks[r].releaseSharedBucket(arrays[r].data);
-          ranks[r].releaseSharedBucket(arrays[r].words);
+  Deno.test({
+    name: `striped all-reduce, bf16 buckets${
+      polled ? ", polled" : ""
+    }: the workers widen, reduce and round back; bitwise reference`,
+    ignore: polled && polledSockets() === null,
+    async fn() {
+      for (const [n, stripes] of [[2, 2], [3, 3]]) {
+        const { ranks } = await stripedRanks(n, stripes, 1000, polled);
+        try {
+          for (const [b, length] of [13, 2 * 3 * 1000 + 7, 40_001].entries()) {
+            // Each rank's values as bf16 bits; the reference reduces their exact f32 widening.
+            const halves = Array.from({ length: n }, (_, r) => {
+              const x = seededGradients(31, 0, r, b, length);
+              return Uint16Array.from(x, (v) => bf16Bits(v));
+            });
+            const widened = halves.map((h) => new Float32Array(Uint32Array.from(h, (v) => v << 16).buffer));
+            const expected = referenceRingMean(widened);
+            const arrays = halves.map((h, r) => {
+              const data = ranks[r].sharedBucket(length).fill(NaN); // overwritten by the widening
+              const words = ranks[r].sharedBucket(Math.ceil(length / 2));
+              const half = new Uint16Array(words.buffer, words.byteOffset, length);
+              half.set(h);
+              return { data, half, words };
+            });
+            await Promise.all(ranks.map((striped, r) => striped.start(b, arrays[r].data, arrays[r].half)));
+            for (let r = 0; r < n; r++) {
+              const label = `n=${n} stripes=${stripes} length=${length} rank=${r}`;
+              assert.deepEqual(bits(arrays[r].data), bits(expected), label);
+              assert.deepEqual(
+                [...arrays[r].half],
+                Array.from(expected, (v) => bf16Bits(v)),
+                label + " (bf16)",
+              );
+              ranks[r].releaseSharedBucket(arrays[r].data);
+              ranks[r].releaseSharedBucket(arrays[r].words);
+            }
+          }
+          // Arrays outside the arena cannot be widened there.
+          await assert.rejects(
+            ranks[0].start(9, new Float32Array(8), new Uint16Array(8)),
+            /outside the striped ring's arena/,
+          );
+        } finally {
+          await Promise.all(ranks.map((striped) => striped.close()));
         }
       }
-      // Arrays outside the arena cannot be widened there.
-      await assert.rejects(
-        ranks[0].start(9, new Float32Array(8), new Uint16Array(8)),
-        /outside the striped ring's arena/,
-      );
-    } finally {
-      await Promise.all(ranks.map((striped) => striped.close()));
-    }
-  }
-});
+    },
+  });
+}
 
 Deno.test("striped all-reduce: a blocked thread sees finished collectives by polling, without an event-loop turn", async () => {
   const n = 2;
@@ -359,33 +382,41 @@ Deno.test("striped all-reduce: a blocked thread sees finished collectives by pol
   }
 });
 
-Deno.test("striped all-reduce: a peer that dies mid-reduce is reported and pending reductions reject", async () => {
-  const n = 3;
-  const { ranks, lost } = await stripedRanks(n, 2, 1024);
-  try {
-    const length = 4 << 20; // 16 MiB: still in flight when rank 2 dies
-    const pending = ranks.slice(0, 2).map((striped, r) =>
-      striped.start(0, seededGradients(1, 0, r, 0, length))
-    );
-    const settled = Promise.allSettled(pending);
-    await new Promise((r) => setTimeout(r, 20));
-    const t0 = performance.now();
-    await ranks[2].close(); // its workers end: their sockets close like a killed process's
-    const results = await settled;
-    const waited = performance.now() - t0;
-    for (const result of results) {
-      assert.equal(result.status, "rejected");
-      assert.match(
-        (result as PromiseRejectedResult).reason.message,
-        /stripe \d link (to|from) rank \d closed/,
-      );
-    }
-    assert.ok(waited < 5000, `reported after ${waited} ms`);
-    assert.ok(lost.some((l) => l.rank !== 2 && l.peerRank === 2), JSON.stringify(lost));
-  } finally {
-    await Promise.all(ranks.map((striped) => striped.close()));
-  }
-});
+for (const polled of [false, true]) {
+  Deno.test({
+    name: `striped all-reduce${
+      polled ? ", polled" : ""
+    }: a peer that dies mid-reduce is reported and pending reductions reject`,
+    ignore: polled && polledSockets() === null,
+    async fn() {
+      const n = 3;
+      const { ranks, lost } = await stripedRanks(n, 2, 1024, polled);
+      try {
+        const length = 4 << 20; // 16 MiB: still in flight when rank 2 dies
+        const pending = ranks.slice(0, 2).map((striped, r) =>
+          striped.start(0, seededGradients(1, 0, r, 0, length))
+        );
+        const settled = Promise.allSettled(pending);
+        await new Promise((r) => setTimeout(r, 20));
+        const t0 = performance.now();
+        await ranks[2].close(); // its workers end: their sockets close like a killed process's
+        const results = await settled;
+        const waited = performance.now() - t0;
+        for (const result of results) {
+          assert.equal(result.status, "rejected");
+          assert.match(
+            (result as PromiseRejectedResult).reason.message,
+            /stripe \d (polled )?link (to|from) rank \d closed/,
+          );
+        }
+        assert.ok(waited < 5000, `reported after ${waited} ms`);
+        assert.ok(lost.some((l) => l.rank !== 2 && l.peerRank === 2), JSON.stringify(lost));
+      } finally {
+        await Promise.all(ranks.map((striped) => striped.close()));
+      }
+    },
+  });
+}
 
 Deno.test("smallest striped bucket: ranks × stripes × max(128 KiB, ranks × 32 KiB) unless set", () => {
   assert.equal(stripeMinBytes(null, 2, 4), 1 << 20);
