@@ -122,10 +122,11 @@ export interface JoinOptions {
    */
   stripeMinBytes?: number;
   /**
-   * Small buckets (those the stripes do not take) on the polled ring (`polled_ring.ts`: libc sockets that the
-   * rank's thread busy-polls while it waits for the collective) instead of the event-loop ring; same bits.
-   * Default: on where the C library loads (Linux, `--allow-ffi`) and `ORION_POLLED_RING` is not `0`. The job
-   * uses it only when every rank offers it and every rank's address is an IPv4 address.
+   * Polled links (`polled_ring.ts`: libc sockets that the reducing thread busy-polls instead of waiting for its
+   * event loop): small buckets (those the stripes do not take) on the rank's polled ring instead of the
+   * event-loop ring, and each stripe worker's ring polled too; same bits. Default: on where the C library
+   * loads (Linux, `--allow-ffi`) and `ORION_POLLED_RING` is not `0`. The job uses them only when every rank
+   * offers them and every rank's address is an IPv4 address.
    */
   polledRing?: boolean;
   /**
