@@ -9,9 +9,10 @@
  *
  * A rank exits 76 when it concluded the coordinator was lost, which can be wrong: a coordinator starved of
  * CPU, or a rank too busy to read its socket, makes 5 s of silence (seen on a 2-core machine running two
- * software-adapter ranks), and the live coordinator then restarts the generation that rank left. So while
- * the agent's own connection is open, a 76 exit waits for the coordinator's verdict (`orphanGraceMs`): a `generation_failed` with a restart planned
- * respawns the rank like a crash (also a 76 exit shortly after one), anything else ends it.
+ * software-adapter ranks), and the live coordinator then restarts the generation that rank left. So while the
+ * agent's own connection is open, a 76 exit waits for the coordinator's verdict (`orphanGraceMs`): a
+ * `generation_failed` with a restart planned respawns the rank like a crash (also a 76 exit shortly after
+ * one), anything else ends it.
  *
  * @module
  */

@@ -3,10 +3,11 @@
  *
  * The flat gradient buffer is cut into buckets from its end (first 1 MiB, then 2–8 MiB, the last at most 512
  * KiB; the same ranges in the same order on every rank): parameters are registered in forward order, so
- * backward finishes the last ones first. The step engine submits backward in segments, one ending wherever the next bucket's parameters are
- * all final ({@linkcode GradientExchange.readBucket}); each bucket is then read back, averaged by the
- * distributed layer's ring all-reduce (deterministic summation order, identical bits on every rank) while
- * later segments run on the GPU, and written back before the optimizer's commands run.
+ * backward finishes the last ones first. The step engine submits backward in segments, one ending wherever
+ * the next bucket's parameters are all final ({@linkcode GradientExchange.readBucket}); each bucket is then
+ * read back, averaged by the distributed layer's ring all-reduce (deterministic summation order, identical
+ * bits on every rank) while later segments run on the GPU, and written back before the optimizer's commands
+ * run.
  *
  * Deno 2.9.6's `mapAsync` blocks the thread until the GPU has run everything submitted so far. So a segment's
  * buckets are mapped right after its submit and before the next segment is submitted (the map waits for that

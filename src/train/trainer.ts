@@ -126,9 +126,9 @@ export interface TrainerSettings {
    * one (the thread would wait in a map there), and uploads the next step's batches when
    * {@linkcode Trainer.trainStep} is given them (`next`): staged at its boundaries
    * ({@linkcode TrainerSettings.stageUploads}) or written while the GPU runs its last backward segment; the
-   * next step then only submits (default true). Otherwise the GPU, idle once the exchange is done, also waits
-   * for that recording and upload at every step start. What was prepared is dropped when the next step differs. Off with GPU
-   * timing on, and before a step where the `trainable` schedule changes the set.
+   * next step then only submits (default true). Otherwise the GPU, idle once the exchange is done, also
+   * waits for that recording and upload at every step start. What was prepared is dropped when the next step
+   * differs. Off with GPU timing on, and before a step where the `trainable` schedule changes the set.
    */
   encodeAhead?: boolean;
   /**
