@@ -27,6 +27,7 @@ import {
   writeDataHeader,
 } from "./frames.ts";
 import { type PolledSocket, POLLIN, POLLOUT, waitAny } from "./polled_socket.ts";
+import { frameHeader } from "./raw_websocket.ts";
 import {
   checkRingChunk,
   type CollectiveTimes,
@@ -107,22 +108,8 @@ interface Collective {
  */
 export const POLLED_CHUNK_ELEMENTS = 262_144;
 
-/** Bytes of the WebSocket header of an unmasked binary frame of `payload` bytes. */
-function frameHeaderBytes(payload: number): number {
-  return payload < 126 ? 2 : payload < 65536 ? 4 : 10;
-}
-
-function writeFrameHeader(into: Uint8Array, payload: number): void {
-  into[0] = 0x82; // FIN, binary
-  if (payload < 126) into[1] = payload;
-  else if (payload < 65536) {
-    into[1] = 126;
-    new DataView(into.buffer, into.byteOffset).setUint16(2, payload);
-  } else {
-    into[1] = 127;
-    new DataView(into.buffer, into.byteOffset).setBigUint64(2, BigInt(payload));
-  }
-}
+/** WebSocket opcode of a binary frame. */
+const BINARY = 0x2;
 
 /**
  * One rank's polled ring. {@link start} a bucket, then drive it with {@link spinUntil} (or let the background
@@ -367,9 +354,10 @@ export class PolledRing {
     scratch: Float32Array | null,
   ): void {
     const payload = DATA_VALUES_OFFSET + values.length * 4;
-    const ws = frameHeaderBytes(payload);
+    const frame = frameHeader(BINARY, payload, false);
+    const ws = frame.length;
     const head = new Uint8Array(ws + DATA_VALUES_OFFSET);
-    writeFrameHeader(head, payload);
+    head.set(frame);
     writeDataHeader(head.buffer, {
       generation: this.generation,
       collective: c.seq,
@@ -423,7 +411,7 @@ export class PolledRing {
     if (!c || c.next >= c.messages.length) return false;
     const m = c.messages[c.next];
     const payload = DATA_VALUES_OFFSET + m.count * 4;
-    const prefixBytes = frameHeaderBytes(payload) + DATA_VALUES_OFFSET;
+    const prefixBytes = frameHeader(BINARY, payload, false).length + DATA_VALUES_OFFSET;
     const reduceScatter = m.step < this.worldSize - 1;
     let moved = false;
     if (c.received < prefixBytes) {
@@ -451,9 +439,8 @@ export class PolledRing {
 
   /** Checks the WebSocket and Orion headers of message `m`, the one the schedule expects next. */
   #checkPrefix(c: Collective, m: Message, payload: number, prefixBytes: number): void {
-    const expected = new Uint8Array(10);
-    writeFrameHeader(expected, payload);
-    const ws = frameHeaderBytes(payload);
+    const expected = frameHeader(BINARY, payload, false);
+    const ws = expected.length;
     for (let i = 0; i < ws; i++) {
       if (this.#prefix[i] !== expected[i]) {
         throw new FrameError(

@@ -75,6 +75,22 @@ async function acceptKey(key: string): Promise<string> {
   return Buffer.from(digest).toString("base64");
 }
 
+/**
+ * The header of a final (unfragmented) frame with `opcode` and a payload of `length` bytes (RFC 6455 §5.2):
+ * 2, 4 or 10 bytes, plus 4 zero bytes for the masking key when `masked` (a client's frame; the caller fills
+ * the key in).
+ */
+export function frameHeader(opcode: number, length: number, masked: boolean): Uint8Array<ArrayBuffer> {
+  const extra = masked ? 4 : 0;
+  const size = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const h = new Uint8Array(size + extra);
+  h[0] = 0x80 | opcode;
+  h[1] = (masked ? 0x80 : 0) | (length < 126 ? length : length < 65536 ? 126 : 127);
+  if (size === 4) new DataView(h.buffer).setUint16(2, length);
+  else if (size === 10) new DataView(h.buffer).setBigUint64(2, BigInt(length));
+  return h;
+}
+
 /** The byte stream a handshake runs over: a Deno TCP connection, or a polled socket (`polled_socket.ts`). */
 export interface HandshakeStream {
   read(p: Uint8Array): Promise<number | null>;
@@ -372,21 +388,7 @@ export class RawWebSocket {
   }
 
   #header(opcode: number, length: number): Uint8Array {
-    const maskBit = this.#role === "client" ? 0x80 : 0;
-    const extra = this.#role === "client" ? 4 : 0;
-    if (length < 126) return new Uint8Array([0x80 | opcode, maskBit | length, ...new Uint8Array(extra)]);
-    if (length < 65536) {
-      const h = new Uint8Array(4 + extra);
-      h[0] = 0x80 | opcode;
-      h[1] = maskBit | 126;
-      new DataView(h.buffer).setUint16(2, length);
-      return h;
-    }
-    const h = new Uint8Array(10 + extra);
-    h[0] = 0x80 | opcode;
-    h[1] = maskBit | 127;
-    new DataView(h.buffer).setBigUint64(2, BigInt(length));
-    return h;
+    return frameHeader(opcode, length, this.#role === "client");
   }
 
   /** Client frames must be masked: fills the key into the header's last 4 bytes, returns a masked copy. */
