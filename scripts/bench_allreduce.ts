@@ -133,6 +133,9 @@ if (values.worker) {
     await ctx.barrier(`start ${sizeMib}`);
     const t0 = performance.now();
     let reducingMs = 0; // with a gap: the time in the all-reduces only
+    // Where an all-reduce's time goes on this rank (the collective's own timeline, `collectiveTimes`): from
+    // the call to the collective's start, the collective, and from its end to the call's return.
+    const split = { startLagMs: 0, collectiveMs: 0, endLagMs: 0 };
     for (let i = 0; i < iters; i++) {
       // Idle between collectives, as a training step's thread is between its last bucket and the next step's
       // (blocked in buffer maps): what a collective costs when the ranks' threads and sockets were idle.
@@ -147,7 +150,14 @@ if (values.worker) {
         await done;
         await ctx.flush();
       } else await ctx.allReduceMean([buffer]);
-      reducingMs += performance.now() - i0;
+      const i1 = performance.now();
+      reducingMs += i1 - i0;
+      const times = ctx.collectiveTimes(0);
+      if (times) {
+        split.startLagMs += times.startMs - i0;
+        split.collectiveMs += times.endMs - times.startMs;
+        split.endLagMs += i1 - times.endMs;
+      }
     }
     await ctx.barrier(`end ${sizeMib}`);
     const seconds = (gapMs > 0 ? reducingMs : performance.now() - t0) / 1000 / iters;
@@ -163,6 +173,9 @@ if (values.worker) {
         : "ring",
       blockMs,
       gapMs,
+      startLagMs: split.startLagMs / iters,
+      collectiveMs: split.collectiveMs / iters,
+      endLagMs: split.endLagMs / iters,
     });
     if (shared) ctx.releaseSharedBucket(buffer);
   }
@@ -302,6 +315,13 @@ interface WorkerResult {
   blockMs: number;
   /** The rank's thread blocked this long before each all-reduce, not timed (`--gap-ms`). */
   gapMs: number;
+  /**
+   * Rank 0's mean split of one all-reduce (ms): from the call to the collective's start (the first stripe's,
+   * on stripes), the collective (to the last stripe's end), and from its end until the call returned.
+   */
+  startLagMs: number;
+  collectiveMs: number;
+  endLagMs: number;
 }
 
 interface RunSpec {
@@ -545,6 +565,9 @@ for (const spec of runs) {
       algbwGBps: +algbw.toFixed(3),
       busbwGBps: +busbw.toFixed(3),
       pctOfTcp: +((busbw / tcp) * 100).toFixed(1),
+      startLagMs: +r.startLagMs.toFixed(3),
+      collectiveMs: +r.collectiveMs.toFixed(3),
+      endLagMs: +r.endLagMs.toFixed(3),
     });
     console.error(
       `[bench] n=${n} ${k} ${t} stripes ${r.stripes} (${r.path}) ${spec.buffer}/${spec.receive} ${r.sizeMib} MiB: ${
@@ -570,6 +593,9 @@ const header = [
   "algbwGBps",
   "busbwGBps",
   "pctOfTcp",
+  "startLagMs",
+  "collectiveMs",
+  "endLagMs",
 ];
 console.log(`\nRaw TCP loopback: ${tcp.toFixed(2)} GB/s (target: busbw >= 40% of it)\n`);
 console.log(`| ${header.join(" | ")} |`);

@@ -298,7 +298,16 @@ export class PolledRing {
   #watch(): void {
     if (this.#watching) return;
     this.#watching = true;
-    (async () => {
+    void this.#watchLoop();
+  }
+
+  /**
+   * {@link #watch}'s loop. It lowers `#watching` in the same synchronous stretch in which it finds nothing
+   * left (not in a later microtask): a collective started before then, in the same task, would otherwise
+   * find the flag up and no loop to carry it.
+   */
+  async #watchLoop(): Promise<void> {
+    try {
       while (!this.#failure && !this.#broken && (this.#queue.length > 0 || this.#sends.length > 0)) {
         const waits = [];
         if (this.#receiving()) waits.push(this.#left.ready(POLLIN, 50));
@@ -306,7 +315,9 @@ export class PolledRing {
         await Promise.race(waits);
         this.progress();
       }
-    })().finally(() => this.#watching = false);
+    } finally {
+      this.#watching = false;
+    }
   }
 
   /**

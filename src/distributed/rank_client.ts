@@ -143,12 +143,17 @@ export const POLLED_RING_ENV = "ORION_POLLED_RING";
 /** Environment variable that sets {@link JoinOptions.polledChunkBytes}. */
 export const POLLED_CHUNK_ENV = "ORION_POLLED_CHUNK_BYTES";
 
+/** Environment variable that sets how long polled rings busy-poll without news, in µs (see `polledSpinMs`). */
+export const POLLED_SPIN_ENV = "ORION_POLLED_SPIN_US";
+
 /**
- * How long a polled ring busy-polls without news before it sleeps in `poll(2)`: 1 ms where the host has
- * `coresEach` logical cores for each of the `threads` that may spin on it at once (a spinning thread then
- * takes no core a peer needs), else 0.05 ms.
+ * How long a polled ring busy-polls without news before it sleeps in `poll(2)`: `ORION_POLLED_SPIN_US` when
+ * set; else 1 ms where the host has `coresEach` logical cores for each of the `threads` that may spin on it at
+ * once (a spinning thread then takes no core a peer needs), else 0.05 ms.
  */
 function polledSpinMs(threads: number, coresEach: number): number {
+  const us = integerFromEnv(POLLED_SPIN_ENV, "a busy-poll time", "microseconds, 0..50000", 50_000);
+  if (us !== null) return us / 1000;
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
   return cores >= coresEach * threads ? 1 : 0.05;
 }
@@ -960,8 +965,13 @@ export class RankSession implements DistributedContext {
 
   async allReduceMean(buckets: readonly Float32Array[]): Promise<void> {
     const done = Promise.all(buckets.map((bucket, index) => this.startBucket(index, bucket)));
-    // Nothing else to do on this thread until they are reduced: poll the polled ring's links.
+    // Nothing else to do on this thread until they are reduced: poll the polled ring's links, then wait on
+    // the stripes' completion slots (woken by the stripe that finishes last, sooner than its `done` message
+    // would wake the event loop). Not while a bucket is on the event-loop ring, which needs this thread.
     this.#polled?.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
+    if (this.#polled !== null || buckets.every((bucket) => this.onStripes(bucket.length))) {
+      this.#striped?.pollCompleted(performance.now() + POLLED_SPIN_CAP_MS);
+    }
     await done;
     await this.flush();
   }

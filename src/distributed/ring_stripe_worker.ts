@@ -23,6 +23,7 @@ import {
 import { stripeSegmentBounds } from "./ring_all_reduce.ts";
 import { ArenaReductionKernel, WasmReductionKernel } from "./simd_add.ts";
 import { COMPLETION_SLOTS, StripeRing } from "./stripe_ring.ts";
+import { type StripeStart, StripeStartSlots } from "./stripe_start_slots.ts";
 import type { FromStripeWorker, ToStripeWorker } from "./striped_all_reduce.ts";
 
 interface StripeWorkerScope {
@@ -52,6 +53,9 @@ let completion: Int32Array | null = null;
 /** Per collective slot and stripe: [started, finished], ms since the epoch (`StripedAllReduce.bucketTimes`). */
 let timeline: Float64Array | null = null;
 let stripes = 1;
+/** Where the rank's thread publishes collectives, and the next one this stripe has not started. */
+let startSlots: StripeStartSlots | null = null;
+let nextStart = 0;
 let rightReady = Promise.withResolvers<RawWebSocket>();
 let stopped = false;
 const pool = new BufferPool(16 * 1024 * 1024);
@@ -133,6 +137,7 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   const kernel = new ArenaReductionKernel(setup!.memory);
   completion = new Int32Array(setup!.memory.buffer, m.completionOffset, COMPLETION_SLOTS);
   timeline = new Float64Array(setup!.memory.buffer, m.timelineOffset, COMPLETION_SLOTS * m.stripes * 2);
+  startSlots = new StripeStartSlots(setup!.memory.buffer, m.startSlotsOffset);
   stripes = m.stripes;
   worldSize = n;
   const token = await mintJoinToken(setup!.secret, { job: setup!.jobId, role: "peer", rank: m.rank });
@@ -265,29 +270,9 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
       );
       return;
     case "start":
-      if (polledRing) {
-        startPolled(m);
-        return;
-      }
-      if (!ring) {
-        post({ t: "failed", seq: m.seq, name: "Error", message: "stripe ring not connected" });
-        return;
-      }
-      {
-        const at = 2 * ((m.seq % COMPLETION_SLOTS) * stripes + setup!.stripe);
-        timeline![at] = performance.timeOrigin + performance.now();
-        ring.start(m.bucket, m.offset, m.length, m.bf16Offset ?? null).then(
-          () => {
-            timeline![at + 1] = performance.timeOrigin + performance.now();
-            // The shared slot first: the rank's thread may poll it before it reads this message.
-            Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);
-            Atomics.notify(completion!, m.seq % COMPLETION_SLOTS); // a rank thread may wait on it
-            post({ t: "done", seq: m.seq });
-          },
-          (error) =>
-            post({ t: "failed", seq: m.seq, name: (error as Error).name, message: (error as Error).message }),
-        );
-      }
+      if (polledRing) runPolled();
+      else if (ring) startPublished();
+      else post({ t: "failed", seq: nextStart, name: "Error", message: "stripe ring not connected" });
       return;
     case "drain":
       (right ? right.drain() : Promise.resolve()).then(() => post({ t: "drained", id: m.id }));
@@ -319,38 +304,113 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
 rightReady.promise.catch(() => {});
 polledRight.promise.catch(() => {});
 
+/** Index of collective `seq`'s [started, finished] pair in the timeline. */
+function timelineIndex(seq: number): number {
+  return 2 * ((seq % COMPLETION_SLOTS) * stripes + setup!.stripe);
+}
+
+/**
+ * Marks collective `seq` finished by this stripe: its end time, then its completion slot; the stripe that
+ * finishes it last wakes a rank thread waiting on the slot and posts `done` (for one sleeping in its event
+ * loop). The shared slot comes first: the rank's thread may poll it before it reads the message.
+ */
+function finished(seq: number): void {
+  timeline![timelineIndex(seq) + 1] = performance.timeOrigin + performance.now();
+  const slot = seq % COMPLETION_SLOTS;
+  if (Atomics.add(completion!, slot, 1) + 1 < stripes) return;
+  Atomics.notify(completion!, slot);
+  post({ t: "done", seq });
+}
+
+function failed(seq: number, error: Error): void {
+  post({ t: "failed", seq, name: error.name, message: error.message });
+}
+
+/** The next published collective's descriptor, with its start time recorded. */
+function takeStart(): { seq: number; start: StripeStart } {
+  const seq = nextStart++;
+  timeline![timelineIndex(seq)] = performance.timeOrigin + performance.now();
+  return { seq, start: startSlots!.read(seq) };
+}
+
+/** Event-loop stripe: starts every published collective on the stripe ring. */
+function startPublished(): void {
+  while (nextStart < startSlots!.published) {
+    const { seq, start } = takeStart();
+    ring!.start(start.bucket, start.offset, start.length, start.bf16Offset).then(
+      () => finished(seq),
+      (error) => failed(seq, error as Error),
+    );
+  }
+}
+
 /** Longest a polled stripe busy-polls one collective before its background loop carries on (ms). */
 const POLLED_SPIN_CAP_MS = 50;
 
 /**
- * A collective on the polled ring: this stripe's parts of the bucket (bf16 widened first and rounded back
- * after, as the event-loop stripe does), busy-polled right away: this thread has nothing else to do.
+ * How long a polled stripe with nothing left to do waits in `Atomics.wait` for the next published
+ * collective before it returns to its event loop (which a `start` message then wakes). It costs no CPU, and
+ * delays only this worker's messages (`stop`), by at most this long.
  */
-function startPolled(m: Extract<ToStripeWorker, { t: "start" }>): void {
-  const at = 2 * ((m.seq % COMPLETION_SLOTS) * stripes + setup!.stripe);
-  timeline![at] = performance.timeOrigin + performance.now();
-  const segments = stripeSegmentBounds(m.length, worldSize, setup!.stripe, stripes);
-  const bf16 = m.bf16Offset ?? null;
+const POLLED_LINGER_MS = 20;
+
+/** Polled collectives started and not yet marked finished, in order (the ring finishes them in order). */
+const polledRuns: Array<{ seq: number; offset: number; bf16: number | null; segments: StripePart[] }> = [];
+type StripePart = { start: number; end: number };
+/** The polled ring's `completed` count already marked finished. */
+let polledMarked = 0;
+
+/**
+ * Polled stripe: starts every published collective, busy-polls until they finish (or
+ * {@link POLLED_SPIN_CAP_MS} passes: the ring's background loop then carries on, and {@link afterPolled}
+ * comes back here), marks them finished, and lingers for the next ({@link POLLED_LINGER_MS}).
+ */
+function runPolled(): void {
+  while (!stopped) {
+    while (nextStart < startSlots!.published) beginPolled();
+    polledRing!.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
+    markPolled();
+    if (polledRuns.length > 0) return;
+    if (!startSlots!.waitForStart(setup!.stripe, nextStart, POLLED_LINGER_MS)) return;
+  }
+}
+
+/**
+ * One collective on the polled ring: this stripe's parts of the bucket (bf16 widened first, and rounded back
+ * in {@link markPolled}, as the event-loop stripe does).
+ */
+function beginPolled(): void {
+  const { seq, start } = takeStart();
+  if (start.length === 0) return finished(seq); // every rank alike: nothing to send or receive
+  const segments = stripeSegmentBounds(start.length, worldSize, setup!.stripe, stripes);
+  const bf16 = start.bf16Offset;
   if (bf16 !== null) {
-    for (const { start, end } of segments) {
-      arenaKernel!.unpackBf16(m.offset + 4 * start, bf16 + 2 * start, end - start);
+    for (const { start: from, end } of segments) {
+      arenaKernel!.unpackBf16(start.offset + 4 * from, bf16 + 2 * from, end - from);
     }
   }
-  const data = new Float32Array(setup!.memory.buffer, m.offset, m.length);
-  polledRing!.start(m.bucket, data, segments).then(
-    () => {
-      if (bf16 !== null) {
-        for (const { start, end } of segments) {
-          arenaKernel!.packBf16(bf16 + 2 * start, m.offset + 4 * start, end - start);
-        }
+  polledRuns.push({ seq, offset: start.offset, bf16, segments });
+  const data = new Float32Array(setup!.memory.buffer, start.offset, start.length);
+  polledRing!.start(start.bucket, data, segments).then(afterPolled, (error) => failed(seq, error as Error));
+}
+
+/** Marks the collectives the polled ring finished since the last call (synchronously: no microtask turn). */
+function markPolled(): void {
+  while (polledMarked < polledRing!.completed) {
+    polledMarked++;
+    const run = polledRuns.shift()!;
+    if (run.bf16 !== null) {
+      for (const { start, end } of run.segments) {
+        arenaKernel!.packBf16(run.bf16 + 2 * start, run.offset + 4 * start, end - start);
       }
-      timeline![at + 1] = performance.timeOrigin + performance.now();
-      Atomics.add(completion!, m.seq % COMPLETION_SLOTS, 1);
-      Atomics.notify(completion!, m.seq % COMPLETION_SLOTS);
-      post({ t: "done", seq: m.seq });
-    },
-    (error) =>
-      post({ t: "failed", seq: m.seq, name: (error as Error).name, message: (error as Error).message }),
-  );
-  polledRing!.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
+    }
+    finished(run.seq);
+  }
+}
+
+/** A polled collective finished on the background loop (not while {@link runPolled} spun): carry on there. */
+function afterPolled(): void {
+  if (polledMarked === polledRing!.completed) return;
+  markPolled();
+  if (polledRuns.length === 0) runPolled();
 }

@@ -14,6 +14,7 @@
 import { type CollectiveTimes, RingOrderError } from "./ring_all_reduce.ts";
 import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
 import { COMPLETION_SLOTS } from "./stripe_ring.ts";
+import { MAX_STRIPES, StripeStartSlots } from "./stripe_start_slots.ts";
 import { workerModuleUrl } from "../util/worker_module.ts";
 
 /** Messages from the rank's thread to a stripe worker. */
@@ -49,9 +50,12 @@ export type ToStripeWorker =
      * the stripe began the collective and when it finished it, ms since the epoch), written before the slot.
      */
     timelineOffset: number;
+    /** Byte offset of the {@link StripeStartSlots} the collectives are handed over in. */
+    startSlotsOffset: number;
     receive: StripeReceive;
   }
-  | { t: "start"; seq: number; bucket: number; offset: number; length: number; bf16Offset?: number }
+  /** Read the start slots: collectives were published (sent only to a worker that is not lingering). */
+  | { t: "start" }
   | { t: "drain"; id: number }
   | { t: "stop"; reason: string };
 
@@ -60,6 +64,7 @@ export type FromStripeWorker =
   | { t: "listening"; port: number; polledPort?: number }
   | { t: "connected" }
   | { t: "setup_failed"; message: string }
+  /** Collective `seq` finished on every stripe (posted by the stripe that finished it last). */
   | { t: "done"; seq: number }
   | { t: "failed"; seq: number; name: string; message: string }
   | { t: "drained"; id: number }
@@ -262,6 +267,8 @@ export class StripedAllReduce {
   #polled = false;
   #completion: Int32Array | null = null;
   #timeline: Float64Array | null = null;
+  #startSlots: StripeStartSlots | null = null;
+  #startMessages = 0;
   readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
   #nextDrain = 0;
@@ -277,9 +284,10 @@ export class StripedAllReduce {
 
   /** Starts `stripes` workers, each listening for its right neighbour's stripe link. */
   static async listen(options: StripedAllReduceOptions): Promise<StripedAllReduce> {
-    if (!Number.isInteger(options.stripes) || options.stripes < 1 || options.stripes > 64) {
+    if (!Number.isInteger(options.stripes) || options.stripes < 1 || options.stripes > MAX_STRIPES) {
       throw new RangeError(
-        `Cannot start the striped ring as stripes is out of range: current value is ${options.stripes}; use 1..64`,
+        `Cannot start the striped ring as stripes is out of range: current value is ${options.stripes}; ` +
+          `use 1..${MAX_STRIPES}`,
       );
     }
     const url = options.moduleUrl ?? stripeWorkerModuleUrl();
@@ -342,6 +350,14 @@ export class StripedAllReduce {
     return this.#polled;
   }
 
+  /**
+   * `start` messages posted to the workers so far: one per stripe and collective that found the stripe not
+   * lingering (polled stripes that linger take collectives from the start slots without one).
+   */
+  get startMessages(): number {
+    return this.#startMessages;
+  }
+
   /** Stripes in use after {@link connect}. */
   get stripes(): number {
     return this.#stripes;
@@ -385,6 +401,9 @@ export class StripedAllReduce {
       timelineOffset,
       COMPLETION_SLOTS * a.stripes * 2,
     );
+    const startSlotsOffset = this.arena.allocate(StripeStartSlots.BYTES);
+    new Uint8Array(this.arena.memory.buffer, startSlotsOffset, StripeStartSlots.BYTES).fill(0);
+    this.#startSlots = new StripeStartSlots(this.arena.memory.buffer, startSlotsOffset);
     await Promise.all(this.#workers.map((entry) =>
       this.#request(entry, "connected", {
         t: "connect",
@@ -400,6 +419,7 @@ export class StripedAllReduce {
         receiveOffset: this.arena.allocate(2 * a.chunkElements * 4),
         completionOffset,
         timelineOffset,
+        startSlotsOffset,
         receive: a.receive ?? "direct",
       })
     ));
@@ -429,6 +449,9 @@ export class StripedAllReduce {
   start(bucket: number, data: Float32Array, bf16?: Uint16Array): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error("Cannot all-reduce after the striped ring closed"));
+    if (!this.#startSlots) {
+      return Promise.reject(new Error("Cannot all-reduce on the striped ring before connect()"));
+    }
     const oldest = this.#pending.keys().next();
     if (!oldest.done && this.#nextSeq - oldest.value >= COMPLETION_SLOTS) {
       return Promise.reject(
@@ -461,17 +484,12 @@ export class StripedAllReduce {
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#pending.set(seq, { bucket, copyBack, resolve, reject });
+    const slots = this.#startSlots;
+    slots.publish(seq, { bucket, offset, length: data.length, bf16Offset: bf16 ? bf16.byteOffset : null });
     for (const entry of this.#workers) {
-      entry.worker.postMessage(
-        {
-          t: "start",
-          seq,
-          bucket,
-          offset,
-          length: data.length,
-          ...(bf16 ? { bf16Offset: bf16.byteOffset } : {}),
-        } satisfies ToStripeWorker,
-      );
+      if (slots.lingering(entry.index)) continue;
+      entry.worker.postMessage({ t: "start" } satisfies ToStripeWorker);
+      this.#startMessages++;
     }
     return promise;
   }

@@ -212,6 +212,59 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "polled ring: a collective started in the task where the previous one finished inside start() still completes",
+  ignore: !available,
+  async fn() {
+    await withLinks(2, async (links) => {
+      // Rank 1 is played by hand: its two messages for rank 0's collective `seq` (8 values, 2 ranks).
+      const fromRank1 = (seq: number) =>
+        [
+          { phase: RingPhase.reduceScatter, segment: 1, offset: 4 },
+          { phase: RingPhase.allGather, segment: 0, offset: 0 },
+        ].map(({ phase, segment, offset }) => {
+          const head = encodeDataHead({
+            generation: 3,
+            collective: seq,
+            bucket: seq,
+            bucketLength: 8,
+            phase,
+            step: 0,
+            segment,
+            offset,
+            elementCount: 4,
+          });
+          const message = new Uint8Array(2 + head.length + 16);
+          message.set([0x82, head.length + 16]);
+          message.set(head, 2);
+          message.set(new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer), 2 + head.length);
+          return message;
+        });
+      const sendAll = (messages: Uint8Array[]) => {
+        for (const message of messages) assert.equal(links.right[1].trySend(message), message.length);
+      };
+      const [a] = rings(2, links);
+      sendAll(fromRank1(0));
+      await new Promise((r) => setTimeout(r, 20)); // on a's socket before it starts
+      const first = a.start(0, new Float32Array(8));
+      assert.equal(a.completed, 1, "collective 0 finished inside start(): its messages were there");
+      // Same task: collective 1, whose messages come later. Only the background loop can carry it.
+      const second = a.start(1, new Float32Array(8));
+      await first;
+      await new Promise((r) => setTimeout(r, 0));
+      sendAll(fromRank1(1));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finished = await Promise.race([
+        second.then(() => true),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), 5000)),
+      ]);
+      clearTimeout(timer);
+      assert.ok(finished, "collective 1 was left without a background loop");
+    });
+  },
+});
+
+Deno.test({
   name: "polled sockets carry the WebSocket upgrade, and a refusal reaches the dialer",
   ignore: !available,
   async fn() {

@@ -418,6 +418,47 @@ for (const polled of [false, true]) {
   });
 }
 
+Deno.test({
+  name:
+    "polled stripes take back-to-back collectives from the start slots while they linger, later ones by message",
+  ignore: polledSockets() === null,
+  async fn() {
+    const n = 2;
+    const stripes = 2;
+    const { ranks } = await stripedRanks(n, stripes, 1000, true);
+    const reduce = async (b: number, length: number) => {
+      const inputs = Array.from({ length: n }, (_, r) => seededGradients(33, 0, r, b, length));
+      const expected = referenceRingMean(inputs);
+      const shared = inputs.map((x, r) => {
+        const bucket = ranks[r].sharedBucket(length);
+        bucket.set(x);
+        return bucket;
+      });
+      await Promise.all(ranks.map((striped, r) => striped.start(b, shared[r])));
+      for (let r = 0; r < n; r++) {
+        assert.deepEqual(bits(shared[r]), bits(expected), `bucket ${b} length ${length} rank ${r}`);
+        ranks[r].releaseSharedBucket(shared[r]);
+      }
+    };
+    try {
+      const lengths = [5000, 0, 7, 12_345, 5000, 5000, 3, 5000, 5000, 5000];
+      for (const [b, length] of lengths.entries()) await reduce(b, length);
+      const messages = ranks.map((striped) => striped.startMessages);
+      for (const count of messages) {
+        // The first collective needs its messages; the next ones mostly find the stripes lingering.
+        assert.ok(count >= stripes && count < stripes * lengths.length, `start messages ${messages}`);
+      }
+      await new Promise((r) => setTimeout(r, 100)); // past the linger: the stripes are back on their event loop
+      await reduce(lengths.length, 4321);
+      for (const [r, striped] of ranks.entries()) {
+        assert.ok(striped.startMessages > messages[r], "a start after the linger goes by message");
+      }
+    } finally {
+      await Promise.all(ranks.map((striped) => striped.close()));
+    }
+  },
+});
+
 Deno.test("smallest striped bucket: ranks × stripes × max(128 KiB, ranks × 32 KiB) unless set", () => {
   assert.equal(stripeMinBytes(null, 2, 4), 1 << 20);
   assert.equal(stripeMinBytes(null, 4, 4), 2 << 20);
