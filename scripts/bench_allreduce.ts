@@ -7,6 +7,7 @@
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
  *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--polled on,off]
+ *          [--issue sync,pipelined] [--iters N]
  *          [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
@@ -25,6 +26,11 @@
  * does. `--polled` (a list, default `on`): small buckets on the polled ring (`polled_ring.ts`, where it can
  * run; the rank's thread busy-polls its links) or on the event-loop ring (`off`); `path` says `polled` when
  * the polled ring reduced the bucket.
+ *
+ * `--issue` (a list, default both): `sync` awaits each timed all-reduce before starting the next (the latency a
+ * training step's last bucket sees); `pipelined` issues all `iters` at once and waits once at the end, as
+ * nccl-tests times its collectives (throughput: a stripe moves on to the next collective when it finished its
+ * parts of the previous one, not waiting for the other stripes). `--iters N` overrides the iterations per size.
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
  * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
@@ -70,6 +76,8 @@ const { values } = parseArgs({
     "off-thread": { type: "boolean", default: false },
     "gap-ms": { type: "string", default: "0" },
     polled: { type: "string", default: "on" },
+    issue: { type: "string", default: "sync,pipelined" },
+    iters: { type: "string" },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
@@ -120,63 +128,91 @@ if (values.worker) {
     log: () => {},
   });
   const results: WorkerResult[] = [];
+  const blockMs = Number(values["block-ms"]);
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const offThread = values["off-thread"];
+  const gapMs = Number(values["gap-ms"]);
+  /** Drives the polled ring and waits on the stripes (this thread) until `done` settles. */
+  const driveUntil = async (done: Promise<unknown>) => {
+    let settled = false;
+    done.then(() => settled = true, () => settled = true);
+    // The event-loop ring (polled off, no stripes for this size) needs the event loop: just wait.
+    if (!ctx.polledRing) return void await done;
+    while (!settled) {
+      ctx.pollCollectives(performance.now() + 50);
+      await Promise.resolve();
+    }
+    await done;
+  };
   for (const sizeMib of sizes) {
     const length = (sizeMib * MIB) / 4;
     const shared = values.buffer === "shared";
     const buffer = (shared ? ctx.sharedBucket(length) : new Float32Array(length)).fill(ctx.rank + 1);
     await ctx.allReduceMean([buffer]);
-    const iters = itersFor(sizeMib);
-    const blockMs = Number(values["block-ms"]);
-    const sleeper = new Int32Array(new SharedArrayBuffer(4));
-    const offThread = values["off-thread"];
-    const gapMs = Number(values["gap-ms"]);
-    await ctx.barrier(`start ${sizeMib}`);
-    const t0 = performance.now();
-    let reducingMs = 0; // with a gap: the time in the all-reduces only
-    // Where an all-reduce's time goes on this rank (the collective's own timeline, `collectiveTimes`): from
-    // the call to the collective's start, the collective, and from its end to the call's return.
-    const split = { startLagMs: 0, collectiveMs: 0, endLagMs: 0 };
-    for (let i = 0; i < iters; i++) {
-      // Idle between collectives, as a training step's thread is between its last bucket and the next step's
-      // (blocked in buffer maps): what a collective costs when the ranks' threads and sockets were idle.
-      if (gapMs > 0) Atomics.wait(sleeper, 0, 0, gapMs);
-      const i0 = performance.now();
-      if (blockMs > 0) {
-        // A training step's thread: it starts the bucket, then blocks without spinning (as a buffer map
-        // waits on the GPU), then polls.
-        const done = ctx.startBucket(0, buffer, { offThread });
-        Atomics.wait(sleeper, 0, 0, blockMs);
-        ctx.pollCollectives();
-        await done;
+    const iters = values.iters !== undefined ? Number(values.iters) : itersFor(sizeMib);
+    const path = ctx.onStripes(length) || (offThread && ctx.stripes > 0)
+      ? "stripes" as const
+      : ctx.polledRing
+      ? "polled" as const
+      : "ring" as const;
+    for (const issue of values.issue.split(",") as IssueMode[]) {
+      await ctx.barrier(`start ${sizeMib} ${issue}`);
+      const t0 = performance.now();
+      let reducingMs = 0; // with a gap: the time in the all-reduces only
+      // Where an all-reduce's time goes on this rank (the collective's own timeline, `collectiveTimes`): from
+      // the call to the collective's start, the collective, and from its end to the call's return.
+      const split = { startLagMs: 0, collectiveMs: 0, endLagMs: 0 };
+      if (issue === "pipelined") {
+        // nccl-tests' timing: every all-reduce issued at once (in order; each reduces the previous one's
+        // result in place), one wait at the end. A stripe moves on to its next collective as soon as it
+        // finished its parts of the previous one, without waiting for the other stripes.
+        const all = Array.from({ length: iters }, () => ctx.startBucket(0, buffer, { offThread }));
+        await driveUntil(Promise.all(all));
         await ctx.flush();
-      } else await ctx.allReduceMean([buffer]);
-      const i1 = performance.now();
-      reducingMs += i1 - i0;
-      const times = ctx.collectiveTimes(0);
-      if (times) {
-        split.startLagMs += times.startMs - i0;
-        split.collectiveMs += times.endMs - times.startMs;
-        split.endLagMs += i1 - times.endMs;
+      } else {
+        for (let i = 0; i < iters; i++) {
+          // Idle between collectives, as a training step's thread is between its last bucket and the next
+          // step's (blocked in buffer maps): what a collective costs when the ranks' threads and sockets were
+          // idle.
+          if (gapMs > 0) Atomics.wait(sleeper, 0, 0, gapMs);
+          const i0 = performance.now();
+          if (blockMs > 0) {
+            // A training step's thread: it starts the bucket, then blocks without spinning (as a buffer map
+            // waits on the GPU), then polls.
+            const done = ctx.startBucket(0, buffer, { offThread });
+            Atomics.wait(sleeper, 0, 0, blockMs);
+            ctx.pollCollectives();
+            await done;
+            await ctx.flush();
+          } else await ctx.allReduceMean([buffer]);
+          const i1 = performance.now();
+          reducingMs += i1 - i0;
+          const times = ctx.collectiveTimes(0);
+          if (times) {
+            split.startLagMs += times.startMs - i0;
+            split.collectiveMs += times.endMs - times.startMs;
+            split.endLagMs += i1 - times.endMs;
+          }
+        }
       }
+      const elapsedMs = performance.now() - t0;
+      await ctx.barrier(`end ${sizeMib} ${issue}`);
+      const seconds = (gapMs > 0 && issue === "sync" ? reducingMs : elapsedMs) / 1000 / iters;
+      const perIteration = (ms: number) => (issue === "sync" ? ms / iters : 0);
+      results.push({
+        sizeMib,
+        iters,
+        issue,
+        seconds,
+        stripes: ctx.stripes,
+        path,
+        blockMs,
+        gapMs,
+        startLagMs: perIteration(split.startLagMs),
+        collectiveMs: perIteration(split.collectiveMs),
+        endLagMs: perIteration(split.endLagMs),
+      });
     }
-    await ctx.barrier(`end ${sizeMib}`);
-    const seconds = (gapMs > 0 ? reducingMs : performance.now() - t0) / 1000 / iters;
-    results.push({
-      sizeMib,
-      iters,
-      seconds,
-      stripes: ctx.stripes,
-      path: ctx.onStripes(length) || (offThread && ctx.stripes > 0)
-        ? "stripes"
-        : ctx.polledRing
-        ? "polled"
-        : "ring",
-      blockMs,
-      gapMs,
-      startLagMs: split.startLagMs / iters,
-      collectiveMs: split.collectiveMs / iters,
-      endLagMs: split.endLagMs / iters,
-    });
     if (shared) ctx.releaseSharedBucket(buffer);
   }
   if (ctx.rank === 0) console.log(JSON.stringify(results));
@@ -304,9 +340,17 @@ async function rawTcpGBps(): Promise<number> {
   return best;
 }
 
+/**
+ * How the timed all-reduces are issued: `sync` awaits each before starting the next (a collective's latency,
+ * as the last bucket of a training step sees it); `pipelined` issues them all and waits once at the end
+ * (nccl-tests' timing: throughput, consecutive collectives overlapping where they can).
+ */
+type IssueMode = "sync" | "pipelined";
+
 interface WorkerResult {
   sizeMib: number;
   iters: number;
+  issue: IssueMode;
   seconds: number;
   stripes: number;
   /** Which reduced the bucket: the stripes or the own-thread ring. */
@@ -379,6 +423,9 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         ...(values["off-thread"] ? ["--off-thread"] : []),
         "--polled",
         spec.polled,
+        "--issue",
+        values.issue,
+        ...(values.iters !== undefined ? ["--iters", values.iters] : []),
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -452,6 +499,18 @@ async function smallMessageRoundTripMs(): Promise<{ denoClient: number; orionCli
 const rankCounts = values.ranks.split(",").map(Number);
 const sizes = values["sizes-mib"].split(",").map(Number);
 const kernel = values.kernel;
+for (const issue of values.issue.split(",")) {
+  if (issue !== "sync" && issue !== "pipelined") {
+    throw new Error(
+      `Cannot read --issue as an issue mode: current value is "${issue}"; use sync, pipelined or both`,
+    );
+  }
+}
+if (values.iters !== undefined && !(Number.isInteger(Number(values.iters)) && Number(values.iters) >= 1)) {
+  throw new Error(
+    `Cannot read --iters as an iteration count: current value is "${values.iters}"; use an integer ≥ 1`,
+  );
+}
 console.error(
   `[bench] ${navigator.hardwareConcurrency} CPU threads; ranks ${rankCounts}; sizes ${sizes} MiB`,
 );
@@ -558,6 +617,7 @@ for (const spec of runs) {
       buffer: spec.buffer,
       receive: spec.receive,
       sizeMib: r.sizeMib,
+      issue: r.issue,
       blockMs: r.blockMs,
       gapMs: r.gapMs,
       iters: r.iters,
@@ -586,6 +646,7 @@ const header = [
   "buffer",
   "receive",
   "sizeMib",
+  "issue",
   "blockMs",
   "gapMs",
   "iters",

@@ -164,6 +164,9 @@ export const STRIPE_MIN_BYTES_ENV = "ORION_STRIPE_MIN_BYTES";
 /** Smallest share of a bucket one stripe carries per ring segment before the stripes beat the own-thread ring (up to 4 ranks). */
 export const STRIPE_SEGMENT_MIN_BYTES = 128 * 1024;
 
+/** {@link STRIPE_SEGMENT_MIN_BYTES} for polled stripes, which pay no per-message event-loop costs. */
+export const POLLED_STRIPE_SEGMENT_MIN_BYTES = 64 * 1024;
+
 /**
  * Smallest bucket, in bytes, that goes to the stripes; smaller buckets run on the rank's own-thread ring,
  * whose summation order is the same, so the bits do not change. `explicit` (an option, or
@@ -180,17 +183,20 @@ export const STRIPE_SEGMENT_MIN_BYTES = 128 * 1024;
  *   5.21–5.73 ms; at 2 MiB the ring, 2.74–3.00 vs 3.26–3.38.
  * The rule gives 1, 2 and 8 MiB for 2, 4 and 8 ranks with 4 stripes, and 4 MiB for 8 ranks with 2.
  *
- * Polled stripes (`polled`: each stripe a polled ring, `polled_ring.ts`) pay no per-message event-loop costs,
- * so the 128 KiB part holds at every world size: `worldSize × stripes × 128 KiB`. On the 2 × H200 host (32
- * threads, 4 stripes; `h200x2_2026-11-29f_polled_stripes_spin.json`, every size on the stripes, against
- * the rank's own polled ring in `…_polled_stripes.json`) 8 ranks took 3.09 ms at 4 MiB on the stripes and
- * 4.14 on the own ring, and 2.30 against 1.92 at 2 MiB; 4 ranks 1.05 against the stripes' own 2 MiB rule.
+ * Polled stripes (`polled`: each stripe a polled ring, `polled_ring.ts`, handed its collectives through
+ * shared start slots) pay no per-message event-loop costs: `worldSize × stripes × 64 KiB`
+ * ({@link POLLED_STRIPE_SEGMENT_MIN_BYTES}) at every world size. On the 2 × H200 host (32 threads, 4 stripes;
+ * `h200x2_2026-11-30_*.json`, every size on the stripes against the rank's own polled ring): 2 ranks at 0.5
+ * MiB 0.32 against 0.47 ms; 4 ranks at 1 MiB 0.72–0.92 against 0.84–1.13 ms awaited one by one, 0.55–0.59
+ * against 0.86–0.97 issued back to back (`bench_allreduce --issue pipelined`); 8 ranks at 2 MiB 1.86–2.26
+ * against 1.88–2.38 awaited, 1.44–2.03 against 1.98–2.56 back to back, while at 1 MiB the own ring won
+ * (1.21–1.47 against 1.99–2.08 awaited).
  *
  * @example
  * ```ts
  * import { stripeMinBytes } from "./striped_all_reduce.ts";
  * console.log(stripeMinBytes(null, 8, 2)); // 4194304: 4 MiB
- * console.log(stripeMinBytes(null, 8, 4, true)); // 4194304: 4 MiB
+ * console.log(stripeMinBytes(null, 8, 4, true)); // 2097152: 2 MiB
  * ```
  */
 export function stripeMinBytes(
@@ -199,7 +205,9 @@ export function stripeMinBytes(
   stripes: number,
   polled = false,
 ): number {
-  const part = polled ? STRIPE_SEGMENT_MIN_BYTES : Math.max(STRIPE_SEGMENT_MIN_BYTES, worldSize * 32 * 1024);
+  const part = polled
+    ? POLLED_STRIPE_SEGMENT_MIN_BYTES
+    : Math.max(STRIPE_SEGMENT_MIN_BYTES, worldSize * 32 * 1024);
   return explicit ?? worldSize * stripes * part;
 }
 

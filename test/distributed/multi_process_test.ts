@@ -78,8 +78,9 @@ async function checkRun(
 }
 
 Deno.test("2 ranks (processes): ring all-reduce is bitwise the reference order and identical on every rank", async () => {
-  // One stripe. By default buckets under 2 ranks × 1 stripe × 128 KiB stay on the own-thread ring: both paths
-  // in one job, the same bits. ORION_STRIPE_MIN_BYTES=0 sends every bucket through the stripe.
+  // One stripe. By default buckets under 2 ranks × 1 stripe × 64 KiB (polled; 128 KiB on the event-loop
+  // stripes) stay on the own-thread ring: both paths in one job, the same bits. ORION_STRIPE_MIN_BYTES=0
+  // sends every bucket through the stripe.
   await checkRun(2, "wasm-simd", "tcp-websocket", { env: {}, buckets: ["ring", "stripes", "ring"] });
   await checkRun(2, "wasm-simd", "tcp-websocket", {
     env: { ORION_STRIPE_MIN_BYTES: "0" },

@@ -468,10 +468,11 @@ Deno.test("smallest striped bucket: ranks × stripes × max(128 KiB, ranks × 32
   assert.equal(stripeMinBytes(null, 2, 1), 256 << 10);
   assert.equal(stripeMinBytes(0, 8, 4), 0);
   assert.equal(stripeMinBytes(12345, 2, 1), 12345);
-  // Polled stripes: 128 KiB parts at every world size.
-  assert.equal(stripeMinBytes(null, 8, 4, true), 4 << 20);
-  assert.equal(stripeMinBytes(null, 16, 1, true), 2 << 20);
-  assert.equal(stripeMinBytes(null, 2, 4, true), 1 << 20);
+  // Polled stripes: 64 KiB parts at every world size.
+  assert.equal(stripeMinBytes(null, 8, 4, true), 2 << 20);
+  assert.equal(stripeMinBytes(null, 16, 1, true), 1 << 20);
+  assert.equal(stripeMinBytes(null, 2, 4, true), 512 << 10);
+  assert.equal(stripeMinBytes(null, 4, 4, true), 1 << 20);
   assert.equal(stripeMinBytes(12345, 8, 4, true), 12345);
 });
 
@@ -595,7 +596,7 @@ Deno.test({
     await withInProcessJob("polled", worldSize, { stripes: 1 }, async (sessions) => {
       for (const s of sessions) assert.equal(s.polledRing, true);
       const ranks = sessions.map((s) => s.rank);
-      for (const length of [1000, 3, 60_000]) { // all under the stripes' smallest bucket (256 KiB)
+      for (const length of [1000, 3, 30_000]) { // all under the polled stripes' smallest bucket (128 KiB)
         for (const s of sessions) assert.equal(s.onStripes(length), false);
         const inputs = sessions.map((s) => seededGradients(10, length, s.rank, 0, length));
         const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
