@@ -205,6 +205,7 @@ if (values.worker) {
         issue,
         seconds,
         stripes: ctx.stripes,
+        stripesUsed: path === "stripes" ? (offThread ? ctx.stripes : ctx.stripesFor(length)) : 0,
         path,
         blockMs,
         gapMs,
@@ -353,6 +354,8 @@ interface WorkerResult {
   issue: IssueMode;
   seconds: number;
   stripes: number;
+  /** Stripes that reduced the bucket (`stripesFor`; 0 on the own-thread ring). */
+  stripesUsed: number;
   /** Which reduced the bucket: the stripes or the own-thread ring. */
   path: "stripes" | "ring" | "polled";
   /** The rank's thread blocked this long after starting each all-reduce (`--block-ms`). */
@@ -613,6 +616,7 @@ for (const spec of runs) {
       kernel: k,
       transport: t,
       stripes: r.stripes,
+      stripesUsed: r.stripesUsed,
       path: r.path,
       buffer: spec.buffer,
       receive: spec.receive,
@@ -642,6 +646,7 @@ const header = [
   "kernel",
   "transport",
   "stripes",
+  "stripesUsed",
   "path",
   "buffer",
   "receive",

@@ -67,9 +67,9 @@ import {
   defaultStripes,
   integerFromEnv,
   StripedAllReduce,
-  stripeMinBytes,
   stripeMinBytesFromEnv,
   type StripeReceive,
+  stripesForBucket,
   stripesFromEnv,
 } from "./striped_all_reduce.ts";
 
@@ -264,7 +264,8 @@ export class RankSession implements DistributedContext {
   /** Whether the stripe count came from the `stripes` option or `ORION_RING_STRIPES` (never capped). */
   #stripesSetByHand: boolean;
   /** Smallest bucket (bytes) the stripes take, agreed at rendezvous. */
-  #stripeMinBytes = 0;
+  /** How buckets are routed to the stripes (set at rendezvous, alike on every rank): see {@link stripesFor}. */
+  #stripeRouting = { explicit: null as number | null, polled: false };
   #stopEvent: StopEvent | null = null;
   #stopCallbacks = new Set<(event: StopEvent) => void>();
   #closing = false;
@@ -406,7 +407,18 @@ export class RankSession implements DistributedContext {
    * under the job's smallest striped size, or every bucket without stripes).
    */
   onStripes(length: number): boolean {
-    return this.#striped !== null && this.#striped.stripes > 0 && length * 4 >= this.#stripeMinBytes;
+    return this.stripesFor(length) > 0;
+  }
+
+  /**
+   * How many stripes reduce a bucket of `length` values (0: the ring on this thread), by its size
+   * (`stripesForBucket`: all stripes from the job's smallest striped size, or for polled stripes as many as
+   * give each a 128 KiB part of every ring segment).
+   */
+  stripesFor(length: number): number {
+    const stripes = this.#striped?.stripes ?? 0;
+    const { explicit, polled } = this.#stripeRouting;
+    return stripesForBucket(length * 4, this.worldSize, stripes, polled, explicit);
   }
 
   /**
@@ -544,7 +556,7 @@ export class RankSession implements DistributedContext {
     const polledStripes = stripes > 0 && this.#polledAgreed(a) &&
       a.peers.every((p) => (p.stripePolledPorts?.length ?? 0) >= stripes);
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
-    this.#stripeMinBytes = stripeMinBytes(set.length ? Math.max(...set) : null, n, stripes, polledStripes);
+    this.#stripeRouting = { explicit: set.length ? Math.max(...set) : null, polled: polledStripes };
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();
@@ -987,9 +999,8 @@ export class RankSession implements DistributedContext {
       if (bf16) bf16CodecFor(this.bucketMemory).unpack(bf16, data);
       return Promise.resolve();
     }
-    const striped = this.#striped !== null && this.#striped.stripes > 0 &&
-      (options.offThread === true || this.onStripes(data.length));
-    if (striped) return handled(this.#striped!.start(index, data, bf16));
+    const stripes = options.offThread === true ? (this.#striped?.stripes ?? 0) : this.stripesFor(data.length);
+    if (stripes > 0) return handled(this.#striped!.start(index, data, bf16, stripes));
     const ring = this.#polled ?? this.#ring!;
     if (!bf16) return handled(ring.start(index, data));
     // A ring on this thread: widen and round back here.

@@ -310,12 +310,15 @@ function timelineIndex(seq: number): number {
 }
 
 /**
- * Marks collective `seq` finished by this stripe: its end time, then its completion slot; the stripe that
- * finishes it last wakes a rank thread waiting on the slot and posts `done` (for one sleeping in its event
- * loop). The shared slot comes first: the rank's thread may poll it before it reads the message.
+ * Marks collective `seq` finished by this stripe: its end time (none when it did not `run` it), then its
+ * completion slot; the stripe that finishes it last wakes a rank thread waiting on the slot and posts `done`
+ * (for one sleeping in its event loop). The shared slot comes first: the rank's thread may poll it before it
+ * reads the message.
  */
-function finished(seq: number): void {
-  timeline![timelineIndex(seq) + 1] = performance.timeOrigin + performance.now();
+function finished(seq: number, run = true): void {
+  const at = timelineIndex(seq);
+  if (run) timeline![at + 1] = performance.timeOrigin + performance.now();
+  else [timeline![at], timeline![at + 1]] = [Infinity, -Infinity]; // left out of the collective's span
   const slot = seq % COMPLETION_SLOTS;
   if (Atomics.add(completion!, slot, 1) + 1 < stripes) return;
   Atomics.notify(completion!, slot);
@@ -381,8 +384,9 @@ function runPolled(): void {
  */
 function beginPolled(): void {
   const { seq, start } = takeStart();
-  if (start.length === 0) return finished(seq); // every rank alike: nothing to send or receive
-  const segments = stripeSegmentBounds(start.length, worldSize, setup!.stripe, stripes);
+  // Every rank alike: an empty bucket, or one this stripe sits out (`stripesForBucket`), has nothing to send.
+  if (start.length === 0 || setup!.stripe >= start.stripes) return finished(seq, false);
+  const segments = stripeSegmentBounds(start.length, worldSize, setup!.stripe, start.stripes);
   const bf16 = start.bf16Offset;
   if (bf16 !== null) {
     for (const { start: from, end } of segments) {

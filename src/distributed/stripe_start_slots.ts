@@ -2,25 +2,25 @@
  * Start slots: how the rank's thread hands collectives to its stripe workers (`striped_all_reduce.ts`)
  * through shared memory instead of one `postMessage` per worker.
  *
- * The rank's thread writes collective `seq`'s descriptor (bucket index, byte offset, length, bf16 offset) to
- * slot `seq % COMPLETION_SLOTS`, then publishes `seq + 1` as the count of started collectives and wakes the
- * workers waiting on it (`Atomics.notify`). A polled stripe that finished its collectives lingers: it blocks
- * in `Atomics.wait` on that count (no CPU) for a while, and starts the next collective the moment it is
- * published, without an event-loop turn. A worker that is not lingering (it has its flag down) gets a
- * `start` message as well, which makes it read the slots on its event loop.
+ * The rank's thread writes collective `seq`'s descriptor (bucket index, byte offset, length, bf16 offset,
+ * stripes used) to slot `seq % COMPLETION_SLOTS`, then publishes `seq + 1` as the count of started
+ * collectives and wakes the workers waiting on it (`Atomics.notify`). A polled stripe that finished its
+ * collectives lingers: it blocks in `Atomics.wait` on that count (no CPU) for a while, and starts the next
+ * collective the moment it is published, without an event-loop turn. A worker that is not lingering (it has
+ * its flag down) gets a `start` message as well, which makes it read the slots on its event loop.
  *
  * No start is lost: the rank's thread stores the count, then reads the worker's flag; the worker lowers its
  * flag, then reads the count again (both sequentially consistent), so either the rank's thread sees the flag
  * up (and the worker, still lingering or rechecking, sees the count) or the worker sees the new count.
  *
  * Layout (Int32 words): [0] started count; [1 + stripe] lingering flag of each stripe (up to
- * {@link MAX_STRIPES}); then {@link COMPLETION_SLOTS} descriptors of 4 words.
+ * {@link MAX_STRIPES}); then {@link COMPLETION_SLOTS} descriptors of 5 words.
  *
  * @example
  * ```ts
  * import { StripeStartSlots } from "./stripe_start_slots.ts";
  * const slots = new StripeStartSlots(new SharedArrayBuffer(StripeStartSlots.BYTES), 0);
- * slots.publish(0, { bucket: 3, offset: 4096, length: 1024, bf16Offset: null });
+ * slots.publish(0, { bucket: 3, offset: 4096, length: 1024, bf16Offset: null, stripes: 2 });
  * console.log(slots.published, slots.read(0).bucket); // 1 3
  * ```
  *
@@ -41,10 +41,12 @@ export interface StripeStart {
   length: number;
   /** Byte offset of the bucket's bf16 bits (gradient compression), or null. */
   bf16Offset: number | null;
+  /** Stripes that reduce it (0..stripes−1); the others skip it. */
+  stripes: number;
 }
 
 const HEADER_WORDS = 1 + MAX_STRIPES;
-const DESCRIPTOR_WORDS = 4;
+const DESCRIPTOR_WORDS = 5;
 
 /** The shared start slots of one striped ring, seen from either side. */
 export class StripeStartSlots {
@@ -70,6 +72,7 @@ export class StripeStartSlots {
     words[at + 1] = start.offset;
     words[at + 2] = start.length;
     words[at + 3] = start.bf16Offset ?? -1;
+    words[at + 4] = start.stripes;
     Atomics.store(words, 0, seq + 1);
     Atomics.notify(words, 0);
   }
@@ -84,6 +87,7 @@ export class StripeStartSlots {
       offset: words[at + 1],
       length: words[at + 2],
       bf16Offset: bf16 < 0 ? null : bf16,
+      stripes: words[at + 4],
     };
   }
 

@@ -164,8 +164,11 @@ export const STRIPE_MIN_BYTES_ENV = "ORION_STRIPE_MIN_BYTES";
 /** Smallest share of a bucket one stripe carries per ring segment before the stripes beat the own-thread ring (up to 4 ranks). */
 export const STRIPE_SEGMENT_MIN_BYTES = 128 * 1024;
 
-/** {@link STRIPE_SEGMENT_MIN_BYTES} for polled stripes, which pay no per-message event-loop costs. */
-export const POLLED_STRIPE_SEGMENT_MIN_BYTES = 64 * 1024;
+/**
+ * Smallest part of a ring segment one polled stripe carries: a polled bucket goes to as many stripes as give
+ * each at least this much ({@link stripesForBucket}).
+ */
+export const POLLED_STRIPE_PART_BYTES = 128 * 1024;
 
 /**
  * Smallest bucket, in bytes, that goes to the stripes; smaller buckets run on the rank's own-thread ring,
@@ -183,14 +186,8 @@ export const POLLED_STRIPE_SEGMENT_MIN_BYTES = 64 * 1024;
  *   5.21–5.73 ms; at 2 MiB the ring, 2.74–3.00 vs 3.26–3.38.
  * The rule gives 1, 2 and 8 MiB for 2, 4 and 8 ranks with 4 stripes, and 4 MiB for 8 ranks with 2.
  *
- * Polled stripes (`polled`: each stripe a polled ring, `polled_ring.ts`, handed its collectives through
- * shared start slots) pay no per-message event-loop costs: `worldSize × stripes × 64 KiB`
- * ({@link POLLED_STRIPE_SEGMENT_MIN_BYTES}) at every world size. On the 2 × H200 host (32 threads, 4 stripes;
- * `h200x2_2026-11-30_*.json`, every size on the stripes against the rank's own polled ring): 2 ranks at 0.5
- * MiB 0.32 against 0.47 ms; 4 ranks at 1 MiB 0.72–0.92 against 0.84–1.13 ms awaited one by one, 0.55–0.59
- * against 0.86–0.97 issued back to back (`bench_allreduce --issue pipelined`); 8 ranks at 2 MiB 1.86–2.26
- * against 1.88–2.38 awaited, 1.44–2.03 against 1.98–2.56 back to back, while at 1 MiB the own ring won
- * (1.21–1.47 against 1.99–2.08 awaited).
+ * Polled stripes (`polled`): the smallest bucket that {@link stripesForBucket} gives two stripes (one with a
+ * single stripe), `worldSize × min(2, stripes) × 128 KiB`.
  *
  * @example
  * ```ts
@@ -205,10 +202,47 @@ export function stripeMinBytes(
   stripes: number,
   polled = false,
 ): number {
-  const part = polled
-    ? POLLED_STRIPE_SEGMENT_MIN_BYTES
-    : Math.max(STRIPE_SEGMENT_MIN_BYTES, worldSize * 32 * 1024);
-  return explicit ?? worldSize * stripes * part;
+  if (explicit !== null) return explicit;
+  if (polled) return worldSize * Math.min(2, stripes) * POLLED_STRIPE_PART_BYTES;
+  return worldSize * stripes * Math.max(STRIPE_SEGMENT_MIN_BYTES, worldSize * 32 * 1024);
+}
+
+/**
+ * How many stripes reduce a bucket of `bytes` (0: the rank's own ring), alike on every rank. With `explicit`
+ * (the smallest striped size set by hand) or event-loop stripes: all of them from {@link stripeMinBytes}.
+ * Polled stripes: as many as give each a part of at least {@link POLLED_STRIPE_PART_BYTES} per ring segment,
+ * `floor(bytes / (worldSize × 128 KiB))` up to `stripes`, and at least two (a bucket for one stripe stays on
+ * the rank's own polled ring, which needs no hand-off), or one where a rank runs one stripe. The stripes used
+ * take the parts of a ring with that many stripes (`stripeSegmentBounds`); the others skip the collective;
+ * the bits do not depend on the count.
+ *
+ * Measured on the 2 × H200 host (32 threads; `docs/results/h200x2_2026-11-30_*.json`, ms per all-reduce
+ * awaited one by one): 8 ranks at 1 MiB on the own polled ring 1.21–1.47, on 2 stripes 1.38–1.75, on 4
+ * 1.99–2.08; at 2 MiB 2.06–2.38, 1.52–1.84 and 1.80–2.26; at 4 MiB 2 stripes 3.14–3.20 against 4 stripes
+ * 2.49–2.71. At 4 ranks and 1 MiB 2 and 4 stripes tie (0.76–0.96 and 0.72–0.92) and beat the own ring
+ * (0.84–1.13).
+ *
+ * @example
+ * ```ts
+ * import { stripesForBucket } from "./striped_all_reduce.ts";
+ * const mib = 1 << 20;
+ * console.log(stripesForBucket(mib, 8, 4, true, null)); // 0: the own ring
+ * console.log(stripesForBucket(2 * mib, 8, 4, true, null)); // 2
+ * console.log(stripesForBucket(64 * mib, 8, 4, true, null)); // 4
+ * console.log(stripesForBucket(2 * mib, 8, 4, false, null)); // 0: event-loop stripes from 8 MiB
+ * ```
+ */
+export function stripesForBucket(
+  bytes: number,
+  worldSize: number,
+  stripes: number,
+  polled: boolean,
+  explicit: number | null,
+): number {
+  if (stripes === 0 || bytes < stripeMinBytes(explicit, worldSize, stripes, polled)) return 0;
+  if (explicit !== null || !polled) return stripes;
+  const parts = Math.floor(bytes / (worldSize * POLLED_STRIPE_PART_BYTES));
+  return Math.max(Math.min(2, stripes), Math.min(stripes, parts));
 }
 
 /** `ORION_STRIPE_MIN_BYTES` as a number of bytes, or null when unset. */
@@ -453,9 +487,24 @@ export class StripedAllReduce {
    * With `bf16` (gradient compression; both arrays from {@link sharedBucket}, equal lengths): the values are
    * the bf16 bits in `bf16` (`data`'s contents are overwritten); the stripe workers widen them into `data`,
    * reduce, and round the mean back into `bf16`, so the codec runs on their threads, not this one.
+   *
+   * `stripesUsed` (polled stripes only; default all): stripes 0..stripesUsed−1 reduce the bucket, with the
+   * parts of a ring of that many stripes, and the others skip it ({@link stripesForBucket}).
    */
-  start(bucket: number, data: Float32Array, bf16?: Uint16Array): Promise<void> {
+  start(bucket: number, data: Float32Array, bf16?: Uint16Array, stripesUsed = this.#stripes): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (
+      !Number.isInteger(stripesUsed) || stripesUsed < 1 || stripesUsed > this.#stripes ||
+      (!this.#polled && stripesUsed !== this.#stripes)
+    ) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot reduce a bucket on ${stripesUsed} stripes as this ring runs ${this.#stripes}` +
+            `${this.#polled ? "" : " event-loop stripes, which all take every bucket"}: use ` +
+            (this.#polled ? `1..${this.#stripes}` : String(this.#stripes)),
+        ),
+      );
+    }
     if (this.#closed) return Promise.reject(new Error("Cannot all-reduce after the striped ring closed"));
     if (!this.#startSlots) {
       return Promise.reject(new Error("Cannot all-reduce on the striped ring before connect()"));
@@ -493,7 +542,13 @@ export class StripedAllReduce {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#pending.set(seq, { bucket, copyBack, resolve, reject });
     const slots = this.#startSlots;
-    slots.publish(seq, { bucket, offset, length: data.length, bf16Offset: bf16 ? bf16.byteOffset : null });
+    slots.publish(seq, {
+      bucket,
+      offset,
+      length: data.length,
+      bf16Offset: bf16 ? bf16.byteOffset : null,
+      stripes: stripesUsed,
+    });
     for (const entry of this.#workers) {
       if (slots.lingering(entry.index)) continue;
       entry.worker.postMessage({ t: "start" } satisfies ToStripeWorker);
@@ -559,6 +614,7 @@ export class StripedAllReduce {
       start = Math.min(start, timeline[at]);
       end = Math.max(end, timeline[at + 1]);
     }
+    if (!Number.isFinite(start)) return; // every stripe sat it out (an empty bucket)
     const origin = performance.timeOrigin;
     this.#bucketTimes.set(bucket, { startMs: start - origin, endMs: end - origin });
   }

@@ -16,6 +16,7 @@ import {
   stripeCapFor,
   StripedAllReduce,
   stripeMinBytes,
+  stripesForBucket,
 } from "../../src/distributed/striped_all_reduce.ts";
 import { Coordinator } from "../../src/distributed/coordinator.ts";
 import { joinJob } from "../../src/distributed/rank_client.ts";
@@ -459,6 +460,53 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "polled stripes: a bucket on fewer stripes (the others sit it out) has the reference bits on every rank",
+  ignore: polledSockets() === null,
+  async fn() {
+    const n = 3;
+    const stripes = 3;
+    const { ranks } = await stripedRanks(n, stripes, 1000, true);
+    try {
+      let b = 0;
+      for (const length of [7, 6007, 40_001]) {
+        for (const used of [1, 2, 3, 1]) {
+          const inputs = Array.from({ length: n }, (_, r) => seededGradients(41, used, r, b, length));
+          const expected = referenceRingMean(inputs);
+          const shared = inputs.map((x, r) => {
+            const bucket = ranks[r].sharedBucket(length);
+            bucket.set(x);
+            return bucket;
+          });
+          await Promise.all(ranks.map((striped, r) => striped.start(b, shared[r], undefined, used)));
+          for (let r = 0; r < n; r++) {
+            assert.deepEqual(
+              bits(shared[r]),
+              bits(expected),
+              `length ${length} on ${used} stripes, rank ${r}`,
+            );
+            ranks[r].releaseSharedBucket(shared[r]);
+          }
+          b++;
+        }
+      }
+      await assert.rejects(ranks[0].start(b, ranks[0].sharedBucket(8), undefined, 4), /on 4 stripes/);
+    } finally {
+      await Promise.all(ranks.map((striped) => striped.close()));
+    }
+    const { ranks: eventLoop } = await stripedRanks(2, 2, 1000, false);
+    try {
+      await assert.rejects(
+        eventLoop[0].start(0, eventLoop[0].sharedBucket(8), undefined, 1),
+        /event-loop stripes, which all take every bucket/,
+      );
+    } finally {
+      await Promise.all(eventLoop.map((striped) => striped.close()));
+    }
+  },
+});
+
 Deno.test("smallest striped bucket: ranks × stripes × max(128 KiB, ranks × 32 KiB) unless set", () => {
   assert.equal(stripeMinBytes(null, 2, 4), 1 << 20);
   assert.equal(stripeMinBytes(null, 4, 4), 2 << 20);
@@ -468,11 +516,30 @@ Deno.test("smallest striped bucket: ranks × stripes × max(128 KiB, ranks × 32
   assert.equal(stripeMinBytes(null, 2, 1), 256 << 10);
   assert.equal(stripeMinBytes(0, 8, 4), 0);
   assert.equal(stripeMinBytes(12345, 2, 1), 12345);
-  // Polled stripes: 64 KiB parts at every world size.
+  // Polled stripes: from two stripes' worth of 128 KiB parts (one with a single stripe).
   assert.equal(stripeMinBytes(null, 8, 4, true), 2 << 20);
-  assert.equal(stripeMinBytes(null, 16, 1, true), 1 << 20);
+  assert.equal(stripeMinBytes(null, 16, 1, true), 2 << 20);
   assert.equal(stripeMinBytes(null, 2, 4, true), 512 << 10);
   assert.equal(stripeMinBytes(null, 4, 4, true), 1 << 20);
+});
+
+Deno.test("stripes per bucket: polled stripes take as many as give each 128 KiB parts, at least two", () => {
+  const mib = 1 << 20;
+  assert.equal(stripesForBucket(mib, 8, 4, true, null), 0); // one stripe's worth: the own ring
+  assert.equal(stripesForBucket(2 * mib, 8, 4, true, null), 2);
+  assert.equal(stripesForBucket(3 * mib, 8, 4, true, null), 3);
+  assert.equal(stripesForBucket(4 * mib, 8, 4, true, null), 4);
+  assert.equal(stripesForBucket(64 * mib, 8, 4, true, null), 4);
+  assert.equal(stripesForBucket(mib, 4, 4, true, null), 2);
+  assert.equal(stripesForBucket(mib, 2, 4, true, null), 4);
+  assert.equal(stripesForBucket(mib / 2, 2, 4, true, null), 2);
+  assert.equal(stripesForBucket(256 << 10, 2, 1, true, null), 1); // a single stripe from one part
+  assert.equal(stripesForBucket(255 << 10, 2, 1, true, null), 0);
+  // Set by hand, or event-loop stripes: every stripe from the smallest striped size.
+  assert.equal(stripesForBucket(mib, 8, 4, true, 0), 4);
+  assert.equal(stripesForBucket(8 * mib, 8, 4, false, null), 4);
+  assert.equal(stripesForBucket(4 * mib, 8, 4, false, null), 0);
+  assert.equal(stripesForBucket(64 * mib, 8, 0, true, null), 0);
   assert.equal(stripeMinBytes(12345, 8, 4, true), 12345);
 });
 
