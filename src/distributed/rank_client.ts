@@ -263,9 +263,11 @@ export class RankSession implements DistributedContext {
   #ownArena: SharedReduceArena | null = null;
   /** Whether the stripe count came from the `stripes` option or `ORION_RING_STRIPES` (never capped). */
   #stripesSetByHand: boolean;
-  /** Smallest bucket (bytes) the stripes take, agreed at rendezvous. */
-  /** How buckets are routed to the stripes (set at rendezvous, alike on every rank): see {@link stripesFor}. */
-  #stripeRouting = { explicit: null as number | null, polled: false };
+  /**
+   * How buckets are routed to the stripes, agreed at rendezvous: the smallest striped size set by hand (the
+   * largest any rank set), and whether the stripes are polled. See {@link stripesFor}.
+   */
+  #stripeRouting: { explicit: number | null; polled: boolean } = { explicit: null, polled: false };
   #stopEvent: StopEvent | null = null;
   #stopCallbacks = new Set<(event: StopEvent) => void>();
   #closing = false;
