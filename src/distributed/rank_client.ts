@@ -160,15 +160,13 @@ function polledSpinMs(threads: number, coresEach: number): number {
 
 /**
  * How long a hand-off between the rank's thread and its polled stripes busy-waits before it blocks, for a
- * collective on `activeStripes` stripes that its caller waits on (`allReduceMean`: the thread waiting for the
- * stripes to finish, each stripe that took part waiting for the next start): 1 ms where the host has three
- * logical cores for every thread that then spins (its `localRanks` ranks' threads and active stripes), else 0.
- * A thread woken from `Atomics.wait` runs tens of µs later, on every hand-off of every rank. On the 2 × H200
- * host (32 threads) that is 2 ranks on up to 4 stripes: 1 MiB awaited one by one took 0.39–0.50 ms against
- * 0.54–0.72 (`docs/results/h200x2_2026-11-30_handoff_*.json`). Training's buckets (`startBucket`) never spin:
- * with every bucket's hand-offs spinning, `poyo_1_3m` on 2 GPUs ran 3106.7–3332.6 samples/s against
- * 3239.2–3868.6 on a busy lease; and with every rank thread and stripe spinning at 4 and 8 ranks, all-reduces
- * collapsed (`docs/distributed.md`).
+ * collective on `activeStripes` stripes (the thread waiting for them to finish, each stripe that took part
+ * waiting for the next start): 1 ms where the host has three logical cores for every thread that then spins
+ * (its `localRanks` ranks' threads and active stripes), else 0: a thread woken from `Atomics.wait` runs tens
+ * of µs later, on every hand-off of every rank. On the 2 × H200 host (32 threads) that is 2 ranks on up to 4
+ * stripes, where it helped (1 MiB awaited one by one: 0.39–0.50 ms against 0.55–0.56,
+ * `docs/results/h200x2_2026-11-30_handoff_spin.json`); at 4 ranks on 2 stripes it did not, and with every rank
+ * thread and stripe spinning at 4 and 8 ranks runs collapsed (`docs/distributed.md`).
  */
 function handOffSpinMs(localRanks: number, activeStripes: number): number {
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
@@ -997,7 +995,7 @@ export class RankSession implements DistributedContext {
   // DistributedContext
 
   async allReduceMean(buckets: readonly Float32Array[]): Promise<void> {
-    const done = Promise.all(buckets.map((bucket, index) => this.#startBucket(index, bucket, {}, true)));
+    const done = Promise.all(buckets.map((bucket, index) => this.startBucket(index, bucket)));
     // Nothing else to do on this thread until they are reduced: poll the polled ring's links, then wait on
     // the stripes' completion slots (woken by the stripe that finishes last, sooner than its `done` message
     // would wake the event loop). Not while a bucket is on the event-loop ring, which needs this thread.
@@ -1010,16 +1008,6 @@ export class RankSession implements DistributedContext {
   }
 
   startBucket(index: number, data: Float32Array, options: StartBucketOptions = {}): Promise<void> {
-    return this.#startBucket(index, data, options, false);
-  }
-
-  /** {@link startBucket}; `waited`: the caller blocks on the result (`allReduceMean`). */
-  #startBucket(
-    index: number,
-    data: Float32Array,
-    options: StartBucketOptions,
-    waited: boolean,
-  ): Promise<void> {
     try {
       this.#requireLive();
     } catch (error) {
@@ -1031,7 +1019,7 @@ export class RankSession implements DistributedContext {
       return Promise.resolve();
     }
     const stripes = options.offThread === true ? (this.#striped?.stripes ?? 0) : this.stripesFor(data.length);
-    if (stripes > 0) return handled(this.#striped!.start(index, data, bf16, { stripes, waited }));
+    if (stripes > 0) return handled(this.#striped!.start(index, data, bf16, stripes));
     const ring = this.#polled ?? this.#ring!;
     if (!bf16) return handled(ring.start(index, data));
     // A ring on this thread: widen and round back here.

@@ -50,10 +50,7 @@ let polledRing: PolledRing | null = null;
 let arenaKernel: ArenaReductionKernel | null = null;
 /** By stripes used: how long to busy-wait for the next start after a collective this stripe took part in. */
 let handOffSpinMs: readonly number[] = [];
-/**
- * Busy-wait before blocking for the next start: the last collective's `handOffSpinMs` when its caller waited
- * on it and this stripe took part, else 0.
- */
+/** Busy-wait before blocking for the next start: the last collective's `handOffSpinMs`, 0 if this sat it out. */
 let lingerSpinMs = 0;
 let worldSize = 1;
 let completion: Int32Array | null = null;
@@ -394,7 +391,7 @@ function beginPolled(): void {
   const { seq, start } = takeStart();
   // Every rank alike: an empty bucket, or one this stripe sits out (`stripesForBucket`), has nothing to send.
   const takesPart = start.length > 0 && setup!.stripe < start.stripes;
-  lingerSpinMs = takesPart && start.waited ? handOffSpinMs[start.stripes] ?? 0 : 0;
+  lingerSpinMs = takesPart ? handOffSpinMs[start.stripes] ?? 0 : 0;
   if (!takesPart) return finished(seq, false);
   const segments = stripeSegmentBounds(start.length, worldSize, setup!.stripe, start.stripes);
   const bf16 = start.bf16Offset;

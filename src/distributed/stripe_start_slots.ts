@@ -3,7 +3,7 @@
  * through shared memory instead of one `postMessage` per worker.
  *
  * The rank's thread writes collective `seq`'s descriptor (bucket index, byte offset, length, bf16 offset,
- * stripes used, whether its caller waits on it) to slot `seq % COMPLETION_SLOTS`, then publishes `seq + 1` as the count of started
+ * stripes used) to slot `seq % COMPLETION_SLOTS`, then publishes `seq + 1` as the count of started
  * collectives and wakes the workers waiting on it (`Atomics.notify`). A polled stripe that finished its
  * collectives lingers: it blocks in `Atomics.wait` on that count (no CPU) for a while, and starts the next
  * collective the moment it is published, without an event-loop turn. A worker that is not lingering (it has
@@ -14,13 +14,13 @@
  * up (and the worker, still lingering or rechecking, sees the count) or the worker sees the new count.
  *
  * Layout (Int32 words): [0] started count; [1 + stripe] lingering flag of each stripe (up to
- * {@link MAX_STRIPES}); then {@link COMPLETION_SLOTS} descriptors of 6 words.
+ * {@link MAX_STRIPES}); then {@link COMPLETION_SLOTS} descriptors of 5 words.
  *
  * @example
  * ```ts
  * import { StripeStartSlots } from "./stripe_start_slots.ts";
  * const slots = new StripeStartSlots(new SharedArrayBuffer(StripeStartSlots.BYTES), 0);
- * slots.publish(0, { bucket: 3, offset: 4096, length: 1024, bf16Offset: null, stripes: 2, waited: false });
+ * slots.publish(0, { bucket: 3, offset: 4096, length: 1024, bf16Offset: null, stripes: 2 });
  * console.log(slots.published, slots.read(0).bucket); // 1 3
  * ```
  *
@@ -43,12 +43,10 @@ export interface StripeStart {
   bf16Offset: number | null;
   /** Stripes that reduce it (0..stripes−1); the others skip it. */
   stripes: number;
-  /** Whether its caller blocks on it (`allReduceMean`): the stripes that took part then spin for the next. */
-  waited: boolean;
 }
 
 const HEADER_WORDS = 1 + MAX_STRIPES;
-const DESCRIPTOR_WORDS = 6;
+const DESCRIPTOR_WORDS = 5;
 
 /** The shared start slots of one striped ring, seen from either side. */
 export class StripeStartSlots {
@@ -75,7 +73,6 @@ export class StripeStartSlots {
     words[at + 2] = start.length;
     words[at + 3] = start.bf16Offset ?? -1;
     words[at + 4] = start.stripes;
-    words[at + 5] = start.waited ? 1 : 0;
     Atomics.store(words, 0, seq + 1);
     Atomics.notify(words, 0);
   }
@@ -91,7 +88,6 @@ export class StripeStartSlots {
       length: words[at + 2],
       bf16Offset: bf16 < 0 ? null : bf16,
       stripes: words[at + 4],
-      waited: words[at + 5] !== 0,
     };
   }
 

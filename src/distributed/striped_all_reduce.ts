@@ -284,8 +284,6 @@ interface PendingCollective {
   bucket: number;
   /** Stripes that reduce it. */
   stripes: number;
-  /** Its caller blocks on it: {@link StripedAllReduce.pollCompleted} busy-waits for it first. */
-  waited: boolean;
   copyBack: { offset: number; target: Float32Array } | null;
   resolve(): void;
   reject(error: Error): void;
@@ -505,19 +503,10 @@ export class StripedAllReduce {
    * the bf16 bits in `bf16` (`data`'s contents are overwritten); the stripe workers widen them into `data`,
    * reduce, and round the mean back into `bf16`, so the codec runs on their threads, not this one.
    *
-   * `options.stripes` (polled stripes only; default all): stripes 0..stripes−1 reduce the bucket, with the
+   * `stripesUsed` (polled stripes only; default all): stripes 0..stripesUsed−1 reduce the bucket, with the
    * parts of a ring of that many stripes, and the others skip it ({@link stripesForBucket}).
-   * `options.waited`: the caller will block on it ({@link pollCompleted} with a deadline), so its hand-offs
-   * busy-wait for the connection's `handOffSpinMs` before blocking: the stripes that took part, for the next
-   * start, and the waiting thread, for its end.
    */
-  start(
-    bucket: number,
-    data: Float32Array,
-    bf16?: Uint16Array,
-    options: { stripes?: number; waited?: boolean } = {},
-  ): Promise<void> {
-    const stripesUsed = options.stripes ?? this.#stripes;
+  start(bucket: number, data: Float32Array, bf16?: Uint16Array, stripesUsed = this.#stripes): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (
       !Number.isInteger(stripesUsed) || stripesUsed < 1 || stripesUsed > this.#stripes ||
@@ -566,8 +555,7 @@ export class StripedAllReduce {
       copyBack = { offset, target: data };
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const waited = options.waited ?? false;
-    this.#pending.set(seq, { bucket, stripes: stripesUsed, waited, copyBack, resolve, reject });
+    this.#pending.set(seq, { bucket, stripes: stripesUsed, copyBack, resolve, reject });
     const slots = this.#startSlots;
     slots.publish(seq, {
       bucket,
@@ -575,7 +563,6 @@ export class StripedAllReduce {
       length: data.length,
       bf16Offset: bf16 ? bf16.byteOffset : null,
       stripes: stripesUsed,
-      waited,
     });
     for (const entry of this.#workers) {
       if (slots.lingering(entry.index)) continue;
@@ -591,8 +578,8 @@ export class StripedAllReduce {
    * microtasks. Returns how many were settled.
    *
    * With `untilMs` (`performance.now()` time), first waits until every collective in flight has finished or
-   * `untilMs` has passed: busy for the connection's `handOffSpinMs` of each started as `waited`, then blocked
-   * (`Atomics.wait` on the slots, which the workers notify).
+   * `untilMs` has passed: busy for the connection's `handOffSpinMs` of each, then blocked (`Atomics.wait` on
+   * the slots, which the workers notify).
    */
   pollCompleted(untilMs?: number): number {
     const slots = this.#completion;
@@ -600,8 +587,7 @@ export class StripedAllReduce {
     if (untilMs !== undefined) {
       for (const [seq, pending] of this.#pending) {
         const slot = seq % COMPLETION_SLOTS;
-        const spinMs = pending.waited ? this.#handOffSpinMs[pending.stripes] ?? 0 : 0;
-        const spinEnd = Math.min(untilMs, performance.now() + spinMs);
+        const spinEnd = Math.min(untilMs, performance.now() + (this.#handOffSpinMs[pending.stripes] ?? 0));
         while (
           Atomics.load(slots, slot) < this.#stripes && performance.now() < spinEnd
         ) { /* near: stay awake */ }

@@ -11,7 +11,6 @@ Deno.test("start slots: descriptors read back as published, bf16 offsets include
       offset: 4 * seq,
       length: seq * 3 + 1,
       bf16Offset: seq % 2 ? 2 * seq : null,
-      waited: seq % 3 === 0,
       stripes: 1 + seq % 4,
     };
     slots.publish(seq, start);
@@ -22,7 +21,7 @@ Deno.test("start slots: descriptors read back as published, bf16 offsets include
 
 Deno.test("start slots: waitForStart returns at once when a start is published, else after the wait", () => {
   const slots = new StripeStartSlots(new SharedArrayBuffer(StripeStartSlots.BYTES), 0);
-  slots.publish(0, { bucket: 0, offset: 0, length: 4, bf16Offset: null, stripes: 1, waited: false });
+  slots.publish(0, { bucket: 0, offset: 0, length: 4, bf16Offset: null, stripes: 1 });
   const t0 = performance.now();
   assert.equal(slots.waitForStart(2, 0, 1000), true); // collective 0 is there for a stripe that has not run it
   assert.ok(performance.now() - t0 < 500);
@@ -62,14 +61,14 @@ for (const spinMs of [0, 5000]) {
         assert.ok(performance.now() < deadline, "the worker never raised its lingering flag");
         await new Promise((r) => setTimeout(r, 1));
       }
-      slots.publish(0, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3, waited: true });
+      slots.publish(0, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3 });
       const { woke, ms, read } = await reply;
       assert.equal(woke, true);
       assert.ok(
         ms < (spinMs || 10_000),
         `seen while ${spinMs ? "busy" : "blocked"}, not at its end (${ms} ms)`,
       );
-      assert.deepEqual(read, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3, waited: true });
+      assert.deepEqual(read, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3 });
       assert.equal(slots.lingering(1), false);
     } finally {
       worker.terminate();

@@ -479,9 +479,7 @@ Deno.test({
             bucket.set(x);
             return bucket;
           });
-          await Promise.all(
-            ranks.map((striped, r) => striped.start(b, shared[r], undefined, { stripes: used })),
-          );
+          await Promise.all(ranks.map((striped, r) => striped.start(b, shared[r], undefined, used)));
           for (let r = 0; r < n; r++) {
             assert.deepEqual(
               bits(shared[r]),
@@ -493,17 +491,14 @@ Deno.test({
           b++;
         }
       }
-      await assert.rejects(
-        ranks[0].start(b, ranks[0].sharedBucket(8), undefined, { stripes: 4 }),
-        /on 4 stripes/,
-      );
+      await assert.rejects(ranks[0].start(b, ranks[0].sharedBucket(8), undefined, 4), /on 4 stripes/);
     } finally {
       await Promise.all(ranks.map((striped) => striped.close()));
     }
     const { ranks: eventLoop } = await stripedRanks(2, 2, 1000, false);
     try {
       await assert.rejects(
-        eventLoop[0].start(0, eventLoop[0].sharedBucket(8), undefined, { stripes: 1 }),
+        eventLoop[0].start(0, eventLoop[0].sharedBucket(8), undefined, 1),
         /event-loop stripes, which all take every bucket/,
       );
     } finally {
