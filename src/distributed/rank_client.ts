@@ -158,21 +158,6 @@ function polledSpinMs(threads: number, coresEach: number): number {
   return cores >= coresEach * threads ? 1 : 0.05;
 }
 
-/**
- * How long a hand-off between the rank's thread and its polled stripes busy-waits before it blocks, for a
- * collective on `activeStripes` stripes (the thread waiting for them to finish, each stripe that took part
- * waiting for the next start): 1 ms where the host has three logical cores for every thread that then spins
- * (its `localRanks` ranks' threads and active stripes), else 0: a thread woken from `Atomics.wait` runs tens
- * of µs later, on every hand-off of every rank. On the 2 × H200 host (32 threads) that is 2 ranks on up to 4
- * stripes, where it helped (1 MiB awaited one by one: 0.39–0.50 ms against 0.55–0.56,
- * `docs/results/h200x2_2026-11-30_handoff_spin.json`); at 4 ranks on 2 stripes it did not, and with every rank
- * thread and stripe spinning at 4 and 8 ranks runs collapsed (`docs/distributed.md`).
- */
-function handOffSpinMs(localRanks: number, activeStripes: number): number {
-  const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
-  return cores >= 3 * localRanks * (activeStripes + 1) ? 1 : 0;
-}
-
 /** Longest this thread busy-polls the polled ring in one {@link RankSession.pollCollectives} or all-reduce. */
 const POLLED_SPIN_CAP_MS = 50;
 
@@ -595,8 +580,6 @@ export class RankSession implements DistributedContext {
               polled: {
                 leftPorts: left.stripePolledPorts!,
                 spinMs: polledSpinMs(a.localWorldSize * stripes, 2),
-                handOffSpinMs: Array.from({ length: stripes + 1 }, (_, k) =>
-                  handOffSpinMs(a.localWorldSize, k)),
               },
             }
             : {}),

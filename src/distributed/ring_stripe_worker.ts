@@ -48,10 +48,6 @@ let polledRight = Promise.withResolvers<PolledSocket>();
 const polledLinks: PolledSocket[] = [];
 let polledRing: PolledRing | null = null;
 let arenaKernel: ArenaReductionKernel | null = null;
-/** By stripes used: how long to busy-wait for the next start after a collective this stripe took part in. */
-let handOffSpinMs: readonly number[] = [];
-/** Busy-wait before blocking for the next start: the last collective's `handOffSpinMs`, 0 if this sat it out. */
-let lingerSpinMs = 0;
 let worldSize = 1;
 let completion: Int32Array | null = null;
 /** Per collective slot and stripe: [started, finished], ms since the epoch (`StripedAllReduce.bucketTimes`). */
@@ -147,7 +143,6 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   const token = await mintJoinToken(setup!.secret, { job: setup!.jobId, role: "peer", rank: m.rank });
   if (m.polled) {
     arenaKernel = kernel;
-    handOffSpinMs = m.polled.handOffSpinMs;
     const target = `/stripe?gen=${m.generation}&stripe=${setup!.stripe}`;
     const leftSocket = await (async () => {
       const socket = await PolledSocket.dial(m.left.host, m.polled!.leftPort, 60_000);
@@ -379,7 +374,7 @@ function runPolled(): void {
     polledRing!.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
     markPolled();
     if (polledRuns.length > 0) return;
-    if (!startSlots!.waitForStart(setup!.stripe, nextStart, POLLED_LINGER_MS, lingerSpinMs)) return;
+    if (!startSlots!.waitForStart(setup!.stripe, nextStart, POLLED_LINGER_MS)) return;
   }
 }
 
@@ -390,9 +385,7 @@ function runPolled(): void {
 function beginPolled(): void {
   const { seq, start } = takeStart();
   // Every rank alike: an empty bucket, or one this stripe sits out (`stripesForBucket`), has nothing to send.
-  const takesPart = start.length > 0 && setup!.stripe < start.stripes;
-  lingerSpinMs = takesPart ? handOffSpinMs[start.stripes] ?? 0 : 0;
-  if (!takesPart) return finished(seq, false);
+  if (start.length === 0 || setup!.stripe >= start.stripes) return finished(seq, false);
   const segments = stripeSegmentBounds(start.length, worldSize, setup!.stripe, start.stripes);
   const bf16 = start.bf16Offset;
   if (bf16 !== null) {

@@ -97,19 +97,13 @@ export class StripeStartSlots {
   }
 
   /**
-   * On a stripe's thread: waits until a collective past `next − 1` is published (true) or `ms` pass (false),
-   * with the stripe's lingering flag up meanwhile: busy for the first `spinMs` (a thread woken from
-   * `Atomics.wait` starts tens of µs later), then blocked.
+   * On a stripe's thread: blocks until a collective past `next − 1` is published (true) or `ms` pass (false),
+   * with the stripe's lingering flag up meanwhile.
    */
-  waitForStart(stripe: number, next: number, ms: number, spinMs = 0): boolean {
+  waitForStart(stripe: number, next: number, ms: number): boolean {
     const words = this.#words;
     Atomics.store(words, 1 + stripe, 1);
-    const now = performance.now();
-    const until = now + ms;
-    const spinEnd = now + Math.min(ms, spinMs);
-    while (Atomics.load(words, 0) <= next && performance.now() < spinEnd) {
-      /* busy: the next start is near */
-    }
+    const until = performance.now() + ms;
     for (;;) {
       const seen = Atomics.load(words, 0);
       const left = until - performance.now();

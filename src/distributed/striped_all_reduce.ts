@@ -37,11 +37,9 @@ export type ToStripeWorker =
     left: { host: string; port: number };
     /**
      * Run the stripe as a polled ring: dial this port of the left neighbour's stripe with a polled socket,
-     * take the right neighbour's polled link, and busy-poll for `spinMs` before sleeping in `poll(2)`;
-     * `handOffSpinMs[k]`: how long to busy-wait for the next start after a collective on `k` stripes that
-     * this stripe took part in.
+     * take the right neighbour's polled link, and busy-poll for `spinMs` before sleeping in `poll(2)`.
      */
-    polled?: { leftPort: number; spinMs: number; handOffSpinMs: readonly number[] };
+    polled?: { leftPort: number; spinMs: number };
     chunkElements: number;
     stripes: number;
     receiveOffset: number;
@@ -282,8 +280,6 @@ interface StripeWorker {
 
 interface PendingCollective {
   bucket: number;
-  /** Stripes that reduce it. */
-  stripes: number;
   copyBack: { offset: number; target: Float32Array } | null;
   resolve(): void;
   reject(error: Error): void;
@@ -315,8 +311,6 @@ export class StripedAllReduce {
   #timeline: Float64Array | null = null;
   #startSlots: StripeStartSlots | null = null;
   #startMessages = 0;
-  /** By stripes used: how long {@link pollCompleted} busy-waits for a collective before blocking. */
-  #handOffSpinMs: number[] = [];
   readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
   #nextDrain = 0;
@@ -427,11 +421,9 @@ export class StripedAllReduce {
     receive?: StripeReceive;
     /**
      * Run every stripe as a polled ring (`polled_ring.ts`) over these polled ports of the left neighbour's
-     * stripes, busy-polling `spinMs` before sleeping; every rank must choose alike. `handOffSpinMs[k]`
-     * (default none): how long a hand-off busy-waits before it blocks, for a collective on `k` stripes: a
-     * stripe that took part waiting for the next start, and this thread in {@link pollCompleted}.
+     * stripes, busy-polling `spinMs` before sleeping; every rank must choose alike.
      */
-    polled?: { leftPorts: readonly number[]; spinMs: number; handOffSpinMs?: readonly number[] };
+    polled?: { leftPorts: readonly number[]; spinMs: number };
   }): Promise<void> {
     if (a.stripes < 1 || a.stripes > this.#workers.length || a.stripes > a.left.ports.length) {
       throw new RangeError(
@@ -441,7 +433,6 @@ export class StripedAllReduce {
     }
     this.#stripes = a.stripes;
     this.#polled = a.polled !== undefined;
-    this.#handOffSpinMs = Array.from({ length: a.stripes + 1 }, (_, k) => a.polled?.handOffSpinMs?.[k] ?? 0);
     for (const extra of this.#workers.splice(a.stripes)) extra.worker.terminate();
     const completionOffset = this.arena.allocate(COMPLETION_SLOTS * 4);
     this.#completion = new Int32Array(this.arena.memory.buffer, completionOffset, COMPLETION_SLOTS);
@@ -463,13 +454,7 @@ export class StripedAllReduce {
         generation: a.generation,
         left: { host: a.left.host, port: a.left.ports[entry.index] },
         ...(a.polled
-          ? {
-            polled: {
-              leftPort: a.polled.leftPorts[entry.index],
-              spinMs: a.polled.spinMs,
-              handOffSpinMs: this.#handOffSpinMs,
-            },
-          }
+          ? { polled: { leftPort: a.polled.leftPorts[entry.index], spinMs: a.polled.spinMs } }
           : {}),
         chunkElements: a.chunkElements,
         stripes: a.stripes,
@@ -555,7 +540,7 @@ export class StripedAllReduce {
       copyBack = { offset, target: data };
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#pending.set(seq, { bucket, stripes: stripesUsed, copyBack, resolve, reject });
+    this.#pending.set(seq, { bucket, copyBack, resolve, reject });
     const slots = this.#startSlots;
     slots.publish(seq, {
       bucket,
@@ -577,20 +562,15 @@ export class StripedAllReduce {
    * turn needed (a `done` message does the same when the thread gets to it). Their promises resolve in
    * microtasks. Returns how many were settled.
    *
-   * With `untilMs` (`performance.now()` time), first waits until every collective in flight has finished or
-   * `untilMs` has passed: busy for the connection's `handOffSpinMs` of each, then blocked (`Atomics.wait` on
-   * the slots, which the workers notify).
+   * With `untilMs` (`performance.now()` time), first blocks this thread (`Atomics.wait` on the slots, which
+   * the workers notify) until every collective in flight has finished or `untilMs` has passed.
    */
   pollCompleted(untilMs?: number): number {
     const slots = this.#completion;
     if (!slots || this.#failure) return 0;
     if (untilMs !== undefined) {
-      for (const [seq, pending] of this.#pending) {
+      for (const seq of this.#pending.keys()) {
         const slot = seq % COMPLETION_SLOTS;
-        const spinEnd = Math.min(untilMs, performance.now() + (this.#handOffSpinMs[pending.stripes] ?? 0));
-        while (
-          Atomics.load(slots, slot) < this.#stripes && performance.now() < spinEnd
-        ) { /* near: stay awake */ }
         for (;;) {
           const seen = Atomics.load(slots, slot);
           const left = untilMs - performance.now();

@@ -28,51 +28,41 @@ Deno.test("start slots: waitForStart returns at once when a start is published, 
   assert.equal(slots.waitForStart(2, 1, 15), false); // none past 0: times out
   assert.ok(performance.now() - t0 >= 15);
   assert.equal(slots.lingering(2), false, "the flag is down after the wait");
-  const t1 = performance.now();
-  assert.equal(slots.waitForStart(2, 1, 15, 5), false); // 5 ms busy, then blocked: still the whole 15 ms
-  assert.ok(performance.now() - t1 >= 15);
-  assert.equal(slots.waitForStart(2, 1, 10, 60), false); // the busy part never outlasts the wait
-  assert.equal(slots.lingering(2), false);
 });
 
-for (const spinMs of [0, 5000]) {
-  Deno.test(`start slots: a stripe lingering on another thread (busy for ${spinMs} ms first) is woken by publish and shows its flag`, async () => {
-    const buffer = new SharedArrayBuffer(StripeStartSlots.BYTES);
-    const slots = new StripeStartSlots(buffer, 0);
-    const source = `
+Deno.test("start slots: a stripe lingering on another thread is woken by publish and shows its flag", async () => {
+  const buffer = new SharedArrayBuffer(StripeStartSlots.BYTES);
+  const slots = new StripeStartSlots(buffer, 0);
+  const source = `
     import { StripeStartSlots } from ${
-      JSON.stringify(new URL("../../src/distributed/stripe_start_slots.ts", import.meta.url).href)
-    };
+    JSON.stringify(new URL("../../src/distributed/stripe_start_slots.ts", import.meta.url).href)
+  };
     self.onmessage = (e) => {
       const slots = new StripeStartSlots(e.data, 0);
       const t0 = performance.now();
-      const woke = slots.waitForStart(1, 0, 10_000, ${spinMs});
+      const woke = slots.waitForStart(1, 0, 10_000);
       self.postMessage({ woke, ms: performance.now() - t0, read: slots.read(0) });
     };`;
-    const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
-    const worker = new Worker(url, { type: "module" });
-    try {
-      const reply = new Promise<{ woke: boolean; ms: number; read: unknown }>((resolve) =>
-        worker.onmessage = (e) => resolve(e.data)
-      );
-      worker.postMessage(buffer);
-      const deadline = performance.now() + 10_000;
-      while (!slots.lingering(1)) {
-        assert.ok(performance.now() < deadline, "the worker never raised its lingering flag");
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      slots.publish(0, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3 });
-      const { woke, ms, read } = await reply;
-      assert.equal(woke, true);
-      assert.ok(
-        ms < (spinMs || 10_000),
-        `seen while ${spinMs ? "busy" : "blocked"}, not at its end (${ms} ms)`,
-      );
-      assert.deepEqual(read, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3 });
-      assert.equal(slots.lingering(1), false);
-    } finally {
-      worker.terminate();
-      URL.revokeObjectURL(url);
+  const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  try {
+    const reply = new Promise<{ woke: boolean; ms: number; read: unknown }>((resolve) =>
+      worker.onmessage = (e) => resolve(e.data)
+    );
+    worker.postMessage(buffer);
+    const deadline = performance.now() + 10_000;
+    while (!slots.lingering(1)) {
+      assert.ok(performance.now() < deadline, "the worker never raised its lingering flag");
+      await new Promise((r) => setTimeout(r, 1));
     }
-  });
-}
+    slots.publish(0, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3 });
+    const { woke, ms, read } = await reply;
+    assert.equal(woke, true);
+    assert.ok(ms < 10_000, `woken by publish, not by the timeout (waited ${ms} ms)`);
+    assert.deepEqual(read, { bucket: 5, offset: 64, length: 8, bf16Offset: 128, stripes: 3 });
+    assert.equal(slots.lingering(1), false);
+  } finally {
+    worker.terminate();
+    URL.revokeObjectURL(url);
+  }
+});
