@@ -599,7 +599,8 @@ export class StripedAllReduce {
 
   /**
    * When the stripes last ran the collective of each bucket index, in this thread's `performance.now()`
-   * time: the first stripe's start (its worker read the `start` message) and the last stripe's finish.
+   * time: the first stripe's start (its worker took the collective from the start slots) and the last
+   * stripe's finish (stripes that sat it out are left out).
    */
   get bucketTimes(): ReadonlyMap<number, CollectiveTimes> {
     return this.#bucketTimes;
