@@ -48,6 +48,8 @@ let polledRight = Promise.withResolvers<PolledSocket>();
 const polledLinks: PolledSocket[] = [];
 let polledRing: PolledRing | null = null;
 let arenaKernel: ArenaReductionKernel | null = null;
+/** How long to wait in `Atomics.wait` for the next start after finishing (`connect`'s `polled.lingerMs`). */
+let lingerMs = 0;
 let worldSize = 1;
 let completion: Int32Array | null = null;
 /** Per collective slot and stripe: [started, finished], ms since the epoch (`StripedAllReduce.bucketTimes`). */
@@ -143,6 +145,7 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   const token = await mintJoinToken(setup!.secret, { job: setup!.jobId, role: "peer", rank: m.rank });
   if (m.polled) {
     arenaKernel = kernel;
+    lingerMs = m.polled.lingerMs;
     const target = `/stripe?gen=${m.generation}&stripe=${setup!.stripe}`;
     const leftSocket = await (async () => {
       const socket = await PolledSocket.dial(m.left.host, m.polled!.leftPort, 60_000);
@@ -270,8 +273,10 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
       );
       return;
     case "start":
-      if (polledRing) runPolled();
-      else if (ring) startPublished();
+      // A message can come after its collective was taken from the slots: only new starts run (and linger).
+      if (polledRing) {
+        if (nextStart < startSlots!.published) runPolled();
+      } else if (ring) startPublished();
       else post({ t: "failed", seq: nextStart, name: "Error", message: "stripe ring not connected" });
       return;
     case "drain":
@@ -350,13 +355,6 @@ function startPublished(): void {
 /** Longest a polled stripe busy-polls one collective before its background loop carries on (ms). */
 const POLLED_SPIN_CAP_MS = 50;
 
-/**
- * How long a polled stripe with nothing left to do waits in `Atomics.wait` for the next published
- * collective before it returns to its event loop (which a `start` message then wakes). It costs no CPU, and
- * delays only this worker's messages (`stop`), by at most this long.
- */
-const POLLED_LINGER_MS = 20;
-
 /** Polled collectives started and not yet marked finished, in order (the ring finishes them in order). */
 const polledRuns: Array<{ seq: number; offset: number; bf16: number | null; segments: StripePart[] }> = [];
 type StripePart = { start: number; end: number };
@@ -366,7 +364,7 @@ let polledMarked = 0;
 /**
  * Polled stripe: starts every published collective, busy-polls until they finish (or
  * {@link POLLED_SPIN_CAP_MS} passes: the ring's background loop then carries on, and {@link afterPolled}
- * comes back here), marks them finished, and lingers for the next ({@link POLLED_LINGER_MS}).
+ * comes back here), marks them finished, and lingers for the next (`lingerMs` of the connection).
  */
 function runPolled(): void {
   while (!stopped) {
@@ -374,7 +372,7 @@ function runPolled(): void {
     polledRing!.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
     markPolled();
     if (polledRuns.length > 0) return;
-    if (!startSlots!.waitForStart(setup!.stripe, nextStart, POLLED_LINGER_MS)) return;
+    if (!startSlots!.waitForStart(setup!.stripe, nextStart, lingerMs)) return;
   }
 }
 

@@ -37,9 +37,10 @@ export type ToStripeWorker =
     left: { host: string; port: number };
     /**
      * Run the stripe as a polled ring: dial this port of the left neighbour's stripe with a polled socket,
-     * take the right neighbour's polled link, and busy-poll for `spinMs` before sleeping in `poll(2)`.
+     * take the right neighbour's polled link, and busy-poll for `spinMs` before sleeping in `poll(2)`; after
+     * its collectives, wait `lingerMs` in `Atomics.wait` for the next start before returning to the event loop.
      */
-    polled?: { leftPort: number; spinMs: number };
+    polled?: { leftPort: number; spinMs: number; lingerMs: number };
     chunkElements: number;
     stripes: number;
     receiveOffset: number;
@@ -157,6 +158,12 @@ export function agreedStripes(
 ): number {
   return Math.min(...peers.map((p) => Math.min(p.stripePorts?.length ?? 0, p.stripeCap ?? Infinity)));
 }
+
+/**
+ * How long a polled stripe that finished its collectives waits in `Atomics.wait` for the next one to be
+ * published before it returns to its event loop (ms): a training step's buckets come a few ms apart.
+ */
+export const STRIPE_LINGER_MS = 20;
 
 /** Environment variable that sets the smallest striped bucket in bytes (see {@link stripeMinBytes}). */
 export const STRIPE_MIN_BYTES_ENV = "ORION_STRIPE_MIN_BYTES";
@@ -400,6 +407,12 @@ export class StripedAllReduce {
     return this.#startMessages;
   }
 
+  /** Stripes now lingering for the next start (they would take it from the start slots, without a message). */
+  get lingering(): number {
+    const slots = this.#startSlots;
+    return slots ? this.#workers.filter((w) => slots.lingering(w.index)).length : 0;
+  }
+
   /** Stripes in use after {@link connect}. */
   get stripes(): number {
     return this.#stripes;
@@ -421,9 +434,11 @@ export class StripedAllReduce {
     receive?: StripeReceive;
     /**
      * Run every stripe as a polled ring (`polled_ring.ts`) over these polled ports of the left neighbour's
-     * stripes, busy-polling `spinMs` before sleeping; every rank must choose alike.
+     * stripes, busy-polling `spinMs` before sleeping; every rank must choose alike. `lingerMs` (default
+     * {@link STRIPE_LINGER_MS}): how long a stripe that finished its collectives waits in `Atomics.wait` for
+     * the next start (no CPU; it delays only the worker's own messages, such as `stop`, by as much).
      */
-    polled?: { leftPorts: readonly number[]; spinMs: number };
+    polled?: { leftPorts: readonly number[]; spinMs: number; lingerMs?: number };
   }): Promise<void> {
     if (a.stripes < 1 || a.stripes > this.#workers.length || a.stripes > a.left.ports.length) {
       throw new RangeError(
@@ -454,7 +469,13 @@ export class StripedAllReduce {
         generation: a.generation,
         left: { host: a.left.host, port: a.left.ports[entry.index] },
         ...(a.polled
-          ? { polled: { leftPort: a.polled.leftPorts[entry.index], spinMs: a.polled.spinMs } }
+          ? {
+            polled: {
+              leftPort: a.polled.leftPorts[entry.index],
+              spinMs: a.polled.spinMs,
+              lingerMs: a.polled.lingerMs ?? STRIPE_LINGER_MS,
+            },
+          }
           : {}),
         chunkElements: a.chunkElements,
         stripes: a.stripes,

@@ -221,7 +221,13 @@ async function overlappingBuckets(n: number, stripes: number, lengths: number[],
   }
 }
 /** `n` ranks' striped rings on loopback; `polled`: every stripe a polled ring (busy-polled in its worker). */
-async function stripedRanks(n: number, stripes: number, chunkElements: number, polled = false) {
+async function stripedRanks(
+  n: number,
+  stripes: number,
+  chunkElements: number,
+  polled = false,
+  lingerMs?: number,
+) {
   const secret = generateJoinSecret();
   const lost: Array<{ rank: number; peerRank: number | null; reason: string }> = [];
   const ranks = await Promise.all(
@@ -244,7 +250,9 @@ async function stripedRanks(n: number, stripes: number, chunkElements: number, p
       left: { host: "127.0.0.1", ports: ranks[(rank - 1 + n) % n].ports },
       stripes,
       chunkElements,
-      ...(polled ? { polled: { leftPorts: ranks[(rank - 1 + n) % n].polledPorts, spinMs: 0.05 } } : {}),
+      ...(polled
+        ? { polled: { leftPorts: ranks[(rank - 1 + n) % n].polledPorts, spinMs: 0.05, lingerMs } }
+        : {}),
     })
   ));
   if (polled) { for (const striped of ranks) assert.equal(striped.polled, true); }
@@ -426,7 +434,8 @@ Deno.test({
   async fn() {
     const n = 2;
     const stripes = 2;
-    const { ranks } = await stripedRanks(n, stripes, 1000, true);
+    // Lingering 0.5 s: long enough for this thread's next start even on a loaded machine.
+    const { ranks } = await stripedRanks(n, stripes, 1000, true, 500);
     const reduce = async (b: number, length: number) => {
       const inputs = Array.from({ length: n }, (_, r) => seededGradients(33, 0, r, b, length));
       const expected = referenceRingMean(inputs);
@@ -449,7 +458,12 @@ Deno.test({
         // The first collective needs its messages; the next ones mostly find the stripes lingering.
         assert.ok(count >= stripes && count < stripes * lengths.length, `start messages ${messages}`);
       }
-      await new Promise((r) => setTimeout(r, 100)); // past the linger: the stripes are back on their event loop
+      // Past the linger: the stripes are back on their event loop, and a start must wake them by message.
+      const deadline = performance.now() + 10_000;
+      while (ranks.some((striped) => striped.lingering > 0)) {
+        assert.ok(performance.now() < deadline, "the stripes never stopped lingering");
+        await new Promise((r) => setTimeout(r, 10));
+      }
       await reduce(lengths.length, 4321);
       for (const [r, striped] of ranks.entries()) {
         assert.ok(striped.startMessages > messages[r], "a start after the linger goes by message");
