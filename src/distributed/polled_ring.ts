@@ -26,7 +26,8 @@ import {
   RingPhase,
   writeDataHeader,
 } from "./frames.ts";
-import { type PolledSocket, POLLIN, POLLOUT, waitAny } from "./polled_socket.ts";
+import { type PolledEngine, PolledWatcher, spinPolledUntil } from "./polled_progress.ts";
+import { type PolledSocket, POLLIN, POLLOUT } from "./polled_socket.ts";
 import { frameHeader } from "./raw_websocket.ts";
 import {
   checkRingChunk,
@@ -113,7 +114,7 @@ const BINARY = 0x2;
 
 /**
  * One rank's polled ring. {@link start} a bucket, then drive it with {@link spinUntil} (or let the background
- * loop do it).
+ * loop, a {@link PolledWatcher}, do it).
  *
  * @example
  * ```ts ignore
@@ -123,7 +124,7 @@ const BINARY = 0x2;
  * await done; // gradients holds the mean over ranks
  * ```
  */
-export class PolledRing {
+export class PolledRing implements PolledEngine {
   readonly rank: number;
   readonly worldSize: number;
   readonly generation: number;
@@ -139,14 +140,13 @@ export class PolledRing {
   readonly #sends: Send[] = [];
   readonly #scratch = new Map<number, Float32Array[]>();
   readonly #prefix = new Uint8Array(10 + DATA_VALUES_OFFSET);
-  readonly #pollTable = new Uint8Array(16);
+  readonly #watcher = new PolledWatcher(this);
   readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
   #completed = 0;
   #failure: Error | null = null;
   /** Set once a link failed: nothing moves any more (the collectives wait for {@link abort}). */
   #broken = false;
-  #watching = false;
 
   constructor(options: PolledRingOptions) {
     this.rank = options.rank;
@@ -219,7 +219,7 @@ export class PolledRing {
     this.#queue.push(collective);
     if (this.#queue.length === 1) this.#begin(collective);
     this.progress();
-    this.#watch();
+    this.#watcher.watch();
     return promise;
   }
 
@@ -248,22 +248,20 @@ export class PolledRing {
    * Returns true when nothing is left.
    */
   spinUntil(untilMs: number): boolean {
-    let quietSince = performance.now();
-    while (!this.#failure && !this.#broken && (this.#queue.length > 0 || this.#sends.length > 0)) {
-      if (this.progress()) {
-        quietSince = performance.now();
-        continue;
-      }
-      const now = performance.now();
-      if (now >= untilMs) return false;
-      if (now - quietSince >= this.#spinMs) {
-        const waits = [];
-        if (this.#receiving()) waits.push({ socket: this.#left, events: POLLIN });
-        if (this.#sends.length > 0) waits.push({ socket: this.#right, events: POLLOUT });
-        waitAny(waits, Math.min(1, untilMs - now), this.#pollTable);
-      }
-    }
-    return this.#failure === null && !this.#broken;
+    return spinPolledUntil([this], untilMs, this.#spinMs) && this.#failure === null && !this.#broken;
+  }
+
+  /** {@link PolledEngine}: collectives or sends are left and the ring has not failed. */
+  get busy(): boolean {
+    return !this.#failure && !this.#broken && (this.#queue.length > 0 || this.#sends.length > 0);
+  }
+
+  /** {@link PolledEngine}: the left link while a message is expected, the right one while sends wait. */
+  waits(): Array<{ socket: PolledSocket; events: number }> {
+    const waits = [];
+    if (this.#receiving()) waits.push({ socket: this.#left, events: POLLIN });
+    if (this.#sends.length > 0) waits.push({ socket: this.#right, events: POLLOUT });
+    return waits;
   }
 
   /** Fails every pending and future collective with `error`. */
@@ -291,32 +289,6 @@ export class PolledRing {
       if (this.#failPendingOnLinkLoss) this.abort(wrapped);
       this.#onLinkLost(peer, reason);
       return false;
-    }
-  }
-
-  /** Keeps the ring moving while this thread is free: waits in `poll(2)` on a runtime thread. */
-  #watch(): void {
-    if (this.#watching) return;
-    this.#watching = true;
-    void this.#watchLoop();
-  }
-
-  /**
-   * {@link #watch}'s loop. It lowers `#watching` in the same synchronous stretch in which it finds nothing
-   * left (not in a later microtask): a collective started before then, in the same task, would otherwise
-   * find the flag up and no loop to carry it.
-   */
-  async #watchLoop(): Promise<void> {
-    try {
-      while (!this.#failure && !this.#broken && (this.#queue.length > 0 || this.#sends.length > 0)) {
-        const waits = [];
-        if (this.#receiving()) waits.push(this.#left.ready(POLLIN, 50));
-        if (this.#sends.length > 0) waits.push(this.#right.ready(POLLOUT, 50));
-        await Promise.race(waits);
-        this.progress();
-      }
-    } finally {
-      this.#watching = false;
     }
   }
 

@@ -257,6 +257,31 @@ export class PolledSocket implements HandshakeStream {
     return this.#fd >= 0 && !this.#closing;
   }
 
+  /**
+   * Waits off this thread until one of `entries` is ready for its events or `timeoutMs` passed (one `poll(2)`
+   * over all of them); closed sockets are left out, and none open returns at once.
+   */
+  static async readyAny(
+    entries: ReadonlyArray<{ socket: PolledSocket; events: number }>,
+    timeoutMs: number,
+  ): Promise<void> {
+    const open = entries.filter(({ socket }) => socket.#fd >= 0 && !socket.#closing);
+    if (open.length === 0) return;
+    for (const { socket } of open) socket.#offThread++;
+    try {
+      await pollOffThread(
+        open[0].socket.#c,
+        open.map(({ socket, events }) => ({ fd: socket.#fd, events })),
+        timeoutMs,
+      );
+    } finally {
+      for (const { socket } of open) {
+        socket.#offThread--;
+        if (socket.#closing && socket.#offThread === 0) socket.#release();
+      }
+    }
+  }
+
   /** {@link HandshakeStream}: reads at least one byte (null when closed). */
   async read(p: Uint8Array): Promise<number | null> {
     for (;;) {
