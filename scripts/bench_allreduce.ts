@@ -7,7 +7,7 @@
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
  *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--polled on,off]
- *          [--issue sync,pipelined] [--iters N]
+ *          [--issue sync,pipelined] [--iters N] [--mesh on,off] [--mesh-max-mib M]
  *          [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
@@ -26,6 +26,10 @@
  * does. `--polled` (a list, default `on`): small buckets on the polled ring (`polled_ring.ts`, where it can
  * run; the rank's thread busy-polls its links) or on the event-loop ring (`off`); `path` says `polled` when
  * the polled ring reduced the bucket.
+ *
+ * `--mesh` (a list, default `on`): at 3..8 ranks with polled links, buckets up to the mesh's largest size
+ * (`--mesh-max-mib`, default the ranks' own: `ORION_MESH_MAX_BYTES`, else `DEFAULT_MESH_MAX_BYTES`) take the
+ * direct all-reduce over a full mesh (`polled_mesh.ts`, two hops; `path` says `mesh`); `off` runs none.
  *
  * `--issue` (a list, default both): `sync` awaits each timed all-reduce before starting the next (the latency a
  * training step's last bucket sees); `pipelined` issues all `iters` at once and waits once at the end, as
@@ -76,6 +80,8 @@ const { values } = parseArgs({
     "off-thread": { type: "boolean", default: false },
     "gap-ms": { type: "string", default: "0" },
     polled: { type: "string", default: "on" },
+    mesh: { type: "string", default: "on" },
+    "mesh-max-mib": { type: "string" },
     issue: { type: "string", default: "sync,pipelined" },
     iters: { type: "string" },
     json: { type: "string", default: "runs/bench/allreduce.json" },
@@ -120,6 +126,11 @@ if (values.worker) {
     ...(values.stripes !== undefined ? { stripes: Number(values.stripes) } : {}),
     stripeReceive: values.receive as StripeReceive,
     polledRing: values.polled === "on",
+    ...(values.mesh === "off"
+      ? { meshMaxBytes: 0 }
+      : values["mesh-max-mib"] !== undefined
+      ? { meshMaxBytes: Math.round(Number(values["mesh-max-mib"]) * MIB) }
+      : {}),
     ...(values["stripe-min-mib"] !== undefined
       ? { stripeMinBytes: Math.round(Number(values["stripe-min-mib"]) * MIB) }
       : {}),
@@ -152,6 +163,8 @@ if (values.worker) {
     const iters = values.iters !== undefined ? Number(values.iters) : itersFor(sizeMib);
     const path = ctx.onStripes(length) || (offThread && ctx.stripes > 0)
       ? "stripes" as const
+      : ctx.onMesh(length)
+      ? "mesh" as const
       : ctx.polledRing
       ? "polled" as const
       : "ring" as const;
@@ -356,8 +369,8 @@ interface WorkerResult {
   stripes: number;
   /** Stripes that reduced the bucket (`stripesFor`; 0 on the own-thread ring). */
   stripesUsed: number;
-  /** Which reduced the bucket: the stripes or the own-thread ring. */
-  path: "stripes" | "ring" | "polled";
+  /** Which reduced the bucket: the stripes, the own-thread ring (event-loop or polled), or the mesh. */
+  path: "stripes" | "ring" | "polled" | "mesh";
   /** The rank's thread blocked this long after starting each all-reduce (`--block-ms`). */
   blockMs: number;
   /** The rank's thread blocked this long before each all-reduce, not timed (`--gap-ms`). */
@@ -380,6 +393,7 @@ interface RunSpec {
   buffer: string;
   receive: string;
   polled: "on" | "off";
+  mesh: "on" | "off";
 }
 
 async function allReduceRun(spec: RunSpec, sizes: number[]) {
@@ -426,6 +440,9 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         ...(values["off-thread"] ? ["--off-thread"] : []),
         "--polled",
         spec.polled,
+        "--mesh",
+        spec.mesh,
+        ...(values["mesh-max-mib"] !== undefined ? ["--mesh-max-mib", values["mesh-max-mib"]] : []),
         "--issue",
         values.issue,
         ...(values.iters !== undefined ? ["--iters", values.iters] : []),
@@ -562,6 +579,12 @@ const polledModes = values.polled.split(",").map((mode) => {
   }
   return mode;
 });
+const meshModes = values.mesh.split(",").map((mode) => {
+  if (mode !== "on" && mode !== "off") {
+    throw new Error(`Cannot run with --mesh ${values.mesh}: use on, off`);
+  }
+  return mode;
+});
 const runs: RunSpec[] = [];
 for (const n of rankCounts) {
   for (const stripes of stripeCounts) {
@@ -570,20 +593,42 @@ for (const n of rankCounts) {
       ? [["plain", "pooled"]]
       : buffers.flatMap((buffer) => receives.map((receive) => [buffer, receive]));
     for (const [buffer, receive] of combos) {
-      for (const polled of polledModes) runs.push({ n, kernel, transport, stripes, buffer, receive, polled });
+      for (const polled of polledModes) {
+        for (const mesh of meshModes) {
+          runs.push({ n, kernel, transport, stripes, buffer, receive, polled, mesh });
+        }
+      }
     }
   }
 }
 if (values["compare-js"]) {
   for (const n of rankCounts) {
     const other = kernel === "js" ? "wasm-simd" : "js";
-    runs.push({ n, kernel: other, transport, stripes: 0, buffer: "plain", receive: "pooled", polled: "off" });
+    runs.push({
+      n,
+      kernel: other,
+      transport,
+      stripes: 0,
+      buffer: "plain",
+      receive: "pooled",
+      polled: "off",
+      mesh: "off",
+    });
   }
 }
 if (values["compare-transport"]) {
   const other = transport === "deno-websocket" ? "tcp-websocket" : "deno-websocket";
   for (const n of rankCounts) {
-    runs.push({ n, kernel, transport: other, stripes: 0, buffer: "plain", receive: "pooled", polled: "off" });
+    runs.push({
+      n,
+      kernel,
+      transport: other,
+      stripes: 0,
+      buffer: "plain",
+      receive: "pooled",
+      polled: "off",
+      mesh: "off",
+    });
   }
 }
 const rawRing: Array<{ ranks: number; streams: number; linkGBps: number; pctOfTcp: number }> = [];
@@ -618,6 +663,7 @@ for (const spec of runs) {
       stripes: r.stripes,
       stripesUsed: r.stripesUsed,
       path: r.path,
+      mesh: spec.mesh,
       buffer: spec.buffer,
       receive: spec.receive,
       sizeMib: r.sizeMib,
@@ -648,6 +694,7 @@ const header = [
   "stripes",
   "stripesUsed",
   "path",
+  "mesh",
   "buffer",
   "receive",
   "sizeMib",

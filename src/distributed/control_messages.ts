@@ -38,6 +38,8 @@ export const PeerAddressSchema = z.object({
   polledPort: z.number().int().min(1).max(65535).optional(),
   /** Ports of the rank's stripes' polled-link servers (stripe order); absent or empty = none. */
   stripePolledPorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
+  /** Largest bucket (bytes) the rank sends through the polled mesh (`polled_mesh.ts`); absent = no mesh. */
+  meshMaxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 /** Address of a rank's data-plane server. */
 export type PeerAddress = z.infer<typeof PeerAddressSchema>;
@@ -68,6 +70,8 @@ export const ToCoordinatorSchema = z.discriminatedUnion("t", [
     polledPort: z.number().int().min(1).max(65535).optional(),
     /** Ports of this rank's stripes' polled-link servers (ranks only; absent or empty = none). */
     stripePolledPorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
+    /** Largest bucket (bytes) this rank sends through the polled mesh (ranks only; absent = no mesh). */
+    meshMaxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     pid: count,
   }).strict(),
   z.object({ t: z.literal("ready"), generation: count }).strict(),

@@ -547,6 +547,7 @@ export class Coordinator {
           ...(hello.cores !== undefined ? { stripeCap: stripeCapFor(hello.cores, group.length) } : {}),
           ...(hello.polledPort !== undefined ? { polledPort: hello.polledPort } : {}),
           ...(hello.stripePolledPorts?.length ? { stripePolledPorts: hello.stripePolledPorts } : {}),
+          ...(hello.meshMaxBytes !== undefined ? { meshMaxBytes: hello.meshMaxBytes } : {}),
         },
       };
     });

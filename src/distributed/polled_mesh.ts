@@ -549,3 +549,30 @@ export class PolledMesh implements PolledEngine {
     if (list.length < 64) list.push(values);
   }
 }
+
+/** Largest world size the mesh is used at: each rank holds 2(n − 1) links, the ring 2. */
+export const MESH_MAX_RANKS = 8;
+
+/**
+ * Default largest bucket (bytes) for the mesh; larger ones take the stripes or the ring. See
+ * docs/distributed.md, "Direct all-reduce over a mesh", for the measurements behind it.
+ */
+export const DEFAULT_MESH_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The largest bucket (bytes) a job of `worldSize` ranks sends through the mesh, from what each rank offers
+ * (`undefined`: a rank without polled links or an older one): the smallest offer, and 0 (no mesh) below 3 ranks
+ * (the ring is already two hops), above {@link MESH_MAX_RANKS}, or when any rank offers none.
+ *
+ * @example
+ * ```ts
+ * import { agreedMeshMaxBytes } from "./polled_mesh.ts";
+ * console.log(agreedMeshMaxBytes([4194304, 1048576, 4194304])); // 1048576
+ * console.log(agreedMeshMaxBytes([4194304, 4194304])); // 0: two ranks
+ * ```
+ */
+export function agreedMeshMaxBytes(offers: ReadonlyArray<number | undefined>): number {
+  const n = offers.length;
+  if (n < 3 || n > MESH_MAX_RANKS || offers.some((o) => o === undefined)) return 0;
+  return Math.min(...(offers as number[]));
+}

@@ -49,6 +49,8 @@ import {
   startPeerServer,
 } from "./peer_transport.ts";
 import { POLLED_CHUNK_ELEMENTS, PolledRing } from "./polled_ring.ts";
+import { agreedMeshMaxBytes, DEFAULT_MESH_MAX_BYTES, type MeshLinks, PolledMesh } from "./polled_mesh.ts";
+import { spinPolledUntil } from "./polled_progress.ts";
 import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
 import {
   answerUpgrade,
@@ -134,6 +136,13 @@ export interface JoinOptions {
    * as chunks of this size, each forwarded as soon as it is reduced.
    */
   polledChunkBytes?: number;
+  /**
+   * Largest bucket (bytes) for the direct all-reduce over a full mesh of polled links (`polled_mesh.ts`: two
+   * hops instead of the ring's 2(n − 1), same bits), at 3..`MESH_MAX_RANKS` ranks with polled links; larger
+   * buckets take the stripes or the ring. Default `ORION_MESH_MAX_BYTES`, else `DEFAULT_MESH_MAX_BYTES`; 0
+   * turns the mesh off. The job uses the smallest value any rank offers.
+   */
+  meshMaxBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
   log?: (line: string) => void;
 }
@@ -142,6 +151,8 @@ export interface JoinOptions {
 export const POLLED_RING_ENV = "ORION_POLLED_RING";
 /** Environment variable that sets {@link JoinOptions.polledChunkBytes}. */
 export const POLLED_CHUNK_ENV = "ORION_POLLED_CHUNK_BYTES";
+/** Environment variable that sets {@link JoinOptions.meshMaxBytes}. */
+export const MESH_MAX_BYTES_ENV = "ORION_MESH_MAX_BYTES";
 
 /** Environment variable that sets how long polled rings busy-poll without news, in µs (see `polledSpinMs`). */
 export const POLLED_SPIN_ENV = "ORION_POLLED_SPIN_US";
@@ -240,6 +251,7 @@ export class RankSession implements DistributedContext {
     advertiseHost: string | null;
     polledRing: boolean;
     polledChunkBytes: number;
+    meshMaxBytes: number;
     nodeRank: number | null;
     localRank: number | null;
   };
@@ -258,6 +270,12 @@ export class RankSession implements DistributedContext {
   #polledRight = Promise.withResolvers<PolledSocket>();
   #polledSockets: PolledSocket[] = [];
   #polled: PolledRing | null = null;
+  /** The polled mesh (small buckets at 3..8 ranks), its agreed largest bucket, and its accepted links by rank. */
+  #mesh: PolledMesh | null = null;
+  #meshMaxBytes = 0;
+  #meshAccepted = new Map<number, PolledSocket>();
+  #meshClaimed = new Set<number>();
+  #meshAllAccepted = Promise.withResolvers<void>();
   #striped: StripedAllReduce | null = null;
   /** Without stripes, {@link sharedBucket}'s arrays come from this arena (for host kernels in place). */
   #ownArena: SharedReduceArena | null = null;
@@ -329,13 +347,28 @@ export class RankSession implements DistributedContext {
       polledChunkBytes: options.polledChunkBytes ??
         integerFromEnv(POLLED_CHUNK_ENV, "the polled ring's chunk size", "bytes, 16..4194240", 4194240) ??
         POLLED_CHUNK_ELEMENTS * 4,
+      meshMaxBytes: options.meshMaxBytes ??
+        integerFromEnv(
+          MESH_MAX_BYTES_ENV,
+          "the mesh's largest bucket",
+          "bytes, 0..2^53",
+          Number.MAX_SAFE_INTEGER,
+        ) ??
+        DEFAULT_MESH_MAX_BYTES,
       log: options.log ?? ((line) => console.error(`[orion rank] ${line}`)),
     };
     this.#stripesSetByHand = options.stripes !== undefined || stripesFromEnv() !== null;
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
     // Rejections of these internal promises are observed through joinJob / close; never unhandled.
     for (
-      const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown, this.#polledRight]
+      const p of [
+        this.#assigned,
+        this.#started,
+        this.#rightConnected,
+        this.#shutdown,
+        this.#polledRight,
+        this.#meshAllAccepted,
+      ]
     ) {
       p.promise.catch(() => {});
     }
@@ -388,12 +421,22 @@ export class RankSession implements DistributedContext {
   }
   /** When the stripes or this thread's ring last ran bucket index `index`'s collective (for traces). */
   collectiveTimes(index: number): CollectiveTimes | undefined {
-    const times = [this.#ring, this.#polled, this.#striped].flatMap((r) => r?.bucketTimes.get(index) ?? []);
+    const times = [this.#ring, this.#polled, this.#mesh, this.#striped].flatMap((r) =>
+      r?.bucketTimes.get(index) ?? []
+    );
     return times.reduce<CollectiveTimes | undefined>((a, b) => (a && a.endMs > b.endMs ? a : b), undefined);
   }
   /** Whether small buckets run on the polled ring (agreed at rendezvous). */
   get polledRing(): boolean {
     return this.#polled !== null;
+  }
+  /** Largest bucket (bytes) the polled mesh reduces; 0: no mesh (agreed at rendezvous). */
+  get meshMaxBytes(): number {
+    return this.#mesh ? this.#meshMaxBytes : 0;
+  }
+  /** Whether a bucket of `length` values is reduced by the polled mesh on this thread. */
+  onMesh(length: number): boolean {
+    return this.#mesh !== null && length * 4 <= this.#meshMaxBytes;
   }
   /** Whether the stripes run as polled rings (agreed at rendezvous). */
   get polledStripes(): boolean {
@@ -413,11 +456,12 @@ export class RankSession implements DistributedContext {
   }
 
   /**
-   * How many stripes reduce a bucket of `length` values (0: the ring on this thread), by its size
+   * How many stripes reduce a bucket of `length` values (0: the mesh or ring on this thread), by its size
    * (`stripesForBucket`: all stripes from the job's smallest striped size, or for polled stripes as many as
    * give each a 128 KiB part of every ring segment).
    */
   stripesFor(length: number): number {
+    if (this.onMesh(length)) return 0;
     const stripes = this.#striped?.stripes ?? 0;
     const { explicit, polled } = this.#stripeRouting;
     return stripesForBucket(length * 4, this.worldSize, stripes, polled, explicit);
@@ -522,6 +566,7 @@ export class RankSession implements DistributedContext {
         ...(this.#polledListener && this.#striped?.polledPorts.length
           ? { stripePolledPorts: this.#striped.polledPorts }
           : {}),
+        ...(this.#polledListener ? { meshMaxBytes: this.#options.meshMaxBytes } : {}),
         ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
         // A default stripe count shares the host's cores with its other ranks; a count set by hand is kept.
         ...(this.#striped && !this.#stripesSetByHand ? { cores: navigator.hardwareConcurrency } : {}),
@@ -683,6 +728,7 @@ export class RankSession implements DistributedContext {
         `rank ${(a.rank + 1) % n}'s polled link`,
       ),
     ]);
+    await this.#connectMesh(a);
     listener.close();
     this.#polledListener = null;
     this.#polled = new PolledRing({
@@ -702,27 +748,102 @@ export class RankSession implements DistributedContext {
     });
   }
 
+  /**
+   * Connects the polled mesh when the job agrees on one (`agreedMeshMaxBytes`: 3..8 ranks, every rank
+   * offering it): dials every other rank's polled server (its messages arrive there) and waits until every
+   * other rank dialed this one (this rank sends to it there).
+   */
+  async #connectMesh(a: Assignment): Promise<void> {
+    const n = a.worldSize;
+    const maxBytes = agreedMeshMaxBytes(a.peers.map((p) => p.meshMaxBytes));
+    if (maxBytes === 0) return;
+    const token = await mintJoinToken(this.#options.secret, { job: this.jobId, role: "peer", rank: a.rank });
+    const others = a.peers.filter((p) => p.rank !== a.rank);
+    const dialed = await withTimeout(
+      Promise.all(others.map(async (peer) => {
+        try {
+          const socket = await PolledSocket.dial(peer.host, peer.polledPort!, this.#options.joinTimeoutMs);
+          this.#polledSockets.push(socket);
+          const rest = await requestUpgrade(
+            socket,
+            peer.host,
+            peer.polledPort!,
+            `/mesh?gen=${a.generation}`,
+            {
+              Authorization: `Bearer ${token}`,
+            },
+          );
+          if (rest.length > 0) throw new Error("the mesh link sent data before the mesh started");
+          return [peer.rank, socket] as const;
+        } catch (error) {
+          throw new JoinError(
+            `Cannot connect the polled mesh to rank ${peer.rank} at ${peer.host}:${peer.polledPort}: ${
+              (error as Error).message
+            }`,
+          );
+        }
+      })),
+      this.#options.joinTimeoutMs,
+      "the polled mesh links",
+    );
+    await withTimeout(this.#meshAllAccepted.promise, this.#options.joinTimeoutMs, "every rank's mesh link");
+    const receive = new Map(dialed);
+    const links: Array<MeshLinks | null> = Array.from(
+      { length: n },
+      (_, q) => q === a.rank ? null : { send: this.#meshAccepted.get(q)!, receive: receive.get(q)! },
+    );
+    this.#meshMaxBytes = maxBytes;
+    this.#mesh = new PolledMesh({
+      rank: a.rank,
+      worldSize: n,
+      generation: a.generation,
+      kernel: reductionKernel(this.#options.kernel),
+      links,
+      spinMs: polledSpinMs(a.localWorldSize, 2),
+      chunkElements: Math.max(
+        4,
+        Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.polledChunkBytes / 4)),
+      ),
+      onLinkLost: (peerRank, reason) => this.#peerLost(peerRank, `polled ${reason}`),
+      failPendingOnLinkLoss: false, // pending buckets reject with the stop (DistributedStopError)
+    });
+  }
+
   /** Whether the job runs polled links: every rank offers a polled ring at an IPv4 address (all decide alike). */
   #polledAgreed(a: Assignment): boolean {
     return this.#polledListener !== null &&
       a.peers.every((p) => p.polledPort !== undefined && ipv4Bytes(p.host));
   }
 
-  /** Accepts the right neighbour's polled link (authenticated like the data links, once). */
+  /**
+   * Accepts the right neighbour's polled ring link and every other rank's mesh link (authenticated like the
+   * data links, each once).
+   */
   async #acceptPolled(listener: PolledListener): Promise<void> {
     for (;;) {
       const socket = await listener.accept().catch(() => null);
       if (!socket) return;
       this.#polledSockets.push(socket);
-      answerUpgrade(
-        socket,
-        (request) =>
-          this.#authorizePeer(request.target, request.headers.get("authorization") ?? null, "/polled"),
-      )
+      let path: "/polled" | "/mesh" = "/polled";
+      let peerRank = -1;
+      answerUpgrade(socket, async (request) => {
+        path = new URL(request.target, "http://peer").pathname === "/mesh" ? "/mesh" : "/polled";
+        const decision = await this.#authorizePeer(
+          request.target,
+          request.headers.get("authorization") ?? null,
+          path,
+        );
+        if (decision.ok) peerRank = decision.rank;
+        return decision;
+      })
         .then((rest) => {
           if (rest === null) return;
-          if (rest.length > 0) throw new Error("the polled link sent data before the ring started");
-          this.#polledRight.resolve(socket);
+          if (rest.length > 0) throw new Error(`the ${path} link sent data before the collectives started`);
+          if (path === "/polled") this.#polledRight.resolve(socket);
+          else {
+            this.#meshAccepted.set(peerRank, socket);
+            if (this.#meshAccepted.size === this.worldSize - 1) this.#meshAllAccepted.resolve();
+          }
         })
         .catch(() => socket.close());
     }
@@ -731,8 +852,8 @@ export class RankSession implements DistributedContext {
   async #authorizePeer(
     target: string,
     authorization: string | null,
-    path: "/peer" | "/polled" = "/peer",
-  ): Promise<UpgradeDecision> {
+    path: "/peer" | "/polled" | "/mesh" = "/peer",
+  ): Promise<UpgradeDecision & ({ ok: false } | { ok: true; rank: number })> {
     const url = new URL(target, "http://peer");
     if (url.pathname !== path) return { ok: false, status: 404, reason: "not found" };
     const match = authorization === null ? null : /^Bearer\s+(\S+)$/i.exec(authorization.trim());
@@ -750,20 +871,24 @@ export class RankSession implements DistributedContext {
     } catch {
       return { ok: false, status: 409, reason: "this rank has no assignment" };
     }
+    const rank = check.claims.rank;
     const expectedRank = (a.rank + 1) % a.worldSize;
-    const claimed = path === "/peer" ? this.#rightClaimed : this.#polledRightClaimed;
-    if (
-      check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) || claimed
-    ) {
+    const fits = rank !== null &&
+      (path === "/mesh"
+        ? rank !== a.rank && rank < a.worldSize && !this.#meshClaimed.has(rank)
+        : rank === expectedRank && !(path === "/peer" ? this.#rightClaimed : this.#polledRightClaimed));
+    if (rank === null || !fits || url.searchParams.get("gen") !== String(a.generation)) {
       const reason =
-        `peer connection from rank ${check.claims.rank} (gen ${url.searchParams.get("gen")}) refused: ` +
-        `expected rank ${expectedRank} of generation ${a.generation}, once`;
+        `peer connection from rank ${rank} (gen ${url.searchParams.get("gen")}) refused: expected ` +
+        `${path === "/mesh" ? `another rank than ${a.rank}` : `rank ${expectedRank}`} of generation ` +
+        `${a.generation}, once`;
       this.#options.log(reason);
       return { ok: false, status: 403, reason };
     }
     if (path === "/peer") this.#rightClaimed = true;
-    else this.#polledRightClaimed = true;
-    return { ok: true };
+    else if (path === "/polled") this.#polledRightClaimed = true;
+    else this.#meshClaimed.add(rank);
+    return { ok: true, rank };
   }
 
   #onRightAccepted(link: SendingLink, setEvents: (events: LinkEvents) => void): void {
@@ -927,6 +1052,7 @@ export class RankSession implements DistributedContext {
     const error = new DistributedStopError(event);
     this.#ring?.abort(error);
     this.#polled?.abort(error);
+    this.#mesh?.abort(error);
     this.#striped?.abort(error);
     for (const waiter of this.#barrierWaiters.values()) waiter.reject(error);
     for (const waiter of this.#broadcastWaiters.values()) waiter.reject(error);
@@ -965,6 +1091,7 @@ export class RankSession implements DistributedContext {
     this.#polledListener?.close();
     this.#polledListener = null;
     this.#polledRight.reject(new Error("rank leaving"));
+    this.#meshAllAccepted.reject(new Error("rank leaving"));
     for (const socket of this.#polledSockets.splice(0)) socket.close();
     void this.#striped?.close();
   }
@@ -979,10 +1106,10 @@ export class RankSession implements DistributedContext {
 
   async allReduceMean(buckets: readonly Float32Array[]): Promise<void> {
     const done = Promise.all(buckets.map((bucket, index) => this.startBucket(index, bucket)));
-    // Nothing else to do on this thread until they are reduced: poll the polled ring's links, then wait on
-    // the stripes' completion slots (woken by the stripe that finishes last, sooner than its `done` message
-    // would wake the event loop). Not while a bucket is on the event-loop ring, which needs this thread.
-    this.#polled?.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
+    // Nothing else to do on this thread until they are reduced: poll the polled ring's and mesh's links, then
+    // wait on the stripes' completion slots (woken by the stripe that finishes last, sooner than its `done`
+    // message would wake the event loop). Not while a bucket is on the event-loop ring, which needs this thread.
+    this.#spinOwn(performance.now() + POLLED_SPIN_CAP_MS);
     if (this.#polled !== null || buckets.every((bucket) => this.onStripes(bucket.length))) {
       this.#striped?.pollCompleted(performance.now() + POLLED_SPIN_CAP_MS);
     }
@@ -1003,7 +1130,9 @@ export class RankSession implements DistributedContext {
     }
     const stripes = options.offThread === true ? (this.#striped?.stripes ?? 0) : this.stripesFor(data.length);
     if (stripes > 0) return handled(this.#striped!.start(index, data, bf16, stripes));
-    const ring = this.#polled ?? this.#ring!;
+    const ring = options.offThread !== true && this.onMesh(data.length)
+      ? this.#mesh!
+      : this.#polled ?? this.#ring!;
     if (!bf16) return handled(ring.start(index, data));
     // A ring on this thread: widen and round back here.
     const codec = bf16CodecFor(this.bucketMemory);
@@ -1015,23 +1144,36 @@ export class RankSession implements DistributedContext {
   readonly bf16Buckets = true;
 
   spinPolled(untilMs: number): number {
-    const polled = this.#polled;
-    if (!polled) return 0;
-    const before = polled.completed;
-    polled.spinUntil(Math.min(untilMs, performance.now() + POLLED_SPIN_CAP_MS));
-    return polled.completed - before;
+    return this.#spinOwn(Math.min(untilMs, performance.now() + POLLED_SPIN_CAP_MS));
   }
 
   pollCollectives(untilMs?: number): number {
     let settled = 0;
-    const polled = this.#polled;
-    if (polled && untilMs !== undefined) settled += this.spinPolled(untilMs);
-    else if (polled) {
-      const before = polled.completed;
-      polled.progress();
-      settled += polled.completed - before;
-    }
+    if (untilMs !== undefined) settled += this.spinPolled(untilMs);
+    else settled += this.#ownCompletedAfter(() => this.#ownEngines().forEach((e) => e.progress()));
     return settled + (this.#striped?.pollCompleted(untilMs) ?? 0);
+  }
+
+  /** The polled collectives this thread drives: the polled ring and the mesh (either may be absent). */
+  #ownEngines(): Array<PolledRing | PolledMesh> {
+    return [this.#polled, this.#mesh].filter((e) => e !== null);
+  }
+
+  /** Runs `drive`; returns how many of this thread's polled collectives finished meanwhile. */
+  #ownCompletedAfter(drive: () => void): number {
+    const engines = this.#ownEngines();
+    const before = engines.reduce((sum, e) => sum + e.completed, 0);
+    drive();
+    return engines.reduce((sum, e) => sum + e.completed, 0) - before;
+  }
+
+  /** Drives the polled ring and mesh together until both are idle or `untilMs`; returns collectives finished. */
+  #spinOwn(untilMs: number): number {
+    const engines = this.#ownEngines();
+    if (engines.length === 0) return 0;
+    return this.#ownCompletedAfter(() =>
+      spinPolledUntil(engines, untilMs, polledSpinMs(this.#a().localWorldSize, 2))
+    );
   }
 
   async announceBusy(ms: number, what: string): Promise<void> {

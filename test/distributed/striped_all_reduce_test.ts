@@ -20,6 +20,7 @@ import {
 } from "../../src/distributed/striped_all_reduce.ts";
 import { Coordinator } from "../../src/distributed/coordinator.ts";
 import { joinJob } from "../../src/distributed/rank_client.ts";
+import { agreedMeshMaxBytes, MESH_MAX_RANKS } from "../../src/distributed/polled_mesh.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
@@ -579,7 +580,11 @@ Deno.test("stripe count: the smallest offer, within each host's cores shared by 
 async function withInProcessJob(
   jobId: string,
   worldSize: number,
-  join: { stripes?: number; polledRing?: boolean },
+  join:
+    | { stripes?: number; polledRing?: boolean; meshMaxBytes?: number }
+    | ((rank: number) => {
+      meshMaxBytes?: number;
+    }),
   fn: (sessions: Awaited<ReturnType<typeof joinJob>>[]) => Promise<void>,
 ): Promise<void> {
   const secret = generateJoinSecret();
@@ -600,7 +605,7 @@ async function withInProcessJob(
           localRank: i,
           dataHostname: "127.0.0.1",
           advertiseHost: "127.0.0.1",
-          ...join,
+          ...(typeof join === "function" ? join(i) : join),
           log: () => {},
         })),
     );
@@ -763,4 +768,83 @@ Deno.test("pollCollectives(untilMs) blocks until the stripes' collectives finish
     await Promise.all([first, second]);
     for (const b of buckets) assert.deepEqual(bits(b), bits(expected));
   });
+});
+
+Deno.test({
+  name:
+    "polled mesh: at 3 and 4 ranks, buckets up to the agreed size take the mesh on every rank, bits equal the reference",
+  ignore: polledSockets() === null,
+  async fn() {
+    for (const worldSize of [3, 4]) {
+      await withInProcessJob(
+        `mesh-${worldSize}`,
+        worldSize,
+        { stripes: 2, meshMaxBytes: 64 * 1024 },
+        async (sessions) => {
+          const ranks = sessions.map((s) => s.rank);
+          for (const s of sessions) {
+            assert.equal(s.meshMaxBytes, 64 * 1024);
+            assert.equal(s.onMesh(16 * 1024), true);
+            assert.equal(s.onMesh(16 * 1024 + 1), false);
+            assert.equal(s.stripesFor(16 * 1024), 0);
+          }
+          const lengths = [1, 7, 4099, 16 * 1024, 16 * 1024 + 1, 300_000]; // the last two: stripes or ring
+          const inputs = lengths.map((length, bucket) =>
+            sessions.map((s) => seededGradients(13, length, s.rank, bucket, length))
+          );
+          const expected = inputs.map((perSession) =>
+            referenceRingMean(ranks.map((_, r) => perSession[ranks.indexOf(r)]))
+          );
+          await Promise.all(
+            sessions.map((s, i) => s.allReduceMean(inputs.map((perSession) => perSession[i]))),
+          );
+          for (const [bucket, perSession] of inputs.entries()) {
+            for (const x of perSession) {
+              assert.deepEqual(
+                bits(x),
+                bits(expected[bucket]),
+                `${worldSize} ranks, ${lengths[bucket]} values`,
+              );
+            }
+          }
+          const times = sessions[0].collectiveTimes(0)!;
+          assert.ok(times.endMs >= times.startMs, JSON.stringify(times));
+        },
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: "polled mesh: the job takes the smallest offer; a rank offering 0, or 2 ranks, runs no mesh",
+  ignore: polledSockets() === null,
+  async fn() {
+    await withInProcessJob(
+      "mesh-min",
+      3,
+      (i) => ({ meshMaxBytes: [8192, 4096, 1 << 20][i] }),
+      async (sessions) => {
+        for (const s of sessions) assert.equal(s.meshMaxBytes, 4096);
+        const inputs = sessions.map((s) => seededGradients(14, 0, s.rank, 0, 1024));
+        const ranks = sessions.map((s) => s.rank);
+        const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
+        await Promise.all(sessions.map((s, i) => s.allReduceMean([inputs[i]])));
+        for (const x of inputs) assert.deepEqual(bits(x), bits(expected));
+      },
+    );
+    await withInProcessJob("mesh-off", 3, (i) => ({ meshMaxBytes: i === 1 ? 0 : 8192 }), async (sessions) => {
+      for (const s of sessions) assert.equal(s.meshMaxBytes, 0);
+    });
+    await withInProcessJob("mesh-two", 2, { meshMaxBytes: 8192 }, async (sessions) => {
+      for (const s of sessions) assert.equal(s.meshMaxBytes, 0);
+    });
+  },
+});
+
+Deno.test("polled mesh: agreedMeshMaxBytes takes the smallest offer, 0 outside 3..8 ranks or without an offer", () => {
+  assert.equal(agreedMeshMaxBytes([4096, 1024, 8192]), 1024);
+  assert.equal(agreedMeshMaxBytes([4096, 4096]), 0);
+  assert.equal(agreedMeshMaxBytes(Array(MESH_MAX_RANKS).fill(4096)), 4096);
+  assert.equal(agreedMeshMaxBytes(Array(MESH_MAX_RANKS + 1).fill(4096)), 0);
+  assert.equal(agreedMeshMaxBytes([4096, undefined, 4096]), 0);
 });
