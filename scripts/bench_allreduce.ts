@@ -29,7 +29,8 @@
  *
  * `--mesh` (a list, default `on`): at 3..8 ranks with polled links, buckets up to the mesh's largest size
  * (`--mesh-max-mib`, default the ranks' own: `ORION_MESH_MAX_BYTES`, else `DEFAULT_MESH_MAX_BYTES`) take the
- * direct all-reduce over a full mesh (`polled_mesh.ts`, two hops; `path` says `mesh`); `off` runs none.
+ * direct all-reduce over a full mesh (`polled_mesh.ts`, two hops; `path` says `mesh` on the rank's thread,
+ * `stripe-mesh` on the stripes' meshes); `off` runs none.
  *
  * `--issue` (a list, default both): `sync` awaits each timed all-reduce before starting the next (the latency a
  * training step's last bucket sees); `pipelined` issues all `iters` at once and waits once at the end, as
@@ -162,7 +163,7 @@ if (values.worker) {
     await ctx.allReduceMean([buffer]);
     const iters = values.iters !== undefined ? Number(values.iters) : itersFor(sizeMib);
     const path = ctx.onStripes(length) || (offThread && ctx.stripes > 0)
-      ? "stripes" as const
+      ? ctx.onMesh(length) ? "stripe-mesh" as const : "stripes" as const
       : ctx.onMesh(length)
       ? "mesh" as const
       : ctx.polledRing
@@ -218,7 +219,7 @@ if (values.worker) {
         issue,
         seconds,
         stripes: ctx.stripes,
-        stripesUsed: path === "stripes" ? (offThread ? ctx.stripes : ctx.stripesFor(length)) : 0,
+        stripesUsed: path.startsWith("stripe") ? (offThread ? ctx.stripes : ctx.stripesFor(length)) : 0,
         path,
         blockMs,
         gapMs,
@@ -370,7 +371,7 @@ interface WorkerResult {
   /** Stripes that reduced the bucket (`stripesFor`; 0 on the own-thread ring). */
   stripesUsed: number;
   /** Which reduced the bucket: the stripes, the own-thread ring (event-loop or polled), or the mesh. */
-  path: "stripes" | "ring" | "polled" | "mesh";
+  path: "stripes" | "stripe-mesh" | "ring" | "polled" | "mesh";
   /** The rank's thread blocked this long after starting each all-reduce (`--block-ms`). */
   blockMs: number;
   /** The rank's thread blocked this long before each all-reduce, not timed (`--gap-ms`). */

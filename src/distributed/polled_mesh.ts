@@ -206,15 +206,20 @@ export class PolledMesh implements PolledEngine {
 
   /**
    * Starts the mean all-reduce of `data` (in place) as the next collective (`bucket`: its index in the fixed
-   * bucket order). Resolves when `data` holds the mean and no send reads it.
+   * bucket order). Resolves when `data` holds the mean and no send reads it. `segments` (default: the ring's,
+   * {@link ringSegmentBounds}) may name parts of them instead: a stripe's (`stripeSegmentBounds`), whose
+   * values are the only ones it reduces.
    */
-  start(bucket: number, data: Float32Array): Promise<void> {
+  start(
+    bucket: number,
+    data: Float32Array,
+    segments: ReadonlyArray<{ start: number; end: number }> = ringSegmentBounds(data.length, this.worldSize),
+  ): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     const n = this.worldSize;
     const seq = this.#nextSeq++;
     if (n === 1 || data.length === 0) return Promise.resolve();
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const segments = ringSegmentBounds(data.length, n);
     const owned = this.#ownedSegment();
     const inboxes: Array<Inbox | null> = Array.from({ length: n }, (_, q) => {
       if (q === this.rank) return null;
@@ -575,4 +580,33 @@ export function agreedMeshMaxBytes(offers: ReadonlyArray<number | undefined>): n
   const n = offers.length;
   if (n < 3 || n > MESH_MAX_RANKS || offers.some((o) => o === undefined)) return 0;
   return Math.min(...(offers as number[]));
+}
+
+/**
+ * Bytes per rank and stripe from which a mesh bucket runs on the polled stripes (each stripe its own mesh over
+ * its parts of the segments) instead of this rank's thread: see {@link meshStripesForBucket}.
+ */
+export const MESH_STRIPE_PART_BYTES = 16 * 1024;
+
+/**
+ * How many polled stripes reduce a mesh bucket of `bytes` (0: the mesh on the rank's thread): all of them
+ * from `explicit` bytes (the job's smallest striped size set by hand) or else from
+ * worldSize × stripes × {@link MESH_STRIPE_PART_BYTES}, where one thread's copies through its sockets cost
+ * more than handing the parts to the stripes.
+ *
+ * @example
+ * ```ts
+ * import { meshStripesForBucket } from "./polled_mesh.ts";
+ * console.log(meshStripesForBucket(1 << 20, 8, 4, null)); // 4: 1 MiB ≥ 8 × 4 × 16 KiB
+ * console.log(meshStripesForBucket(64 << 10, 8, 4, null)); // 0: on the rank's thread
+ * ```
+ */
+export function meshStripesForBucket(
+  bytes: number,
+  worldSize: number,
+  stripes: number,
+  explicit: number | null,
+): number {
+  if (stripes === 0) return 0;
+  return bytes >= (explicit ?? worldSize * stripes * MESH_STRIPE_PART_BYTES) ? stripes : 0;
 }

@@ -49,7 +49,13 @@ import {
   startPeerServer,
 } from "./peer_transport.ts";
 import { POLLED_CHUNK_ELEMENTS, PolledRing } from "./polled_ring.ts";
-import { agreedMeshMaxBytes, DEFAULT_MESH_MAX_BYTES, type MeshLinks, PolledMesh } from "./polled_mesh.ts";
+import {
+  agreedMeshMaxBytes,
+  DEFAULT_MESH_MAX_BYTES,
+  type MeshLinks,
+  meshStripesForBucket,
+  PolledMesh,
+} from "./polled_mesh.ts";
 import { spinPolledUntil } from "./polled_progress.ts";
 import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
 import {
@@ -283,9 +289,13 @@ export class RankSession implements DistributedContext {
   #stripesSetByHand: boolean;
   /**
    * How buckets are routed to the stripes, agreed at rendezvous: the smallest striped size set by hand (the
-   * largest any rank set), and whether the stripes are polled. See {@link stripesFor}.
+   * largest any rank set), whether the stripes are polled, and whether they run meshes. See {@link stripesFor}.
    */
-  #stripeRouting: { explicit: number | null; polled: boolean } = { explicit: null, polled: false };
+  #stripeRouting: { explicit: number | null; polled: boolean; mesh: boolean } = {
+    explicit: null,
+    polled: false,
+    mesh: false,
+  };
   #stopEvent: StopEvent | null = null;
   #stopCallbacks = new Set<(event: StopEvent) => void>();
   #closing = false;
@@ -432,11 +442,14 @@ export class RankSession implements DistributedContext {
   }
   /** Largest bucket (bytes) the polled mesh reduces; 0: no mesh (agreed at rendezvous). */
   get meshMaxBytes(): number {
-    return this.#mesh ? this.#meshMaxBytes : 0;
+    return this.#meshMaxBytes;
   }
-  /** Whether a bucket of `length` values is reduced by the polled mesh on this thread. */
+  /**
+   * Whether a bucket of `length` values is reduced by the direct all-reduce over the polled mesh: on this
+   * thread, or on the stripes' meshes ({@link stripesFor}).
+   */
   onMesh(length: number): boolean {
-    return this.#mesh !== null && length * 4 <= this.#meshMaxBytes;
+    return length * 4 <= this.#meshMaxBytes;
   }
   /** Whether the stripes run as polled rings (agreed at rendezvous). */
   get polledStripes(): boolean {
@@ -458,12 +471,15 @@ export class RankSession implements DistributedContext {
   /**
    * How many stripes reduce a bucket of `length` values (0: the mesh or ring on this thread), by its size
    * (`stripesForBucket`: all stripes from the job's smallest striped size, or for polled stripes as many as
-   * give each a 128 KiB part of every ring segment).
+   * give each a 128 KiB part of every ring segment; a mesh bucket, `meshStripesForBucket`: all stripes'
+   * meshes from worldSize × stripes × 16 KiB, else the mesh on this thread).
    */
   stripesFor(length: number): number {
-    if (this.onMesh(length)) return 0;
     const stripes = this.#striped?.stripes ?? 0;
-    const { explicit, polled } = this.#stripeRouting;
+    const { explicit, polled, mesh } = this.#stripeRouting;
+    if (this.onMesh(length)) {
+      return mesh ? meshStripesForBucket(length * 4, this.worldSize, stripes, explicit) : 0;
+    }
     return stripesForBucket(length * 4, this.worldSize, stripes, polled, explicit);
   }
 
@@ -603,7 +619,14 @@ export class RankSession implements DistributedContext {
     const polledStripes = stripes > 0 && this.#polledAgreed(a) &&
       a.peers.every((p) => (p.stripePolledPorts?.length ?? 0) >= stripes);
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
-    this.#stripeRouting = { explicit: set.length ? Math.max(...set) : null, polled: polledStripes };
+    // The mesh when every rank offers it and polled links (3..8 ranks); on the stripes too when they are polled.
+    this.#meshMaxBytes = this.#polledAgreed(a) ? agreedMeshMaxBytes(a.peers.map((p) => p.meshMaxBytes)) : 0;
+    const stripeMesh = polledStripes && this.#meshMaxBytes > 0;
+    this.#stripeRouting = {
+      explicit: set.length ? Math.max(...set) : null,
+      polled: polledStripes,
+      mesh: stripeMesh,
+    };
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();
@@ -625,6 +648,16 @@ export class RankSession implements DistributedContext {
               polled: {
                 leftPorts: left.stripePolledPorts!,
                 spinMs: polledSpinMs(a.localWorldSize * stripes, 2),
+                ...(stripeMesh
+                  ? {
+                    mesh: {
+                      maxBytes: this.#meshMaxBytes,
+                      peers: a.peers.map((p) =>
+                        p.rank === a.rank ? null : { host: p.host, ports: p.stripePolledPorts! }
+                      ),
+                    },
+                  }
+                  : {}),
               },
             }
             : {}),
@@ -755,13 +788,17 @@ export class RankSession implements DistributedContext {
    */
   async #connectMesh(a: Assignment): Promise<void> {
     const n = a.worldSize;
-    const maxBytes = agreedMeshMaxBytes(a.peers.map((p) => p.meshMaxBytes));
-    if (maxBytes === 0) return;
-    const token = await mintJoinToken(this.#options.secret, { job: this.jobId, role: "peer", rank: a.rank });
+    if (this.#meshMaxBytes === 0) return;
     const others = a.peers.filter((p) => p.rank !== a.rank);
     const dialed = await withTimeout(
       Promise.all(others.map(async (peer) => {
         try {
+          // A token of its own per link: a peer's verifier refuses one it saw.
+          const token = await mintJoinToken(this.#options.secret, {
+            job: this.jobId,
+            role: "peer",
+            rank: a.rank,
+          });
           const socket = await PolledSocket.dial(peer.host, peer.polledPort!, this.#options.joinTimeoutMs);
           this.#polledSockets.push(socket);
           const rest = await requestUpgrade(
@@ -792,7 +829,6 @@ export class RankSession implements DistributedContext {
       { length: n },
       (_, q) => q === a.rank ? null : { send: this.#meshAccepted.get(q)!, receive: receive.get(q)! },
     );
-    this.#meshMaxBytes = maxBytes;
     this.#mesh = new PolledMesh({
       rank: a.rank,
       worldSize: n,
@@ -1130,9 +1166,7 @@ export class RankSession implements DistributedContext {
     }
     const stripes = options.offThread === true ? (this.#striped?.stripes ?? 0) : this.stripesFor(data.length);
     if (stripes > 0) return handled(this.#striped!.start(index, data, bf16, stripes));
-    const ring = options.offThread !== true && this.onMesh(data.length)
-      ? this.#mesh!
-      : this.#polled ?? this.#ring!;
+    const ring = this.#mesh !== null && this.onMesh(data.length) ? this.#mesh : this.#polled ?? this.#ring!;
     if (!bf16) return handled(ring.start(index, data));
     // A ring on this thread: widen and round back here.
     const codec = bf16CodecFor(this.bucketMemory);

@@ -8,6 +8,8 @@
  */
 import { CloseCode, DATA_VALUES_OFFSET, decodeDataHead, MAX_MESSAGE_BYTES } from "./frames.ts";
 import { JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
+import { type MeshLinks, PolledMesh } from "./polled_mesh.ts";
+import { spinPolledUntil } from "./polled_progress.ts";
 import { PolledRing } from "./polled_ring.ts";
 import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
 import {
@@ -37,7 +39,8 @@ const post = (message: FromStripeWorker) => scope.postMessage(message);
 let listener: Deno.TcpListener | null = null;
 let setup: Extract<ToStripeWorker, { t: "listen" }> | null = null;
 let verifier: JoinTokenVerifier | null = null;
-let expected: { rank: number; generation: number } | null = null;
+/** The right neighbour (the ring link's dialer), and this rank and world (the mesh links' dialers). */
+let expected: ExpectedPeers | null = null;
 let rightClaimed = false;
 let right: RawWebSocket | null = null;
 let left: RawWebSocket | null = null;
@@ -47,9 +50,17 @@ let polledListener: PolledListener | null = null;
 let polledRight = Promise.withResolvers<PolledSocket>();
 const polledLinks: PolledSocket[] = [];
 let polledRing: PolledRing | null = null;
+/** Polled mesh (`connect`'s `polled.mesh`): buckets up to `meshMaxBytes` run on it; its accepted links by rank. */
+let polledMesh: PolledMesh | null = null;
+let meshMaxBytes = 0;
+const meshClaimed = new Set<number>();
+const meshAccepted = new Map<number, PolledSocket>();
+let meshAllAccepted = Promise.withResolvers<void>();
 let arenaKernel: ArenaReductionKernel | null = null;
 /** How long to wait in `Atomics.wait` for the next start after finishing (`connect`'s `polled.lingerMs`). */
 let lingerMs = 0;
+/** Busy-poll time of the polled ring and mesh (`connect`'s `polled.spinMs`). */
+let spinMs = 0;
 let worldSize = 1;
 let completion: Int32Array | null = null;
 /** Per collective slot and stripe: [started, finished], ms since the epoch (`StripedAllReduce.bucketTimes`). */
@@ -68,13 +79,21 @@ function linkLost(peerRank: number, reason: string): void {
   const error = new Error(reason);
   ring?.abort(error);
   polledRing?.abort(error);
+  polledMesh?.abort(error);
   post({ t: "link_lost", peerRank, reason });
 }
 
-/** Decides on a stripe link from the right neighbour (either kind): role peer, that rank, this generation, once. */
-async function authorizeStripe(request: UpgradeRequest): Promise<UpgradeDecision> {
+/**
+ * Decides on a stripe link: from the right neighbour (`/stripe`, either kind) or, with `mesh`, from any other
+ * rank (`/stripe-mesh`, polled): role peer, this generation and stripe, each once.
+ */
+async function authorizeStripe(
+  request: UpgradeRequest,
+  mesh = false,
+): Promise<UpgradeDecision & ({ ok: false } | { ok: true; rank: number })> {
   const url = new URL(request.target, "http://peer");
-  if (url.pathname !== "/stripe") return { ok: false, status: 404, reason: "not found" };
+  const isMesh = mesh && url.pathname === "/stripe-mesh";
+  if (url.pathname !== "/stripe" && !isMesh) return { ok: false, status: 404, reason: "not found" };
   const match = /^Bearer\s+(\S+)$/i.exec((request.headers.get("authorization") ?? "").trim());
   const check = await verifier!.verify(
     request.headers.has("authorization") ? (match ? match[1] : "") : null,
@@ -82,19 +101,28 @@ async function authorizeStripe(request: UpgradeRequest): Promise<UpgradeDecision
   );
   if (!check.ok) return check;
   const want = await expectedPeer();
+  const rank = check.claims.rank;
+  const fits = rank !== null &&
+    (isMesh
+      ? rank !== want.self && rank < want.worldSize && !meshClaimed.has(rank)
+      : rank === want.rank && !rightClaimed);
   if (
-    check.claims.rank !== want.rank || url.searchParams.get("gen") !== String(want.generation) ||
-    url.searchParams.get("stripe") !== String(setup!.stripe) || rightClaimed
+    rank === null || !fits || url.searchParams.get("gen") !== String(want.generation) ||
+    url.searchParams.get("stripe") !== String(setup!.stripe)
   ) {
     return {
       ok: false,
       status: 403,
-      reason: `stripe ${setup!.stripe} connection from rank ${check.claims.rank} refused: expected rank ` +
-        `${want.rank} of generation ${want.generation}, stripe ${setup!.stripe}, once`,
+      reason: `stripe ${setup!.stripe} connection from rank ${rank} refused: expected ` +
+        `${
+          isMesh ? `another rank than ${want.self}` : `rank ${want.rank}`
+        } of generation ${want.generation}, ` +
+        `stripe ${setup!.stripe}, once`,
     };
   }
-  rightClaimed = true;
-  return { ok: true };
+  if (isMesh) meshClaimed.add(rank);
+  else rightClaimed = true;
+  return { ok: true, rank };
 }
 
 async function acceptPolled(): Promise<void> {
@@ -102,10 +130,19 @@ async function acceptPolled(): Promise<void> {
     const socket = await polledListener?.accept().catch(() => null);
     if (!socket) return;
     polledLinks.push(socket);
-    answerUpgrade(socket, authorizeStripe).then((rest) => {
+    let meshRank = -1;
+    answerUpgrade(socket, async (request) => {
+      const decision = await authorizeStripe(request, true);
+      if (decision.ok && new URL(request.target, "http://peer").pathname === "/stripe-mesh") {
+        meshRank = decision.rank;
+      }
+      return decision;
+    }).then((rest) => {
       if (rest === null) return;
-      if (rest.length > 0) throw new Error("the polled stripe link sent data before the ring started");
-      polledRight.resolve(socket);
+      if (rest.length > 0) throw new Error("the polled stripe link sent data before the collectives started");
+      if (meshRank < 0) return polledRight.resolve(socket);
+      meshAccepted.set(meshRank, socket);
+      if (meshAccepted.size === expected!.worldSize - 1) meshAllAccepted.resolve();
     }).catch(() => socket.close());
   }
 }
@@ -124,8 +161,9 @@ async function serve(): Promise<void> {
   }
 }
 
-const expectedWaiters: Array<(value: { rank: number; generation: number }) => void> = [];
-function expectedPeer(): Promise<{ rank: number; generation: number }> {
+type ExpectedPeers = { rank: number; generation: number; self: number; worldSize: number };
+const expectedWaiters: Array<(value: ExpectedPeers) => void> = [];
+function expectedPeer(): Promise<ExpectedPeers> {
   if (expected) return Promise.resolve(expected);
   return new Promise((resolve) => expectedWaiters.push(resolve));
 }
@@ -134,7 +172,7 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   const n = m.worldSize;
   const leftRank = (m.rank - 1 + n) % n;
   const rightRank = (m.rank + 1) % n;
-  expected = { rank: rightRank, generation: m.generation };
+  expected = { rank: rightRank, generation: m.generation, self: m.rank, worldSize: n };
   for (const resolve of expectedWaiters.splice(0)) resolve(expected);
   const kernel = new ArenaReductionKernel(setup!.memory);
   completion = new Int32Array(setup!.memory.buffer, m.completionOffset, COMPLETION_SLOTS);
@@ -146,6 +184,7 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   if (m.polled) {
     arenaKernel = kernel;
     lingerMs = m.polled.lingerMs;
+    spinMs = m.polled.spinMs;
     const target = `/stripe?gen=${m.generation}&stripe=${setup!.stripe}`;
     const leftSocket = await (async () => {
       const socket = await PolledSocket.dial(m.left.host, m.polled!.leftPort, 60_000);
@@ -162,6 +201,7 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
       );
     });
     const rightSocket = await polledRight.promise;
+    if (m.polled.mesh) await connectMesh(m, m.polled.mesh);
     polledListener?.close();
     polledRing = new PolledRing({
       rank: m.rank,
@@ -241,6 +281,52 @@ async function connect(m: Extract<ToStripeWorker, { t: "connect" }>): Promise<vo
   dialed.start();
 }
 
+/**
+ * Connects this stripe's polled mesh: dials the same stripe of every other rank (its messages arrive there)
+ * and waits until every other rank dialed this one (this stripe sends to it there).
+ */
+async function connectMesh(
+  m: Extract<ToStripeWorker, { t: "connect" }>,
+  mesh: { maxBytes: number; peers: Array<{ host: string; port: number } | null> },
+): Promise<void> {
+  const target = `/stripe-mesh?gen=${m.generation}&stripe=${setup!.stripe}`;
+  const receive = await Promise.all(mesh.peers.map(async (peer, q) => {
+    if (peer === null) return null;
+    try {
+      // A token of its own per link: a peer's verifier refuses one it saw (the ring link's, to the left rank).
+      const token = await mintJoinToken(setup!.secret, { job: setup!.jobId, role: "peer", rank: m.rank });
+      const socket = await PolledSocket.dial(peer.host, peer.port, 60_000);
+      polledLinks.push(socket);
+      const rest = await requestUpgrade(socket, peer.host, peer.port, target, {
+        Authorization: `Bearer ${token}`,
+      });
+      if (rest.length > 0) throw new Error("the mesh link sent data before the collectives started");
+      return socket;
+    } catch (error) {
+      throw new Error(
+        `Cannot connect stripe ${setup!.stripe}'s mesh to rank ${q} at ${peer.host}:${peer.port}: ` +
+          (error as Error).message,
+      );
+    }
+  }));
+  await meshAllAccepted.promise;
+  const links: Array<MeshLinks | null> = receive.map((socket, q) =>
+    socket === null ? null : { send: meshAccepted.get(q)!, receive: socket }
+  );
+  meshMaxBytes = mesh.maxBytes;
+  polledMesh = new PolledMesh({
+    rank: m.rank,
+    worldSize: m.worldSize,
+    generation: m.generation,
+    kernel: new WasmReductionKernel(),
+    links,
+    spinMs: m.polled!.spinMs,
+    chunkElements: m.chunkElements,
+    failPendingOnLinkLoss: false, // linkLost aborts it
+    onLinkLost: (peerRank, reason) => linkLost(peerRank, `stripe ${setup!.stripe} polled ${reason}`),
+  });
+}
+
 scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
   const m = event.data;
   switch (m.t) {
@@ -286,6 +372,10 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
       stopped = true;
       ring?.abort(new Error(m.reason));
       polledRing?.abort(new Error(m.reason));
+      polledMesh?.abort(new Error(m.reason));
+      meshAllAccepted.reject(new Error(m.reason));
+      meshAllAccepted = Promise.withResolvers<void>();
+      meshAllAccepted.promise.catch(() => {});
       polledListener?.close();
       for (const socket of polledLinks.splice(0)) socket.close();
       polledRight.reject(new Error(m.reason));
@@ -308,6 +398,7 @@ scope.onmessage = (event: MessageEvent<ToStripeWorker>) => {
 };
 rightReady.promise.catch(() => {});
 polledRight.promise.catch(() => {});
+meshAllAccepted.promise.catch(() => {});
 
 /** Index of collective `seq`'s [started, finished] pair in the timeline. */
 function timelineIndex(seq: number): number {
@@ -355,11 +446,29 @@ function startPublished(): void {
 /** Longest a polled stripe busy-polls one collective before its background loop carries on (ms). */
 const POLLED_SPIN_CAP_MS = 50;
 
-/** Polled collectives started and not yet marked finished, in order (the ring finishes them in order). */
-const polledRuns: Array<{ seq: number; offset: number; bf16: number | null; segments: StripePart[] }> = [];
+/**
+ * Polled collectives started and not yet marked finished, in start order, each with the engine it runs on
+ * (the ring or the mesh, each finishing its own in order) and its index among that engine's collectives.
+ */
+const polledRuns: Array<
+  {
+    seq: number;
+    offset: number;
+    bf16: number | null;
+    segments: StripePart[];
+    engine: PolledRing | PolledMesh;
+    index: number;
+  }
+> = [];
 type StripePart = { start: number; end: number };
-/** The polled ring's `completed` count already marked finished. */
-let polledMarked = 0;
+/** Collectives started on each polled engine so far (the next one's index). */
+const polledStarted = new Map<PolledRing | PolledMesh, number>();
+
+/** Whether the oldest polled collective not marked yet has finished. */
+function polledHeadDone(): boolean {
+  const head = polledRuns[0];
+  return head !== undefined && head.engine.completed > head.index;
+}
 
 /**
  * Polled stripe: starts every published collective, busy-polls until they finish (or
@@ -369,7 +478,11 @@ let polledMarked = 0;
 function runPolled(): void {
   while (!stopped) {
     while (nextStart < startSlots!.published) beginPolled();
-    polledRing!.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
+    spinPolledUntil(
+      polledMesh ? [polledRing!, polledMesh] : [polledRing!],
+      performance.now() + POLLED_SPIN_CAP_MS,
+      spinMs,
+    );
     markPolled();
     if (polledRuns.length > 0) return;
     if (!startSlots!.waitForStart(setup!.stripe, nextStart, lingerMs)) return;
@@ -391,15 +504,18 @@ function beginPolled(): void {
       arenaKernel!.unpackBf16(start.offset + 4 * from, bf16 + 2 * from, end - from);
     }
   }
-  polledRuns.push({ seq, offset: start.offset, bf16, segments });
+  // The mesh takes buckets up to its size on every rank alike (the ring the others); the same bits either way.
+  const engine = polledMesh !== null && start.length * 4 <= meshMaxBytes ? polledMesh : polledRing!;
+  const index = polledStarted.get(engine) ?? 0;
+  polledStarted.set(engine, index + 1);
+  polledRuns.push({ seq, offset: start.offset, bf16, segments, engine, index });
   const data = new Float32Array(setup!.memory.buffer, start.offset, start.length);
-  polledRing!.start(start.bucket, data, segments).then(afterPolled, (error) => failed(seq, error as Error));
+  engine.start(start.bucket, data, segments).then(afterPolled, (error) => failed(seq, error as Error));
 }
 
-/** Marks the collectives the polled ring finished since the last call (synchronously: no microtask turn). */
+/** Marks the polled collectives finished since the last call, in start order (synchronously: no microtask turn). */
 function markPolled(): void {
-  while (polledMarked < polledRing!.completed) {
-    polledMarked++;
+  while (polledHeadDone()) {
     const run = polledRuns.shift()!;
     if (run.bf16 !== null) {
       for (const { start, end } of run.segments) {
@@ -412,7 +528,7 @@ function markPolled(): void {
 
 /** A polled collective finished on the background loop (not while {@link runPolled} spun): carry on there. */
 function afterPolled(): void {
-  if (polledMarked === polledRing!.completed) return;
+  if (!polledHeadDone()) return;
   markPolled();
   if (polledRuns.length === 0) runPolled();
 }

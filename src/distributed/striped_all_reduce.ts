@@ -40,7 +40,16 @@ export type ToStripeWorker =
      * take the right neighbour's polled link, and busy-poll for `spinMs` before sleeping in `poll(2)`; after
      * its collectives, wait `lingerMs` in `Atomics.wait` for the next start before returning to the event loop.
      */
-    polled?: { leftPort: number; spinMs: number; lingerMs: number };
+    polled?: {
+      leftPort: number;
+      spinMs: number;
+      lingerMs: number;
+      /**
+       * Also a polled mesh (`polled_mesh.ts`) to every other rank's same stripe (their polled ports, by rank;
+       * null at this rank): buckets up to `maxBytes` run on it instead of the ring.
+       */
+      mesh?: { maxBytes: number; peers: Array<{ host: string; port: number } | null> };
+    };
     chunkElements: number;
     stripes: number;
     receiveOffset: number;
@@ -438,7 +447,17 @@ export class StripedAllReduce {
      * {@link STRIPE_LINGER_MS}): how long a stripe that finished its collectives waits in `Atomics.wait` for
      * the next start (no CPU; it delays only the worker's own messages, such as `stop`, by as much).
      */
-    polled?: { leftPorts: readonly number[]; spinMs: number; lingerMs?: number };
+    polled?: {
+      leftPorts: readonly number[];
+      spinMs: number;
+      lingerMs?: number;
+      /**
+       * Also a polled mesh per stripe to the same stripe of every other rank (`polled_mesh.ts`; each rank's
+       * stripes' polled ports, by rank, null at this rank): buckets up to `maxBytes` run on it, the others on
+       * the ring; every rank must choose alike.
+       */
+      mesh?: { maxBytes: number; peers: ReadonlyArray<{ host: string; ports: readonly number[] } | null> };
+    };
   }): Promise<void> {
     if (a.stripes < 1 || a.stripes > this.#workers.length || a.stripes > a.left.ports.length) {
       throw new RangeError(
@@ -474,6 +493,16 @@ export class StripedAllReduce {
               leftPort: a.polled.leftPorts[entry.index],
               spinMs: a.polled.spinMs,
               lingerMs: a.polled.lingerMs ?? STRIPE_LINGER_MS,
+              ...(a.polled.mesh
+                ? {
+                  mesh: {
+                    maxBytes: a.polled.mesh.maxBytes,
+                    peers: a.polled.mesh.peers.map((p) =>
+                      p === null ? null : { host: p.host, port: p.ports[entry.index] }
+                    ),
+                  },
+                }
+                : {}),
             },
           }
           : {}),

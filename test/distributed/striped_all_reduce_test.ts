@@ -20,7 +20,11 @@ import {
 } from "../../src/distributed/striped_all_reduce.ts";
 import { Coordinator } from "../../src/distributed/coordinator.ts";
 import { joinJob } from "../../src/distributed/rank_client.ts";
-import { agreedMeshMaxBytes, MESH_MAX_RANKS } from "../../src/distributed/polled_mesh.ts";
+import {
+  agreedMeshMaxBytes,
+  MESH_MAX_RANKS,
+  meshStripesForBucket,
+} from "../../src/distributed/polled_mesh.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
@@ -581,7 +585,7 @@ async function withInProcessJob(
   jobId: string,
   worldSize: number,
   join:
-    | { stripes?: number; polledRing?: boolean; meshMaxBytes?: number }
+    | { stripes?: number; polledRing?: boolean; meshMaxBytes?: number; stripeMinBytes?: number }
     | ((rank: number) => {
       meshMaxBytes?: number;
     }),
@@ -775,18 +779,21 @@ Deno.test({
     "polled mesh: at 3 and 4 ranks, buckets up to the agreed size take the mesh on every rank, bits equal the reference",
   ignore: polledSockets() === null,
   async fn() {
-    for (const worldSize of [3, 4]) {
+    // Without a smallest striped size set, buckets this small take the mesh on the rank's thread; with 4 KiB,
+    // those from 4 KiB take the stripes' meshes.
+    for (const [worldSize, stripeMinBytes] of [[3, 0], [4, 0], [3, 4096], [4, 4096]]) {
       await withInProcessJob(
-        `mesh-${worldSize}`,
+        `mesh-${worldSize}-${stripeMinBytes}`,
         worldSize,
-        { stripes: 2, meshMaxBytes: 64 * 1024 },
+        { stripes: 2, meshMaxBytes: 64 * 1024, ...(stripeMinBytes ? { stripeMinBytes } : {}) },
         async (sessions) => {
           const ranks = sessions.map((s) => s.rank);
           for (const s of sessions) {
             assert.equal(s.meshMaxBytes, 64 * 1024);
             assert.equal(s.onMesh(16 * 1024), true);
             assert.equal(s.onMesh(16 * 1024 + 1), false);
-            assert.equal(s.stripesFor(16 * 1024), 0);
+            assert.equal(s.stripesFor(16 * 1024), stripeMinBytes ? 2 : 0);
+            assert.equal(s.stripesFor(7), 0);
           }
           const lengths = [1, 7, 4099, 16 * 1024, 16 * 1024 + 1, 300_000]; // the last two: stripes or ring
           const inputs = lengths.map((length, bucket) =>
@@ -803,7 +810,7 @@ Deno.test({
               assert.deepEqual(
                 bits(x),
                 bits(expected[bucket]),
-                `${worldSize} ranks, ${lengths[bucket]} values`,
+                `${worldSize} ranks, stripes from ${stripeMinBytes}, ${lengths[bucket]} values`,
               );
             }
           }
@@ -847,4 +854,11 @@ Deno.test("polled mesh: agreedMeshMaxBytes takes the smallest offer, 0 outside 3
   assert.equal(agreedMeshMaxBytes(Array(MESH_MAX_RANKS).fill(4096)), 4096);
   assert.equal(agreedMeshMaxBytes(Array(MESH_MAX_RANKS + 1).fill(4096)), 0);
   assert.equal(agreedMeshMaxBytes([4096, undefined, 4096]), 0);
+});
+
+Deno.test("polled mesh: meshStripesForBucket sends mesh buckets to every stripe from ranks × stripes × 16 KiB", () => {
+  assert.equal(meshStripesForBucket(1 << 20, 8, 4, null), 4);
+  assert.equal(meshStripesForBucket((8 * 4 * 16 << 10) - 1, 8, 4, null), 0);
+  assert.equal(meshStripesForBucket(4096, 4, 2, 4096), 2); // the smallest striped size set by hand
+  assert.equal(meshStripesForBucket(1 << 20, 8, 0, null), 0);
 });
