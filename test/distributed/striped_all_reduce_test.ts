@@ -856,9 +856,10 @@ Deno.test("polled mesh: agreedMeshMaxBytes takes the smallest offer, 0 outside 3
   assert.equal(agreedMeshMaxBytes([4096, undefined, 4096]), 0);
 });
 
-Deno.test("polled mesh: meshStripesForBucket sends mesh buckets to every stripe from ranks × stripes × 16 KiB", () => {
-  assert.equal(meshStripesForBucket(1 << 20, 8, 4, null), 4);
-  assert.equal(meshStripesForBucket((8 * 4 * 16 << 10) - 1, 8, 4, null), 0);
+Deno.test("polled mesh: meshStripesForBucket sends mesh buckets to every stripe from ranks × stripes × 64 KiB", () => {
+  assert.equal(meshStripesForBucket(2 << 20, 8, 4, null), 4);
+  assert.equal(meshStripesForBucket((2 << 20) - 4, 8, 4, null), 0);
+  assert.equal(meshStripesForBucket(1 << 20, 4, 4, null), 4);
   assert.equal(meshStripesForBucket(4096, 4, 2, 4096), 2); // the smallest striped size set by hand
   assert.equal(meshStripesForBucket(1 << 20, 8, 0, null), 0);
 });
