@@ -559,7 +559,7 @@ export class PolledMesh implements PolledEngine {
 export const MESH_MAX_RANKS = 8;
 
 /**
- * Default largest bucket (bytes) for the mesh; larger ones take the stripes or the ring. See
+ * Default largest bucket (bytes) for the stripes' meshes; larger ones take the stripes' rings. See
  * docs/distributed.md, "Direct all-reduce over a mesh", for the measurements behind it.
  */
 export const DEFAULT_MESH_MAX_BYTES = 8 * 1024 * 1024;

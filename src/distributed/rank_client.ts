@@ -49,14 +49,7 @@ import {
   startPeerServer,
 } from "./peer_transport.ts";
 import { POLLED_CHUNK_ELEMENTS, PolledRing } from "./polled_ring.ts";
-import {
-  agreedMeshMaxBytes,
-  DEFAULT_MESH_MAX_BYTES,
-  type MeshLinks,
-  meshStripesForBucket,
-  PolledMesh,
-} from "./polled_mesh.ts";
-import { spinPolledUntil } from "./polled_progress.ts";
+import { agreedMeshMaxBytes, DEFAULT_MESH_MAX_BYTES, meshStripesForBucket } from "./polled_mesh.ts";
 import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
 import {
   answerUpgrade,
@@ -143,10 +136,11 @@ export interface JoinOptions {
    */
   polledChunkBytes?: number;
   /**
-   * Largest bucket (bytes) for the direct all-reduce over a full mesh of polled links (`polled_mesh.ts`: two
-   * hops instead of the ring's 2(n − 1), same bits), at 3..`MESH_MAX_RANKS` ranks with polled links; larger
-   * buckets take the stripes or the ring. Default `ORION_MESH_MAX_BYTES`, else `DEFAULT_MESH_MAX_BYTES`; 0
-   * turns the mesh off. The job uses the smallest value any rank offers.
+   * Largest bucket (bytes) the polled stripes reduce with the direct all-reduce over a full mesh of polled
+   * links (`polled_mesh.ts`: two hops instead of the ring's 2(n − 1), same bits), at 3..`MESH_MAX_RANKS`
+   * ranks; larger buckets take the stripes' rings. Which stripes take a bucket: `stripesFor`. Default
+   * `ORION_MESH_MAX_BYTES`, else `DEFAULT_MESH_MAX_BYTES`; 0 turns the meshes off. The job uses the smallest
+   * value any rank offers.
    */
   meshMaxBytes?: number;
   /** Log sink; default `console.error` with a "[orion rank]" prefix. */
@@ -276,12 +270,8 @@ export class RankSession implements DistributedContext {
   #polledRight = Promise.withResolvers<PolledSocket>();
   #polledSockets: PolledSocket[] = [];
   #polled: PolledRing | null = null;
-  /** The polled mesh (small buckets at 3..8 ranks), its agreed largest bucket, and its accepted links by rank. */
-  #mesh: PolledMesh | null = null;
+  /** Largest bucket (bytes) the stripes run on their polled meshes, agreed at rendezvous (0: none). */
   #meshMaxBytes = 0;
-  #meshAccepted = new Map<number, PolledSocket>();
-  #meshClaimed = new Set<number>();
-  #meshAllAccepted = Promise.withResolvers<void>();
   #striped: StripedAllReduce | null = null;
   /** Without stripes, {@link sharedBucket}'s arrays come from this arena (for host kernels in place). */
   #ownArena: SharedReduceArena | null = null;
@@ -289,13 +279,9 @@ export class RankSession implements DistributedContext {
   #stripesSetByHand: boolean;
   /**
    * How buckets are routed to the stripes, agreed at rendezvous: the smallest striped size set by hand (the
-   * largest any rank set), whether the stripes are polled, and whether they run meshes. See {@link stripesFor}.
+   * largest any rank set), and whether the stripes are polled. See {@link stripesFor}.
    */
-  #stripeRouting: { explicit: number | null; polled: boolean; mesh: boolean } = {
-    explicit: null,
-    polled: false,
-    mesh: false,
-  };
+  #stripeRouting: { explicit: number | null; polled: boolean } = { explicit: null, polled: false };
   #stopEvent: StopEvent | null = null;
   #stopCallbacks = new Set<(event: StopEvent) => void>();
   #closing = false;
@@ -371,14 +357,7 @@ export class RankSession implements DistributedContext {
     this.#peerVerifier = new JoinTokenVerifier({ secret: options.secret, jobId: options.jobId });
     // Rejections of these internal promises are observed through joinJob / close; never unhandled.
     for (
-      const p of [
-        this.#assigned,
-        this.#started,
-        this.#rightConnected,
-        this.#shutdown,
-        this.#polledRight,
-        this.#meshAllAccepted,
-      ]
+      const p of [this.#assigned, this.#started, this.#rightConnected, this.#shutdown, this.#polledRight]
     ) {
       p.promise.catch(() => {});
     }
@@ -431,22 +410,20 @@ export class RankSession implements DistributedContext {
   }
   /** When the stripes or this thread's ring last ran bucket index `index`'s collective (for traces). */
   collectiveTimes(index: number): CollectiveTimes | undefined {
-    const times = [this.#ring, this.#polled, this.#mesh, this.#striped].flatMap((r) =>
-      r?.bucketTimes.get(index) ?? []
-    );
+    const times = [this.#ring, this.#polled, this.#striped].flatMap((r) => r?.bucketTimes.get(index) ?? []);
     return times.reduce<CollectiveTimes | undefined>((a, b) => (a && a.endMs > b.endMs ? a : b), undefined);
   }
   /** Whether small buckets run on the polled ring (agreed at rendezvous). */
   get polledRing(): boolean {
     return this.#polled !== null;
   }
-  /** Largest bucket (bytes) the polled mesh reduces; 0: no mesh (agreed at rendezvous). */
+  /** Largest bucket (bytes) the stripes reduce on their polled meshes; 0: no mesh (agreed at rendezvous). */
   get meshMaxBytes(): number {
     return this.#meshMaxBytes;
   }
   /**
-   * Whether a bucket of `length` values is reduced by the direct all-reduce over the polled mesh: on this
-   * thread, or on the stripes' meshes ({@link stripesFor}).
+   * Whether a bucket of `length` values, when the stripes take it ({@link stripesFor}), runs on their polled
+   * meshes (`polled_mesh.ts`: the direct all-reduce, two hops) instead of their rings; same bits either way.
    */
   onMesh(length: number): boolean {
     return length * 4 <= this.#meshMaxBytes;
@@ -469,16 +446,16 @@ export class RankSession implements DistributedContext {
   }
 
   /**
-   * How many stripes reduce a bucket of `length` values (0: the mesh or ring on this thread), by its size
+   * How many stripes reduce a bucket of `length` values (0: the ring on this thread), by its size
    * (`stripesForBucket`: all stripes from the job's smallest striped size, or for polled stripes as many as
    * give each a 128 KiB part of every ring segment; a mesh bucket, `meshStripesForBucket`: all stripes'
-   * meshes from worldSize × stripes × 64 KiB, else the mesh on this thread).
+   * meshes from worldSize × stripes × 64 KiB, else the ring on this thread).
    */
   stripesFor(length: number): number {
     const stripes = this.#striped?.stripes ?? 0;
-    const { explicit, polled, mesh } = this.#stripeRouting;
+    const { explicit, polled } = this.#stripeRouting;
     if (this.onMesh(length)) {
-      return mesh ? meshStripesForBucket(length * 4, this.worldSize, stripes, explicit) : 0;
+      return meshStripesForBucket(length * 4, this.worldSize, stripes, explicit);
     }
     return stripesForBucket(length * 4, this.worldSize, stripes, polled, explicit);
   }
@@ -582,7 +559,9 @@ export class RankSession implements DistributedContext {
         ...(this.#polledListener && this.#striped?.polledPorts.length
           ? { stripePolledPorts: this.#striped.polledPorts }
           : {}),
-        ...(this.#polledListener ? { meshMaxBytes: this.#options.meshMaxBytes } : {}),
+        ...(this.#polledListener && this.#striped?.polledPorts.length
+          ? { meshMaxBytes: this.#options.meshMaxBytes }
+          : {}),
         ...(this.#options.stripeMinBytes !== null ? { stripeMinBytes: this.#options.stripeMinBytes } : {}),
         // A default stripe count shares the host's cores with its other ranks; a count set by hand is kept.
         ...(this.#striped && !this.#stripesSetByHand ? { cores: navigator.hardwareConcurrency } : {}),
@@ -619,14 +598,10 @@ export class RankSession implements DistributedContext {
     const polledStripes = stripes > 0 && this.#polledAgreed(a) &&
       a.peers.every((p) => (p.stripePolledPorts?.length ?? 0) >= stripes);
     const set = a.peers.flatMap((p) => p.stripeMinBytes ?? []);
-    // The mesh when every rank offers it and polled links (3..8 ranks); on the stripes too when they are polled.
-    this.#meshMaxBytes = this.#polledAgreed(a) ? agreedMeshMaxBytes(a.peers.map((p) => p.meshMaxBytes)) : 0;
-    const stripeMesh = polledStripes && this.#meshMaxBytes > 0;
-    this.#stripeRouting = {
-      explicit: set.length ? Math.max(...set) : null,
-      polled: polledStripes,
-      mesh: stripeMesh,
-    };
+    // Meshes on the polled stripes when every rank offers them (3..8 ranks).
+    this.#meshMaxBytes = polledStripes ? agreedMeshMaxBytes(a.peers.map((p) => p.meshMaxBytes)) : 0;
+    const stripeMesh = this.#meshMaxBytes > 0;
+    this.#stripeRouting = { explicit: set.length ? Math.max(...set) : null, polled: polledStripes };
     let stripeLinks: Promise<void> = Promise.resolve();
     if (stripes === 0) {
       void this.#striped?.close();
@@ -761,7 +736,6 @@ export class RankSession implements DistributedContext {
         `rank ${(a.rank + 1) % n}'s polled link`,
       ),
     ]);
-    await this.#connectMesh(a);
     listener.close();
     this.#polledListener = null;
     this.#polled = new PolledRing({
@@ -781,105 +755,27 @@ export class RankSession implements DistributedContext {
     });
   }
 
-  /**
-   * Connects the polled mesh when the job agrees on one (`agreedMeshMaxBytes`: 3..8 ranks, every rank
-   * offering it): dials every other rank's polled server (its messages arrive there) and waits until every
-   * other rank dialed this one (this rank sends to it there).
-   */
-  async #connectMesh(a: Assignment): Promise<void> {
-    const n = a.worldSize;
-    if (this.#meshMaxBytes === 0) return;
-    const others = a.peers.filter((p) => p.rank !== a.rank);
-    const dialed = await withTimeout(
-      Promise.all(others.map(async (peer) => {
-        try {
-          // A token of its own per link: a peer's verifier refuses one it saw.
-          const token = await mintJoinToken(this.#options.secret, {
-            job: this.jobId,
-            role: "peer",
-            rank: a.rank,
-          });
-          const socket = await PolledSocket.dial(peer.host, peer.polledPort!, this.#options.joinTimeoutMs);
-          this.#polledSockets.push(socket);
-          const rest = await requestUpgrade(
-            socket,
-            peer.host,
-            peer.polledPort!,
-            `/mesh?gen=${a.generation}`,
-            {
-              Authorization: `Bearer ${token}`,
-            },
-          );
-          if (rest.length > 0) throw new Error("the mesh link sent data before the mesh started");
-          return [peer.rank, socket] as const;
-        } catch (error) {
-          throw new JoinError(
-            `Cannot connect the polled mesh to rank ${peer.rank} at ${peer.host}:${peer.polledPort}: ${
-              (error as Error).message
-            }`,
-          );
-        }
-      })),
-      this.#options.joinTimeoutMs,
-      "the polled mesh links",
-    );
-    await withTimeout(this.#meshAllAccepted.promise, this.#options.joinTimeoutMs, "every rank's mesh link");
-    const receive = new Map(dialed);
-    const links: Array<MeshLinks | null> = Array.from(
-      { length: n },
-      (_, q) => q === a.rank ? null : { send: this.#meshAccepted.get(q)!, receive: receive.get(q)! },
-    );
-    this.#mesh = new PolledMesh({
-      rank: a.rank,
-      worldSize: n,
-      generation: a.generation,
-      kernel: reductionKernel(this.#options.kernel),
-      links,
-      spinMs: polledSpinMs(a.localWorldSize, 2),
-      chunkElements: Math.max(
-        4,
-        Math.min(MAX_CHUNK_ELEMENTS, Math.floor(this.#options.polledChunkBytes / 4)),
-      ),
-      onLinkLost: (peerRank, reason) => this.#peerLost(peerRank, `polled ${reason}`),
-      failPendingOnLinkLoss: false, // pending buckets reject with the stop (DistributedStopError)
-    });
-  }
-
   /** Whether the job runs polled links: every rank offers a polled ring at an IPv4 address (all decide alike). */
   #polledAgreed(a: Assignment): boolean {
     return this.#polledListener !== null &&
       a.peers.every((p) => p.polledPort !== undefined && ipv4Bytes(p.host));
   }
 
-  /**
-   * Accepts the right neighbour's polled ring link and every other rank's mesh link (authenticated like the
-   * data links, each once).
-   */
+  /** Accepts the right neighbour's polled link (authenticated like the data links, once). */
   async #acceptPolled(listener: PolledListener): Promise<void> {
     for (;;) {
       const socket = await listener.accept().catch(() => null);
       if (!socket) return;
       this.#polledSockets.push(socket);
-      let path: "/polled" | "/mesh" = "/polled";
-      let peerRank = -1;
-      answerUpgrade(socket, async (request) => {
-        path = new URL(request.target, "http://peer").pathname === "/mesh" ? "/mesh" : "/polled";
-        const decision = await this.#authorizePeer(
-          request.target,
-          request.headers.get("authorization") ?? null,
-          path,
-        );
-        if (decision.ok) peerRank = decision.rank;
-        return decision;
-      })
+      answerUpgrade(
+        socket,
+        (request) =>
+          this.#authorizePeer(request.target, request.headers.get("authorization") ?? null, "/polled"),
+      )
         .then((rest) => {
           if (rest === null) return;
-          if (rest.length > 0) throw new Error(`the ${path} link sent data before the collectives started`);
-          if (path === "/polled") this.#polledRight.resolve(socket);
-          else {
-            this.#meshAccepted.set(peerRank, socket);
-            if (this.#meshAccepted.size === this.worldSize - 1) this.#meshAllAccepted.resolve();
-          }
+          if (rest.length > 0) throw new Error("the polled link sent data before the ring started");
+          this.#polledRight.resolve(socket);
         })
         .catch(() => socket.close());
     }
@@ -888,8 +784,8 @@ export class RankSession implements DistributedContext {
   async #authorizePeer(
     target: string,
     authorization: string | null,
-    path: "/peer" | "/polled" | "/mesh" = "/peer",
-  ): Promise<UpgradeDecision & ({ ok: false } | { ok: true; rank: number })> {
+    path: "/peer" | "/polled" = "/peer",
+  ): Promise<UpgradeDecision> {
     const url = new URL(target, "http://peer");
     if (url.pathname !== path) return { ok: false, status: 404, reason: "not found" };
     const match = authorization === null ? null : /^Bearer\s+(\S+)$/i.exec(authorization.trim());
@@ -907,24 +803,20 @@ export class RankSession implements DistributedContext {
     } catch {
       return { ok: false, status: 409, reason: "this rank has no assignment" };
     }
-    const rank = check.claims.rank;
     const expectedRank = (a.rank + 1) % a.worldSize;
-    const fits = rank !== null &&
-      (path === "/mesh"
-        ? rank !== a.rank && rank < a.worldSize && !this.#meshClaimed.has(rank)
-        : rank === expectedRank && !(path === "/peer" ? this.#rightClaimed : this.#polledRightClaimed));
-    if (rank === null || !fits || url.searchParams.get("gen") !== String(a.generation)) {
+    const claimed = path === "/peer" ? this.#rightClaimed : this.#polledRightClaimed;
+    if (
+      check.claims.rank !== expectedRank || url.searchParams.get("gen") !== String(a.generation) || claimed
+    ) {
       const reason =
-        `peer connection from rank ${rank} (gen ${url.searchParams.get("gen")}) refused: expected ` +
-        `${path === "/mesh" ? `another rank than ${a.rank}` : `rank ${expectedRank}`} of generation ` +
-        `${a.generation}, once`;
+        `peer connection from rank ${check.claims.rank} (gen ${url.searchParams.get("gen")}) refused: ` +
+        `expected rank ${expectedRank} of generation ${a.generation}, once`;
       this.#options.log(reason);
       return { ok: false, status: 403, reason };
     }
     if (path === "/peer") this.#rightClaimed = true;
-    else if (path === "/polled") this.#polledRightClaimed = true;
-    else this.#meshClaimed.add(rank);
-    return { ok: true, rank };
+    else this.#polledRightClaimed = true;
+    return { ok: true };
   }
 
   #onRightAccepted(link: SendingLink, setEvents: (events: LinkEvents) => void): void {
@@ -1088,7 +980,6 @@ export class RankSession implements DistributedContext {
     const error = new DistributedStopError(event);
     this.#ring?.abort(error);
     this.#polled?.abort(error);
-    this.#mesh?.abort(error);
     this.#striped?.abort(error);
     for (const waiter of this.#barrierWaiters.values()) waiter.reject(error);
     for (const waiter of this.#broadcastWaiters.values()) waiter.reject(error);
@@ -1127,7 +1018,6 @@ export class RankSession implements DistributedContext {
     this.#polledListener?.close();
     this.#polledListener = null;
     this.#polledRight.reject(new Error("rank leaving"));
-    this.#meshAllAccepted.reject(new Error("rank leaving"));
     for (const socket of this.#polledSockets.splice(0)) socket.close();
     void this.#striped?.close();
   }
@@ -1142,10 +1032,10 @@ export class RankSession implements DistributedContext {
 
   async allReduceMean(buckets: readonly Float32Array[]): Promise<void> {
     const done = Promise.all(buckets.map((bucket, index) => this.startBucket(index, bucket)));
-    // Nothing else to do on this thread until they are reduced: poll the polled ring's and mesh's links, then
-    // wait on the stripes' completion slots (woken by the stripe that finishes last, sooner than its `done`
-    // message would wake the event loop). Not while a bucket is on the event-loop ring, which needs this thread.
-    this.#spinOwn(performance.now() + POLLED_SPIN_CAP_MS);
+    // Nothing else to do on this thread until they are reduced: poll the polled ring's links, then wait on
+    // the stripes' completion slots (woken by the stripe that finishes last, sooner than its `done` message
+    // would wake the event loop). Not while a bucket is on the event-loop ring, which needs this thread.
+    this.#polled?.spinUntil(performance.now() + POLLED_SPIN_CAP_MS);
     if (this.#polled !== null || buckets.every((bucket) => this.onStripes(bucket.length))) {
       this.#striped?.pollCompleted(performance.now() + POLLED_SPIN_CAP_MS);
     }
@@ -1166,7 +1056,7 @@ export class RankSession implements DistributedContext {
     }
     const stripes = options.offThread === true ? (this.#striped?.stripes ?? 0) : this.stripesFor(data.length);
     if (stripes > 0) return handled(this.#striped!.start(index, data, bf16, stripes));
-    const ring = this.#mesh !== null && this.onMesh(data.length) ? this.#mesh : this.#polled ?? this.#ring!;
+    const ring = this.#polled ?? this.#ring!;
     if (!bf16) return handled(ring.start(index, data));
     // A ring on this thread: widen and round back here.
     const codec = bf16CodecFor(this.bucketMemory);
@@ -1178,36 +1068,23 @@ export class RankSession implements DistributedContext {
   readonly bf16Buckets = true;
 
   spinPolled(untilMs: number): number {
-    return this.#spinOwn(Math.min(untilMs, performance.now() + POLLED_SPIN_CAP_MS));
+    const polled = this.#polled;
+    if (!polled) return 0;
+    const before = polled.completed;
+    polled.spinUntil(Math.min(untilMs, performance.now() + POLLED_SPIN_CAP_MS));
+    return polled.completed - before;
   }
 
   pollCollectives(untilMs?: number): number {
     let settled = 0;
-    if (untilMs !== undefined) settled += this.spinPolled(untilMs);
-    else settled += this.#ownCompletedAfter(() => this.#ownEngines().forEach((e) => e.progress()));
+    const polled = this.#polled;
+    if (polled && untilMs !== undefined) settled += this.spinPolled(untilMs);
+    else if (polled) {
+      const before = polled.completed;
+      polled.progress();
+      settled += polled.completed - before;
+    }
     return settled + (this.#striped?.pollCompleted(untilMs) ?? 0);
-  }
-
-  /** The polled collectives this thread drives: the polled ring and the mesh (either may be absent). */
-  #ownEngines(): Array<PolledRing | PolledMesh> {
-    return [this.#polled, this.#mesh].filter((e) => e !== null);
-  }
-
-  /** Runs `drive`; returns how many of this thread's polled collectives finished meanwhile. */
-  #ownCompletedAfter(drive: () => void): number {
-    const engines = this.#ownEngines();
-    const before = engines.reduce((sum, e) => sum + e.completed, 0);
-    drive();
-    return engines.reduce((sum, e) => sum + e.completed, 0) - before;
-  }
-
-  /** Drives the polled ring and mesh together until both are idle or `untilMs`; returns collectives finished. */
-  #spinOwn(untilMs: number): number {
-    const engines = this.#ownEngines();
-    if (engines.length === 0) return 0;
-    return this.#ownCompletedAfter(() =>
-      spinPolledUntil(engines, untilMs, polledSpinMs(this.#a().localWorldSize, 2))
-    );
   }
 
   async announceBusy(ms: number, what: string): Promise<void> {

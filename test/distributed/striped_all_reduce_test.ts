@@ -29,6 +29,14 @@ import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 
+/** Asserts equal bits, naming the first mismatch (a deepEqual diff of large arrays takes minutes). */
+function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
+  const a = bits(got);
+  const b = bits(want);
+  const first = a.length !== b.length ? 0 : a.findIndex((v, i) => v !== b[i]);
+  assert.equal(first, -1, `${what}: first mismatch at ${first} (${got[first]} vs ${want[first]})`);
+}
+
 /** The unstriped ring (RingAllReduce), n ranks in this thread. */
 async function unstripedRing(inputs: Float32Array[], chunkElements: number): Promise<Float32Array[]> {
   const n = inputs.length;
@@ -586,9 +594,7 @@ async function withInProcessJob(
   worldSize: number,
   join:
     | { stripes?: number; polledRing?: boolean; meshMaxBytes?: number; stripeMinBytes?: number }
-    | ((rank: number) => {
-      meshMaxBytes?: number;
-    }),
+    | ((rank: number) => { stripes?: number; meshMaxBytes?: number }),
   fn: (sessions: Awaited<ReturnType<typeof joinJob>>[]) => Promise<void>,
 ): Promise<void> {
   const secret = generateJoinSecret();
@@ -776,26 +782,28 @@ Deno.test("pollCollectives(untilMs) blocks until the stripes' collectives finish
 
 Deno.test({
   name:
-    "polled mesh: at 3 and 4 ranks, buckets up to the agreed size take the mesh on every rank, bits equal the reference",
+    "polled stripes' meshes: at 3 and 4 ranks, mesh buckets take every stripe's mesh from ranks × stripes × 64 KiB (or the size set by hand), bits equal the reference",
   ignore: polledSockets() === null,
   async fn() {
-    // Without a smallest striped size set, buckets this small take the mesh on the rank's thread; with 4 KiB,
-    // those from 4 KiB take the stripes' meshes.
-    for (const [worldSize, stripeMinBytes] of [[3, 0], [4, 0], [3, 4096], [4, 4096]]) {
+    const MIB = 1 << 20;
+    for (const [worldSize, stripeMinBytes] of [[3, null], [4, null], [3, 4096], [4, 4096]] as const) {
       await withInProcessJob(
         `mesh-${worldSize}-${stripeMinBytes}`,
         worldSize,
-        { stripes: 2, meshMaxBytes: 64 * 1024, ...(stripeMinBytes ? { stripeMinBytes } : {}) },
+        { stripes: 2, meshMaxBytes: MIB, ...(stripeMinBytes ? { stripeMinBytes } : {}) },
         async (sessions) => {
           const ranks = sessions.map((s) => s.rank);
+          // Ranks × 2 stripes × 64 KiB: 384 KiB at 3 ranks, 512 KiB at 4.
+          const meshOnStripes = stripeMinBytes ?? worldSize * 2 * 64 * 1024;
           for (const s of sessions) {
-            assert.equal(s.meshMaxBytes, 64 * 1024);
-            assert.equal(s.onMesh(16 * 1024), true);
-            assert.equal(s.onMesh(16 * 1024 + 1), false);
-            assert.equal(s.stripesFor(16 * 1024), stripeMinBytes ? 2 : 0);
-            assert.equal(s.stripesFor(7), 0);
+            assert.equal(s.meshMaxBytes, MIB);
+            assert.equal(s.onMesh(MIB / 4), true);
+            assert.equal(s.onMesh(MIB / 4 + 1), false);
+            assert.equal(s.stripesFor(MIB / 4), 2);
+            assert.equal(s.stripesFor(meshOnStripes / 4), 2);
+            assert.equal(s.stripesFor(meshOnStripes / 4 - 1), 0); // the ring on the rank's thread
           }
-          const lengths = [1, 7, 4099, 16 * 1024, 16 * 1024 + 1, 300_000]; // the last two: stripes or ring
+          const lengths = [1, 7, 4099, 100_000, MIB / 4, MIB / 4 + 1];
           const inputs = lengths.map((length, bucket) =>
             sessions.map((s) => seededGradients(13, length, s.rank, bucket, length))
           );
@@ -807,14 +815,14 @@ Deno.test({
           );
           for (const [bucket, perSession] of inputs.entries()) {
             for (const x of perSession) {
-              assert.deepEqual(
-                bits(x),
-                bits(expected[bucket]),
-                `${worldSize} ranks, stripes from ${stripeMinBytes}, ${lengths[bucket]} values`,
+              assertSameBits(
+                x,
+                expected[bucket],
+                `${worldSize} ranks, stripes from ${meshOnStripes} bytes, ${lengths[bucket]} values`,
               );
             }
           }
-          const times = sessions[0].collectiveTimes(0)!;
+          const times = sessions[0].collectiveTimes(4)!; // on the stripes' meshes
           assert.ok(times.endMs >= times.startMs, JSON.stringify(times));
         },
       );
@@ -823,26 +831,31 @@ Deno.test({
 });
 
 Deno.test({
-  name: "polled mesh: the job takes the smallest offer; a rank offering 0, or 2 ranks, runs no mesh",
+  name: "polled stripes' meshes: the job takes the smallest offer; a rank offering 0, or 2 ranks, runs none",
   ignore: polledSockets() === null,
   async fn() {
     await withInProcessJob(
       "mesh-min",
       3,
-      (i) => ({ meshMaxBytes: [8192, 4096, 1 << 20][i] }),
+      (i) => ({ stripes: 1, meshMaxBytes: [8192, 4096, 1 << 20][i] }),
       async (sessions) => {
         for (const s of sessions) assert.equal(s.meshMaxBytes, 4096);
         const inputs = sessions.map((s) => seededGradients(14, 0, s.rank, 0, 1024));
         const ranks = sessions.map((s) => s.rank);
         const expected = referenceRingMean(ranks.map((_, r) => inputs[ranks.indexOf(r)]));
-        await Promise.all(sessions.map((s, i) => s.allReduceMean([inputs[i]])));
+        await Promise.all(sessions.map((s, i) => s.startBucket(0, inputs[i], { offThread: true }))); // the mesh
         for (const x of inputs) assert.deepEqual(bits(x), bits(expected));
       },
     );
-    await withInProcessJob("mesh-off", 3, (i) => ({ meshMaxBytes: i === 1 ? 0 : 8192 }), async (sessions) => {
-      for (const s of sessions) assert.equal(s.meshMaxBytes, 0);
-    });
-    await withInProcessJob("mesh-two", 2, { meshMaxBytes: 8192 }, async (sessions) => {
+    await withInProcessJob(
+      "mesh-off",
+      3,
+      (i) => ({ stripes: 1, meshMaxBytes: i === 1 ? 0 : 8192 }),
+      async (sessions) => {
+        for (const s of sessions) assert.equal(s.meshMaxBytes, 0);
+      },
+    );
+    await withInProcessJob("mesh-two", 2, { stripes: 1, meshMaxBytes: 8192 }, async (sessions) => {
       for (const s of sessions) assert.equal(s.meshMaxBytes, 0);
     });
   },
