@@ -28,9 +28,9 @@
  * the polled ring reduced the bucket.
  *
  * `--mesh` (a list, default `on`): at 3..8 ranks with polled links, buckets up to the mesh's largest size
- * (`--mesh-max-mib`, default the ranks' own: `ORION_MESH_MAX_BYTES`, else `DEFAULT_MESH_MAX_BYTES`) take the
- * direct all-reduce over a full mesh (`polled_mesh.ts`, two hops; `path` says `mesh` on the rank's thread,
- * `stripe-mesh` on the stripes' meshes); `off` runs none.
+ * (`--mesh-max-mib`, default the ranks' own: `ORION_MESH_MAX_BYTES`, else `DEFAULT_MESH_MAX_BYTES`) that the
+ * polled stripes take run on their meshes, the direct all-reduce (`polled_mesh.ts`, two hops; `path` says
+ * `stripe-mesh`); `off` runs none.
  *
  * `--issue` (a list, default both): `sync` awaits each timed all-reduce before starting the next (the latency a
  * training step's last bucket sees); `pipelined` issues all `iters` at once and waits once at the end, as
@@ -164,8 +164,6 @@ if (values.worker) {
     const iters = values.iters !== undefined ? Number(values.iters) : itersFor(sizeMib);
     const path = ctx.onStripes(length) || (offThread && ctx.stripes > 0)
       ? ctx.onMesh(length) ? "stripe-mesh" as const : "stripes" as const
-      : ctx.onMesh(length)
-      ? "mesh" as const
       : ctx.polledRing
       ? "polled" as const
       : "ring" as const;
@@ -370,8 +368,8 @@ interface WorkerResult {
   stripes: number;
   /** Stripes that reduced the bucket (`stripesFor`; 0 on the own-thread ring). */
   stripesUsed: number;
-  /** Which reduced the bucket: the stripes, the own-thread ring (event-loop or polled), or the mesh. */
-  path: "stripes" | "stripe-mesh" | "ring" | "polled" | "mesh";
+  /** Which reduced the bucket: the stripes' rings or meshes, or the own-thread ring (event-loop or polled). */
+  path: "stripes" | "stripe-mesh" | "ring" | "polled";
   /** The rank's thread blocked this long after starting each all-reduce (`--block-ms`). */
   blockMs: number;
   /** The rank's thread blocked this long before each all-reduce, not timed (`--gap-ms`). */
