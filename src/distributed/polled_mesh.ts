@@ -583,23 +583,28 @@ export function agreedMeshMaxBytes(offers: ReadonlyArray<number | undefined>): n
 }
 
 /**
- * Bytes per rank and stripe from which a mesh bucket runs on the polled stripes (each stripe its own mesh over
- * its parts of the segments) instead of this rank's thread: see {@link meshStripesForBucket}.
+ * A stripe's part of each segment in a mesh bucket is at least worldSize × this many bytes: each stripe
+ * thread handles 2(n − 1) messages per collective, so more ranks need larger parts to pay for them. See
+ * {@link meshStripesForBucket}.
  */
-export const MESH_STRIPE_PART_BYTES = 64 * 1024;
+export const MESH_PART_BYTES_PER_RANK = 16 * 1024;
 
 /**
- * How many polled stripes reduce a mesh bucket of `bytes` (0: the mesh on the rank's thread): all of them
- * from `explicit` bytes (the job's smallest striped size set by hand) or else from
- * worldSize × stripes × {@link MESH_STRIPE_PART_BYTES}, where one thread's copies through its sockets cost
- * more than handing the parts to the stripes (on the 2 × H200 host: 1 MiB at 4 ranks × 4 stripes 0.65–0.72
- * ms on the stripes against 0.92 on the rank's thread; at 8 ranks 1 MiB stayed faster on the rank's thread,
- * 1.02–1.26 ms against 1.6–2.3 on 4 stripes).
+ * How many polled stripes reduce a mesh bucket of `bytes` (0: the ring on the rank's thread): with `explicit`
+ * (the job's smallest striped size set by hand) all of them from that size; else as many as give each a part
+ * of at least worldSize × {@link MESH_PART_BYTES_PER_RANK} of every segment (`bytes / (n² × 16 KiB)`), at
+ * most `stripes`, and none when fewer than two would (one when the job has a single stripe). The stripes
+ * left over sit the collective out; the bits are the same whichever count runs it.
+ *
+ * Measured on the 2 × H200 host (sync, ms, three interleaved runs each): 4 ranks × 1 MiB on 4 stripes
+ * 0.86–0.93 against 0.96–1.10 on 2; 8 ranks × 2 MiB on 2 stripes 1.69–2.33 against 2.44–2.52 on 4; 8 ranks
+ * × 4 MiB on 4 stripes 2.60–2.81 against 2.66–3.37 on 2; 8 ranks × 1 MiB stays on the rank's ring.
  *
  * @example
  * ```ts
  * import { meshStripesForBucket } from "./polled_mesh.ts";
- * console.log(meshStripesForBucket(2 << 20, 8, 4, null)); // 4: 2 MiB ≥ 8 × 4 × 64 KiB
+ * console.log(meshStripesForBucket(1 << 20, 4, 4, null)); // 4: 1 MiB / (4² × 16 KiB)
+ * console.log(meshStripesForBucket(2 << 20, 8, 4, null)); // 2: 2 MiB / (8² × 16 KiB)
  * console.log(meshStripesForBucket(1 << 20, 8, 4, null)); // 0: on the rank's thread
  * ```
  */
@@ -610,5 +615,7 @@ export function meshStripesForBucket(
   explicit: number | null,
 ): number {
   if (stripes === 0) return 0;
-  return bytes >= (explicit ?? worldSize * stripes * MESH_STRIPE_PART_BYTES) ? stripes : 0;
+  if (explicit !== null) return bytes >= explicit ? stripes : 0;
+  const fit = Math.min(stripes, Math.floor(bytes / (worldSize * worldSize * MESH_PART_BYTES_PER_RANK)));
+  return fit >= Math.min(2, stripes) ? fit : 0;
 }

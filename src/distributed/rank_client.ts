@@ -449,7 +449,7 @@ export class RankSession implements DistributedContext {
    * How many stripes reduce a bucket of `length` values (0: the ring on this thread), by its size
    * (`stripesForBucket`: all stripes from the job's smallest striped size, or for polled stripes as many as
    * give each a 128 KiB part of every ring segment; a mesh bucket, `meshStripesForBucket`: all stripes'
-   * meshes from worldSize × stripes × 64 KiB, else the ring on this thread).
+   * meshes with parts of at least worldSize × 16 KiB, else the ring on this thread).
    */
   stripesFor(length: number): number {
     const stripes = this.#striped?.stripes ?? 0;

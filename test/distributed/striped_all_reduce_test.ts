@@ -782,7 +782,7 @@ Deno.test("pollCollectives(untilMs) blocks until the stripes' collectives finish
 
 Deno.test({
   name:
-    "polled stripes' meshes: at 3 and 4 ranks, mesh buckets take every stripe's mesh from ranks × stripes × 64 KiB (or the size set by hand), bits equal the reference",
+    "polled stripes' meshes: at 3 and 4 ranks, mesh buckets take the stripes' meshes from parts of ranks × 16 KiB (or the size set by hand), bits equal the reference",
   ignore: polledSockets() === null,
   async fn() {
     const MIB = 1 << 20;
@@ -793,8 +793,8 @@ Deno.test({
         { stripes: 2, meshMaxBytes: MIB, ...(stripeMinBytes ? { stripeMinBytes } : {}) },
         async (sessions) => {
           const ranks = sessions.map((s) => s.rank);
-          // Ranks × 2 stripes × 64 KiB: 384 KiB at 3 ranks, 512 KiB at 4.
-          const meshOnStripes = stripeMinBytes ?? worldSize * 2 * 64 * 1024;
+          // Two stripes with parts of ranks × 16 KiB: 288 KiB at 3 ranks, 512 KiB at 4.
+          const meshOnStripes = stripeMinBytes ?? 2 * worldSize * worldSize * 16 * 1024;
           for (const s of sessions) {
             assert.equal(s.meshMaxBytes, MIB);
             assert.equal(s.onMesh(MIB / 4), true);
@@ -869,10 +869,27 @@ Deno.test("polled mesh: agreedMeshMaxBytes takes the smallest offer, 0 outside 3
   assert.equal(agreedMeshMaxBytes([4096, undefined, 4096]), 0);
 });
 
-Deno.test("polled mesh: meshStripesForBucket sends mesh buckets to every stripe from ranks × stripes × 64 KiB", () => {
-  assert.equal(meshStripesForBucket(2 << 20, 8, 4, null), 4);
-  assert.equal(meshStripesForBucket((2 << 20) - 4, 8, 4, null), 0);
-  assert.equal(meshStripesForBucket(1 << 20, 4, 4, null), 4);
-  assert.equal(meshStripesForBucket(4096, 4, 2, 4096), 2); // the smallest striped size set by hand
-  assert.equal(meshStripesForBucket(1 << 20, 8, 0, null), 0);
+Deno.test("polled mesh: meshStripesForBucket gives each stripe parts of ranks × 16 KiB, at least two stripes", () => {
+  const table: Array<[number, number, number, number | null, number]> = [
+    // bytes, ranks, stripes, set by hand, expected
+    [1 << 20, 4, 4, null, 4],
+    [(1 << 20) - 4, 4, 4, null, 3],
+    [512 << 10, 4, 4, null, 2],
+    [(512 << 10) - 4, 4, 4, null, 0], // one stripe's worth: the rank's ring
+    [2 << 20, 8, 4, null, 2],
+    [4 << 20, 8, 4, null, 4],
+    [1 << 20, 8, 4, null, 0],
+    [8 << 20, 3, 4, null, 4],
+    [144 << 10, 3, 1, null, 1], // a single stripe takes a bucket from one part
+    [4096, 4, 2, 4096, 2], // the smallest striped size set by hand: every stripe
+    [4092, 4, 2, 4096, 0],
+    [1 << 20, 8, 0, null, 0],
+  ];
+  for (const [bytes, ranks, stripes, explicit, expected] of table) {
+    assert.equal(
+      meshStripesForBucket(bytes, ranks, stripes, explicit),
+      expected,
+      `${bytes} B, ${ranks} ranks`,
+    );
+  }
 });
