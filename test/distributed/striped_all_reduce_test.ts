@@ -595,7 +595,7 @@ async function withInProcessJob(
   join:
     | { stripes?: number; polledRing?: boolean; meshMaxBytes?: number; stripeMinBytes?: number }
     | ((rank: number) => { stripes?: number; meshMaxBytes?: number }),
-  fn: (sessions: Awaited<ReturnType<typeof joinJob>>[]) => Promise<void>,
+  fn: (sessions: Awaited<ReturnType<typeof joinJob>>[]) => Promise<void> | void,
 ): Promise<void> {
   const secret = generateJoinSecret();
   const coordinator = await Coordinator.start({
@@ -851,11 +851,11 @@ Deno.test({
       "mesh-off",
       3,
       (i) => ({ stripes: 1, meshMaxBytes: i === 1 ? 0 : 8192 }),
-      async (sessions) => {
+      (sessions) => {
         for (const s of sessions) assert.equal(s.meshMaxBytes, 0);
       },
     );
-    await withInProcessJob("mesh-two", 2, { stripes: 1, meshMaxBytes: 8192 }, async (sessions) => {
+    await withInProcessJob("mesh-two", 2, { stripes: 1, meshMaxBytes: 8192 }, (sessions) => {
       for (const s of sessions) assert.equal(s.meshMaxBytes, 0);
     });
   },
