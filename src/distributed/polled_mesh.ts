@@ -23,17 +23,17 @@
  *
  * @module
  */
+import { FrameError, type MAX_CHUNK_ELEMENTS, RingPhase } from "./frames.ts";
 import {
-  DATA_VALUES_OFFSET,
-  decodeDataHead,
-  FrameError,
-  MAX_CHUNK_ELEMENTS,
-  RingPhase,
-  writeDataHeader,
-} from "./frames.ts";
+  checkChunkElements,
+  decodePolledPrefix,
+  MAX_PREFIX_BYTES,
+  polledMessageHead,
+  polledPrefixBytes,
+  ScratchPool,
+} from "./polled_messages.ts";
 import { type PolledEngine, PolledWatcher, spinPolledUntil } from "./polled_progress.ts";
 import { type PolledSocket, POLLIN, POLLOUT } from "./polled_socket.ts";
-import { frameHeader } from "./raw_websocket.ts";
 import { type CollectiveTimes, RingOrderError, ringSegmentBounds } from "./ring_all_reduce.ts";
 import type { ReductionKernel } from "./simd_add.ts";
 import { POLLED_CHUNK_ELEMENTS } from "./polled_ring.ts";
@@ -111,9 +111,6 @@ interface Collective {
   reject(error: Error): void;
 }
 
-/** WebSocket opcode of a binary frame. */
-const BINARY = 0x2;
-
 /** A link failure, with the peer and the direction it happened on. */
 class LinkFailure extends Error {
   constructor(readonly peer: number, readonly toPeer: boolean, readonly failure: unknown) {
@@ -150,7 +147,7 @@ export class PolledMesh implements PolledEngine {
   readonly #sends: Send[][];
   /** Per peer: the frame and Orion headers of the message being received. */
   readonly #prefixes: Uint8Array[];
-  readonly #scratch = new Map<number, Float32Array[]>();
+  readonly #scratch = new ScratchPool();
   readonly #bucketTimes = new Map<number, CollectiveTimes>();
   readonly #watcher = new PolledWatcher(this);
   #nextSeq = 0;
@@ -168,15 +165,7 @@ export class PolledMesh implements PolledEngine {
     this.#onLinkLost = options.onLinkLost;
     this.#failPendingOnLinkLoss = options.failPendingOnLinkLoss ?? true;
     this.chunkElements = options.chunkElements ?? POLLED_CHUNK_ELEMENTS;
-    if (
-      !Number.isInteger(this.chunkElements) || this.chunkElements < 4 ||
-      this.chunkElements > MAX_CHUNK_ELEMENTS
-    ) {
-      throw new RangeError(
-        `Cannot build the polled mesh as chunkElements is out of range: current value is ` +
-          `${this.chunkElements}; use 4..${MAX_CHUNK_ELEMENTS}`,
-      );
-    }
+    checkChunkElements(this.chunkElements, "the polled mesh");
     if (options.links.length !== n || options.links.some((l, q) => (l === null) !== (q === this.rank))) {
       throw new RangeError(
         `Cannot build the polled mesh as its links do not fit the world: expected ${n} entries, null at ` +
@@ -186,7 +175,7 @@ export class PolledMesh implements PolledEngine {
     this.#links = options.links;
     this.#peers = Array.from({ length: n - 1 }, (_, j) => (this.rank + 1 + j) % n);
     this.#sends = Array.from({ length: n }, () => []);
-    this.#prefixes = Array.from({ length: n }, () => new Uint8Array(10 + DATA_VALUES_OFFSET));
+    this.#prefixes = Array.from({ length: n }, () => new Uint8Array(MAX_PREFIX_BYTES));
   }
 
   /** Collectives started and not finished. */
@@ -348,11 +337,7 @@ export class PolledMesh implements PolledEngine {
   }
 
   #send(c: Collective, q: number, m: Message, values: Float32Array): void {
-    const payload = DATA_VALUES_OFFSET + values.length * 4;
-    const frame = frameHeader(BINARY, payload, false);
-    const head = new Uint8Array(frame.length + DATA_VALUES_OFFSET);
-    head.set(frame);
-    writeDataHeader(head.buffer, {
+    const head = polledMessageHead({
       generation: this.generation,
       collective: c.seq,
       bucket: c.bucket,
@@ -362,7 +347,7 @@ export class PolledMesh implements PolledEngine {
       segment: m.segment,
       offset: m.offset,
       elementCount: values.length,
-    }, frame.length);
+    });
     c.sending++;
     this.#sends[q].push({
       head,
@@ -406,8 +391,7 @@ export class PolledMesh implements PolledEngine {
     const inbox = c?.inboxes[q];
     if (!inbox || inbox.next >= inbox.messages.length) return false;
     const m = inbox.messages[inbox.next];
-    const payload = DATA_VALUES_OFFSET + m.count * 4;
-    const prefixBytes = frameHeader(BINARY, payload, false).length + DATA_VALUES_OFFSET;
+    const prefixBytes = polledPrefixBytes(m.count);
     const socket = this.#links[q]!.receive;
     const prefix = this.#prefixes[q];
     let moved = false;
@@ -418,10 +402,10 @@ export class PolledMesh implements PolledEngine {
         moved = true;
         inbox.received += got;
         if (inbox.received < prefixBytes) return true;
-        this.#checkPrefix(c, q, m, prefix, payload, prefixBytes);
+        this.#checkPrefix(c, m, prefix);
         if (m.phase === RingPhase.reduceScatter && inbox.contribution === null) {
           const { start, end } = c.segments[m.segment];
-          inbox.contribution = this.#takeScratch(end - start);
+          inbox.contribution = this.#scratch.take(end - start);
         }
       }
       const target = m.phase === RingPhase.reduceScatter
@@ -457,29 +441,12 @@ export class PolledMesh implements PolledEngine {
     return true;
   }
 
-  /** Checks the WebSocket and Orion headers of message `m` from rank `q`, the one the schedule expects next. */
-  #checkPrefix(
-    c: Collective,
-    q: number,
-    m: Message,
-    prefix: Uint8Array,
-    payload: number,
-    prefixBytes: number,
-  ): void {
-    const expected = frameHeader(BINARY, payload, false);
-    const ws = expected.length;
-    for (let i = 0; i < ws; i++) {
-      if (prefix[i] !== expected[i]) {
-        throw new LinkFailure(
-          q,
-          false,
-          new FrameError(
-            `mesh message does not fit the schedule: expected an unmasked binary frame of ${payload} bytes`,
-          ),
-        );
-      }
-    }
-    const h = decodeDataHead(prefix.subarray(ws, prefixBytes), payload);
+  /**
+   * Checks the WebSocket and Orion headers of message `m` (in `prefix`), the one the schedule expects next
+   * from its peer: {@link FrameError} or {@link RingOrderError} (the caller names the peer).
+   */
+  #checkPrefix(c: Collective, m: Message, prefix: Uint8Array): void {
+    const h = decodePolledPrefix(prefix, m.count, "mesh message");
     const problem = h.generation !== this.generation
       ? `chunk from generation ${h.generation} arrived in generation ${this.generation}`
       : h.collective !== c.seq
@@ -491,7 +458,7 @@ export class PolledMesh implements PolledEngine {
       ? `chunk (phase ${h.phase}, step ${h.step}, segment ${h.segment}, offset ${h.offset}) arrived where ` +
         `the mesh expects phase ${m.phase}, step 0, segment ${m.segment}, offset ${m.offset}`
       : null;
-    if (problem !== null) throw new LinkFailure(q, false, new RingOrderError(problem));
+    if (problem !== null) throw new RingOrderError(problem);
   }
 
   /**
@@ -513,7 +480,7 @@ export class PolledMesh implements PolledEngine {
       if (c.sum === null) c.sum = inbox.contribution!;
       else {
         this.#kernel.addInto(c.sum, inbox.contribution!);
-        this.#giveScratch(inbox.contribution!);
+        this.#scratch.give(inbox.contribution!);
       }
       inbox.contribution = null;
       c.added++;
@@ -521,7 +488,7 @@ export class PolledMesh implements PolledEngine {
     const local = c.data.subarray(start, end);
     this.#kernel.addDivideInto(c.sum!, local, n);
     local.set(c.sum!);
-    this.#giveScratch(c.sum!);
+    this.#scratch.give(c.sum!);
     c.sum = null;
     for (const q of this.#peers) {
       for (const m of this.#chunks(RingPhase.allGather, owned, c.segments[owned])) {
@@ -542,16 +509,6 @@ export class PolledMesh implements PolledEngine {
     c.resolve();
     const next = this.#queue[0];
     if (next) this.#begin(next);
-  }
-
-  #takeScratch(count: number): Float32Array {
-    return this.#scratch.get(count)?.pop() ?? new Float32Array(count);
-  }
-
-  #giveScratch(values: Float32Array): void {
-    let list = this.#scratch.get(values.length);
-    if (!list) this.#scratch.set(values.length, list = []);
-    if (list.length < 64) list.push(values);
   }
 }
 

@@ -18,17 +18,17 @@
  *
  * @module
  */
+import { FrameError, type MAX_CHUNK_ELEMENTS, RingPhase } from "./frames.ts";
 import {
-  DATA_VALUES_OFFSET,
-  decodeDataHead,
-  FrameError,
-  MAX_CHUNK_ELEMENTS,
-  RingPhase,
-  writeDataHeader,
-} from "./frames.ts";
+  checkChunkElements,
+  decodePolledPrefix,
+  MAX_PREFIX_BYTES,
+  polledMessageHead,
+  polledPrefixBytes,
+  ScratchPool,
+} from "./polled_messages.ts";
 import { type PolledEngine, PolledWatcher, spinPolledUntil } from "./polled_progress.ts";
 import { type PolledSocket, POLLIN, POLLOUT } from "./polled_socket.ts";
-import { frameHeader } from "./raw_websocket.ts";
 import {
   checkRingChunk,
   type CollectiveTimes,
@@ -109,9 +109,6 @@ interface Collective {
  */
 export const POLLED_CHUNK_ELEMENTS = 262_144;
 
-/** WebSocket opcode of a binary frame. */
-const BINARY = 0x2;
-
 /**
  * One rank's polled ring. {@link start} a bucket, then drive it with {@link spinUntil} (or let the background
  * loop, a {@link PolledWatcher}, do it).
@@ -138,8 +135,8 @@ export class PolledRing implements PolledEngine {
   /** Started collectives; the first one is the one being received. */
   readonly #queue: Collective[] = [];
   readonly #sends: Send[] = [];
-  readonly #scratch = new Map<number, Float32Array[]>();
-  readonly #prefix = new Uint8Array(10 + DATA_VALUES_OFFSET);
+  readonly #scratch = new ScratchPool();
+  readonly #prefix = new Uint8Array(MAX_PREFIX_BYTES);
   readonly #watcher = new PolledWatcher(this);
   readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
@@ -159,15 +156,7 @@ export class PolledRing implements PolledEngine {
     this.#onLinkLost = options.onLinkLost;
     this.#failPendingOnLinkLoss = options.failPendingOnLinkLoss ?? true;
     this.chunkElements = options.chunkElements ?? POLLED_CHUNK_ELEMENTS;
-    if (
-      !Number.isInteger(this.chunkElements) || this.chunkElements < 4 ||
-      this.chunkElements > MAX_CHUNK_ELEMENTS
-    ) {
-      throw new RangeError(
-        `Cannot build the polled ring as chunkElements is out of range: current value is ` +
-          `${this.chunkElements}; use 4..${MAX_CHUNK_ELEMENTS}`,
-      );
-    }
+    checkChunkElements(this.chunkElements, "the polled ring");
   }
 
   /** Collectives started and not finished. */
@@ -336,12 +325,7 @@ export class PolledRing implements PolledEngine {
     values: Float32Array,
     scratch: Float32Array | null,
   ): void {
-    const payload = DATA_VALUES_OFFSET + values.length * 4;
-    const frame = frameHeader(BINARY, payload, false);
-    const ws = frame.length;
-    const head = new Uint8Array(ws + DATA_VALUES_OFFSET);
-    head.set(frame);
-    writeDataHeader(head.buffer, {
+    const head = polledMessageHead({
       generation: this.generation,
       collective: c.seq,
       bucket: c.bucket,
@@ -351,14 +335,14 @@ export class PolledRing implements PolledEngine {
       segment,
       offset,
       elementCount: values.length,
-    }, ws);
+    });
     c.sending++;
     this.#sends.push({
       head,
       body: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
       sent: 0,
       done: () => {
-        if (scratch) this.#giveScratch(scratch);
+        if (scratch) this.#scratch.give(scratch);
         c.sending--;
         this.#maybeFinish(c);
       },
@@ -393,8 +377,7 @@ export class PolledRing implements PolledEngine {
     const c = this.#queue[0];
     if (!c || c.next >= c.messages.length) return false;
     const m = c.messages[c.next];
-    const payload = DATA_VALUES_OFFSET + m.count * 4;
-    const prefixBytes = frameHeader(BINARY, payload, false).length + DATA_VALUES_OFFSET;
+    const prefixBytes = polledPrefixBytes(m.count);
     const reduceScatter = m.step < this.worldSize - 1;
     let moved = false;
     if (c.received < prefixBytes) {
@@ -403,8 +386,8 @@ export class PolledRing implements PolledEngine {
       moved = true;
       c.received += got;
       if (c.received < prefixBytes) return true;
-      this.#checkPrefix(c, m, payload, prefixBytes);
-      if (reduceScatter) c.scratch = this.#takeScratch(m.count);
+      this.#checkPrefix(c, m);
+      if (reduceScatter) c.scratch = this.#scratch.take(m.count);
     }
     const target = reduceScatter ? c.scratch! : c.data.subarray(m.offset, m.offset + m.count);
     const bytes = new Uint8Array(target.buffer, target.byteOffset, m.count * 4);
@@ -421,18 +404,8 @@ export class PolledRing implements PolledEngine {
   }
 
   /** Checks the WebSocket and Orion headers of message `m`, the one the schedule expects next. */
-  #checkPrefix(c: Collective, m: Message, payload: number, prefixBytes: number): void {
-    const expected = frameHeader(BINARY, payload, false);
-    const ws = expected.length;
-    for (let i = 0; i < ws; i++) {
-      if (this.#prefix[i] !== expected[i]) {
-        throw new FrameError(
-          `message at ring step ${m.step} does not fit the schedule: expected an unmasked binary frame of ` +
-            `${payload} bytes`,
-        );
-      }
-    }
-    const h = decodeDataHead(this.#prefix.subarray(ws, prefixBytes), payload);
+  #checkPrefix(c: Collective, m: Message): void {
+    const h = decodePolledPrefix(this.#prefix, m.count, `message at ring step ${m.step}`);
     if (h.generation !== this.generation) {
       throw new RingOrderError(
         `chunk from generation ${h.generation} arrived in generation ${this.generation}`,
@@ -472,7 +445,7 @@ export class PolledRing implements PolledEngine {
       // Last reduce-scatter step: this rank owns the finished segment.
       this.#kernel.addDivideInto(values, local, n);
       local.set(values);
-      this.#giveScratch(values);
+      this.#scratch.give(values);
       this.#send(c, RingPhase.allGather, 0, m.segment, m.offset, local, null);
     } else if (m.step < 2 * n - 3) {
       this.#send(c, RingPhase.allGather, m.step - (n - 1) + 1, m.segment, m.offset, local, null);
@@ -495,15 +468,5 @@ export class PolledRing implements PolledEngine {
     c.resolve();
     const next = this.#queue[0];
     if (next) this.#begin(next);
-  }
-
-  #takeScratch(count: number): Float32Array {
-    return this.#scratch.get(count)?.pop() ?? new Float32Array(count);
-  }
-
-  #giveScratch(values: Float32Array): void {
-    let list = this.#scratch.get(values.length);
-    if (!list) this.#scratch.set(values.length, list = []);
-    if (list.length < 64) list.push(values);
   }
 }
