@@ -6,6 +6,7 @@ import { spinPolledUntil } from "../../src/distributed/polled_progress.ts";
 import { PolledListener, PolledSocket, polledSockets } from "../../src/distributed/polled_socket.ts";
 import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
 import { jsReductionKernel, WasmReductionKernel } from "../../src/distributed/simd_add.ts";
+import { driveAll } from "./fixtures/drive_polled.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const available = polledSockets() !== null;
@@ -57,18 +58,6 @@ function meshes(
       chunkElements,
       onLinkLost: (peer, reason) => lost.push(`rank ${r} lost ${peer}: ${reason}`),
     }));
-}
-
-/** Drives every mesh on this one thread until `done` settles (or 10 s pass). */
-async function driveAll(all: PolledMesh[], done: Promise<unknown>): Promise<void> {
-  let settled = false;
-  done.then(() => settled = true, () => settled = true);
-  const deadline = performance.now() + 10_000;
-  while (!settled && performance.now() < deadline) {
-    for (const mesh of all) mesh.progress();
-    await new Promise((r) => setTimeout(r, 0));
-  }
-  assert.ok(settled, "the collectives did not finish within 10 s");
 }
 
 function assertBitwise(got: Float32Array, want: Float32Array, what: string): void {

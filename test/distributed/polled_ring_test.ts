@@ -5,6 +5,7 @@ import { PolledListener, PolledSocket, polledSockets } from "../../src/distribut
 import { answerUpgrade, requestUpgrade } from "../../src/distributed/raw_websocket.ts";
 import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
 import { WasmReductionKernel } from "../../src/distributed/simd_add.ts";
+import { driveAll } from "./fixtures/drive_polled.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const available = polledSockets() !== null;
@@ -61,19 +62,6 @@ function rings(
       chunkElements,
       onLinkLost: (peer, reason) => lost.push(`rank ${r} lost ${peer}: ${reason}`),
     }));
-}
-
-/** Drives every ring on this one thread until `done` settles (or 10 s pass). */
-async function driveAll(all: PolledRing[], done: Promise<unknown>): Promise<void> {
-  let settled = false;
-  done.then(() => settled = true, () => settled = true);
-  const deadline = performance.now() + 10_000;
-  while (!settled && performance.now() < deadline) {
-    for (const ring of all) ring.progress();
-    await Promise.resolve();
-    await new Promise((r) => setTimeout(r, 0));
-  }
-  assert.ok(settled, "the collectives did not finish within 10 s");
 }
 
 Deno.test({
