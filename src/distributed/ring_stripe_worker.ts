@@ -10,6 +10,7 @@ import { CloseCode, DATA_VALUES_OFFSET, decodeDataHead, MAX_MESSAGE_BYTES } from
 import { JoinTokenVerifier, mintJoinToken } from "./join_token.ts";
 import { type MeshLinks, PolledMesh } from "./polled_mesh.ts";
 import { spinPolledUntil } from "./polled_progress.ts";
+import { decideStripeLink } from "./stripe_link_auth.ts";
 import { PolledRing } from "./polled_ring.ts";
 import { ipv4Bytes, PolledListener, PolledSocket, polledSockets } from "./polled_socket.ts";
 import {
@@ -84,16 +85,17 @@ function linkLost(peerRank: number, reason: string): void {
 }
 
 /**
- * Decides on a stripe link: from the right neighbour (`/stripe`, either kind) or, with `mesh`, from any other
- * rank (`/stripe-mesh`, polled): role peer, this generation and stripe, each once.
+ * Decides on a stripe link (`decideStripeLink`): from the right neighbour (`/stripe`, either kind) or, with
+ * `mesh`, from any other rank (`/stripe-mesh`, polled); the token first, then the claim, recorded here.
  */
 async function authorizeStripe(
   request: UpgradeRequest,
   mesh = false,
-): Promise<UpgradeDecision & ({ ok: false } | { ok: true; rank: number })> {
+): Promise<UpgradeDecision & ({ ok: false } | { ok: true; link: "ring" | "mesh"; rank: number })> {
   const url = new URL(request.target, "http://peer");
-  const isMesh = mesh && url.pathname === "/stripe-mesh";
-  if (url.pathname !== "/stripe" && !isMesh) return { ok: false, status: 404, reason: "not found" };
+  if (url.pathname !== "/stripe" && !(mesh && url.pathname === "/stripe-mesh")) {
+    return { ok: false, status: 404, reason: "not found" };
+  }
   const match = /^Bearer\s+(\S+)$/i.exec((request.headers.get("authorization") ?? "").trim());
   const check = await verifier!.verify(
     request.headers.has("authorization") ? (match ? match[1] : "") : null,
@@ -101,28 +103,19 @@ async function authorizeStripe(
   );
   if (!check.ok) return check;
   const want = await expectedPeer();
-  const rank = check.claims.rank;
-  const fits = rank !== null &&
-    (isMesh
-      ? rank !== want.self && rank < want.worldSize && !meshClaimed.has(rank)
-      : rank === want.rank && !rightClaimed);
-  if (
-    rank === null || !fits || url.searchParams.get("gen") !== String(want.generation) ||
-    url.searchParams.get("stripe") !== String(setup!.stripe)
-  ) {
-    return {
-      ok: false,
-      status: 403,
-      reason: `stripe ${setup!.stripe} connection from rank ${rank} refused: expected ` +
-        `${
-          isMesh ? `another rank than ${want.self}` : `rank ${want.rank}`
-        } of generation ${want.generation}, ` +
-        `stripe ${setup!.stripe}, once`,
-    };
-  }
-  if (isMesh) meshClaimed.add(rank);
-  else rightClaimed = true;
-  return { ok: true, rank };
+  const decision = decideStripeLink(request.target, check.claims.rank, {
+    stripe: setup!.stripe,
+    generation: want.generation,
+    self: want.self,
+    right: want.rank,
+    worldSize: want.worldSize,
+    mesh,
+    rightClaimed,
+    meshClaimed,
+  });
+  if (decision.ok && decision.link === "mesh") meshClaimed.add(decision.rank);
+  else if (decision.ok) rightClaimed = true;
+  return decision;
 }
 
 async function acceptPolled(): Promise<void> {
@@ -133,9 +126,7 @@ async function acceptPolled(): Promise<void> {
     let meshRank = -1;
     answerUpgrade(socket, async (request) => {
       const decision = await authorizeStripe(request, true);
-      if (decision.ok && new URL(request.target, "http://peer").pathname === "/stripe-mesh") {
-        meshRank = decision.rank;
-      }
+      if (decision.ok && decision.link === "mesh") meshRank = decision.rank;
       return decision;
     }).then((rest) => {
       if (rest === null) return;
