@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { FrameError, type MAX_CHUNK_ELEMENTS, RingPhase } from "./frames.ts";
+import { FrameError, RingPhase } from "./frames.ts";
 import {
   checkChunkElements,
   decodePolledPrefix,
@@ -57,7 +57,7 @@ export interface PolledMeshOptions {
   links: ReadonlyArray<MeshLinks | null>;
   /** Busy-poll this long without news before sleeping in `poll(2)` (ms); 0 sleeps at once. */
   spinMs: number;
-  /** Values per message (default {@link POLLED_CHUNK_ELEMENTS}, 4..{@link MAX_CHUNK_ELEMENTS}). */
+  /** Values per message (default {@link POLLED_CHUNK_ELEMENTS}, 4..`MAX_CHUNK_ELEMENTS`). */
   chunkElements?: number;
   /** A link failed (closed, reset, or a message that does not fit the schedule). */
   onLinkLost(peerRank: number, reason: string): void;

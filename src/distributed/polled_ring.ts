@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { FrameError, type MAX_CHUNK_ELEMENTS, RingPhase } from "./frames.ts";
+import { FrameError, RingPhase } from "./frames.ts";
 import {
   checkChunkElements,
   decodePolledPrefix,
@@ -52,7 +52,7 @@ export interface PolledRingOptions {
   spinMs: number;
   /**
    * Values per message (default {@link POLLED_CHUNK_ELEMENTS}): a segment travels as chunks, each forwarded
-   * as soon as it is reduced, so the ring's steps overlap (4..{@link MAX_CHUNK_ELEMENTS}).
+   * as soon as it is reduced, so the ring's steps overlap (4..`MAX_CHUNK_ELEMENTS`).
    */
   chunkElements?: number;
   /** A link failed (closed, reset, or a message that does not fit the schedule). */
