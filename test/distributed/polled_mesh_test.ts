@@ -7,6 +7,7 @@ import { PolledListener, PolledSocket, polledSockets } from "../../src/distribut
 import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
 import { jsReductionKernel, WasmReductionKernel } from "../../src/distributed/simd_add.ts";
 import { driveAll } from "./fixtures/drive_polled.ts";
+import { assertSameBits } from "./fixtures/same_bits.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const available = polledSockets() !== null;
@@ -60,17 +61,6 @@ function meshes(
     }));
 }
 
-function assertBitwise(got: Float32Array, want: Float32Array, what: string): void {
-  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  const first = a.findIndex((bits, i) => bits !== b[i]);
-  assert.equal(
-    first,
-    -1,
-    `${what}: first mismatch at ${first}` + (first >= 0 ? ` (${got[first]} vs ${want[first]})` : ""),
-  );
-}
-
 Deno.test({
   name:
     "polled mesh: equals the ring's reference bitwise on every rank (3–5 ranks, chunks, empty segments, back to back)",
@@ -104,7 +94,7 @@ Deno.test({
         for (const [bucket, perRank] of inputs.entries()) {
           const expected = referenceRingMean(perRank);
           for (let r = 0; r < n; r++) {
-            assertBitwise(
+            assertSameBits(
               data[bucket][r],
               expected,
               `n ${n}, chunks ${chunkElements}, bucket ${bucket}, rank ${r}`,
@@ -172,7 +162,7 @@ Deno.test({
         await new Promise((resolve) => setTimeout(resolve, 0));
       }
       await done;
-      for (let r = 0; r < n; r++) assertBitwise(viaMesh[r], viaRing[r], `rank ${r}`);
+      for (let r = 0; r < n; r++) assertSameBits(viaMesh[r], viaRing[r], `rank ${r}`);
     } finally {
       mesh.close();
       [...right, ...left].forEach((s) => s.close());

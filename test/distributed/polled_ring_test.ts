@@ -6,6 +6,7 @@ import { answerUpgrade, requestUpgrade } from "../../src/distributed/raw_websock
 import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
 import { WasmReductionKernel } from "../../src/distributed/simd_add.ts";
 import { driveAll } from "./fixtures/drive_polled.ts";
+import { assertSameBits } from "./fixtures/same_bits.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const available = polledSockets() !== null;
@@ -93,13 +94,10 @@ Deno.test({
         for (const [bucket, perRank] of inputs.entries()) {
           const expected = referenceRingMean(perRank);
           for (let r = 0; r < n; r++) {
-            const got = new Uint32Array(data[bucket][r].buffer);
-            const want = new Uint32Array(expected.buffer);
-            const first = got.findIndex((bits, i) => bits !== want[i]);
-            assert.equal(
-              first,
-              -1,
-              `n ${n}, chunks ${chunkElements}, bucket ${bucket}, rank ${r}: first mismatch at ${first}`,
+            assertSameBits(
+              data[bucket][r],
+              expected,
+              `n ${n}, chunks ${chunkElements}, bucket ${bucket}, rank ${r}`,
             );
           }
         }

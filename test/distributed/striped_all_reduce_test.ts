@@ -25,17 +25,10 @@ import {
   MESH_MAX_RANKS,
   meshStripesForBucket,
 } from "../../src/distributed/polled_mesh.ts";
+import { assertSameBits } from "./fixtures/same_bits.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
-
-/** Asserts equal bits, naming the first mismatch (a deepEqual diff of large arrays takes minutes). */
-function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
-  const a = bits(got);
-  const b = bits(want);
-  const first = a.length !== b.length ? 0 : a.findIndex((v, i) => v !== b[i]);
-  assert.equal(first, -1, `${what}: first mismatch at ${first} (${got[first]} vs ${want[first]})`);
-}
 
 /** The unstriped ring (RingAllReduce), n ranks in this thread. */
 async function unstripedRing(inputs: Float32Array[], chunkElements: number): Promise<Float32Array[]> {
