@@ -313,7 +313,9 @@ export class PolledMesh implements PolledEngine {
     const failure = error instanceof LinkFailure ? error : new LinkFailure(-1, false, error);
     const cause = failure.failure;
     const peer = failure.peer;
-    const reason = cause instanceof FrameError || cause instanceof RingOrderError
+    const reason = peer < 0 // not a link's: this rank's own reduction failed
+      ? `failed on this rank (${(cause as Error).message})`
+      : cause instanceof FrameError || cause instanceof RingOrderError
       ? `bad data from rank ${peer}: ${cause instanceof FrameError ? cause.reason : cause.message}`
       : `mesh link ${failure.toPeer ? "to" : "from"} rank ${peer} closed (${(cause as Error).message})`;
     const wrapped = cause instanceof RingOrderError ? cause : new Error(`polled mesh: ${reason}`);
