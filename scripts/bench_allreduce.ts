@@ -7,7 +7,7 @@
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
  *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--polled on,off]
- *          [--issue sync,pipelined] [--iters N] [--mesh on,off] [--mesh-max-mib M]
+ *          [--issue sync,pipelined] [--iters N] [--warmup W] [--mesh on,off] [--mesh-max-mib M]
  *          [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
@@ -35,10 +35,13 @@
  * `--issue` (a list, default both): `sync` awaits each timed all-reduce before starting the next (the latency a
  * training step's last bucket sees); `pipelined` issues all `iters` at once and waits once at the end, as
  * nccl-tests times its collectives (throughput: a stripe moves on to the next collective when it finished its
- * parts of the previous one, not waiting for the other stripes). `--iters N` overrides the iterations per size.
+ * parts of the previous one, not waiting for the other stripes). `--iters N` overrides the iterations per size;
+ * `--warmup W` untimed all-reduces run before each size's timed ones (default 5, nccl-tests' default).
+ * `sync` also reports rank 0's per-call spread: `medianMs`, `p90Ms`, `minMs`, `maxMs` (the headline `ms`
+ * stays the mean, as nccl-tests reports).
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
- * the ranks run one warm-up all-reduce, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
+ * the ranks run `--warmup` warm-up all-reduces, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
  * time = (t_end − t_start) / iters on rank 0. algbw = bytes / time; busbw = algbw × 2(n−1)/n (nccl-tests).
  * Raw TCP: one sender process writes 1 GiB in 4 MiB writes to a receiver over 127.0.0.1 (best of 3).
  * `--raw-ring`: the loopback ceiling of a ring on this host, with no framing, reduction or copies of Orion's:
@@ -85,6 +88,7 @@ const { values } = parseArgs({
     "mesh-max-mib": { type: "string" },
     issue: { type: "string", default: "sync,pipelined" },
     iters: { type: "string" },
+    warmup: { type: "string", default: "5" },
     json: { type: "string", default: "runs/bench/allreduce.json" },
     // internal modes
     worker: { type: "boolean", default: false },
@@ -144,6 +148,7 @@ if (values.worker) {
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   const offThread = values["off-thread"];
   const gapMs = Number(values["gap-ms"]);
+  const warmup = Number(values.warmup);
   /** Drives the polled ring and waits on the stripes (this thread) until `done` settles. */
   const driveUntil = async (done: Promise<unknown>) => {
     let settled = false;
@@ -160,7 +165,7 @@ if (values.worker) {
     const length = (sizeMib * MIB) / 4;
     const shared = values.buffer === "shared";
     const buffer = (shared ? ctx.sharedBucket(length) : new Float32Array(length)).fill(ctx.rank + 1);
-    await ctx.allReduceMean([buffer]);
+    for (let w = 0; w < warmup; w++) await ctx.allReduceMean([buffer]);
     const iters = values.iters !== undefined ? Number(values.iters) : itersFor(sizeMib);
     const path = ctx.onStripes(length) || (offThread && ctx.stripes > 0)
       ? ctx.onMesh(length) ? "stripe-mesh" as const : "stripes" as const
@@ -174,6 +179,7 @@ if (values.worker) {
       // Where an all-reduce's time goes on this rank (the collective's own timeline, `collectiveTimes`): from
       // the call to the collective's start, the collective, and from its end to the call's return.
       const split = { startLagMs: 0, collectiveMs: 0, endLagMs: 0 };
+      const callMs: number[] = []; // sync: each call's time on this rank
       if (issue === "pipelined") {
         // nccl-tests' timing: every all-reduce issued at once (in order; each reduces the previous one's
         // result in place), one wait at the end. A stripe moves on to its next collective as soon as it
@@ -199,6 +205,7 @@ if (values.worker) {
           } else await ctx.allReduceMean([buffer]);
           const i1 = performance.now();
           reducingMs += i1 - i0;
+          callMs.push(i1 - i0);
           const times = ctx.collectiveTimes(0);
           if (times) {
             split.startLagMs += times.startMs - i0;
@@ -224,6 +231,7 @@ if (values.worker) {
         startLagMs: perIteration(split.startLagMs),
         collectiveMs: perIteration(split.collectiveMs),
         endLagMs: perIteration(split.endLagMs),
+        spread: spreadOf(callMs),
       });
     }
     if (shared) ctx.releaseSharedBucket(buffer);
@@ -360,6 +368,22 @@ async function rawTcpGBps(): Promise<number> {
  */
 type IssueMode = "sync" | "pipelined";
 
+/** Rank 0's per-call times of a `sync` run (ms); all 0 for `pipelined`, which times the batch only. */
+interface CallSpread {
+  medianMs: number;
+  p90Ms: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** The spread of per-call times (nearest-rank percentiles), or zeros when none were timed one by one. */
+function spreadOf(ms: number[]): CallSpread {
+  if (ms.length === 0) return { medianMs: 0, p90Ms: 0, minMs: 0, maxMs: 0 };
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+  return { medianMs: at(0.5), p90Ms: at(0.9), minMs: sorted[0], maxMs: sorted[sorted.length - 1] };
+}
+
 interface WorkerResult {
   sizeMib: number;
   iters: number;
@@ -381,6 +405,7 @@ interface WorkerResult {
   startLagMs: number;
   collectiveMs: number;
   endLagMs: number;
+  spread: CallSpread;
 }
 
 interface RunSpec {
@@ -445,6 +470,8 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         "--issue",
         values.issue,
         ...(values.iters !== undefined ? ["--iters", values.iters] : []),
+        "--warmup",
+        values.warmup,
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -528,6 +555,11 @@ for (const issue of values.issue.split(",")) {
 if (values.iters !== undefined && !(Number.isInteger(Number(values.iters)) && Number(values.iters) >= 1)) {
   throw new Error(
     `Cannot read --iters as an iteration count: current value is "${values.iters}"; use an integer ≥ 1`,
+  );
+}
+if (!(Number.isInteger(Number(values.warmup)) && Number(values.warmup) >= 0)) {
+  throw new Error(
+    `Cannot read --warmup as a warm-up count: current value is "${values.warmup}"; use an integer ≥ 0`,
   );
 }
 console.error(
@@ -677,6 +709,10 @@ for (const spec of runs) {
       startLagMs: +r.startLagMs.toFixed(3),
       collectiveMs: +r.collectiveMs.toFixed(3),
       endLagMs: +r.endLagMs.toFixed(3),
+      medianMs: +r.spread.medianMs.toFixed(3),
+      p90Ms: +r.spread.p90Ms.toFixed(3),
+      minMs: +r.spread.minMs.toFixed(3),
+      maxMs: +r.spread.maxMs.toFixed(3),
     });
     console.error(
       `[bench] n=${n} ${k} ${t} stripes ${r.stripes} (${r.path}) ${spec.buffer}/${spec.receive} ${r.sizeMib} MiB: ${
@@ -708,6 +744,10 @@ const header = [
   "startLagMs",
   "collectiveMs",
   "endLagMs",
+  "medianMs",
+  "p90Ms",
+  "minMs",
+  "maxMs",
 ];
 console.log(`\nRaw TCP loopback: ${tcp.toFixed(2)} GB/s (target: busbw >= 40% of it)\n`);
 console.log(`| ${header.join(" | ")} |`);
@@ -723,6 +763,7 @@ const report = {
   cpuThreads: navigator.hardwareConcurrency,
   deno: Deno.version.deno,
   rawTcpGBps: +tcp.toFixed(3),
+  warmupPerSize: Number(values.warmup),
   reductionAddGBps: { wasmSimd: +kernels.wasmSimd.toFixed(2), js: +kernels.js.toFixed(2) },
   smallMessageRoundTripMs: {
     denoClient: +latency.denoClient.toFixed(2),

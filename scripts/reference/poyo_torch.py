@@ -12,11 +12,16 @@ Orion's WGSL kernels, for two jobs:
               tensor, so entries near zero are judged against the tensor's magnitude).
   throughput  train the same model on the dump's batch (repeated) with the contract's optimizer and report
               samples/s after warm-up: PyTorch fp32 eager (TF32 off) and, as a second line, torch.compile.
+  ddp         data-parallel scaling of the same training on this host's GPUs: one process per GPU,
+              DistributedDataParallel over nccl and gloo, `--batch` per rank, against one GPU without DDP
+              (Orion's bench_scaling.ts counterpart); efficiency = samples/s at N ÷ (N × the 1-GPU mean).
 
 Usage:
   python3 scripts/reference/poyo_torch.py compare step.safetensors [--tol 1e-4] [--json out.json]
   python3 scripts/reference/poyo_torch.py throughput step.safetensors [--steps 50] [--warmup 10]
         [--batch 32] [--optimizer sparse_lamb] [--no-compile] [--json out.json]
+  python3 scripts/reference/poyo_torch.py ddp step.safetensors [--ranks 2] [--backends nccl,gloo]
+        [--steps 50] [--warmup 10] [--batch 32] [--bucket-mib 25] [--rounds 2] [--compile] [--cpu] [--json out.json]
 """
 import argparse
 import json
@@ -337,47 +342,60 @@ class SparseLamb(torch.optim.Optimizer):
                     p.sub_(group["lr"] * r * u)
 
 
-def throughput(args):
-    t, meta, kw, modalities = load_dump(args.dump)
+def training_setup(path, batch, optimizer, device):
+    """The model, the contract's optimizer and a batch of `batch` samples (the dump's batch repeated), as
+    `throughput` and `ddp` train them."""
+    t, meta, kw, modalities = load_dump(path)
     weights = {k: v for k, v in t.items() if not k.startswith(("batch.", "out.", "grad."))}
-    device = "cuda"
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     b = batch_tensors(t, torch.float32, device)
     B0 = b["value"].shape[0]
-    reps = max(1, math.ceil(args.batch / B0))
+    reps = max(1, math.ceil(batch / B0))
     for k in ("value", "unit", "modality", "time", "kv_len", "query_session", "query_time", "label", "weight"):
-        b[k] = b[k].repeat(reps, *([1] * (b[k].dim() - 1)))[: args.batch]
+        b[k] = b[k].repeat(reps, *([1] * (b[k].dim() - 1)))[:batch]
+    model = PoyoTorch(weights, kw, modalities, torch.float32, device)
+    model.train()
+    params = model.named_contract_parameters()
+    sparse = [p for n, p in params.items() if n in ("unit_emb.weight", "session_emb.weight")]
+    dense = [p for n, p in params.items() if n not in ("unit_emb.weight", "session_emb.weight")]
+    if optimizer == "adamw":
+        opt = torch.optim.AdamW(list(params.values()), lr=1e-4, weight_decay=1e-4)
+    else:
+        opt = SparseLamb([{"params": dense}, {"params": sparse, "sparse": True}], lr=1e-4, weight_decay=1e-4)
+    return model, opt, b, kw
+
+
+def timed_steps(step_fn, opt, b, warmup, steps, barrier=lambda: None):
+    """Seconds for `steps` training steps after `warmup` untimed ones (CUDA synchronized where the batch is on a
+    GPU, then `barrier`, at both ends)."""
+    sync = torch.cuda.synchronize if b["value"].is_cuda else (lambda: None)
+
+    def one_step():
+        loss = weighted_ce(step_fn(b), b["label"], b["weight"])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        one_step()
+    sync()
+    barrier()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    sync()
+    barrier()
+    return time.perf_counter() - t0
+
+
+def throughput(args):
     results = {}
+    kw = None
     for mode in (["eager"] + ([] if args.no_compile else ["compile"])):
-        model = PoyoTorch(weights, kw, modalities, torch.float32, device)
-        model.train()
-        params = model.named_contract_parameters()
-        sparse = [p for n, p in params.items() if n in ("unit_emb.weight", "session_emb.weight")]
-        dense = [p for n, p in params.items() if n not in ("unit_emb.weight", "session_emb.weight")]
-        if args.optimizer == "adamw":
-            opt = torch.optim.AdamW(list(params.values()), lr=1e-4, weight_decay=1e-4)
-        else:
-            opt = SparseLamb([{"params": dense}, {"params": sparse, "sparse": True}], lr=1e-4, weight_decay=1e-4)
-        step_fn = model
-        if mode == "compile":
-            step_fn = torch.compile(model)
-
-        def one_step():
-            loss = weighted_ce(step_fn(b), b["label"], b["weight"])
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            return loss
-
-        for _ in range(args.warmup):
-            one_step()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            one_step()
-        torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
+        model, opt, b, kw = training_setup(args.dump, args.batch, args.optimizer, "cuda")
+        step_fn = torch.compile(model) if mode == "compile" else model
+        dt = timed_steps(step_fn, opt, b, args.warmup, args.steps)
         sps = args.batch * args.steps / dt
         results[mode] = {"samples_per_s": sps, "ms_per_step": 1000 * dt / args.steps}
         print(f"pytorch fp32 {mode:8s} (TF32 off): {sps:10.1f} samples/s  {1000 * dt / args.steps:8.2f} ms/step "
@@ -386,6 +404,86 @@ def throughput(args):
         with open(args.json, "w") as f:
             json.dump({"batch": args.batch, "results": results, "kwargs": kw,
                        "device": torch.cuda.get_device_name(), "torch": torch.__version__}, f, indent=1)
+    return 0
+
+
+def ddp_rank(rank, world, backend, port, args, queue):
+    """One rank of a data-parallel run: its own GPU, DistributedDataParallel over `backend` (world > 1)."""
+    import os
+    import torch.distributed as dist
+    if args.cpu:
+        device = "cpu"
+        torch.set_num_threads(1)
+    else:
+        torch.cuda.set_device(rank)
+        device = f"cuda:{rank}"
+    barrier = lambda: None
+    if world > 1:
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(port)
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        dist.init_process_group(backend, rank=rank, world_size=world)
+        barrier = dist.barrier
+    model, opt, b, _ = training_setup(args.dump, args.batch, args.optimizer, device)
+    step_fn = model
+    if world > 1:
+        # static_graph: the same parameters take part every step (a modality absent from the batch leaves its
+        # value map unused; DDP learns that from the first step instead of searching the graph every step).
+        step_fn = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if args.cpu else [rank],
+                                                            bucket_cap_mb=args.bucket_mib, static_graph=True)
+    if args.compile:
+        step_fn = torch.compile(step_fn)
+    dt = timed_steps(step_fn, opt, b, args.warmup, args.steps, barrier)
+    if rank == 0:
+        queue.put(dt)
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def ddp(args):
+    """Data-parallel scaling of PyTorch on this host's GPUs, timed as Orion's bench_scaling.ts: samples/s of
+    `--batch` per rank on 1 GPU (no DDP) and on `--ranks` GPUs per backend, and efficiency = samples/s at N ÷
+    (N × the 1-GPU mean). Runs alternate 1 GPU and N GPUs `--rounds` times. `--cpu` runs the ranks on the CPU
+    (gloo only: a smoke test of this harness on a machine without GPUs, not a measurement)."""
+    import socket
+    import torch.multiprocessing as mp
+    ctx = mp.get_context("spawn")
+
+    def run(world, backend):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        queue = ctx.Queue()
+        procs = [ctx.Process(target=ddp_rank, args=(r, world, backend, port, args, queue)) for r in range(world)]
+        for p in procs:
+            p.start()
+        dt = queue.get(timeout=1200)
+        for p in procs:
+            p.join()
+        if any(p.exitcode != 0 for p in procs):
+            raise RuntimeError(f"a rank of the {world}-GPU {backend} run failed: {[p.exitcode for p in procs]}")
+        return world * args.batch * args.steps / dt
+
+    backends = args.backends.split(",")
+    one, many = [], {b: [] for b in backends}
+    for _ in range(args.rounds):
+        one.append(run(1, "none"))
+        print(f"pytorch ddp 1 GPU: {one[-1]:10.1f} samples/s", file=sys.stderr)
+        for backend in backends:
+            many[backend].append(run(args.ranks, backend))
+            print(f"pytorch ddp {args.ranks} GPUs {backend}: {many[backend][-1]:10.1f} samples/s", file=sys.stderr)
+    base = sum(one) / len(one)
+    report = {"batchPerRank": args.batch, "steps": args.steps, "warmup": args.warmup, "compile": args.compile,
+              "bucketCapMb": args.bucket_mib, "ranks": args.ranks, "oneGpu": one,
+              "backends": {b: {"samplesPerS": v, "mean": sum(v) / len(v),
+                               "efficiency": sum(v) / len(v) / (args.ranks * base)} for b, v in many.items()},
+              "device": "cpu" if args.cpu else torch.cuda.get_device_name(), "torch": torch.__version__}
+    for b, r in report["backends"].items():
+        print(f"pytorch ddp {args.ranks} GPUs {b}: mean {r['mean']:.1f} samples/s, efficiency "
+              f"{100 * r['efficiency']:.1f} % of {args.ranks} x {base:.1f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
     return 0
 
 
@@ -406,8 +504,21 @@ def main():
     tp.add_argument("--optimizer", default="sparse_lamb")
     tp.add_argument("--no-compile", action="store_true")
     tp.add_argument("--json")
+    dp = sub.add_parser("ddp")
+    dp.add_argument("dump")
+    dp.add_argument("--ranks", type=int, default=2)
+    dp.add_argument("--backends", default="nccl,gloo")
+    dp.add_argument("--steps", type=int, default=50)
+    dp.add_argument("--warmup", type=int, default=10)
+    dp.add_argument("--batch", type=int, default=32)
+    dp.add_argument("--optimizer", default="sparse_lamb")
+    dp.add_argument("--bucket-mib", type=float, default=25.0)
+    dp.add_argument("--rounds", type=int, default=2)
+    dp.add_argument("--compile", action="store_true")
+    dp.add_argument("--cpu", action="store_true")
+    dp.add_argument("--json")
     args = ap.parse_args()
-    return compare(args) if args.cmd == "compare" else throughput(args)
+    return {"compare": compare, "throughput": throughput, "ddp": ddp}[args.cmd](args)
 
 
 if __name__ == "__main__":
