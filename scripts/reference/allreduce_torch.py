@@ -19,14 +19,15 @@ Usage:
 """
 import argparse
 import json
+import math
 import os
-import socket
 import sys
 import time
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from rank_processes import run_ranks
 
 MIB = 1024 * 1024
 
@@ -36,15 +37,8 @@ def iters_for(size_mib):
     return 20 if size_mib <= 1 else 10 if size_mib <= 4 else 5 if size_mib <= 16 else 3 if size_mib <= 64 else 2
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def percentile(sorted_ms, q):
     """Nearest-rank percentile, as bench_allreduce.ts's `spreadOf`."""
-    import math
     return sorted_ms[min(len(sorted_ms) - 1, math.ceil(q * len(sorted_ms)) - 1)]
 
 
@@ -99,21 +93,9 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     args.sizes = [float(x) for x in args.sizes_mib.split(",")]
-    ctx = mp.get_context("spawn")
     rows = []
     for world in [int(x) for x in args.ranks.split(",")]:
-        queue = ctx.Queue()
-        port = free_port()
-        procs = [ctx.Process(target=rank_main, args=(r, world, port, args, queue)) for r in range(world)]
-        for p in procs:
-            p.start()
-        got = queue.get(timeout=1800)
-        for p in procs:
-            p.join()
-        if any(p.exitcode != 0 for p in procs):
-            print(f"a rank of the {world}-rank job failed: exit codes {[p.exitcode for p in procs]}",
-                  file=sys.stderr)
-            return 1
+        got = run_ranks(rank_main, world, (args,))
         for row in got:
             print(f"gloo n={world} {row['sizeMib']:g} MiB {row['issue']:9s}: {row['ms']:8.3f} ms, busbw "
                   f"{row['busbwGBps']:.3f} GB/s" + (f" (median {row['medianMs']} ms)" if "medianMs" in row else ""),

@@ -26,13 +26,17 @@ Usage:
 import argparse
 import json
 import math
+import os
 import struct
 import sys
 import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+
+from rank_processes import run_ranks
 
 DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "F16": np.float16,
           "U8": np.uint8, "U32": np.uint32, "BF16": np.uint16}
@@ -407,10 +411,8 @@ def throughput(args):
     return 0
 
 
-def ddp_rank(rank, world, backend, port, args, queue):
+def ddp_rank(rank, world, port, backend, args, queue):
     """One rank of a data-parallel run: its own GPU, DistributedDataParallel over `backend` (world > 1)."""
-    import os
-    import torch.distributed as dist
     if args.cpu:
         device = "cpu"
         torch.set_num_threads(1)
@@ -445,23 +447,8 @@ def ddp(args):
     `--batch` per rank on 1 GPU (no DDP) and on `--ranks` GPUs per backend, and efficiency = samples/s at N ÷
     (N × the 1-GPU mean). Runs alternate 1 GPU and N GPUs `--rounds` times. `--cpu` runs the ranks on the CPU
     (gloo only: a smoke test of this harness on a machine without GPUs, not a measurement)."""
-    import socket
-    import torch.multiprocessing as mp
-    ctx = mp.get_context("spawn")
-
     def run(world, backend):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        queue = ctx.Queue()
-        procs = [ctx.Process(target=ddp_rank, args=(r, world, backend, port, args, queue)) for r in range(world)]
-        for p in procs:
-            p.start()
-        dt = queue.get(timeout=1200)
-        for p in procs:
-            p.join()
-        if any(p.exitcode != 0 for p in procs):
-            raise RuntimeError(f"a rank of the {world}-GPU {backend} run failed: {[p.exitcode for p in procs]}")
+        dt = run_ranks(ddp_rank, world, (backend, args), timeout_s=1200)
         return world * args.batch * args.steps / dt
 
     backends = args.backends.split(",")
