@@ -7,7 +7,7 @@
  *          [--ranks 2,4,8] [--sizes-mib 1,4,16,64,256] [--stripes 0,2,4] [--buffer shared,plain] [--receive direct,staged]
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
  *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--polled on,off]
- *          [--issue sync,pipelined] [--iters N] [--warmup W] [--mesh on,off] [--mesh-max-mib M]
+ *          [--issue sync,pipelined] [--iters N] [--warmup W] [--trace-calls] [--mesh on,off] [--mesh-max-mib M]
  *          [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
@@ -38,7 +38,9 @@
  * parts of the previous one, not waiting for the other stripes). `--iters N` overrides the iterations per size;
  * `--warmup W` untimed all-reduces run before each size's timed ones (default 5, nccl-tests' default).
  * `sync` also reports rank 0's per-call spread: `medianMs`, `p90Ms`, `minMs`, `maxMs` (the headline `ms`
- * stays the mean, as nccl-tests reports).
+ * stays the mean, as nccl-tests reports). `--trace-calls` adds every rank's `sync` calls to the JSON
+ * (`callTraces`: when each call was made and returned, when each stripe started and finished it, in ms since
+ * the epoch, comparable across the host's ranks).
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
  * the ranks run `--warmup` warm-up all-reduces, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
@@ -83,6 +85,7 @@ const { values } = parseArgs({
     "block-ms": { type: "string", default: "0" },
     "off-thread": { type: "boolean", default: false },
     "gap-ms": { type: "string", default: "0" },
+    "trace-calls": { type: "boolean", default: false },
     polled: { type: "string", default: "on" },
     mesh: { type: "string", default: "on" },
     "mesh-max-mib": { type: "string" },
@@ -144,6 +147,7 @@ if (values.worker) {
     log: () => {},
   });
   const results: WorkerResult[] = [];
+  const traces: CallTrace[] = []; // --trace-calls: this rank's sync calls
   const blockMs = Number(values["block-ms"]);
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   const offThread = values["off-thread"];
@@ -207,6 +211,20 @@ if (values.worker) {
           reducingMs += i1 - i0;
           callMs.push(i1 - i0);
           const times = ctx.collectiveTimes(0);
+          if (values["trace-calls"]) {
+            const epoch = (ms: number) => +(performance.timeOrigin + ms).toFixed(3);
+            traces.push({
+              sizeMib,
+              call: i,
+              calledMs: epoch(i0),
+              returnedMs: epoch(i1),
+              stripes: (times?.stripes ?? []).map((t) => ({
+                stripe: t.stripe,
+                startMs: epoch(t.startMs),
+                endMs: epoch(t.endMs),
+              })),
+            });
+          }
           if (times) {
             split.startLagMs += times.startMs - i0;
             split.collectiveMs += times.endMs - times.startMs;
@@ -237,6 +255,7 @@ if (values.worker) {
     if (shared) ctx.releaseSharedBucket(buffer);
   }
   if (ctx.rank === 0) console.log(JSON.stringify(results));
+  if (values["trace-calls"]) console.log(JSON.stringify({ traceRank: ctx.rank, calls: traces }));
   await ctx.close();
   Deno.exit(0);
 }
@@ -368,6 +387,18 @@ async function rawTcpGBps(): Promise<number> {
  */
 type IssueMode = "sync" | "pipelined";
 
+/**
+ * One rank's `sync` call with `--trace-calls`, in ms since the epoch (comparable across the host's ranks):
+ * when the call was made and returned, and when each stripe that took part started and finished it.
+ */
+interface CallTrace {
+  sizeMib: number;
+  call: number;
+  calledMs: number;
+  returnedMs: number;
+  stripes: { stripe: number; startMs: number; endMs: number }[];
+}
+
 /** Rank 0's per-call times of a `sync` run (ms); all 0 for `pipelined`, which times the batch only. */
 interface CallSpread {
   medianMs: number;
@@ -472,6 +503,7 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
         ...(values.iters !== undefined ? ["--iters", values.iters] : []),
         "--warmup",
         values.warmup,
+        ...(values["trace-calls"] ? ["--trace-calls"] : []),
       ],
       env: { ORION_JOIN_SECRET: secret },
       stdout: "piped",
@@ -480,9 +512,13 @@ async function allReduceRun(spec: RunSpec, sizes: number[]) {
   const outputs = await Promise.all(workers);
   await coordinator.finished;
   await coordinator.close();
-  const text = outputs.map((o) => new TextDecoder().decode(o.stdout).trim()).find((t) => t.startsWith("["));
+  const lines = outputs.flatMap((o) => new TextDecoder().decode(o.stdout).split("\n"));
+  const text = lines.find((t) => t.startsWith("["));
   if (!text) throw new Error(`no result from rank 0 (exit codes ${outputs.map((o) => o.code).join(",")})`);
-  return JSON.parse(text) as WorkerResult[];
+  const traces = lines.filter((t) => t.startsWith('{"traceRank"')).map((t) =>
+    JSON.parse(t) as { traceRank: number; calls: CallTrace[] }
+  ).sort((a, b) => a.traceRank - b.traceRank);
+  return { results: JSON.parse(text) as WorkerResult[], traces };
 }
 
 function reductionKernelGBps(): { wasmSimd: number; js: number } {
@@ -580,6 +616,15 @@ console.error(
 );
 
 const rows: Array<Record<string, number | string>> = [];
+/** `--trace-calls`: every rank's `sync` calls, per job. */
+const callTraces: Array<
+  {
+    ranks: number;
+    stripes: number | null;
+    mesh: string;
+    perRank: { traceRank: number; calls: CallTrace[] }[];
+  }
+> = [];
 const transport = values.transport;
 const stripeCounts: Array<number | null> = values.stripes === undefined
   ? [null]
@@ -683,7 +728,8 @@ if (values["raw-ring"]) {
 }
 for (const spec of runs) {
   const { n, kernel: k, transport: t } = spec;
-  const results = await allReduceRun(spec, sizes);
+  const { results, traces } = await allReduceRun(spec, sizes);
+  if (traces.length) callTraces.push({ ranks: n, stripes: spec.stripes, mesh: spec.mesh, perRank: traces });
   for (const r of results) {
     const algbw = (r.sizeMib * MIB) / r.seconds / 1e9;
     const busbw = algbw * (2 * (n - 1)) / n;
@@ -771,6 +817,7 @@ const report = {
   },
   rows,
   rawRing,
+  ...(callTraces.length ? { callTraces } : {}),
 };
 if (values.json) {
   await Deno.mkdir(values.json.split("/").slice(0, -1).join("/") || ".", { recursive: true });

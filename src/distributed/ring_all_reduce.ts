@@ -167,6 +167,8 @@ export interface CollectiveTimes {
   /** When the first chunk from the left neighbour was processed (own-thread ring only). */
   firstChunkMs?: number;
   endMs: number;
+  /** Each stripe that took part, when its worker started and finished the collective (stripes only). */
+  stripes?: { stripe: number; startMs: number; endMs: number }[];
 }
 
 interface Collective {

@@ -650,7 +650,7 @@ export class StripedAllReduce {
   /**
    * When the stripes last ran the collective of each bucket index, in this thread's `performance.now()`
    * time: the first stripe's start (its worker took the collective from the start slots) and the last
-   * stripe's finish (stripes that sat it out are left out).
+   * stripe's finish, and each stripe's own (stripes that sat it out are left out).
    */
   get bucketTimes(): ReadonlyMap<number, CollectiveTimes> {
     return this.#bucketTimes;
@@ -658,16 +658,19 @@ export class StripedAllReduce {
 
   #recordTimes(bucket: number, slot: number): void {
     const timeline = this.#timeline!;
+    const origin = performance.timeOrigin;
+    const stripes: { stripe: number; startMs: number; endMs: number }[] = [];
     let start = Infinity;
     let end = -Infinity;
     for (let stripe = 0; stripe < this.#stripes; stripe++) {
       const at = 2 * (slot * this.#stripes + stripe);
+      if (!Number.isFinite(timeline[at])) continue; // this stripe sat it out
       start = Math.min(start, timeline[at]);
       end = Math.max(end, timeline[at + 1]);
+      stripes.push({ stripe, startMs: timeline[at] - origin, endMs: timeline[at + 1] - origin });
     }
     if (!Number.isFinite(start)) return; // every stripe sat it out (an empty bucket)
-    const origin = performance.timeOrigin;
-    this.#bucketTimes.set(bucket, { startMs: start - origin, endMs: end - origin });
+    this.#bucketTimes.set(bucket, { startMs: start - origin, endMs: end - origin, stripes });
   }
 
   /**
