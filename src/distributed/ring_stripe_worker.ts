@@ -25,7 +25,7 @@ import {
 } from "./raw_websocket.ts";
 import { stripeSegmentBounds } from "./ring_all_reduce.ts";
 import { ArenaReductionKernel, WasmReductionKernel } from "./simd_add.ts";
-import { COMPLETION_SLOTS, StripeRing } from "./stripe_ring.ts";
+import { COMPLETION_SLOTS, completionReached, SAT_OUT, StripeRing, stripesRunning } from "./stripe_ring.ts";
 import { type StripeStart, StripeStartSlots } from "./stripe_start_slots.ts";
 import type { FromStripeWorker, ToStripeWorker } from "./striped_all_reduce.ts";
 
@@ -397,17 +397,20 @@ function timelineIndex(seq: number): number {
 }
 
 /**
- * Marks collective `seq` finished by this stripe: its end time (none when it did not `run` it), then its
- * completion slot; the stripe that finishes it last wakes a rank thread waiting on the slot and posts `done`
- * (for one sleeping in its event loop). The shared slot comes first: the rank's thread may poll it before it
- * reads the message.
+ * Marks collective `seq` (run by `running` stripes) finished by this stripe: its end time (none when it did
+ * not `run` it), then its completion slot; the stripe whose mark finishes it for the rank (the last running
+ * one; the last to pass it when none runs it) wakes a rank thread waiting on the slot and posts `done` (for one
+ * sleeping in its event loop). A stripe that sits it out never holds it up. The shared slot comes first: the
+ * rank's thread may poll it before it reads the message.
  */
-function finished(seq: number, run = true): void {
+function finished(seq: number, running: number, run = true): void {
   const at = timelineIndex(seq);
   if (run) timeline![at + 1] = performance.timeOrigin + performance.now();
   else [timeline![at], timeline![at + 1]] = [Infinity, -Infinity]; // left out of the collective's span
   const slot = seq % COMPLETION_SLOTS;
-  if (Atomics.add(completion!, slot, 1) + 1 < stripes) return;
+  const add = run ? 1 : SAT_OUT;
+  const word = Atomics.add(completion!, slot, add) + add;
+  if (!completionReached(word, running, stripes) || completionReached(word - add, running, stripes)) return;
   Atomics.notify(completion!, slot);
   post({ t: "done", seq });
 }
@@ -427,8 +430,9 @@ function takeStart(): { seq: number; start: StripeStart } {
 function startPublished(): void {
   while (nextStart < startSlots!.published) {
     const { seq, start } = takeStart();
+    // Event-loop stripes run every collective on every stripe (an empty one too: it finishes at once).
     ring!.start(start.bucket, start.offset, start.length, start.bf16Offset).then(
-      () => finished(seq),
+      () => finished(seq, stripes),
       (error) => failed(seq, error as Error),
     );
   }
@@ -449,6 +453,8 @@ const polledRuns: Array<
     segments: StripePart[];
     engine: PolledRing | PolledMesh;
     index: number;
+    /** The stripes that run it ({@link stripesRunning}). */
+    running: number;
   }
 > = [];
 type StripePart = { start: number; end: number };
@@ -487,7 +493,8 @@ function runPolled(): void {
 function beginPolled(): void {
   const { seq, start } = takeStart();
   // Every rank alike: an empty bucket, or one this stripe sits out (`stripesForBucket`), has nothing to send.
-  if (start.length === 0 || setup!.stripe >= start.stripes) return finished(seq, false);
+  const running = stripesRunning(start.length, start.stripes);
+  if (setup!.stripe >= running) return finished(seq, running, false);
   const segments = stripeSegmentBounds(start.length, worldSize, setup!.stripe, start.stripes);
   const bf16 = start.bf16Offset;
   if (bf16 !== null) {
@@ -499,7 +506,7 @@ function beginPolled(): void {
   const engine = polledMesh !== null && start.length * 4 <= meshMaxBytes ? polledMesh : polledRing!;
   const index = polledStarted.get(engine) ?? 0;
   polledStarted.set(engine, index + 1);
-  polledRuns.push({ seq, offset: start.offset, bf16, segments, engine, index });
+  polledRuns.push({ seq, offset: start.offset, bf16, segments, engine, index, running });
   const data = new Float32Array(setup!.memory.buffer, start.offset, start.length);
   engine.start(start.bucket, data, segments).then(afterPolled, (error) => failed(seq, error as Error));
 }
@@ -513,7 +520,7 @@ function markPolled(): void {
         arenaKernel!.packBf16(run.bf16 + 2 * start, run.offset + 4 * start, end - start);
       }
     }
-    finished(run.seq);
+    finished(run.seq, run.running);
   }
 }
 

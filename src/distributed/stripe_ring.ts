@@ -73,9 +73,45 @@ const MAX_EARLY_COLLECTIVES = 1024;
  * Completion slots: a stripe that finishes collective `seq` adds 1 to the Int32 at `seq % COMPLETION_SLOTS`
  * of a shared region before it posts `done`, so the rank's thread can see finished collectives without an
  * event-loop turn ({@link StripedAllReduce.pollCompleted}): a training step's thread spends backward blocked
- * in buffer maps, and a `done` message waits for its next turn. At most this many collectives are in flight.
+ * in buffer maps, and a `done` message waits for its next turn. A stripe that sits a collective out adds
+ * {@link SAT_OUT} instead, and the collective is finished for the rank once the stripes that run it have
+ * finished ({@link completionReached}), whenever the others get to it; the slot is free again once every stripe
+ * passed it ({@link completionDrained}). At most this many collectives are in flight or not yet passed.
  */
 export const COMPLETION_SLOTS = 1024;
+
+/** What a stripe that sits a collective out adds to its completion slot (the count above the low 16 bits). */
+export const SAT_OUT = 1 << 16;
+
+/**
+ * The stripes that run a collective of `length` values on `stripesUsed` stripes (0..stripesUsed−1; none for an
+ * empty bucket), as its start descriptor says: every stripe and the rank's thread count the same.
+ */
+export function stripesRunning(length: number, stripesUsed: number): number {
+  return length === 0 ? 0 : stripesUsed;
+}
+
+/**
+ * Whether a completion slot's `word` says the collective is finished for the rank: every one of its `running`
+ * stripes finished it, or, when none runs it, all `stripes` passed it.
+ *
+ * @example
+ * ```ts
+ * import { completionReached, SAT_OUT } from "./stripe_ring.ts";
+ * console.log(completionReached(2, 2, 4)); // true: both running stripes finished; two have not passed it yet
+ * console.log(completionReached(1 + 2 * SAT_OUT, 2, 4)); // false
+ * console.log(completionReached(4 * SAT_OUT, 0, 4)); // true: an empty bucket every stripe passed
+ * ```
+ */
+export function completionReached(word: number, running: number, stripes: number): boolean {
+  const ran = word & (SAT_OUT - 1);
+  return running > 0 ? ran >= running : ran + (word >>> 16) >= stripes;
+}
+
+/** Whether every one of `stripes` stripes passed the collective of a completion slot's `word` (free for reuse). */
+export function completionDrained(word: number, stripes: number): boolean {
+  return (word & (SAT_OUT - 1)) + (word >>> 16) >= stripes;
+}
 
 /**
  * One rank's side of one stripe's ring. Feed it the chunks from the left neighbour with

@@ -13,7 +13,7 @@
  */
 import { type CollectiveTimes, RingOrderError } from "./ring_all_reduce.ts";
 import { isArenaView, SharedReduceArena } from "./reduce_arena.ts";
-import { COMPLETION_SLOTS } from "./stripe_ring.ts";
+import { COMPLETION_SLOTS, completionDrained, completionReached, stripesRunning } from "./stripe_ring.ts";
 import { MAX_STRIPES, StripeStartSlots } from "./stripe_start_slots.ts";
 import { workerModuleUrl } from "../util/worker_module.ts";
 
@@ -296,6 +296,8 @@ interface StripeWorker {
 
 interface PendingCollective {
   bucket: number;
+  /** The stripes that run it (0..running−1; {@link stripesRunning}); it is finished once they all are. */
+  running: number;
   copyBack: { offset: number; target: Float32Array } | null;
   resolve(): void;
   reject(error: Error): void;
@@ -321,6 +323,11 @@ export class StripedAllReduce {
   readonly #failPendingOnLinkLoss: boolean;
   #linkLost = false;
   readonly #pending = new Map<number, PendingCollective>();
+  /**
+   * Collectives finished for this rank whose completion slot some stripe that sat them out has not passed yet
+   * (the slot is reused only after): `seq` → slot.
+   */
+  readonly #passing = new Map<number, number>();
   #stripes = 0;
   #polled = false;
   #completion: Int32Array | null = null;
@@ -559,11 +566,12 @@ export class StripedAllReduce {
     if (!this.#startSlots) {
       return Promise.reject(new Error("Cannot all-reduce on the striped ring before connect()"));
     }
-    const oldest = this.#pending.keys().next();
-    if (!oldest.done && this.#nextSeq - oldest.value >= COMPLETION_SLOTS) {
+    this.#freePassedSlots();
+    const oldest = Math.min(this.#pending.keys().next().value ?? Infinity, ...this.#passing.keys());
+    if (this.#nextSeq - oldest >= COMPLETION_SLOTS) {
       return Promise.reject(
         new RangeError(
-          `Cannot start collective ${this.#nextSeq} as collective ${oldest.value} is still in flight: at most ` +
+          `Cannot start collective ${this.#nextSeq} as collective ${oldest} is still in flight: at most ` +
             `${COMPLETION_SLOTS} may be`,
         ),
       );
@@ -590,7 +598,8 @@ export class StripedAllReduce {
       copyBack = { offset, target: data };
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#pending.set(seq, { bucket, copyBack, resolve, reject });
+    const running = this.#polled ? stripesRunning(data.length, stripesUsed) : this.#stripes;
+    this.#pending.set(seq, { bucket, running, copyBack, resolve, reject });
     const slots = this.#startSlots;
     slots.publish(seq, {
       bucket,
@@ -608,9 +617,9 @@ export class StripedAllReduce {
   }
 
   /**
-   * Settles the collectives every stripe has finished, read from the shared completion slots: no event-loop
-   * turn needed (a `done` message does the same when the thread gets to it). Their promises resolve in
-   * microtasks. Returns how many were settled.
+   * Settles the collectives their stripes have finished, read from the shared completion slots: no event-loop
+   * turn needed (a `done` message does the same when the thread gets to it). Stripes that sit a collective
+   * out do not hold it up. Their promises resolve in microtasks. Returns how many were settled.
    *
    * With `untilMs` (`performance.now()` time), first blocks this thread (`Atomics.wait` on the slots, which
    * the workers notify) until every collective in flight has finished or `untilMs` has passed.
@@ -618,24 +627,28 @@ export class StripedAllReduce {
   pollCompleted(untilMs?: number): number {
     const slots = this.#completion;
     if (!slots || this.#failure) return 0;
+    const stripes = this.#stripes;
     if (untilMs !== undefined) {
-      for (const seq of this.#pending.keys()) {
+      for (const [seq, { running }] of this.#pending) {
         const slot = seq % COMPLETION_SLOTS;
         for (;;) {
           const seen = Atomics.load(slots, slot);
           const left = untilMs - performance.now();
-          if (seen >= this.#stripes || left <= 0) break;
+          if (completionReached(seen, running, stripes) || left <= 0) break;
           Atomics.wait(slots, slot, seen, left);
         }
       }
     }
+    this.#freePassedSlots();
     let settled = 0;
     for (const [seq, pending] of this.#pending) {
       const slot = seq % COMPLETION_SLOTS;
-      if (Atomics.load(slots, slot) < this.#stripes) continue;
-      Atomics.store(slots, slot, 0);
+      const word = Atomics.load(slots, slot);
+      if (!completionReached(word, pending.running, stripes)) continue;
+      if (completionDrained(word, stripes)) Atomics.store(slots, slot, 0);
+      else this.#passing.set(seq, slot);
       this.#pending.delete(seq);
-      this.#recordTimes(pending.bucket, slot);
+      this.#recordTimes(pending.bucket, slot, pending.running);
       if (pending.copyBack) {
         const { offset, target } = pending.copyBack;
         target.set(this.arena.float32(offset, target.length));
@@ -656,15 +669,27 @@ export class StripedAllReduce {
     return this.#bucketTimes;
   }
 
-  #recordTimes(bucket: number, slot: number): void {
+  /** Frees the completion slots of finished collectives that every stripe has passed since. */
+  #freePassedSlots(): void {
+    const slots = this.#completion;
+    if (!slots) return;
+    for (const [seq, slot] of this.#passing) {
+      if (!completionDrained(Atomics.load(slots, slot), this.#stripes)) continue;
+      Atomics.store(slots, slot, 0);
+      this.#passing.delete(seq);
+    }
+  }
+
+  /** Records the span of collective `bucket` from the timeline of its `running` stripes (the others sat it out). */
+  #recordTimes(bucket: number, slot: number, running: number): void {
     const timeline = this.#timeline!;
     const origin = performance.timeOrigin;
     const stripes: { stripe: number; startMs: number; endMs: number }[] = [];
     let start = Infinity;
     let end = -Infinity;
-    for (let stripe = 0; stripe < this.#stripes; stripe++) {
+    for (let stripe = 0; stripe < running; stripe++) {
       const at = 2 * (slot * this.#stripes + stripe);
-      if (!Number.isFinite(timeline[at])) continue; // this stripe sat it out
+      if (!Number.isFinite(timeline[at])) continue; // no time recorded
       start = Math.min(start, timeline[at]);
       end = Math.max(end, timeline[at + 1]);
       stripes.push({ stripe, startMs: timeline[at] - origin, endMs: timeline[at + 1] - origin });
@@ -698,6 +723,7 @@ export class StripedAllReduce {
       if (pending.copyBack) this.arena.release(pending.copyBack.offset);
       pending.reject(error);
     }
+    this.#passing.clear();
     for (const entry of this.#workers) {
       for (const waiter of entry.waiters.values()) waiter.reject(error);
       entry.waiters.clear();

@@ -10,7 +10,14 @@ import {
   RingOrderError,
 } from "../../src/distributed/ring_all_reduce.ts";
 import { ArenaReductionKernel, bf16Bits, jsReductionKernel } from "../../src/distributed/simd_add.ts";
-import { StripeRing } from "../../src/distributed/stripe_ring.ts";
+import {
+  COMPLETION_SLOTS,
+  completionDrained,
+  completionReached,
+  SAT_OUT,
+  StripeRing,
+  stripesRunning,
+} from "../../src/distributed/stripe_ring.ts";
 import {
   agreedStripes,
   stripeCapFor,
@@ -432,6 +439,66 @@ for (const polled of [false, true]) {
     },
   });
 }
+
+Deno.test("completion slots: a collective is finished once its running stripes are; its slot is free once all passed", () => {
+  assert.equal(stripesRunning(100, 2), 2);
+  assert.equal(stripesRunning(0, 3), 0); // an empty bucket: no stripe runs it
+  // 4 stripes, 2 run it: finished when both ran, whatever the two that sit it out have done.
+  assert.equal(completionReached(1, 2, 4), false);
+  assert.equal(completionReached(2, 2, 4), true);
+  assert.equal(completionReached(1 + 2 * SAT_OUT, 2, 4), false);
+  assert.equal(completionDrained(2, 4), false);
+  assert.equal(completionDrained(2 + SAT_OUT, 4), false);
+  assert.equal(completionDrained(2 + 2 * SAT_OUT, 4), true);
+  // None runs it: finished (and free) once every stripe passed it.
+  assert.equal(completionReached(3 * SAT_OUT, 0, 4), false);
+  assert.equal(completionReached(4 * SAT_OUT, 0, 4), true);
+  // Event-loop stripes: every stripe runs every collective.
+  assert.equal(completionReached(3, 4, 4), false);
+  assert.equal(completionReached(4, 4, 4), true);
+});
+
+Deno.test({
+  name:
+    "polled stripes: collectives on fewer stripes than the ring has (and empty ones) keep the reference bits past every completion slot's reuse",
+  ignore: polledSockets() === null,
+  async fn() {
+    const n = 2, stripes = 3, batch = 64;
+    const { ranks } = await stripedRanks(n, stripes, 1024, true);
+    try {
+      const total = COMPLETION_SLOTS + 2 * batch - 1; // every slot used, some twice; the last one not empty
+      const lengthOf = (seq: number) => seq % 9 === 8 ? 0 : 1 + (seq * 37) % 300;
+      const usedOf = (seq: number) => 1 + (seq % stripes);
+      for (let first = 0; first < total; first += batch) {
+        const seqs = Array.from({ length: Math.min(batch, total - first) }, (_, i) => first + i);
+        const inputs = seqs.map((seq) =>
+          ranks.map((_, r) => seededGradients(17, seq, r, seq % 8, lengthOf(seq)))
+        );
+        const expected = inputs.map((perRank) => referenceRingMean(perRank));
+        await Promise.all(
+          ranks.map((striped, r) =>
+            Promise.all(seqs.map((seq, i) => striped.start(seq % 8, inputs[i][r], undefined, usedOf(seq))))
+          ),
+        );
+        for (const [i, seq] of seqs.entries()) {
+          for (const x of inputs[i]) {
+            assertSameBits(x, expected[i], `collective ${seq} on ${usedOf(seq)} stripes`);
+          }
+        }
+      }
+      // The last collective's span covers the stripes that ran it only.
+      const last = total - 1;
+      assert.equal(lengthOf(last) > 0, true);
+      const times = ranks[0].bucketTimes.get(last % 8)!;
+      assert.deepEqual(
+        times.stripes!.map((t) => t.stripe),
+        Array.from({ length: usedOf(last) }, (_, k) => k),
+      );
+    } finally {
+      await Promise.all(ranks.map((striped) => striped.close()));
+    }
+  },
+});
 
 Deno.test({
   name:
