@@ -8,6 +8,7 @@
  *          [--kernel wasm-simd|js] [--compare-js] [--transport tcp-websocket|deno-websocket] [--compare-transport]
  *          [--stripe-min-mib N] [--raw-ring] [--block-ms B [--off-thread]] [--gap-ms G] [--polled on,off]
  *          [--issue sync,pipelined] [--iters N] [--warmup W] [--trace-calls] [--mesh on,off] [--mesh-max-mib M]
+ *          [--compare-torch [--python python3] [--torch-script scripts/reference/allreduce_torch.py]]
  *          [--json runs/bench/allreduce.json]
  *
  * `--stripes`, `--buffer` and `--receive` take lists; every combination runs. `--stripes`: stripe counts
@@ -41,6 +42,10 @@
  * stays the mean, as nccl-tests reports). `--trace-calls` adds every rank's `sync` calls to the JSON
  * (`callTraces`: when each call was made and returned, when each stripe started and finished it, in ms since
  * the epoch, comparable across the host's ranks).
+ *
+ * `--compare-torch` then runs PyTorch's all-reduce over TCP (gloo; `scripts/reference/allreduce_torch.py`, with
+ * `--python`) for the same rank counts, sizes, iterations and warm-ups, timed the same way, and prints and
+ * stores its rows (`torch` in the JSON) against this run's raw TCP, with Orion's time ÷ gloo's per cell.
  *
  * Method: every rank is its own Deno process (joined through a real coordinator on loopback). For each size
  * the ranks run `--warmup` warm-up all-reduces, a barrier, `iters` timed all-reduces of one buffer, and a barrier;
@@ -86,6 +91,9 @@ const { values } = parseArgs({
     "off-thread": { type: "boolean", default: false },
     "gap-ms": { type: "string", default: "0" },
     "trace-calls": { type: "boolean", default: false },
+    "compare-torch": { type: "boolean", default: false },
+    python: { type: "string", default: "python3" },
+    "torch-script": { type: "string", default: "scripts/reference/allreduce_torch.py" },
     polled: { type: "string", default: "on" },
     mesh: { type: "string", default: "on" },
     "mesh-max-mib": { type: "string" },
@@ -804,6 +812,59 @@ if (rawRing.length) {
   console.log("| ranks | streams | linkGBps | pctOfTcp |\n|---|---|---|---|");
   for (const r of rawRing) console.log(`| ${r.ranks} | ${r.streams} | ${r.linkGBps} | ${r.pctOfTcp} |`);
 }
+// --compare-torch: PyTorch's all-reduce over TCP (gloo), the same cells, against this run's raw TCP.
+let torch: Array<Record<string, number | string>> | null = null;
+if (values["compare-torch"]) {
+  const out = await Deno.makeTempFile({ suffix: ".json" });
+  const python = await new Deno.Command(values.python, {
+    args: [
+      values["torch-script"],
+      "--ranks",
+      rankCounts.join(","),
+      "--sizes-mib",
+      sizes.join(","),
+      "--warmup",
+      values.warmup,
+      ...(values.iters !== undefined ? ["--iters", values.iters] : []),
+      "--json",
+      out,
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!python.success) {
+    throw new Error(
+      `Cannot compare with PyTorch as ${values.python} ${
+        values["torch-script"]
+      } failed: exit code is ${python.code}`,
+    );
+  }
+  const gloo = JSON.parse(await Deno.readTextFile(out)) as {
+    rows: Array<{ ranks: number; sizeMib: number; issue: string; ms: number; busbwGBps: number }>;
+  };
+  await Deno.remove(out);
+  torch = gloo.rows.map((g) => {
+    // Orion's default run of the same cell (the first job of that rank count), if there is one.
+    const orion = rows.find((r) => r.ranks === g.ranks && r.sizeMib === g.sizeMib && r.issue === g.issue);
+    return {
+      ...g,
+      pctOfTcp: +((g.busbwGBps / tcp) * 100).toFixed(1),
+      ...(orion ? { orionMs: orion.ms, orionOverGloo: +(Number(orion.ms) / g.ms).toFixed(3) } : {}),
+    };
+  });
+  console.log(
+    `\nPyTorch gloo, same cells (raw TCP ${tcp.toFixed(2)} GB/s; orionOverGloo < 1: Orion faster):\n`,
+  );
+  console.log("| ranks | sizeMib | issue | ms | busbwGBps | pctOfTcp | orionMs | orionOverGloo |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of torch) {
+    console.log(
+      `| ${r.ranks} | ${r.sizeMib} | ${r.issue} | ${r.ms} | ${r.busbwGBps} | ${r.pctOfTcp} | ${
+        r.orionMs ?? ""
+      } | ${r.orionOverGloo ?? ""} |`,
+    );
+  }
+}
 const report = {
   date: new Date().toISOString(),
   cpuThreads: navigator.hardwareConcurrency,
@@ -818,6 +879,7 @@ const report = {
   rows,
   rawRing,
   ...(callTraces.length ? { callTraces } : {}),
+  ...(torch ? { torch } : {}),
 };
 if (values.json) {
   await Deno.mkdir(values.json.split("/").slice(0, -1).join("/") || ".", { recursive: true });
