@@ -65,6 +65,7 @@ import type { PeerTransportName } from "../src/distributed/peer_transport.ts";
 import { BufferPool, connectRawWebSocket } from "../src/distributed/raw_websocket.ts";
 import { joinJob } from "../src/distributed/rank_client.ts";
 import { defaultStripes, type StripeReceive } from "../src/distributed/striped_all_reduce.ts";
+import { runTorchReference } from "./reference/run_reference.ts";
 import {
   jsReductionKernel,
   type ReductionKernel,
@@ -815,34 +816,15 @@ if (rawRing.length) {
 // --compare-torch: PyTorch's all-reduce over TCP (gloo), the same cells, against this run's raw TCP.
 let torch: Array<Record<string, number | string>> | null = null;
 if (values["compare-torch"]) {
-  const out = await Deno.makeTempFile({ suffix: ".json" });
-  const python = await new Deno.Command(values.python, {
-    args: [
-      values["torch-script"],
-      "--ranks",
-      rankCounts.join(","),
-      "--sizes-mib",
-      sizes.join(","),
-      "--warmup",
-      values.warmup,
-      ...(values.iters !== undefined ? ["--iters", values.iters] : []),
-      "--json",
-      out,
-    ],
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!python.success) {
-    throw new Error(
-      `Cannot compare with PyTorch as ${values.python} ${
-        values["torch-script"]
-      } failed: exit code is ${python.code}`,
-    );
-  }
-  const gloo = JSON.parse(await Deno.readTextFile(out)) as {
-    rows: Array<{ ranks: number; sizeMib: number; issue: string; ms: number; busbwGBps: number }>;
-  };
-  await Deno.remove(out);
+  const gloo = await runTorchReference(values.python, values["torch-script"], [
+    "--ranks",
+    rankCounts.join(","),
+    "--sizes-mib",
+    sizes.join(","),
+    "--warmup",
+    values.warmup,
+    ...(values.iters !== undefined ? ["--iters", values.iters] : []),
+  ]) as { rows: Array<{ ranks: number; sizeMib: number; issue: string; ms: number; busbwGBps: number }> };
   torch = gloo.rows.map((g) => {
     // Orion's default run of the same cell (the first job of that rank count), if there is one.
     const orion = rows.find((r) => r.ranks === g.ranks && r.sizeMib === g.sizeMib && r.issue === g.issue);

@@ -64,6 +64,7 @@ import {
 } from "../src/train/synthetic_batch.ts";
 import { BENCH_PRESETS } from "../src/train/bench_presets.ts";
 import type { OptimizerKind } from "../src/optim/optimizer.ts";
+import { runTorchReference } from "./reference/run_reference.ts";
 import { writeNumericsDump } from "../src/train/numerics_dump.ts";
 import { checkpointTensors } from "../src/train/checkpoint_tensors.ts";
 import { CheckpointWriter } from "../src/checkpoint/checkpoint_writer.ts";
@@ -544,36 +545,21 @@ const result = {
   autotune: trainer.autotuneReport,
 };
 // --compare-torch: the same model, batch and optimizer in PyTorch fp32 (eager and torch.compile).
-let torch: { results: Record<string, { samples_per_s: number; ms_per_step: number }> } | null = null;
+type TorchThroughput = { results: Record<string, { samples_per_s: number; ms_per_step: number }> };
+let torch: TorchThroughput | null = null;
 if (args["compare-torch"] && dumpPath) {
-  const out = await Deno.makeTempFile({ suffix: ".json" });
-  const python = await new Deno.Command(args.python!, {
-    args: [
-      args["torch-script"]!,
-      "throughput",
-      dumpPath,
-      "--steps",
-      String(steps),
-      "--warmup",
-      String(warmup),
-      "--batch",
-      String(batchSize),
-      "--optimizer",
-      args.optimizer!,
-      "--json",
-      out,
-    ],
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!python.success) {
-    throw new Error(
-      `Cannot compare with PyTorch as ${args.python} ${
-        args["torch-script"]
-      } throughput failed: exit code is ${python.code}`,
-    );
-  }
-  torch = JSON.parse(await Deno.readTextFile(out));
+  torch = await runTorchReference(args.python!, args["torch-script"]!, [
+    "throughput",
+    dumpPath,
+    "--steps",
+    String(steps),
+    "--warmup",
+    String(warmup),
+    "--batch",
+    String(batchSize),
+    "--optimizer",
+    args.optimizer!,
+  ]) as TorchThroughput;
 }
 const ratio = torch
   ? Object.fromEntries(
