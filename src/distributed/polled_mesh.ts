@@ -32,7 +32,7 @@ import {
   polledPrefixBytes,
   ScratchPool,
 } from "./polled_messages.ts";
-import { type PolledEngine, PolledWatcher, spinPolledUntil } from "./polled_progress.ts";
+import { CollectiveQueue, type PolledEngine, PolledWatcher, spinPolledUntil } from "./polled_progress.ts";
 import { type PolledSocket, POLLIN, POLLOUT } from "./polled_socket.ts";
 import { type CollectiveTimes, RingOrderError, ringSegmentBounds } from "./ring_all_reduce.ts";
 import type { ReductionKernel } from "./simd_add.ts";
@@ -142,16 +142,14 @@ export class PolledMesh implements PolledEngine {
   readonly #spinMs: number;
   readonly #onLinkLost: (peerRank: number, reason: string) => void;
   readonly #failPendingOnLinkLoss: boolean;
-  readonly #queue: Collective[] = [];
+  readonly #queue = new CollectiveQueue<Collective>((c) => this.#begin(c));
   /** Sends not yet handed to the kernel, per peer. */
   readonly #sends: Send[][];
   /** Per peer: the frame and Orion headers of the message being received. */
   readonly #prefixes: Uint8Array[];
   readonly #scratch = new ScratchPool();
-  readonly #bucketTimes = new Map<number, CollectiveTimes>();
   readonly #watcher = new PolledWatcher(this);
   #nextSeq = 0;
-  #completed = 0;
   #failure: Error | null = null;
   #broken = false;
 
@@ -185,12 +183,12 @@ export class PolledMesh implements PolledEngine {
 
   /** Collectives finished so far. */
   get completed(): number {
-    return this.#completed;
+    return this.#queue.completed;
   }
 
   /** When this mesh last ran each bucket index's collective (`performance.now()` time). For traces. */
   get bucketTimes(): ReadonlyMap<number, CollectiveTimes> {
-    return this.#bucketTimes;
+    return this.#queue.bucketTimes;
   }
 
   /**
@@ -234,7 +232,6 @@ export class PolledMesh implements PolledEngine {
       reject,
     };
     this.#queue.push(collective);
-    if (this.#queue.length === 1) this.#begin(collective);
     this.progress();
     this.#watcher.watch();
     return promise;
@@ -277,7 +274,7 @@ export class PolledMesh implements PolledEngine {
   /** {@link PolledEngine}: the links a message is expected on, and those with sends waiting. */
   waits(): Array<{ socket: PolledSocket; events: number }> {
     const waits = [];
-    const c = this.#queue[0];
+    const c = this.#queue.head;
     for (const q of this.#peers) {
       const inbox = c?.inboxes[q];
       if (inbox && inbox.next < inbox.messages.length) {
@@ -292,7 +289,7 @@ export class PolledMesh implements PolledEngine {
   abort(error: Error): void {
     if (this.#failure) return;
     this.#failure = error;
-    for (const c of this.#queue.splice(0)) c.reject(error);
+    this.#queue.rejectAll(error);
     for (const list of this.#sends) list.length = 0;
   }
 
@@ -389,7 +386,7 @@ export class PolledMesh implements PolledEngine {
   }
 
   #pumpReceive(q: number): boolean {
-    const c = this.#queue[0];
+    const c = this.#queue.head;
     const inbox = c?.inboxes[q];
     if (!inbox || inbox.next >= inbox.messages.length) return false;
     const m = inbox.messages[inbox.next];
@@ -500,17 +497,8 @@ export class PolledMesh implements PolledEngine {
   }
 
   #maybeFinish(c: Collective): void {
-    if (c.expected > 0 || c.added < this.worldSize - 1 || c.sending > 0 || this.#queue[0] !== c) return;
-    this.#queue.shift();
-    this.#completed++;
-    this.#bucketTimes.set(c.bucket, {
-      startMs: c.startMs,
-      firstChunkMs: c.firstChunkMs,
-      endMs: performance.now(),
-    });
-    c.resolve();
-    const next = this.#queue[0];
-    if (next) this.#begin(next);
+    if (c.expected > 0 || c.added < this.worldSize - 1 || c.sending > 0 || this.#queue.head !== c) return;
+    this.#queue.finishHead();
   }
 }
 

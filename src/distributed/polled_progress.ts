@@ -7,6 +7,7 @@
  * @module
  */
 import { type PolledSocket, PolledSocket as Socket, waitAny } from "./polled_socket.ts";
+import type { CollectiveTimes } from "./ring_all_reduce.ts";
 
 /** A set of collectives moved by polling its sockets. */
 export interface PolledEngine {
@@ -16,6 +17,79 @@ export interface PolledEngine {
   readonly busy: boolean;
   /** The sockets and events the engine waits on now. */
   waits(): Array<{ socket: PolledSocket; events: number }>;
+}
+
+/** What a {@link CollectiveQueue} needs of a collective. */
+export interface QueuedCollective {
+  /** Index in the fixed bucket order. */
+  bucket: number;
+  /** When it was started, and when its first message was processed (`performance.now()` time). */
+  startMs: number;
+  firstChunkMs: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The collectives of one polled engine, run one after another in start order: the head runs, and the next
+ * begins (`begin`) when the head finishes. Keeps the count finished and, for traces, when each bucket index's
+ * collective last ran.
+ */
+export class CollectiveQueue<C extends QueuedCollective> {
+  readonly #items: C[] = [];
+  readonly #begin: (c: C) => void;
+  readonly #bucketTimes = new Map<number, CollectiveTimes>();
+  #completed = 0;
+
+  /** `begin` starts a collective's first sends when it becomes the head. */
+  constructor(begin: (c: C) => void) {
+    this.#begin = begin;
+  }
+
+  /** Collectives started and not finished. */
+  get length(): number {
+    return this.#items.length;
+  }
+
+  /** The collective running now (the oldest not finished). */
+  get head(): C | undefined {
+    return this.#items[0];
+  }
+
+  /** Collectives finished so far (a counter: compare before and after a spin). */
+  get completed(): number {
+    return this.#completed;
+  }
+
+  /** When each bucket index's collective last ran (`performance.now()` time). */
+  get bucketTimes(): ReadonlyMap<number, CollectiveTimes> {
+    return this.#bucketTimes;
+  }
+
+  /** Adds `c` as the newest; it begins at once when nothing else runs. */
+  push(c: C): void {
+    this.#items.push(c);
+    if (this.#items.length === 1) this.#begin(c);
+  }
+
+  /** Ends the head: records its times, resolves it, and begins the next. */
+  finishHead(): void {
+    const c = this.#items.shift()!;
+    this.#completed++;
+    this.#bucketTimes.set(c.bucket, {
+      startMs: c.startMs,
+      firstChunkMs: c.firstChunkMs,
+      endMs: performance.now(),
+    });
+    c.resolve();
+    const next = this.#items[0];
+    if (next) this.#begin(next);
+  }
+
+  /** Rejects every collective with `error` and forgets them. */
+  rejectAll(error: Error): void {
+    for (const c of this.#items.splice(0)) c.reject(error);
+  }
 }
 
 let pollTable = new Uint8Array(16);

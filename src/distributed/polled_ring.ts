@@ -27,7 +27,7 @@ import {
   polledPrefixBytes,
   ScratchPool,
 } from "./polled_messages.ts";
-import { type PolledEngine, PolledWatcher, spinPolledUntil } from "./polled_progress.ts";
+import { CollectiveQueue, type PolledEngine, PolledWatcher, spinPolledUntil } from "./polled_progress.ts";
 import { type PolledSocket, POLLIN, POLLOUT } from "./polled_socket.ts";
 import {
   checkRingChunk,
@@ -133,14 +133,12 @@ export class PolledRing implements PolledEngine {
   readonly #failPendingOnLinkLoss: boolean;
   readonly chunkElements: number;
   /** Started collectives; the first one is the one being received. */
-  readonly #queue: Collective[] = [];
+  readonly #queue = new CollectiveQueue<Collective>((c) => this.#begin(c));
   readonly #sends: Send[] = [];
   readonly #scratch = new ScratchPool();
   readonly #prefix = new Uint8Array(MAX_PREFIX_BYTES);
   readonly #watcher = new PolledWatcher(this);
-  readonly #bucketTimes = new Map<number, CollectiveTimes>();
   #nextSeq = 0;
-  #completed = 0;
   #failure: Error | null = null;
   /** Set once a link failed: nothing moves any more (the collectives wait for {@link abort}). */
   #broken = false;
@@ -166,12 +164,12 @@ export class PolledRing implements PolledEngine {
 
   /** Collectives finished so far (a counter: compare before and after a {@link spinUntil}). */
   get completed(): number {
-    return this.#completed;
+    return this.#queue.completed;
   }
 
   /** When this ring last ran each bucket index's collective (`performance.now()` time). For traces. */
   get bucketTimes(): ReadonlyMap<number, CollectiveTimes> {
-    return this.#bucketTimes;
+    return this.#queue.bucketTimes;
   }
 
   /**
@@ -206,7 +204,6 @@ export class PolledRing implements PolledEngine {
       reject,
     };
     this.#queue.push(collective);
-    if (this.#queue.length === 1) this.#begin(collective);
     this.progress();
     this.#watcher.watch();
     return promise;
@@ -257,7 +254,7 @@ export class PolledRing implements PolledEngine {
   abort(error: Error): void {
     if (this.#failure) return;
     this.#failure = error;
-    for (const c of this.#queue.splice(0)) c.reject(error);
+    this.#queue.rejectAll(error);
     this.#sends.length = 0;
   }
 
@@ -302,7 +299,7 @@ export class PolledRing implements PolledEngine {
 
   /** Whether the collective being received still expects a message. */
   #receiving(): boolean {
-    const c = this.#queue[0];
+    const c = this.#queue.head;
     return c !== undefined && c.next < c.messages.length;
   }
 
@@ -374,7 +371,7 @@ export class PolledRing implements PolledEngine {
   }
 
   #pumpReceive(): boolean {
-    const c = this.#queue[0];
+    const c = this.#queue.head;
     if (!c || c.next >= c.messages.length) return false;
     const m = c.messages[c.next];
     const prefixBytes = polledPrefixBytes(m.count);
@@ -457,16 +454,7 @@ export class PolledRing implements PolledEngine {
   }
 
   #maybeFinish(c: Collective): void {
-    if (c.next < c.messages.length || c.sending > 0 || this.#queue[0] !== c) return;
-    this.#queue.shift();
-    this.#completed++;
-    this.#bucketTimes.set(c.bucket, {
-      startMs: c.startMs,
-      firstChunkMs: c.firstChunkMs,
-      endMs: performance.now(),
-    });
-    c.resolve();
-    const next = this.#queue[0];
-    if (next) this.#begin(next);
+    if (c.next < c.messages.length || c.sending > 0 || this.#queue.head !== c) return;
+    this.#queue.finishHead();
   }
 }
