@@ -4,9 +4,9 @@ import { type MeshLinks, PolledMesh } from "../../src/distributed/polled_mesh.ts
 import { PolledRing } from "../../src/distributed/polled_ring.ts";
 import { spinPolledUntil } from "../../src/distributed/polled_progress.ts";
 import { PolledListener, PolledSocket, polledSockets } from "../../src/distributed/polled_socket.ts";
-import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
+import { RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
 import { jsReductionKernel, WasmReductionKernel } from "../../src/distributed/simd_add.ts";
-import { driveAll } from "./fixtures/drive_polled.ts";
+import { assertEnginesMatchReference } from "./fixtures/drive_polled.ts";
 import { assertSameBits } from "./fixtures/same_bits.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
@@ -82,25 +82,7 @@ Deno.test({
       try {
         const all = meshes(n, links, [], chunkElements);
         const lengths = [1, 3, 5, 13, 1000, 4099, 65536];
-        const inputs = lengths.map((length, bucket) =>
-          Array.from({ length: n }, (_, r) => seededGradients(11, n, r, bucket, length))
-        );
-        const data = inputs.map((perRank) => perRank.map((x) => x.slice()));
-        const done = Promise.all(
-          all.flatMap((mesh, r) => lengths.map((_, bucket) => mesh.start(bucket, data[bucket][r]))),
-        );
-        await driveAll(all, done);
-        await done;
-        for (const [bucket, perRank] of inputs.entries()) {
-          const expected = referenceRingMean(perRank);
-          for (let r = 0; r < n; r++) {
-            assertSameBits(
-              data[bucket][r],
-              expected,
-              `n ${n}, chunks ${chunkElements}, bucket ${bucket}, rank ${r}`,
-            );
-          }
-        }
+        await assertEnginesMatchReference(all, lengths, 11, `n ${n}, chunks ${chunkElements}`);
         assert.ok(all.every((mesh) => mesh.inFlight === 0 && !mesh.busy));
         assert.deepEqual(all.map((m) => m.completed), all.map(() => lengths.length));
       } finally {

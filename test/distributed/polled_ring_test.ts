@@ -5,8 +5,7 @@ import { PolledListener, PolledSocket, polledSockets } from "../../src/distribut
 import { answerUpgrade, requestUpgrade } from "../../src/distributed/raw_websocket.ts";
 import { referenceRingMean, RingOrderError } from "../../src/distributed/ring_all_reduce.ts";
 import { WasmReductionKernel } from "../../src/distributed/simd_add.ts";
-import { driveAll } from "./fixtures/drive_polled.ts";
-import { assertSameBits } from "./fixtures/same_bits.ts";
+import { assertEnginesMatchReference, driveAll } from "./fixtures/drive_polled.ts";
 import { seededGradients } from "./fixtures/seeded_gradients.ts";
 
 const available = polledSockets() !== null;
@@ -82,25 +81,7 @@ Deno.test({
       try {
         const all = rings(n, links, [], chunkElements);
         const lengths = [1, 3, 5, 1000, 4099, 65536];
-        const inputs = lengths.map((length, bucket) =>
-          Array.from({ length: n }, (_, r) => seededGradients(7, n, r, bucket, length))
-        );
-        const data = inputs.map((perRank) => perRank.map((x) => x.slice()));
-        const done = Promise.all(
-          all.flatMap((ring, r) => lengths.map((_, bucket) => ring.start(bucket, data[bucket][r]))),
-        );
-        await driveAll(all, done);
-        await done;
-        for (const [bucket, perRank] of inputs.entries()) {
-          const expected = referenceRingMean(perRank);
-          for (let r = 0; r < n; r++) {
-            assertSameBits(
-              data[bucket][r],
-              expected,
-              `n ${n}, chunks ${chunkElements}, bucket ${bucket}, rank ${r}`,
-            );
-          }
-        }
+        await assertEnginesMatchReference(all, lengths, 7, `n ${n}, chunks ${chunkElements}`);
         assert.ok(all.every((ring) => ring.inFlight === 0));
       } finally {
         links.close();
