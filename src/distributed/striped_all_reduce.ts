@@ -325,9 +325,9 @@ export class StripedAllReduce {
   readonly #pending = new Map<number, PendingCollective>();
   /**
    * Collectives finished for this rank whose completion slot some stripe that sat them out has not passed yet
-   * (the slot is reused only after): `seq` → slot.
+   * (the slot is reused only after).
    */
-  readonly #passing = new Map<number, number>();
+  readonly #passing = new Set<number>();
   #stripes = 0;
   #polled = false;
   #completion: Int32Array | null = null;
@@ -567,7 +567,7 @@ export class StripedAllReduce {
       return Promise.reject(new Error("Cannot all-reduce on the striped ring before connect()"));
     }
     this.#freePassedSlots();
-    const oldest = Math.min(this.#pending.keys().next().value ?? Infinity, ...this.#passing.keys());
+    const oldest = Math.min(this.#pending.keys().next().value ?? Infinity, ...this.#passing);
     if (this.#nextSeq - oldest >= COMPLETION_SLOTS) {
       return Promise.reject(
         new RangeError(
@@ -646,7 +646,7 @@ export class StripedAllReduce {
       const word = Atomics.load(slots, slot);
       if (!completionReached(word, pending.running, stripes)) continue;
       if (completionDrained(word, stripes)) Atomics.store(slots, slot, 0);
-      else this.#passing.set(seq, slot);
+      else this.#passing.add(seq);
       this.#pending.delete(seq);
       this.#recordTimes(pending.bucket, slot, pending.running);
       if (pending.copyBack) {
@@ -673,7 +673,8 @@ export class StripedAllReduce {
   #freePassedSlots(): void {
     const slots = this.#completion;
     if (!slots) return;
-    for (const [seq, slot] of this.#passing) {
+    for (const seq of this.#passing) {
+      const slot = seq % COMPLETION_SLOTS;
       if (!completionDrained(Atomics.load(slots, slot), this.#stripes)) continue;
       Atomics.store(slots, slot, 0);
       this.#passing.delete(seq);
